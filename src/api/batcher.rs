@@ -1,0 +1,58 @@
+//! The `batchgate.v1.Batcher` service: `Submit` and `StreamSubmit`.
+
+use tokio::sync::oneshot;
+use tonic::{Request, Response, Status, Streaming};
+
+use super::{ApiState, convert, stream};
+use crate::{
+    pb::{self, batcher_server::Batcher},
+    queue::Reply,
+};
+
+/// The data-plane service.
+#[derive(Debug, Clone)]
+pub struct BatcherService {
+    /// Shared state of every call.
+    state: ApiState,
+}
+
+impl BatcherService {
+    /// A service over the given state.
+    pub fn new(state: ApiState) -> Self {
+        Self { state }
+    }
+}
+
+#[tonic::async_trait]
+impl Batcher for BatcherService {
+    async fn submit(
+        &self,
+        request: Request<pb::SubmitRequest>,
+    ) -> Result<Response<pb::SubmitResponse>, Status> {
+        let call_timeout = convert::parse_grpc_timeout(request.metadata());
+        let request = request.into_inner();
+        let queue = self.state.queue(&request.queue)?;
+        let (tx, rx) = oneshot::channel();
+        queue
+            .submit(convert::unary_item(request, call_timeout, Reply::Unary(tx)))
+            .await;
+        // If this future is dropped here (the client cancelled), `rx` goes
+        // with it and the queue skips the item before dispatch.
+        match rx.await {
+            Ok(answer) => answer.map(Response::new),
+            Err(_) => Err(Status::internal("item was dropped without an answer")),
+        }
+    }
+
+    type StreamSubmitStream = stream::OutStream;
+
+    async fn stream_submit(
+        &self,
+        request: Request<Streaming<pb::StreamRequest>>,
+    ) -> Result<Response<Self::StreamSubmitStream>, Status> {
+        Ok(Response::new(stream::start(
+            self.state.clone(),
+            request.into_inner(),
+        )))
+    }
+}

@@ -1,0 +1,43 @@
+//! The gRPC services: they convert requests into items, hand them to their
+//! queue and turn answers into responses. No batching logic lives here.
+
+mod batcher;
+mod convert;
+mod stream;
+
+use std::sync::Arc;
+
+use tokio_util::{sync::CancellationToken, task::TaskTracker};
+
+pub use self::batcher::BatcherService;
+pub use self::convert::parse_grpc_timeout;
+use crate::{error::Refusal, queue::QueueHandle, registry::Registry};
+
+/// What every data-plane call needs.
+#[derive(Debug, Clone)]
+pub struct ApiState {
+    /// Queues by name.
+    pub registry: Arc<Registry>,
+    /// Cancelled when the server stops accepting items.
+    pub stop_accepting: CancellationToken,
+    /// Unanswered items one stream may hold.
+    pub stream_window: usize,
+    /// Tracks the per-stream reader tasks.
+    pub tasks: TaskTracker,
+}
+
+impl ApiState {
+    /// The queue an item goes to, or why it cannot go anywhere.
+    ///
+    /// # Errors
+    /// [`Refusal::ShuttingDown`] once shutdown began,
+    /// [`Refusal::UnknownQueue`] for a name no queue has.
+    pub fn queue(&self, name: &str) -> Result<QueueHandle, Refusal> {
+        if self.stop_accepting.is_cancelled() {
+            return Err(Refusal::ShuttingDown);
+        }
+        self.registry
+            .get(name)
+            .ok_or_else(|| Refusal::UnknownQueue(name.to_owned()))
+    }
+}

@@ -1,0 +1,202 @@
+//! Wiring: builds the queues, the gRPC server (Batcher, health, reflection)
+//! and the metrics endpoint from a [`Config`], runs them until the shutdown
+//! signal, then shuts down in order:
+//!
+//! 1. health reports NOT_SERVING;
+//! 2. new items are refused UNAVAILABLE and stream readers stop reading;
+//! 3. every queue drains: pending items are dispatched (trigger `drain`) and
+//!    in-flight batches finish, within `shutdown_grace`;
+//! 4. if the grace runs out, batches still running are abandoned and their
+//!    items answered UNAVAILABLE;
+//! 5. the gRPC server sends its last answers and stops; `run` returns.
+
+use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
+
+use tokio::net::TcpListener;
+use tokio_util::{sync::CancellationToken, task::TaskTracker};
+use tonic::transport::{Server, server::TcpIncoming};
+use tonic_health::ServingStatus;
+
+use crate::{
+    api::{ApiState, BatcherService},
+    config::Config,
+    metrics::Metrics,
+    pb::{self, batcher_server::BatcherServer},
+    registry::{Registry, RegistryError},
+};
+
+/// How long the gRPC server may take to finish its last responses after the
+/// queues have drained.
+const FINAL_RESPONSES_GRACE: Duration = Duration::from_secs(5);
+
+/// Why the server could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    /// A listener could not be bound or read.
+    #[error("{what} {addr}: {source}")]
+    Io {
+        what: &'static str,
+        addr: String,
+        source: std::io::Error,
+    },
+    /// A configured queue could not be created.
+    #[error(transparent)]
+    Queue(#[from] RegistryError),
+    /// Reflection could not be built from the descriptor sets.
+    #[error("reflection: {0}")]
+    Reflection(#[from] tonic_reflection::server::Error),
+    /// The gRPC server failed.
+    #[error("grpc server: {0}")]
+    Transport(#[from] tonic::transport::Error),
+}
+
+/// The bound sockets of a server, so callers (tests) can use port 0 and
+/// learn the real addresses before the server runs.
+#[derive(Debug)]
+pub struct Listeners {
+    /// The gRPC data plane.
+    pub grpc: TcpListener,
+    /// The `/metrics` endpoint.
+    pub metrics: TcpListener,
+}
+
+impl Listeners {
+    /// Binds the addresses of `config`.
+    ///
+    /// # Errors
+    /// [`AppError::Io`] naming the address that could not be bound.
+    pub async fn bind(config: &Config) -> Result<Self, AppError> {
+        let bind = |what: &'static str, addr: SocketAddr| async move {
+            TcpListener::bind(addr).await.map_err(|source| AppError::Io {
+                what,
+                addr: addr.to_string(),
+                source,
+            })
+        };
+        Ok(Self {
+            grpc: bind("cannot bind grpc_addr", config.server.grpc_addr).await?,
+            metrics: bind("cannot bind metrics_addr", config.server.metrics_addr).await?,
+        })
+    }
+
+    /// The gRPC address actually bound.
+    ///
+    /// # Errors
+    /// The socket's I/O error.
+    pub fn grpc_addr(&self) -> std::io::Result<SocketAddr> {
+        self.grpc.local_addr()
+    }
+
+    /// The metrics address actually bound.
+    ///
+    /// # Errors
+    /// The socket's I/O error.
+    pub fn metrics_addr(&self) -> std::io::Result<SocketAddr> {
+        self.metrics.local_addr()
+    }
+}
+
+/// Runs the server on `listeners` until `shutdown` completes, then shuts
+/// down as the module docs describe.
+///
+/// # Errors
+/// [`AppError`] if a queue, reflection or the gRPC server fails.
+pub async fn run(
+    config: Config,
+    listeners: Listeners,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), AppError> {
+    let metrics = Arc::new(Metrics::new());
+    let abort = CancellationToken::new();
+    let registry = Arc::new(Registry::new(metrics.clone(), abort.clone()));
+    for (name, queue) in &config.queues {
+        registry.create(name, queue)?;
+    }
+    let state = ApiState {
+        registry: registry.clone(),
+        stop_accepting: CancellationToken::new(),
+        stream_window: config.server.stream_window,
+        tasks: TaskTracker::new(),
+    };
+
+    let (health, health_service) = tonic_health::server::health_reporter();
+    health
+        .set_serving::<BatcherServer<BatcherService>>()
+        .await;
+    let reflection = || {
+        tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+    };
+    let batcher = BatcherServer::new(BatcherService::new(state.clone()))
+        .max_decoding_message_size(config.server.max_message_bytes)
+        .max_encoding_message_size(config.server.max_message_bytes.saturating_mul(2));
+
+    let grpc_addr = listeners.grpc_addr().ok();
+    let metrics_addr = listeners.metrics_addr().ok();
+    let server_stop = CancellationToken::new();
+    let incoming = TcpIncoming::from(listeners.grpc).with_nodelay(Some(true));
+    let grpc = Server::builder()
+        .add_service(health_service)
+        .add_service(reflection().build_v1()?)
+        .add_service(reflection().build_v1alpha()?)
+        .add_service(batcher)
+        .serve_with_incoming_shutdown(incoming, server_stop.clone().cancelled_owned());
+    let grpc = tokio::spawn(grpc);
+    let metrics_stop = CancellationToken::new();
+    let metrics_server = {
+        let metrics = metrics.clone();
+        let stop = metrics_stop.clone();
+        let listener = listeners.metrics;
+        tokio::spawn(async move { metrics.serve(listener, stop).await })
+    };
+    tracing::info!(
+        grpc = ?grpc_addr,
+        metrics = ?metrics_addr,
+        queues = ?registry.names(),
+        "batchgate serving"
+    );
+
+    shutdown.await;
+    tracing::info!("shutdown: refusing new items, draining queues");
+    health
+        .set_not_serving::<BatcherServer<BatcherService>>()
+        .await;
+    health.set_service_status("", ServingStatus::NotServing).await;
+    state.stop_accepting.cancel();
+    state.tasks.close();
+
+    let grace = config.server.shutdown_grace;
+    let drained = async {
+        registry.drain_all().await;
+        state.tasks.wait().await;
+    };
+    tokio::pin!(drained);
+    if tokio::time::timeout(grace, &mut drained).await.is_err() {
+        tracing::warn!(
+            ?grace,
+            "shutdown grace expired: abandoning in-flight batches, answering their items UNAVAILABLE"
+        );
+        abort.cancel();
+        drained.await;
+    }
+
+    server_stop.cancel();
+    let served = match tokio::time::timeout(FINAL_RESPONSES_GRACE, grpc).await {
+        Ok(Ok(result)) => result.map_err(AppError::from),
+        Ok(Err(join)) => {
+            tracing::error!(error = %join, "grpc server task failed");
+            Ok(())
+        }
+        Err(_) => {
+            tracing::warn!("grpc server did not stop in time");
+            Ok(())
+        }
+    };
+    metrics_stop.cancel();
+    if let Ok(Err(e)) = metrics_server.await {
+        tracing::warn!(error = %e, "metrics endpoint failed");
+    }
+    tracing::info!("batchgate stopped");
+    served
+}

@@ -1,0 +1,80 @@
+//! The command line: one binary that serves and is its own client.
+//!
+//! - `batchgate serve`: run the server (embedded default config, or
+//!   `--config FILE`, with flags and `BATCHGATE_*` variables on top).
+//! - `batchgate submit`: one item through `Submit`.
+//! - `batchgate stream`: stdin lines as items over one `StreamSubmit`.
+
+mod output;
+mod serve;
+mod stream;
+mod submit;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+pub use self::{serve::ServeArgs, stream::StreamArgs, submit::SubmitArgs};
+
+/// Exit code for a configuration the server cannot run with (EX_USAGE).
+pub const EXIT_BAD_CONFIG: u8 = 64;
+
+/// batchgate: a gRPC batching service, and its client.
+#[derive(Debug, Parser)]
+#[command(name = "batchgate", version, about, long_about = None)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the batching server.
+    Serve(ServeArgs),
+    /// Submit one item and print its result and the batch it rode in.
+    Submit(SubmitArgs),
+    /// Send each line of stdin as an item over one stream; print each result
+    /// as it arrives.
+    Stream(StreamArgs),
+}
+
+/// Runs a parsed command line.
+pub async fn run(cli: Cli) -> ExitCode {
+    match cli.command {
+        Command::Serve(args) => serve::run(args).await,
+        Command::Submit(args) => submit::run(args).await,
+        Command::Stream(args) => stream::run(args).await,
+    }
+}
+
+/// Connection flags shared by the client subcommands.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ClientArgs {
+    /// Server address.
+    #[arg(long, env = "BATCHGATE_ADDR", default_value = "http://127.0.0.1:50051")]
+    pub addr: String,
+    /// Queue to submit to.
+    #[arg(long, short, default_value = "echo")]
+    pub queue: String,
+    /// Item priority (higher goes first).
+    #[arg(long, default_value_t = 0)]
+    pub priority: u32,
+    /// Item timeout in milliseconds (0: the queue's default).
+    #[arg(long, default_value_t = 0)]
+    pub timeout_ms: u32,
+    /// Print one JSON object per result instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+impl ClientArgs {
+    async fn connect(
+        &self,
+    ) -> Result<crate::pb::batcher_client::BatcherClient<tonic::transport::Channel>, String> {
+        crate::pb::batcher_client::BatcherClient::connect(self.addr.clone())
+            .await
+            .map_err(|e| format!("cannot connect to {}: {e}", self.addr))
+    }
+}

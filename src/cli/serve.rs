@@ -1,0 +1,93 @@
+//! `batchgate serve`: config → telemetry → bind → `app::run` until a signal.
+
+use std::{net::SocketAddr, path::PathBuf, process::ExitCode, time::Duration};
+
+use crate::{
+    app::{self, Listeners},
+    config::{Config, LogFormat},
+    shutdown, telemetry,
+};
+
+use super::EXIT_BAD_CONFIG;
+
+/// Flags of `batchgate serve`; each overrides the config file.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct ServeArgs {
+    /// TOML config file (default: the embedded config, see
+    /// examples/batchgate.toml).
+    #[arg(long, env = "BATCHGATE_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// gRPC listen address (overrides server.grpc_addr).
+    #[arg(long, env = "BATCHGATE_GRPC_ADDR")]
+    pub grpc_addr: Option<SocketAddr>,
+    /// Metrics listen address (overrides server.metrics_addr).
+    #[arg(long, env = "BATCHGATE_METRICS_ADDR")]
+    pub metrics_addr: Option<SocketAddr>,
+    /// Log format (overrides server.log_format).
+    #[arg(long, env = "BATCHGATE_LOG_FORMAT", value_enum)]
+    pub log_format: Option<LogFormat>,
+    /// Shutdown grace, e.g. "30s" (overrides server.shutdown_grace).
+    #[arg(long, env = "BATCHGATE_SHUTDOWN_GRACE", value_parser = humantime::parse_duration)]
+    pub shutdown_grace: Option<Duration>,
+    /// Validate the configuration, print it, and exit.
+    #[arg(long)]
+    pub check_config: bool,
+}
+
+impl ServeArgs {
+    /// The configuration these flags select, validated.
+    ///
+    /// # Errors
+    /// The config error, naming the file or field.
+    pub fn load(&self) -> Result<Config, crate::config::ConfigError> {
+        let mut config = match &self.config {
+            Some(path) => Config::from_file(path)?,
+            None => Config::embedded_default(),
+        };
+        let server = &mut config.server;
+        if let Some(addr) = self.grpc_addr {
+            server.grpc_addr = addr;
+        }
+        if let Some(addr) = self.metrics_addr {
+            server.metrics_addr = addr;
+        }
+        if let Some(format) = self.log_format {
+            server.log_format = format;
+        }
+        if let Some(grace) = self.shutdown_grace {
+            server.shutdown_grace = grace;
+        }
+        config.validate()?;
+        Ok(config)
+    }
+}
+
+/// Runs `batchgate serve`.
+pub async fn run(args: ServeArgs) -> ExitCode {
+    let config = match args.load() {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("batchgate: {e}");
+            return ExitCode::from(EXIT_BAD_CONFIG);
+        }
+    };
+    if args.check_config {
+        println!("{config:#?}");
+        return ExitCode::SUCCESS;
+    }
+    telemetry::init(config.server.log_format);
+    let listeners = match Listeners::bind(&config).await {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::error!("{e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match app::run(config, listeners, shutdown::signal()).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,357 @@
+//! Configuration: a TOML document (the embedded default, or `--config FILE`),
+//! then environment variables and flags on top, then [`Config::validate`].
+//!
+//! The embedded default is `examples/batchgate.toml`, so the commented example
+//! and what `batchgate serve` runs with can never drift apart.
+
+use std::{collections::BTreeMap, fmt, net::SocketAddr, path::Path, time::Duration};
+
+use serde::Deserialize;
+
+/// The configuration `batchgate serve` runs with when given no file.
+pub const DEFAULT_CONFIG_TOML: &str = include_str!("../examples/batchgate.toml");
+
+/// Everything the server needs to start.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Listeners and process-wide limits.
+    #[serde(default)]
+    pub server: ServerConfig,
+    /// Queues by name; a name is what clients put in `SubmitRequest.queue`.
+    #[serde(default)]
+    pub queues: BTreeMap<String, QueueConfig>,
+}
+
+/// Listeners and process-wide limits.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    /// Address of the gRPC data plane (Batcher, health, reflection).
+    pub grpc_addr: SocketAddr,
+    /// Address of the Prometheus `/metrics` endpoint.
+    pub metrics_addr: SocketAddr,
+    /// How long in-flight batches may run after a shutdown signal before the
+    /// items still waiting are answered UNAVAILABLE.
+    #[serde(with = "humantime_serde")]
+    pub shutdown_grace: Duration,
+    /// Unanswered items one StreamSubmit stream may hold; when reached the
+    /// server stops reading that stream until results go out.
+    pub stream_window: usize,
+    /// Largest gRPC message the server decodes (bytes); larger messages fail
+    /// the call (on a stream: the whole stream) with OUT_OF_RANGE.
+    pub max_message_bytes: usize,
+    /// Log line format.
+    pub log_format: LogFormat,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            grpc_addr: SocketAddr::from(([127, 0, 0, 1], 50051)),
+            metrics_addr: SocketAddr::from(([127, 0, 0, 1], 9464)),
+            shutdown_grace: Duration::from_secs(10),
+            stream_window: 1024,
+            max_message_bytes: 4 * 1024 * 1024,
+            log_format: LogFormat::Compact,
+        }
+    }
+}
+
+/// How log lines look.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// One compact human-readable line per event.
+    #[default]
+    Compact,
+    /// One JSON object per line, for log collectors.
+    Json,
+}
+
+/// A queue: its batching policy and the handler its batches go to.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct QueueConfig {
+    /// A batch closes when it holds this many items (trigger `size`).
+    pub max_batch_size: usize,
+    /// A batch closes when its payloads reach this many bytes (trigger
+    /// `bytes`); a single payload larger than this is refused.
+    pub max_batch_bytes: usize,
+    /// A batch closes when its oldest item has waited this long (trigger
+    /// `delay`), provided it holds `min_batch_size` items.
+    #[serde(with = "humantime_serde")]
+    pub max_delay: Duration,
+    /// A delay-triggered batch needs at least this many items; fewer wait on
+    /// (until size, bytes, flush, their own timeout or drain).
+    pub min_batch_size: usize,
+    /// With `strict`, only live items (not cancelled, not expired) count
+    /// towards `min_batch_size`.
+    pub strict: bool,
+    /// `auto` dispatches by the triggers above; `manual` only on flush.
+    pub mode: Mode,
+    /// Items the queue may hold; beyond it Submit gets RESOURCE_EXHAUSTED.
+    pub max_queue_items: usize,
+    /// Batches of this queue the handler may process at once.
+    pub max_in_flight_batches: usize,
+    /// How long an item may wait when its request names no timeout.
+    #[serde(with = "humantime_serde")]
+    pub item_timeout: Duration,
+    /// Number of priority levels: items may carry priority 0..levels-1.
+    pub priority_levels: u32,
+    /// What processes this queue's batches.
+    pub handler: HandlerConfig,
+}
+
+impl Default for QueueConfig {
+    fn default() -> Self {
+        Self {
+            max_batch_size: 64,
+            max_batch_bytes: 4 * 1024 * 1024,
+            max_delay: Duration::from_millis(2),
+            min_batch_size: 1,
+            strict: false,
+            mode: Mode::Auto,
+            max_queue_items: 100_000,
+            max_in_flight_batches: 4,
+            item_timeout: Duration::from_secs(30),
+            priority_levels: 4,
+            handler: HandlerConfig::Echo,
+        }
+    }
+}
+
+/// When a queue dispatches.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// Size, bytes and delay triggers dispatch.
+    #[default]
+    Auto,
+    /// Only an explicit flush (or drain) dispatches.
+    Manual,
+}
+
+/// Which handler processes a queue's batches.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
+pub enum HandlerConfig {
+    /// Returns every payload and its attributes unchanged.
+    Echo,
+    /// A simulated model: each batch takes `base + per_item × n`, then echoes.
+    Sim {
+        /// Fixed cost of one batch.
+        #[serde(with = "humantime_serde")]
+        base: Duration,
+        /// Added cost of each item in the batch.
+        #[serde(with = "humantime_serde")]
+        per_item: Duration,
+    },
+}
+
+/// A configuration that cannot run: which field, and what is wrong with it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config {path}: {reason}")]
+    Read { path: String, reason: String },
+    /// The TOML did not parse or had unknown or mistyped fields.
+    #[error("invalid config: {0}")]
+    Parse(String),
+    /// A field has a value the server cannot run with.
+    #[error("{field} {problem}")]
+    Invalid { field: String, problem: String },
+}
+
+fn invalid(field: impl fmt::Display, problem: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        field: field.to_string(),
+        problem: problem.into(),
+    }
+}
+
+/// Longest queue name; names are metric label values, so they stay short.
+const MAX_QUEUE_NAME: usize = 64;
+/// Most priority levels a queue may have (each is a FIFO of its own).
+const MAX_PRIORITY_LEVELS: u32 = 64;
+
+impl Config {
+    /// Parses a TOML document.
+    ///
+    /// # Errors
+    /// [`ConfigError::Parse`] on bad TOML, unknown fields or wrong types.
+    pub fn from_toml(text: &str) -> Result<Self, ConfigError> {
+        toml::from_str(text).map_err(|e| ConfigError::Parse(e.to_string()))
+    }
+
+    /// Reads and parses a TOML file.
+    ///
+    /// # Errors
+    /// [`ConfigError::Read`] if the file cannot be read, else as
+    /// [`Config::from_toml`].
+    pub fn from_file(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Read {
+            path: path.display().to_string(),
+            reason: e.to_string(),
+        })?;
+        Self::from_toml(&text)
+    }
+
+    /// The embedded default configuration (an `echo` and a `sim` queue).
+    ///
+    /// # Panics
+    /// Never in a released build: a unit test parses the embedded text.
+    pub fn embedded_default() -> Self {
+        Self::from_toml(DEFAULT_CONFIG_TOML).expect("embedded default config parses")
+    }
+
+    /// Checks every value the types alone cannot, naming the first bad field.
+    ///
+    /// # Errors
+    /// [`ConfigError::Invalid`] with the field's dotted path.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let s = &self.server;
+        if s.stream_window == 0 {
+            return Err(invalid("server.stream_window", "must be ≥ 1"));
+        }
+        if s.max_message_bytes < 1024 {
+            return Err(invalid("server.max_message_bytes", "must be ≥ 1024"));
+        }
+        if s.grpc_addr.port() != 0 && s.grpc_addr == s.metrics_addr {
+            return Err(invalid(
+                "server.metrics_addr",
+                "must differ from server.grpc_addr",
+            ));
+        }
+        for (name, queue) in &self.queues {
+            validate_queue_name(name)?;
+            queue.validate(&format!("queues.{name}"))?;
+        }
+        Ok(())
+    }
+}
+
+/// Checks a queue name: it becomes a metric label and a log field.
+///
+/// # Errors
+/// [`ConfigError::Invalid`] for an empty, long or oddly spelled name.
+pub fn validate_queue_name(name: &str) -> Result<(), ConfigError> {
+    let ok_chars = name
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
+    if name.is_empty() || name.len() > MAX_QUEUE_NAME || !ok_chars {
+        return Err(invalid(
+            format!("queues.{name:?}"),
+            format!("name must be 1..={MAX_QUEUE_NAME} characters of A-Z a-z 0-9 _ - ."),
+        ));
+    }
+    Ok(())
+}
+
+impl QueueConfig {
+    /// Checks this queue's values; `path` prefixes the field names.
+    ///
+    /// # Errors
+    /// [`ConfigError::Invalid`] naming the first bad field.
+    pub fn validate(&self, path: &str) -> Result<(), ConfigError> {
+        let field = |name: &str| format!("{path}.{name}");
+        if self.max_batch_size == 0 {
+            return Err(invalid(field("max_batch_size"), "must be ≥ 1"));
+        }
+        if self.max_batch_bytes == 0 {
+            return Err(invalid(field("max_batch_bytes"), "must be ≥ 1"));
+        }
+        if self.min_batch_size == 0 || self.min_batch_size > self.max_batch_size {
+            return Err(invalid(
+                field("min_batch_size"),
+                format!("must be in 1..={} (max_batch_size)", self.max_batch_size),
+            ));
+        }
+        if self.max_queue_items == 0 {
+            return Err(invalid(field("max_queue_items"), "must be ≥ 1"));
+        }
+        if self.max_in_flight_batches == 0 {
+            return Err(invalid(field("max_in_flight_batches"), "must be ≥ 1"));
+        }
+        if self.item_timeout.is_zero() {
+            return Err(invalid(field("item_timeout"), "must be > 0"));
+        }
+        if self.priority_levels == 0 || self.priority_levels > MAX_PRIORITY_LEVELS {
+            return Err(invalid(
+                field("priority_levels"),
+                format!("must be in 1..={MAX_PRIORITY_LEVELS}"),
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn embedded_default_parses_validates_and_has_echo_and_sim() {
+        let config = Config::embedded_default();
+        config.validate().unwrap();
+        assert_eq!(config.queues["echo"].handler, HandlerConfig::Echo);
+        assert!(matches!(
+            config.queues["sim"].handler,
+            HandlerConfig::Sim { .. }
+        ));
+        assert_eq!(config.server.grpc_addr.port(), 50051);
+        assert_eq!(config.server.metrics_addr.port(), 9464);
+    }
+
+    #[test]
+    fn durations_and_defaults() {
+        let config = Config::from_toml(
+            r#"
+            [queues.q]
+            max_delay = "750us"
+            handler = { kind = "sim", base = "5ms", per_item = "20us" }
+            "#,
+        )
+        .unwrap();
+        let q = &config.queues["q"];
+        assert_eq!(q.max_delay, Duration::from_micros(750));
+        assert_eq!(q.max_batch_size, QueueConfig::default().max_batch_size);
+        assert_eq!(
+            q.handler,
+            HandlerConfig::Sim {
+                base: Duration::from_millis(5),
+                per_item: Duration::from_micros(20)
+            }
+        );
+    }
+
+    #[test]
+    fn validation_names_the_field() {
+        let mut config = Config::from_toml("[queues.sim]\nmax_batch_size = 0\n").unwrap();
+        assert_eq!(
+            config.validate().unwrap_err().to_string(),
+            "queues.sim.max_batch_size must be ≥ 1"
+        );
+        config.queues.get_mut("sim").unwrap().max_batch_size = 8;
+        config.queues.get_mut("sim").unwrap().min_batch_size = 9;
+        assert_eq!(
+            config.validate().unwrap_err().to_string(),
+            "queues.sim.min_batch_size must be in 1..=8 (max_batch_size)"
+        );
+    }
+
+    #[test]
+    fn bad_names_types_and_unknown_fields_are_refused() {
+        let err = Config::from_toml("[queues.\"a b\"]\n")
+            .unwrap()
+            .validate()
+            .unwrap_err();
+        assert!(err.to_string().contains("name must be"), "{err}");
+        let err = Config::from_toml("[queues.q]\nmax_batch_size = \"big\"\n").unwrap_err();
+        assert!(matches!(err, ConfigError::Parse(_)), "{err}");
+        let err = Config::from_toml("[queues.q]\nmax_batch_sise = 3\n").unwrap_err();
+        assert!(err.to_string().contains("max_batch_sise"), "{err}");
+        let err = Config::from_toml("[queues.q]\nhandler = { kind = \"gpu\" }\n").unwrap_err();
+        assert!(matches!(err, ConfigError::Parse(_)), "{err}");
+    }
+}

@@ -1,0 +1,99 @@
+//! Why an item is refused, and the one place where that becomes a gRPC
+//! status.
+//!
+//! Every refusal in the service is a [`Refusal`]; its `From` impl picks the
+//! status code the proto documents, so codes stay consistent between
+//! `Submit`, `StreamSubmit` and any later entry point.
+
+use std::time::Duration;
+
+use tonic::Status;
+
+/// A reason the service refuses an item before any handler saw it.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum Refusal {
+    /// No queue of that name is configured.
+    #[error("queue {0:?} not found")]
+    UnknownQueue(String),
+    /// A stream item came without an id, so its answer could not be matched.
+    #[error("stream item has an empty id")]
+    EmptyId,
+    /// The payload is larger than one batch may carry.
+    #[error("payload of {size} bytes exceeds max_batch_bytes {limit} of queue {queue:?}")]
+    PayloadTooLarge {
+        queue: String,
+        size: usize,
+        limit: usize,
+    },
+    /// The priority is not one of the queue's levels.
+    #[error("priority {priority} out of range for queue {queue:?} (levels 0..={max})")]
+    BadPriority {
+        queue: String,
+        priority: u32,
+        max: u32,
+    },
+    /// The queue already holds `max_queue_items` items.
+    #[error("queue {queue:?} is full ({limit} items waiting)")]
+    QueueFull { queue: String, limit: usize },
+    /// The item waited longer than its timeout.
+    #[error("item waited {waited:?} in queue {queue:?}, past its timeout")]
+    Expired { queue: String, waited: Duration },
+    /// The queue no longer accepts items (it drains or is gone).
+    #[error("queue {0:?} is draining and accepts no new items")]
+    Draining(String),
+    /// The server is shutting down.
+    #[error("server is shutting down")]
+    ShuttingDown,
+    /// The batch did not finish within the shutdown grace period.
+    #[error("server shut down before the item's batch finished")]
+    Aborted,
+}
+
+impl From<Refusal> for Status {
+    fn from(refusal: Refusal) -> Self {
+        let message = refusal.to_string();
+        match refusal {
+            Refusal::UnknownQueue(_) => Status::not_found(message),
+            Refusal::EmptyId | Refusal::PayloadTooLarge { .. } | Refusal::BadPriority { .. } => {
+                Status::invalid_argument(message)
+            }
+            Refusal::QueueFull { .. } => Status::resource_exhausted(message),
+            Refusal::Expired { .. } => Status::deadline_exceeded(message),
+            Refusal::Draining(_) | Refusal::ShuttingDown | Refusal::Aborted => {
+                Status::unavailable(message)
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tonic::Code;
+
+    #[test]
+    fn refusals_map_to_documented_codes() {
+        let cases = [
+            (Refusal::UnknownQueue("x".into()), Code::NotFound),
+            (Refusal::EmptyId, Code::InvalidArgument),
+            (
+                Refusal::QueueFull {
+                    queue: "q".into(),
+                    limit: 1,
+                },
+                Code::ResourceExhausted,
+            ),
+            (
+                Refusal::Expired {
+                    queue: "q".into(),
+                    waited: Duration::from_millis(1),
+                },
+                Code::DeadlineExceeded,
+            ),
+            (Refusal::ShuttingDown, Code::Unavailable),
+        ];
+        for (refusal, code) in cases {
+            assert_eq!(Status::from(refusal).code(), code);
+        }
+    }
+}

@@ -1,0 +1,56 @@
+//! Handlers: what processes a queue's batches.
+//!
+//! Every kind of backend (the built-in ones here; remote gRPC and HTTP
+//! backends later) implements [`Handler`]. A handler reads the batch and
+//! answers items through the [`ResultSink`] in any order, as soon as each
+//! result exists; batchgate forwards each answer to its caller at once.
+//!
+//! Contract:
+//! - answer each item at most once (`ResultSink::send` refuses a second
+//!   answer and the first stands);
+//! - return `Err(status)` for a failure of the whole batch: the items not
+//!   answered yet get that status, the answered ones keep their results;
+//! - items left unanswered when `process` returns `Ok` get INTERNAL.
+
+mod echo;
+mod sim;
+
+use std::{fmt, future::Future, pin::Pin, sync::Arc};
+
+use tonic::Status;
+
+pub use self::{echo::Echo, sim::Sim};
+use crate::{
+    config::HandlerConfig,
+    queue::{Batch, ResultSink},
+};
+
+/// A boxed future, so handlers can be trait objects.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// Processes batches.
+pub trait Handler: Send + Sync + fmt::Debug + 'static {
+    /// Short name of the handler kind, for logs.
+    fn kind(&self) -> &'static str;
+
+    /// Processes one batch, answering its items through `sink`.
+    ///
+    /// # Errors
+    /// A status for the items of the batch that were not answered.
+    fn process<'a>(
+        &'a self,
+        batch: &'a Batch,
+        sink: &'a mut ResultSink,
+    ) -> BoxFuture<'a, Result<(), Status>>;
+}
+
+/// Builds the handler a queue's config names.
+pub fn build(config: &HandlerConfig) -> Arc<dyn Handler> {
+    match config {
+        HandlerConfig::Echo => Arc::new(Echo),
+        HandlerConfig::Sim { base, per_item } => Arc::new(Sim {
+            base: *base,
+            per_item: *per_item,
+        }),
+    }
+}

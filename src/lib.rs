@@ -1,0 +1,47 @@
+//! batchgate: a gRPC batching service.
+//!
+//! Clients send single items (`Submit`, or many over one `StreamSubmit`);
+//! batchgate groups the items of each named queue into batches by the
+//! queue's policy, hands each batch to the queue's handler and answers every
+//! item on its own, as soon as its result exists.
+//!
+//! # Request flow
+//! ```text
+//! client ─Submit/StreamSubmit─▶ api ─▶ registry (queue by name) ─▶ queue actor
+//!    ▲                                                              │ policy decides
+//!    └──── per-item answer ◀──── ResultSink ◀──── batch task ◀──────┘ when a batch closes
+//!                                                   │
+//!                                                   ▼
+//!                                        handler (echo, sim, …)
+//! ```
+//!
+//! # Modules
+//! - [`config`]: the TOML configuration, its defaults and validation.
+//! - [`app`]: wiring and ordered shutdown.
+//! - [`api`]: the tonic services (convert, enqueue, answer; no logic).
+//! - [`registry`]: queue name → running queue.
+//! - [`queue`]: the policy (pure), pending items, the per-queue actor, batches.
+//! - [`handler`]: the handler trait and the built-in handlers.
+//! - [`error`]: refusals and their gRPC status codes, in one place.
+//! - [`metrics`]: Prometheus metric names, per-queue handles, `/metrics`.
+//! - [`telemetry`], [`shutdown`]: logging and signals for the binary.
+//! - [`cli`]: the command line, server and client.
+//! - [`pb`]: the generated protobuf code.
+//!
+//! # Guarantees
+//! Every accepted item gets exactly one answer: its [`queue::Reply`] is
+//! consumed by answering, and whoever holds it last (the queue, a batch's
+//! [`queue::ResultSink`], the shutdown path) answers it.
+
+pub mod api;
+pub mod app;
+pub mod cli;
+pub mod config;
+pub mod error;
+pub mod handler;
+pub mod metrics;
+pub mod pb;
+pub mod queue;
+pub mod registry;
+pub mod shutdown;
+pub mod telemetry;

@@ -1,0 +1,252 @@
+//! Prometheus metrics: names in one place, handles registered once per queue
+//! (no label lookups on the hot path), and the `/metrics` HTTP endpoint.
+//!
+//! Each server owns its own recorder instead of installing a global one, so
+//! several servers in one process (the tests) each report only their own
+//! numbers.
+
+use std::time::Duration;
+
+use axum::{Router, routing::get};
+use metrics::{Counter, Gauge, Histogram, Key, Label, Recorder, SharedString, Unit};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle, PrometheusRecorder};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::queue::Trigger;
+
+/// Items answered, by queue and outcome.
+pub const ITEMS_TOTAL: &str = "batchgate_items_total";
+/// Batches dispatched, by queue and trigger.
+pub const BATCHES_TOTAL: &str = "batchgate_batches_total";
+/// Items per dispatched batch.
+pub const BATCH_SIZE: &str = "batchgate_batch_size";
+/// Time an item waited in its queue before dispatch.
+pub const QUEUE_WAIT_SECONDS: &str = "batchgate_queue_wait_seconds";
+/// Time a handler took for a whole batch.
+pub const HANDLER_SECONDS: &str = "batchgate_handler_duration_seconds";
+/// Time from accepting an item to answering it.
+pub const ITEM_SECONDS: &str = "batchgate_item_duration_seconds";
+/// Items waiting in a queue.
+pub const QUEUE_DEPTH: &str = "batchgate_queue_depth";
+/// Batches being processed.
+pub const IN_FLIGHT_BATCHES: &str = "batchgate_in_flight_batches";
+
+/// Histogram buckets for durations: 100 µs to 10 s.
+const SECONDS_BUCKETS: &[f64] = &[
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+    5.0, 10.0,
+];
+/// Histogram buckets for batch sizes: powers of two to 4096.
+const SIZE_BUCKETS: &[f64] = &[
+    1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0, 1024.0, 2048.0, 4096.0,
+];
+/// How often histogram samples are folded into buckets between scrapes.
+const UPKEEP_EVERY: Duration = Duration::from_secs(1);
+
+/// How an item ended; the `outcome` label of [`ITEMS_TOTAL`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// The handler returned a result.
+    Ok,
+    /// The handler returned an error for it (or failed its batch).
+    Error,
+    /// Refused before queueing (full, bad input, draining).
+    Rejected,
+    /// Its timeout passed while it waited.
+    Timeout,
+    /// Its caller went away before dispatch.
+    Cancelled,
+}
+
+impl Outcome {
+    const ALL: [Outcome; 5] = [
+        Outcome::Ok,
+        Outcome::Error,
+        Outcome::Rejected,
+        Outcome::Timeout,
+        Outcome::Cancelled,
+    ];
+
+    fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Ok => "ok",
+            Outcome::Error => "error",
+            Outcome::Rejected => "rejected",
+            Outcome::Timeout => "timeout",
+            Outcome::Cancelled => "cancelled",
+        }
+    }
+}
+
+/// A server's metrics registry.
+#[derive(Debug)]
+pub struct Metrics {
+    /// Where handles are registered.
+    recorder: PrometheusRecorder,
+    /// Renders the exposition text.
+    handle: PrometheusHandle,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    /// A fresh registry with real histograms (not summaries) and HELP text
+    /// for every metric.
+    pub fn new() -> Self {
+        let builder = PrometheusBuilder::new()
+            .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), SECONDS_BUCKETS)
+            .and_then(|b| b.set_buckets_for_metric(Matcher::Full(BATCH_SIZE.into()), SIZE_BUCKETS));
+        // Both bucket lists are non-empty constants, so this cannot fail.
+        let recorder = match builder {
+            Ok(b) => b.build_recorder(),
+            Err(_) => PrometheusBuilder::new().build_recorder(),
+        };
+        let describe = |name: &'static str, unit: Unit, help: &'static str| {
+            let name = metrics::KeyName::from_const_str(name);
+            let help = SharedString::const_str(help);
+            match name.as_str() {
+                ITEMS_TOTAL | BATCHES_TOTAL => recorder.describe_counter(name, Some(unit), help),
+                QUEUE_DEPTH | IN_FLIGHT_BATCHES => recorder.describe_gauge(name, Some(unit), help),
+                _ => recorder.describe_histogram(name, Some(unit), help),
+            }
+        };
+        describe(
+            ITEMS_TOTAL,
+            Unit::Count,
+            "Items answered, by queue and outcome (ok, error, rejected, timeout, cancelled).",
+        );
+        describe(
+            BATCHES_TOTAL,
+            Unit::Count,
+            "Batches dispatched, by queue and trigger (size, bytes, delay, flush, drain).",
+        );
+        describe(BATCH_SIZE, Unit::Count, "Items per dispatched batch.");
+        describe(
+            QUEUE_WAIT_SECONDS,
+            Unit::Seconds,
+            "Time an item waited in its queue before its batch was dispatched.",
+        );
+        describe(
+            HANDLER_SECONDS,
+            Unit::Seconds,
+            "Time the handler took to process a whole batch.",
+        );
+        describe(
+            ITEM_SECONDS,
+            Unit::Seconds,
+            "Time from accepting an item to answering it.",
+        );
+        describe(QUEUE_DEPTH, Unit::Count, "Items waiting in the queue.");
+        describe(
+            IN_FLIGHT_BATCHES,
+            Unit::Count,
+            "Batches of the queue being processed by its handler.",
+        );
+        let handle = recorder.handle();
+        Self { recorder, handle }
+    }
+
+    /// Registers the handles of one queue.
+    pub fn queue(&self, queue: &str) -> QueueMetrics {
+        let label = |extra: Option<(&'static str, &'static str)>| {
+            let mut labels = vec![Label::new("queue", queue.to_owned())];
+            if let Some((k, v)) = extra {
+                labels.push(Label::new(k, v));
+            }
+            labels
+        };
+        let meta = metrics::Metadata::new(module_path!(), metrics::Level::INFO, None);
+        let counter = |name: &'static str, extra| {
+            self.recorder
+                .register_counter(&Key::from_parts(name, label(Some(extra))), &meta)
+        };
+        let histogram = |name: &'static str| {
+            self.recorder
+                .register_histogram(&Key::from_parts(name, label(None)), &meta)
+        };
+        let gauge = |name: &'static str| {
+            self.recorder
+                .register_gauge(&Key::from_parts(name, label(None)), &meta)
+        };
+        QueueMetrics {
+            items: Outcome::ALL.map(|o| counter(ITEMS_TOTAL, ("outcome", o.as_str()))),
+            batches: Trigger::ALL.map(|t| counter(BATCHES_TOTAL, ("trigger", t.as_str()))),
+            batch_size: histogram(BATCH_SIZE),
+            queue_wait: histogram(QUEUE_WAIT_SECONDS),
+            handler_seconds: histogram(HANDLER_SECONDS),
+            item_seconds: histogram(ITEM_SECONDS),
+            depth: gauge(QUEUE_DEPTH),
+            in_flight: gauge(IN_FLIGHT_BATCHES),
+        }
+    }
+
+    /// The Prometheus text exposition of everything recorded so far.
+    pub fn render(&self) -> String {
+        self.handle.render()
+    }
+
+    /// Serves `GET /metrics` on `listener` until `shutdown` is cancelled,
+    /// folding histogram samples into buckets every second meanwhile.
+    ///
+    /// # Errors
+    /// The listener's I/O error, if accepting fails.
+    pub async fn serve(
+        &self,
+        listener: TcpListener,
+        shutdown: CancellationToken,
+    ) -> std::io::Result<()> {
+        let render = self.handle.clone();
+        let app = Router::new().route("/metrics", get(move || async move { render.render() }));
+        let upkeep = self.handle.clone();
+        let stop = shutdown.clone();
+        let upkeep_task = async move {
+            let mut tick = tokio::time::interval(UPKEEP_EVERY);
+            while stop.run_until_cancelled(tick.tick()).await.is_some() {
+                upkeep.run_upkeep();
+            }
+        };
+        let server = axum::serve(listener, app).with_graceful_shutdown(shutdown.cancelled_owned());
+        let (served, ()) = tokio::join!(async { server.await }, upkeep_task);
+        served
+    }
+}
+
+/// The pre-registered metric handles of one queue.
+#[derive(Debug, Clone)]
+pub struct QueueMetrics {
+    /// [`ITEMS_TOTAL`] by [`Outcome`].
+    items: [Counter; 5],
+    /// [`BATCHES_TOTAL`] by [`Trigger`].
+    batches: [Counter; 5],
+    /// [`BATCH_SIZE`].
+    pub batch_size: Histogram,
+    /// [`QUEUE_WAIT_SECONDS`].
+    pub queue_wait: Histogram,
+    /// [`HANDLER_SECONDS`].
+    pub handler_seconds: Histogram,
+    /// [`ITEM_SECONDS`].
+    pub item_seconds: Histogram,
+    /// [`QUEUE_DEPTH`].
+    pub depth: Gauge,
+    /// [`IN_FLIGHT_BATCHES`].
+    pub in_flight: Gauge,
+}
+
+impl QueueMetrics {
+    /// Counts `n` items that ended with `outcome`.
+    pub fn items(&self, outcome: Outcome, n: u64) {
+        let i = Outcome::ALL.iter().position(|o| *o == outcome).unwrap_or(0);
+        self.items[i].increment(n);
+    }
+
+    /// Counts one batch dispatched by `trigger`.
+    pub fn batch(&self, trigger: Trigger) {
+        let i = Trigger::ALL.iter().position(|t| *t == trigger).unwrap_or(0);
+        self.batches[i].increment(1);
+    }
+}

@@ -1,0 +1,438 @@
+//! The queue actor: the one task that owns a queue's pending items, its
+//! timer and its in-flight batches. Callers talk to it only through
+//! [`Command`]s on a bounded channel, so nothing on the hot path is locked.
+//!
+//! Each turn of its loop it reads the clock once, takes every command
+//! already waiting (up to [`MAX_COMMANDS_PER_TURN`]), expires items whose
+//! deadline passed, dispatches as many batches as the policy and
+//! `max_in_flight_batches` allow, and arms its single timer for the next
+//! moment something is due: the oldest item's `max_delay` or the earliest
+//! item deadline. An empty queue arms no timer.
+
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::Duration,
+};
+
+use tokio::{
+    sync::{mpsc, oneshot},
+    task::JoinSet,
+    time::Instant,
+};
+use tokio_util::sync::CancellationToken;
+use tonic::Status;
+
+use super::{
+    batch,
+    item::Item,
+    pending::{Pending, Waiting},
+    policy::{self, Decision, PendingView, Policy, Trigger},
+};
+use crate::{
+    error::Refusal,
+    handler::Handler,
+    metrics::{Outcome, QueueMetrics},
+};
+
+/// Commands a queue actor takes.
+#[derive(Debug)]
+pub enum Command {
+    /// Accept (or refuse) one item.
+    Submit(Item),
+    /// Dispatch everything pending now, ignoring `min_batch_size` and mode;
+    /// answers with the number of items that were pending.
+    Flush(oneshot::Sender<usize>),
+    /// Refuse new items, dispatch everything pending, finish in-flight
+    /// batches, then stop.
+    Drain,
+}
+
+/// Commands handled per turn before the actor dispatches, so one busy
+/// producer cannot starve dispatch.
+const MAX_COMMANDS_PER_TURN: usize = 256;
+/// Least time between two sweeps of a full queue for cancelled items.
+const FULL_SWEEP_EVERY: Duration = Duration::from_millis(10);
+
+/// What a queue actor is built from.
+#[derive(Debug)]
+pub struct ActorParts {
+    /// Queue name, for answers, logs and metrics.
+    pub name: Arc<str>,
+    /// Batching policy.
+    pub policy: Policy,
+    /// Where batches go.
+    pub handler: Arc<dyn Handler>,
+    /// Commands from the queue's handles.
+    pub commands: mpsc::Receiver<Command>,
+    /// Pre-registered metric handles.
+    pub metrics: Arc<QueueMetrics>,
+    /// Server-wide batch id source.
+    pub batch_ids: Arc<AtomicU64>,
+    /// Cancelled when the shutdown grace is over: in-flight batches are
+    /// abandoned and their items answered UNAVAILABLE.
+    pub abort: CancellationToken,
+}
+
+/// The queue's state, owned by its task.
+struct Actor {
+    parts: ActorParts,
+    /// Items waiting for a batch.
+    pending: Pending,
+    /// Batches being processed.
+    in_flight: JoinSet<()>,
+    /// Items still to be dispatched with trigger `flush`.
+    flush_left: usize,
+    /// Set by `Drain`: refuse new items, dispatch everything, then stop.
+    draining: bool,
+    /// False once every handle is gone and the channel is empty.
+    inbox_open: bool,
+    /// Earliest deadline of a pending item (a lower bound: items that left
+    /// since may have had it).
+    next_expiry: Option<Instant>,
+    /// When a full queue was last swept for cancelled items.
+    last_full_sweep: Option<Instant>,
+}
+
+/// Runs a queue actor until it has drained (after `Drain`, or when every
+/// handle is gone) or the abort token fired and its batches ended.
+pub async fn run(parts: ActorParts) {
+    let levels = parts.policy.priority_levels;
+    let mut actor = Actor {
+        parts,
+        pending: Pending::new(levels),
+        in_flight: JoinSet::new(),
+        flush_left: 0,
+        draining: false,
+        inbox_open: true,
+        next_expiry: None,
+        last_full_sweep: None,
+    };
+    actor.run().await;
+}
+
+impl Actor {
+    async fn run(&mut self) {
+        let timer = tokio::time::sleep(Duration::ZERO);
+        tokio::pin!(timer);
+        let mut armed: Option<Instant> = None;
+        let mut aborted = false;
+        loop {
+            let now = Instant::now();
+            if self.next_expiry.is_some_and(|at| at <= now) {
+                self.sweep(now);
+            }
+            let delay_due = self.dispatch_ready(now);
+            self.parts.metrics.depth.set(self.pending.len() as f64);
+            self.parts
+                .metrics
+                .in_flight
+                .set(self.in_flight.len() as f64);
+            if self.draining && self.pending.is_empty() && self.in_flight.is_empty() {
+                break;
+            }
+            let wake = match (delay_due, self.next_expiry) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+            if wake != armed {
+                if let Some(at) = wake {
+                    timer.as_mut().reset(at);
+                }
+                armed = wake;
+            }
+            tokio::select! {
+                biased;
+                Some(done) = self.in_flight.join_next(), if !self.in_flight.is_empty() => {
+                    if let Err(e) = done {
+                        tracing::error!(queue = %self.parts.name, error = %e, "batch task failed");
+                    }
+                }
+                () = self.parts.abort.cancelled(), if !aborted => {
+                    aborted = true;
+                    self.abort_pending();
+                }
+                () = &mut timer, if armed.is_some() => armed = None,
+                command = self.parts.commands.recv(), if self.inbox_open => match command {
+                    Some(command) => {
+                        let now = Instant::now();
+                        self.handle(command, now);
+                        for _ in 1..MAX_COMMANDS_PER_TURN {
+                            match self.parts.commands.try_recv() {
+                                Ok(command) => self.handle(command, now),
+                                Err(_) => break,
+                            }
+                        }
+                    }
+                    // Every handle is gone: nobody can submit, drain.
+                    None => {
+                        self.inbox_open = false;
+                        self.draining = true;
+                    }
+                },
+            }
+        }
+        self.refuse_remaining_commands();
+        self.parts.metrics.depth.set(0.0);
+        self.parts.metrics.in_flight.set(0.0);
+        tracing::debug!(queue = %self.parts.name, "queue drained");
+    }
+
+    fn handle(&mut self, command: Command, now: Instant) {
+        match command {
+            Command::Submit(item) => self.accept(item, now),
+            Command::Flush(reply) => {
+                self.flush_left = self.pending.len();
+                let _ = reply.send(self.flush_left);
+            }
+            Command::Drain => self.draining = true,
+        }
+    }
+
+    /// Queues an item, or answers it with the reason it cannot be queued.
+    fn accept(&mut self, item: Item, now: Instant) {
+        if let Err(refusal) = self.admit(&item, now) {
+            self.parts.metrics.items(Outcome::Rejected, 1);
+            item.reply.err(refusal.into(), None);
+            return;
+        }
+        let policy = &self.parts.policy;
+        let deadline = now + item.timeout.unwrap_or(policy.item_timeout);
+        self.next_expiry = Some(self.next_expiry.map_or(deadline, |at| at.min(deadline)));
+        let priority = item.priority as usize;
+        self.pending.push(
+            priority,
+            Waiting {
+                item: batch::BatchItem {
+                    payload: item.payload,
+                    attributes: item.attributes,
+                },
+                reply: item.reply,
+                enqueued_at: now,
+                deadline,
+            },
+        );
+    }
+
+    fn admit(&mut self, item: &Item, now: Instant) -> Result<(), Refusal> {
+        let policy = &self.parts.policy;
+        let queue = || self.parts.name.to_string();
+        if self.draining {
+            return Err(Refusal::Draining(queue()));
+        }
+        if item.priority >= policy.priority_levels {
+            return Err(Refusal::BadPriority {
+                queue: queue(),
+                priority: item.priority,
+                max: policy.priority_levels - 1,
+            });
+        }
+        if item.payload.len() > policy.max_batch_bytes {
+            return Err(Refusal::PayloadTooLarge {
+                queue: queue(),
+                size: item.payload.len(),
+                limit: policy.max_batch_bytes,
+            });
+        }
+        if self.pending.len() >= policy.max_queue_items {
+            let limit = policy.max_queue_items;
+            let may_sweep = self
+                .last_full_sweep
+                .is_none_or(|at| now.saturating_duration_since(at) >= FULL_SWEEP_EVERY);
+            if may_sweep {
+                self.last_full_sweep = Some(now);
+                self.sweep(now);
+            }
+            if self.pending.len() >= limit {
+                return Err(Refusal::QueueFull {
+                    queue: self.parts.name.to_string(),
+                    limit,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Dispatches every batch that is due and may start; returns when the
+    /// oldest item's `max_delay` will be up, if a timer is needed for it.
+    fn dispatch_ready(&mut self, now: Instant) -> Option<Instant> {
+        while self.in_flight.len() < self.parts.policy.max_in_flight_batches {
+            let trigger = match self.next_trigger(now) {
+                Ok(trigger) => trigger,
+                Err(wake) => return wake,
+            };
+            let items = self.take_batch(now);
+            if self.flush_left > 0 {
+                self.flush_left = self.flush_left.saturating_sub(items.len());
+            }
+            if items.is_empty() {
+                continue;
+            }
+            self.launch(trigger, items, now);
+        }
+        None
+    }
+
+    /// The trigger of the next batch, or when to look again.
+    fn next_trigger(&mut self, now: Instant) -> Result<Trigger, Option<Instant>> {
+        if self.pending.is_empty() {
+            self.flush_left = 0;
+            self.next_expiry = None;
+            return Err(None);
+        }
+        if self.draining {
+            return Ok(Trigger::Drain);
+        }
+        if self.flush_left > 0 {
+            return Ok(Trigger::Flush);
+        }
+        let policy = &self.parts.policy;
+        let oldest = self.pending.oldest().unwrap_or(now);
+        let mut view = PendingView {
+            len: self.pending.len(),
+            bytes: self.pending.bytes(),
+            oldest_age: now.saturating_duration_since(oldest),
+        };
+        let mut decision = policy::decide(policy, view);
+        if decision == Decision::Dispatch(Trigger::Delay) && policy.strict {
+            view.len = self
+                .pending
+                .count_live(policy.min_batch_size, |w| is_live(w, now));
+            decision = policy::decide(policy, view);
+        }
+        match decision {
+            Decision::Dispatch(trigger) => Ok(trigger),
+            Decision::WakeIn(after) => Err(Some(now + after)),
+            Decision::Idle => Err(None),
+        }
+    }
+
+    /// Takes the next batch's items in dispatch order, within the size and
+    /// byte limits, answering expired and dropping cancelled items on the way.
+    fn take_batch(&mut self, now: Instant) -> Vec<Waiting> {
+        let policy = &self.parts.policy;
+        let mut items = Vec::with_capacity(policy.max_batch_size.min(self.pending.len()));
+        let mut bytes = 0;
+        let (mut cancelled, mut expired) = (0, 0);
+        while items.len() < policy.max_batch_size {
+            let Some(size) = self.pending.peek_size() else {
+                break;
+            };
+            if !items.is_empty() && bytes + size > policy.max_batch_bytes {
+                break;
+            }
+            let Some(w) = self.pending.pop() else {
+                break;
+            };
+            if w.reply.is_gone() {
+                cancelled += 1;
+            } else if w.deadline <= now {
+                expired += 1;
+                self.expire(w, now);
+            } else {
+                bytes += size;
+                items.push(w);
+            }
+        }
+        self.count_dropped(cancelled, expired);
+        items
+    }
+
+    fn launch(&mut self, trigger: Trigger, items: Vec<Waiting>, now: Instant) {
+        let parts = &self.parts;
+        let id = parts.batch_ids.fetch_add(1, Ordering::Relaxed);
+        let (batch, sink) = batch::assemble(
+            id,
+            parts.name.clone(),
+            trigger,
+            items,
+            now,
+            parts.metrics.clone(),
+        );
+        tracing::trace!(queue = %parts.name, batch = id, size = batch.items.len(), trigger = trigger.as_str(), "dispatch");
+        self.in_flight.spawn(batch::run(
+            parts.handler.clone(),
+            batch,
+            sink,
+            parts.abort.clone(),
+        ));
+    }
+
+    /// Removes cancelled and expired items (answering the expired ones) and
+    /// recomputes the earliest deadline.
+    fn sweep(&mut self, now: Instant) {
+        let (mut cancelled, mut expired) = (0, 0);
+        let name = &self.parts.name;
+        self.pending.sweep(|w| {
+            if w.reply.is_gone() {
+                cancelled += 1;
+                None
+            } else if w.deadline <= now {
+                expired += 1;
+                expire(name, w, now);
+                None
+            } else {
+                Some(w)
+            }
+        });
+        self.next_expiry = self.pending.earliest_deadline();
+        self.count_dropped(cancelled, expired);
+    }
+
+    fn expire(&self, w: Waiting, now: Instant) {
+        expire(&self.parts.name, w, now);
+    }
+
+    fn count_dropped(&self, cancelled: u64, expired: u64) {
+        if cancelled > 0 {
+            self.parts.metrics.items(Outcome::Cancelled, cancelled);
+        }
+        if expired > 0 {
+            self.parts.metrics.items(Outcome::Timeout, expired);
+        }
+    }
+
+    /// The grace period is over: answer everything still waiting.
+    fn abort_pending(&mut self) {
+        self.draining = true;
+        let status = Status::from(Refusal::Aborted);
+        let n = self.pending.len() as u64;
+        for w in self.pending.take_all() {
+            w.reply.err(status.clone(), None);
+        }
+        self.parts.metrics.items(Outcome::Error, n);
+    }
+
+    /// Answers the commands still in the channel once the actor stops.
+    fn refuse_remaining_commands(&mut self) {
+        self.parts.commands.close();
+        while let Ok(command) = self.parts.commands.try_recv() {
+            match command {
+                Command::Submit(item) => {
+                    self.parts.metrics.items(Outcome::Rejected, 1);
+                    item.reply
+                        .err(Refusal::Draining(self.parts.name.to_string()).into(), None);
+                }
+                Command::Flush(reply) => {
+                    let _ = reply.send(0);
+                }
+                Command::Drain => {}
+            }
+        }
+    }
+}
+
+fn is_live(w: &Waiting, now: Instant) -> bool {
+    w.deadline > now && !w.reply.is_gone()
+}
+
+/// Answers an item whose deadline passed while it waited.
+fn expire(queue: &str, w: Waiting, now: Instant) {
+    let refusal = Refusal::Expired {
+        queue: queue.to_owned(),
+        waited: now.saturating_duration_since(w.enqueued_at),
+    };
+    w.reply.err(refusal.into(), None);
+}

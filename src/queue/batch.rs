@@ -1,0 +1,296 @@
+//! A dispatched batch: what the handler reads ([`Batch`]) and where it writes
+//! each item's result ([`ResultSink`]).
+//!
+//! The two are split so a handler borrows payloads while it answers items
+//! one by one, in any order, as soon as each result exists. The sink answers
+//! every item it still holds when it is dropped, so a handler that forgets an
+//! item, returns early, panics or is cancelled can never leave a caller
+//! hanging.
+
+use std::{collections::HashMap, sync::Arc, time::Duration};
+
+use bytes::Bytes;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tonic::Status;
+
+use super::{item::Reply, pending::Waiting, policy::Trigger};
+use crate::{
+    error::Refusal,
+    handler::Handler,
+    metrics::{Outcome, QueueMetrics},
+    pb,
+};
+
+/// The items of one batch, as a handler sees them.
+#[derive(Debug)]
+pub struct Batch {
+    /// Server-unique batch id.
+    pub id: u64,
+    /// The queue the batch comes from.
+    pub queue: Arc<str>,
+    /// Why it closed.
+    pub trigger: Trigger,
+    /// The items, indexed as the [`ResultSink`] expects.
+    pub items: Vec<BatchItem>,
+    /// The earliest deadline of its items: a remote handler's call timeout.
+    pub deadline: Instant,
+}
+
+/// One item of a batch.
+#[derive(Debug, Clone)]
+pub struct BatchItem {
+    /// Opaque bytes from the client.
+    pub payload: Bytes,
+    /// String attributes from the client.
+    pub attributes: HashMap<String, String>,
+}
+
+/// A handler's result for one item.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ItemOutput {
+    /// Bytes returned to the client.
+    pub payload: Bytes,
+    /// Attributes returned to the client.
+    pub attributes: HashMap<String, String>,
+}
+
+/// A result a handler sent that the sink could not take.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SinkError {
+    /// The index names no item of the batch.
+    #[error("result for item {index}, but the batch has {len} items")]
+    OutOfRange { index: usize, len: usize },
+    /// The item was answered already; the first answer stands.
+    #[error("second result for item {0}")]
+    Duplicate(usize),
+}
+
+/// An item's way back, held until its result arrives.
+#[derive(Debug)]
+struct Slot {
+    /// Where the answer goes.
+    reply: Reply,
+    /// When the queue accepted the item.
+    enqueued_at: Instant,
+    /// How long it waited for dispatch.
+    queued: Duration,
+}
+
+/// Where a handler puts each item's result.
+#[derive(Debug)]
+pub struct ResultSink {
+    /// Batch facts stamped on every answer.
+    info: pb::BatchInfo,
+    /// When the batch was dispatched.
+    dispatched_at: Instant,
+    /// One slot per item; `None` once answered.
+    slots: Vec<Option<Slot>>,
+    /// Slots still `Some`.
+    open: usize,
+    /// Where outcomes are counted.
+    metrics: Arc<QueueMetrics>,
+}
+
+impl ResultSink {
+    fn new(
+        id: u64,
+        trigger: Trigger,
+        dispatched_at: Instant,
+        slots: Vec<Option<Slot>>,
+        metrics: Arc<QueueMetrics>,
+    ) -> Self {
+        let info = pb::BatchInfo {
+            batch_id: id,
+            batch_size: u32::try_from(slots.len()).unwrap_or(u32::MAX),
+            trigger: pb::Trigger::from(trigger) as i32,
+            queued_us: 0,
+            handler_us: 0,
+        };
+        Self {
+            info,
+            dispatched_at,
+            open: slots.len(),
+            slots,
+            metrics,
+        }
+    }
+
+    /// Items in the batch.
+    pub fn len(&self) -> usize {
+        self.slots.len()
+    }
+
+    /// Whether the batch has no items.
+    pub fn is_empty(&self) -> bool {
+        self.slots.is_empty()
+    }
+
+    /// Whether every item has been answered.
+    pub fn is_complete(&self) -> bool {
+        self.open == 0
+    }
+
+    /// Indexes of the items still waiting for a result (for retries).
+    pub fn unanswered(&self) -> impl Iterator<Item = usize> + '_ {
+        self.slots
+            .iter()
+            .enumerate()
+            .filter_map(|(i, s)| s.as_ref().map(|_| i))
+    }
+
+    /// Answers item `index` at once.
+    ///
+    /// # Errors
+    /// [`SinkError`] if `index` is out of range or was answered before; the
+    /// earlier answer stands and nothing is sent.
+    pub fn send(&mut self, index: usize, result: Result<ItemOutput, Status>) -> Result<(), SinkError> {
+        let len = self.slots.len();
+        let slot = self
+            .slots
+            .get_mut(index)
+            .ok_or(SinkError::OutOfRange { index, len })?
+            .take()
+            .ok_or(SinkError::Duplicate(index))?;
+        self.open -= 1;
+        self.answer(slot, result, Instant::now());
+        Ok(())
+    }
+
+    /// Fails every item not answered yet with `status`.
+    pub fn fail_unanswered(&mut self, status: &Status) {
+        if self.open == 0 {
+            return;
+        }
+        let now = Instant::now();
+        for i in 0..self.slots.len() {
+            if let Some(slot) = self.slots[i].take() {
+                self.answer(slot, Err(status.clone()), now);
+            }
+        }
+        self.open = 0;
+    }
+
+    fn answer(&self, slot: Slot, result: Result<ItemOutput, Status>, now: Instant) {
+        let info = pb::BatchInfo {
+            queued_us: micros(slot.queued),
+            handler_us: micros(now.saturating_duration_since(self.dispatched_at)),
+            ..self.info
+        };
+        self.metrics
+            .item_seconds
+            .record(now.saturating_duration_since(slot.enqueued_at));
+        match result {
+            Ok(out) => {
+                self.metrics.items(Outcome::Ok, 1);
+                slot.reply.ok(pb::SubmitResponse {
+                    payload: out.payload,
+                    attributes: out.attributes,
+                    batch: Some(info),
+                });
+            }
+            Err(status) => {
+                self.metrics.items(Outcome::Error, 1);
+                slot.reply.err(status, Some(info));
+            }
+        }
+    }
+}
+
+impl Drop for ResultSink {
+    fn drop(&mut self) {
+        self.fail_unanswered(&Status::internal(format!(
+            "handler returned no result for this item (batch {})",
+            self.info.batch_id
+        )));
+    }
+}
+
+fn micros(d: Duration) -> u64 {
+    u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
+}
+
+impl From<Trigger> for pb::Trigger {
+    fn from(t: Trigger) -> Self {
+        match t {
+            Trigger::Size => pb::Trigger::Size,
+            Trigger::Bytes => pb::Trigger::Bytes,
+            Trigger::Delay => pb::Trigger::Delay,
+            Trigger::Flush => pb::Trigger::Flush,
+            Trigger::Drain => pb::Trigger::Drain,
+        }
+    }
+}
+
+/// Builds the batch and its sink from the items leaving a queue.
+pub(crate) fn assemble(
+    id: u64,
+    queue: Arc<str>,
+    trigger: Trigger,
+    items: Vec<Waiting>,
+    now: Instant,
+    metrics: Arc<QueueMetrics>,
+) -> (Batch, ResultSink) {
+    let mut batch_items = Vec::with_capacity(items.len());
+    let mut slots = Vec::with_capacity(items.len());
+    let mut deadline = now + Duration::from_secs(24 * 3600);
+    for d in items {
+        let queued = now.saturating_duration_since(d.enqueued_at);
+        metrics.queue_wait.record(queued);
+        deadline = deadline.min(d.deadline);
+        batch_items.push(d.item);
+        slots.push(Some(Slot {
+            reply: d.reply,
+            enqueued_at: d.enqueued_at,
+            queued,
+        }));
+    }
+    metrics.batch(trigger);
+    metrics.batch_size.record(batch_items.len() as f64);
+    let sink = ResultSink::new(id, trigger, now, slots, metrics);
+    let batch = Batch {
+        id,
+        queue,
+        trigger,
+        items: batch_items,
+        deadline,
+    };
+    (batch, sink)
+}
+
+/// Runs one batch through its handler and makes sure every item is answered:
+/// a handler error fails the items it left unanswered with that status, a
+/// handler that forgets items fails them INTERNAL, and `abort` (the end of
+/// the shutdown grace) fails them UNAVAILABLE.
+pub(crate) async fn run(
+    handler: Arc<dyn Handler>,
+    batch: Batch,
+    mut sink: ResultSink,
+    abort: CancellationToken,
+) {
+    let started = Instant::now();
+    let outcome = tokio::select! {
+        biased;
+        () = abort.cancelled() => Err(Status::from(Refusal::Aborted)),
+        result = handler.process(&batch, &mut sink) => result,
+    };
+    sink.metrics.handler_seconds.record(started.elapsed());
+    match outcome {
+        Err(status) => sink.fail_unanswered(&status),
+        Ok(()) if !sink.is_complete() => {
+            let missing = sink.unanswered().count();
+            tracing::warn!(
+                queue = %batch.queue,
+                batch = batch.id,
+                missing,
+                "handler returned fewer results than items"
+            );
+            sink.fail_unanswered(&Status::internal(format!(
+                "handler returned no result for this item (batch {}, {missing} of {} missing)",
+                batch.id,
+                batch.items.len()
+            )));
+        }
+        Ok(()) => {}
+    }
+}

@@ -1,0 +1,137 @@
+//! An item on its way through a queue, and the channel its one answer takes
+//! back to the caller.
+//!
+//! A [`Reply`] is consumed by answering, so an item can be answered at most
+//! once by construction; whoever holds it last (queue, batch, or drop path)
+//! answers it, so it is answered at least once too.
+
+use std::{
+    collections::HashMap,
+    sync::{
+        Arc, OnceLock,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::Duration,
+};
+
+use bytes::Bytes;
+use tokio::sync::{mpsc::OwnedPermit, oneshot};
+use tonic::Status;
+
+use crate::pb;
+
+/// One client request on its way to a queue.
+#[derive(Debug)]
+pub struct Item {
+    /// Opaque bytes for the handler.
+    pub payload: Bytes,
+    /// String attributes for the handler.
+    pub attributes: HashMap<String, String>,
+    /// Priority level; higher goes first.
+    pub priority: u32,
+    /// The timeout the request asked for, if any; the queue's default item
+    /// timeout caps it.
+    pub timeout: Option<Duration>,
+    /// Where the answer goes.
+    pub reply: Reply,
+}
+
+/// The one-shot way back to whoever submitted an item.
+#[derive(Debug)]
+pub enum Reply {
+    /// A unary `Submit` call waiting on its answer.
+    Unary(oneshot::Sender<Result<pb::SubmitResponse, Status>>),
+    /// An item of a `StreamSubmit` stream.
+    Stream(StreamReply),
+}
+
+/// The answer path of a stream item: a reserved slot in the stream's
+/// outbound channel, so answering never waits and never fails for room.
+#[derive(Debug)]
+pub struct StreamReply {
+    /// The client's id for the item.
+    pub id: String,
+    /// A reserved place in the stream's bounded outbound channel; the
+    /// stream's window is exactly these permits.
+    pub permit: OwnedPermit<pb::StreamResponse>,
+    /// Shared state of the stream, to see whether the client went away.
+    pub link: Arc<StreamLink>,
+}
+
+/// State shared by a stream's reader, its outbound side and its items.
+#[derive(Debug, Default)]
+pub struct StreamLink {
+    /// Set when the outbound stream was dropped: the client is gone.
+    gone: AtomicBool,
+    /// The status the stream ends with after its last answer (set when the
+    /// server stopped reading early: shutdown, or a broken request stream).
+    terminal: OnceLock<Status>,
+}
+
+impl StreamLink {
+    /// Marks the client as gone; its queued items will be skipped.
+    pub fn set_gone(&self) {
+        self.gone.store(true, Ordering::Relaxed);
+    }
+
+    /// Whether the client went away.
+    pub fn is_gone(&self) -> bool {
+        self.gone.load(Ordering::Relaxed)
+    }
+
+    /// Sets the status the stream ends with; the first one set wins.
+    pub fn end_with(&self, status: Status) {
+        let _ = self.terminal.set(status);
+    }
+
+    /// The status the stream ends with, if not OK.
+    pub fn terminal(&self) -> Option<Status> {
+        self.terminal.get().cloned()
+    }
+}
+
+impl Reply {
+    /// Whether nobody waits for this answer any more (call cancelled,
+    /// stream dropped), so the item need not be processed.
+    pub fn is_gone(&self) -> bool {
+        match self {
+            Reply::Unary(tx) => tx.is_closed(),
+            Reply::Stream(s) => s.link.is_gone(),
+        }
+    }
+
+    /// Delivers a successful result.
+    pub fn ok(self, response: pb::SubmitResponse) {
+        match self {
+            Reply::Unary(tx) => {
+                let _ = tx.send(Ok(response));
+            }
+            Reply::Stream(s) => {
+                s.permit.send(pb::StreamResponse {
+                    id: s.id,
+                    outcome: Some(pb::stream_response::Outcome::Result(response)),
+                });
+            }
+        }
+    }
+
+    /// Delivers a failure, with the batch the item rode in if it was
+    /// dispatched (streams carry it; unary calls carry only the status).
+    pub fn err(self, status: Status, batch: Option<pb::BatchInfo>) {
+        match self {
+            Reply::Unary(tx) => {
+                let _ = tx.send(Err(status));
+            }
+            Reply::Stream(s) => {
+                s.permit.send(pb::StreamResponse {
+                    id: s.id,
+                    outcome: Some(pb::stream_response::Outcome::Error(pb::ItemError {
+                        code: status.code() as i32,
+                        message: status.message().to_owned(),
+                        batch,
+                    })),
+                });
+            }
+        }
+    }
+}

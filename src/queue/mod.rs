@@ -1,0 +1,127 @@
+//! Queues: the policy (pure), the pending items, the per-queue actor that
+//! owns them, and the batches it dispatches.
+//!
+//! A [`QueueHandle`] is the cheap, cloneable way in; the actor behind it is
+//! the only owner of the queue's state.
+
+mod actor;
+mod batch;
+mod item;
+mod pending;
+mod policy;
+
+use std::sync::{Arc, atomic::AtomicU64};
+
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+
+pub use self::{
+    actor::Command,
+    batch::{Batch, BatchItem, ItemOutput, ResultSink, SinkError},
+    item::{Item, Reply, StreamLink, StreamReply},
+    policy::{Decision, PendingView, Policy, Trigger, decide},
+};
+use crate::{
+    error::Refusal,
+    handler::Handler,
+    metrics::{Outcome, QueueMetrics},
+};
+
+/// Commands that may wait in a queue's channel; beyond it submitters wait
+/// (backpressure), they are not refused.
+const COMMAND_CHANNEL: usize = 1024;
+
+/// A cloneable handle to a running queue.
+#[derive(Debug, Clone)]
+pub struct QueueHandle {
+    /// The queue's name.
+    name: Arc<str>,
+    /// The actor's inbox.
+    commands: mpsc::Sender<Command>,
+    /// For items refused because the actor is gone.
+    metrics: Arc<QueueMetrics>,
+}
+
+/// What it takes to start a queue.
+#[derive(Debug)]
+pub struct QueueSpec {
+    /// Name clients use.
+    pub name: Arc<str>,
+    /// Batching policy.
+    pub policy: Policy,
+    /// Where batches go.
+    pub handler: Arc<dyn Handler>,
+    /// Metric handles of this queue.
+    pub metrics: Arc<QueueMetrics>,
+    /// Server-wide batch id source.
+    pub batch_ids: Arc<AtomicU64>,
+    /// Fires when the shutdown grace is over.
+    pub abort: CancellationToken,
+}
+
+impl QueueHandle {
+    /// Creates a queue: returns its handle and the actor future, which the
+    /// caller spawns (or drives itself in a test).
+    pub fn new(spec: QueueSpec) -> (Self, impl Future<Output = ()> + Send + 'static) {
+        let (tx, rx) = mpsc::channel(COMMAND_CHANNEL);
+        let handle = Self {
+            name: spec.name.clone(),
+            commands: tx,
+            metrics: spec.metrics.clone(),
+        };
+        let actor = actor::run(actor::ActorParts {
+            name: spec.name,
+            policy: spec.policy,
+            handler: spec.handler,
+            commands: rx,
+            metrics: spec.metrics,
+            batch_ids: spec.batch_ids,
+            abort: spec.abort,
+        });
+        (handle, actor)
+    }
+
+    /// The queue's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Whether the queue has stopped taking commands.
+    pub fn is_closed(&self) -> bool {
+        self.commands.is_closed()
+    }
+
+    /// Hands an item to the queue; the queue answers it through its reply,
+    /// and if the queue is gone it is answered UNAVAILABLE here. Waits while
+    /// the queue's inbox is full.
+    pub async fn submit(&self, item: Item) {
+        if let Err(mpsc::error::SendError(command)) =
+            self.commands.send(Command::Submit(item)).await
+        {
+            if let Command::Submit(item) = command {
+                self.metrics.items(Outcome::Rejected, 1);
+                item.reply
+                    .err(Refusal::Draining(self.name.to_string()).into(), None);
+            }
+        }
+    }
+
+    /// Dispatches everything pending now; returns how many items that was.
+    ///
+    /// # Errors
+    /// [`Refusal::Draining`] if the queue is gone.
+    pub async fn flush(&self) -> Result<usize, Refusal> {
+        let (tx, rx) = oneshot::channel();
+        let gone = || Refusal::Draining(self.name.to_string());
+        self.commands
+            .send(Command::Flush(tx))
+            .await
+            .map_err(|_| gone())?;
+        rx.await.map_err(|_| gone())
+    }
+
+    /// Asks the queue to drain: refuse new items, dispatch all, then stop.
+    pub async fn drain(&self) {
+        let _ = self.commands.send(Command::Drain).await;
+    }
+}

@@ -1,0 +1,201 @@
+//! The items a queue holds before dispatch: one FIFO per priority level,
+//! served highest level first, with running totals so the policy never has
+//! to walk the items.
+
+use std::collections::VecDeque;
+
+use tokio::time::Instant;
+
+use super::{batch::BatchItem, item::Reply};
+
+/// An accepted item waiting for its batch.
+#[derive(Debug)]
+pub struct Waiting {
+    /// What the handler will read.
+    pub item: BatchItem,
+    /// Where the answer goes.
+    pub reply: Reply,
+    /// When the queue accepted it (queue wait and `max_delay` count from here).
+    pub enqueued_at: Instant,
+    /// When it expires if still waiting.
+    pub deadline: Instant,
+}
+
+/// Pending items by priority.
+#[derive(Debug)]
+pub struct Pending {
+    /// `levels[p]` holds priority `p` in arrival order.
+    levels: Vec<VecDeque<Waiting>>,
+    /// Items in all levels.
+    len: usize,
+    /// Payload bytes in all levels.
+    bytes: usize,
+}
+
+impl Pending {
+    /// An empty store with `levels` priority levels (at least one).
+    pub fn new(levels: u32) -> Self {
+        let levels = (0..levels.max(1)).map(|_| VecDeque::new()).collect();
+        Self {
+            levels,
+            len: 0,
+            bytes: 0,
+        }
+    }
+
+    /// Items pending.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether nothing is pending.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Payload bytes pending.
+    pub fn bytes(&self) -> usize {
+        self.bytes
+    }
+
+    /// Adds an item at the back of its level; `priority` must be a level.
+    pub fn push(&mut self, priority: usize, item: Waiting) {
+        let last = self.levels.len() - 1;
+        self.len += 1;
+        self.bytes += item.item.payload.len();
+        self.levels[priority.min(last)].push_back(item);
+    }
+
+    /// When the oldest pending item was accepted.
+    pub fn oldest(&self) -> Option<Instant> {
+        self.levels
+            .iter()
+            .filter_map(|level| level.front().map(|w| w.enqueued_at))
+            .min()
+    }
+
+    /// The payload size of the item [`Pending::pop`] would return.
+    pub fn peek_size(&self) -> Option<usize> {
+        self.levels
+            .iter()
+            .rev()
+            .find_map(|level| level.front().map(|w| w.item.payload.len()))
+    }
+
+    /// Removes the next item in dispatch order: highest level, oldest first.
+    pub fn pop(&mut self) -> Option<Waiting> {
+        let item = self
+            .levels
+            .iter_mut()
+            .rev()
+            .find_map(|level| level.pop_front())?;
+        self.len -= 1;
+        self.bytes -= item.item.payload.len();
+        Some(item)
+    }
+
+    /// Counts, in dispatch order, how many of the first items satisfy `live`,
+    /// stopping once `want` are found (so the cost is bounded by `want` plus
+    /// the dead items passed over).
+    pub fn count_live(&self, want: usize, live: impl Fn(&Waiting) -> bool) -> usize {
+        self.levels
+            .iter()
+            .rev()
+            .flat_map(|level| level.iter())
+            .filter(|w| live(w))
+            .take(want)
+            .count()
+    }
+
+    /// Offers every item to `keep`, which returns the ones to keep; the
+    /// others it has taken over (answered or dropped).
+    pub fn sweep(&mut self, mut keep: impl FnMut(Waiting) -> Option<Waiting>) {
+        for level in &mut self.levels {
+            for item in std::mem::take(level) {
+                let size = item.item.payload.len();
+                match keep(item) {
+                    Some(item) => level.push_back(item),
+                    None => {
+                        self.len -= 1;
+                        self.bytes -= size;
+                    }
+                }
+            }
+        }
+    }
+
+    /// The earliest deadline among pending items.
+    pub fn earliest_deadline(&self) -> Option<Instant> {
+        self.levels
+            .iter()
+            .flat_map(|level| level.iter().map(|w| w.deadline))
+            .min()
+    }
+
+    /// Takes every pending item, in dispatch order.
+    pub fn take_all(&mut self) -> impl Iterator<Item = Waiting> + use<> {
+        self.len = 0;
+        self.bytes = 0;
+        let levels = std::mem::take(&mut self.levels);
+        self.levels = (0..levels.len()).map(|_| VecDeque::new()).collect();
+        levels.into_iter().rev().flatten()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+    use std::collections::HashMap;
+    use tokio::sync::oneshot;
+
+    fn waiting(payload: &'static str, at: Instant) -> Waiting {
+        let (tx, _rx) = oneshot::channel();
+        Waiting {
+            item: BatchItem {
+                payload: Bytes::from_static(payload.as_bytes()),
+                attributes: HashMap::new(),
+            },
+            reply: Reply::Unary(tx),
+            enqueued_at: at,
+            deadline: at,
+        }
+    }
+
+    #[test]
+    fn pops_highest_priority_first_fifo_within() {
+        let t = Instant::now();
+        let mut p = Pending::new(3);
+        p.push(0, waiting("low-1", t));
+        p.push(2, waiting("high-1", t));
+        p.push(1, waiting("mid-1", t));
+        p.push(2, waiting("high-2", t));
+        p.push(0, waiting("low-2", t));
+        assert_eq!((p.len(), p.bytes()), (5, 27));
+        let order: Vec<_> = std::iter::from_fn(|| p.pop()).map(|w| w.item.payload).collect();
+        assert_eq!(order, ["high-1", "high-2", "mid-1", "low-1", "low-2"]);
+        assert_eq!((p.len(), p.bytes()), (0, 0));
+    }
+
+    #[test]
+    fn oldest_looks_at_every_level() {
+        let t = Instant::now();
+        let mut p = Pending::new(2);
+        p.push(1, waiting("new", t + std::time::Duration::from_millis(5)));
+        p.push(0, waiting("old", t));
+        assert_eq!(p.oldest(), Some(t));
+        assert_eq!(p.peek_size(), Some(3));
+    }
+
+    #[test]
+    fn sweep_keeps_totals_right() {
+        let t = Instant::now();
+        let mut p = Pending::new(1);
+        for s in ["a", "bb", "ccc"] {
+            p.push(0, waiting(s, t));
+        }
+        p.sweep(|w| (w.item.payload.len() != 2).then_some(w));
+        assert_eq!((p.len(), p.bytes()), (2, 4));
+        assert_eq!(p.count_live(5, |w| w.item.payload.len() == 3), 1);
+    }
+}
