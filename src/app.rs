@@ -67,11 +67,13 @@ impl Listeners {
     /// [`AppError::Io`] naming the address that could not be bound.
     pub async fn bind(config: &Config) -> Result<Self, AppError> {
         let bind = |what: &'static str, addr: SocketAddr| async move {
-            TcpListener::bind(addr).await.map_err(|source| AppError::Io {
-                what,
-                addr: addr.to_string(),
-                source,
-            })
+            TcpListener::bind(addr)
+                .await
+                .map_err(|source| AppError::Io {
+                    what,
+                    addr: addr.to_string(),
+                    source,
+                })
         };
         Ok(Self {
             grpc: bind("cannot bind grpc_addr", config.server.grpc_addr).await?,
@@ -120,9 +122,7 @@ pub async fn run(
     };
 
     let (health, health_service) = tonic_health::server::health_reporter();
-    health
-        .set_serving::<BatcherServer<BatcherService>>()
-        .await;
+    health.set_serving::<BatcherServer<BatcherService>>().await;
     let reflection = || {
         tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
@@ -162,7 +162,9 @@ pub async fn run(
     health
         .set_not_serving::<BatcherServer<BatcherService>>()
         .await;
-    health.set_service_status("", ServingStatus::NotServing).await;
+    health
+        .set_service_status("", ServingStatus::NotServing)
+        .await;
     state.stop_accepting.cancel();
     state.tasks.close();
 

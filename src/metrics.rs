@@ -9,7 +9,9 @@ use std::time::Duration;
 
 use axum::{Router, routing::get};
 use metrics::{Counter, Gauge, Histogram, Key, Label, Recorder, SharedString, Unit};
-use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle, PrometheusRecorder};
+use metrics_exporter_prometheus::{
+    Matcher, PrometheusBuilder, PrometheusHandle, PrometheusRecorder,
+};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 

@@ -26,10 +26,18 @@ pub fn parse_grpc_timeout(metadata: &MetadataMap) -> Option<Duration> {
     })
 }
 
+/// How much earlier than the call's gRPC deadline a queued item expires.
+///
+/// tonic's server enforces `grpc-timeout` itself and answers CANCELLED when
+/// it fires; expiring the item a little earlier (more than the 1 ms timer
+/// tick) lets the client see the documented DEADLINE_EXCEEDED instead.
+pub const GRPC_DEADLINE_MARGIN: Duration = Duration::from_millis(2);
+
 /// The item's timeout: `timeout_ms` if set (0 = none), capped by the call's
-/// own deadline if it has one.
+/// own deadline (less [`GRPC_DEADLINE_MARGIN`]) if it has one.
 pub fn item_timeout(timeout_ms: u32, call_timeout: Option<Duration>) -> Option<Duration> {
     let asked = (timeout_ms > 0).then(|| Duration::from_millis(u64::from(timeout_ms)));
+    let call_timeout = call_timeout.map(|t| t.saturating_sub(GRPC_DEADLINE_MARGIN));
     match (asked, call_timeout) {
         (Some(a), Some(c)) => Some(a.min(c)),
         (a, c) => a.or(c),
@@ -87,11 +95,13 @@ mod tests {
 
     #[test]
     fn earlier_of_request_timeout_and_call_deadline_wins() {
-        let s = Duration::from_secs;
+        let ms = Duration::from_millis;
+        let call = |t: u64| Some(ms(t) - GRPC_DEADLINE_MARGIN);
         assert_eq!(item_timeout(0, None), None);
-        assert_eq!(item_timeout(2000, None), Some(s(2)));
-        assert_eq!(item_timeout(0, Some(s(1))), Some(s(1)));
-        assert_eq!(item_timeout(2000, Some(s(1))), Some(s(1)));
-        assert_eq!(item_timeout(500, Some(s(1))), Some(Duration::from_millis(500)));
+        assert_eq!(item_timeout(2000, None), Some(ms(2000)));
+        assert_eq!(item_timeout(0, Some(ms(1000))), call(1000));
+        assert_eq!(item_timeout(2000, Some(ms(1000))), call(1000));
+        assert_eq!(item_timeout(500, Some(ms(1000))), Some(ms(500)));
+        assert_eq!(item_timeout(0, Some(ms(1))), Some(Duration::ZERO));
     }
 }

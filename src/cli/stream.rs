@@ -54,7 +54,11 @@ pub async fn run(args: StreamArgs) -> ExitCode {
     let mut responses = match client.stream_submit(ReceiverStream::new(rx)).await {
         Ok(r) => r.into_inner(),
         Err(status) => {
-            eprintln!("error: {}: {}", output::code_name(status.code()), status.message());
+            eprintln!(
+                "error: {}: {}",
+                output::code_name(status.code()),
+                status.message()
+            );
             return ExitCode::FAILURE;
         }
     };
@@ -90,14 +94,25 @@ fn print(out: &mut impl Write, response: &pb::StreamResponse, json: bool) -> boo
     use pb::stream_response::Outcome;
     let id = response.id.as_str();
     let (line, failed) = match &response.outcome {
-        Some(Outcome::Result(result)) if json => (output::result_json(Some(id), result).to_string(), false),
-        Some(Outcome::Result(result)) => (format!("{id}\t{}", output::payload_text(&result.payload)), false),
+        Some(Outcome::Result(result)) if json => {
+            (output::result_json(Some(id), result).to_string(), false)
+        }
+        Some(Outcome::Result(result)) => (
+            format!("{id}\t{}", output::payload_text(&result.payload)),
+            false,
+        ),
         Some(Outcome::Error(e)) => {
             let code = tonic::Code::from(e.code);
             if json {
-                (output::error_json(Some(id), code, &e.message).to_string(), true)
+                (
+                    output::error_json(Some(id), code, &e.message).to_string(),
+                    true,
+                )
             } else {
-                (format!("{id}\terror {}: {}", output::code_name(code), e.message), true)
+                (
+                    format!("{id}\terror {}: {}", output::code_name(code), e.message),
+                    true,
+                )
             }
         }
         None => (format!("{id}\terror: empty answer"), true),

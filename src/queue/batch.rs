@@ -144,7 +144,11 @@ impl ResultSink {
     /// # Errors
     /// [`SinkError`] if `index` is out of range or was answered before; the
     /// earlier answer stands and nothing is sent.
-    pub fn send(&mut self, index: usize, result: Result<ItemOutput, Status>) -> Result<(), SinkError> {
+    pub fn send(
+        &mut self,
+        index: usize,
+        result: Result<ItemOutput, Status>,
+    ) -> Result<(), SinkError> {
         let len = self.slots.len();
         let slot = self
             .slots

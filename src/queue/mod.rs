@@ -95,14 +95,12 @@ impl QueueHandle {
     /// and if the queue is gone it is answered UNAVAILABLE here. Waits while
     /// the queue's inbox is full.
     pub async fn submit(&self, item: Item) {
-        if let Err(mpsc::error::SendError(command)) =
+        if let Err(mpsc::error::SendError(Command::Submit(item))) =
             self.commands.send(Command::Submit(item)).await
         {
-            if let Command::Submit(item) = command {
-                self.metrics.items(Outcome::Rejected, 1);
-                item.reply
-                    .err(Refusal::Draining(self.name.to_string()).into(), None);
-            }
+            self.metrics.items(Outcome::Rejected, 1);
+            item.reply
+                .err(Refusal::Draining(self.name.to_string()).into(), None);
         }
     }
 

@@ -172,7 +172,9 @@ mod tests {
         p.push(2, waiting("high-2", t));
         p.push(0, waiting("low-2", t));
         assert_eq!((p.len(), p.bytes()), (5, 27));
-        let order: Vec<_> = std::iter::from_fn(|| p.pop()).map(|w| w.item.payload).collect();
+        let order: Vec<_> = std::iter::from_fn(|| p.pop())
+            .map(|w| w.item.payload)
+            .collect();
         assert_eq!(order, ["high-1", "high-2", "mid-1", "low-1", "low-2"]);
         assert_eq!((p.len(), p.bytes()), (0, 0));
     }

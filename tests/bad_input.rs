@@ -1,0 +1,219 @@
+//! Every kind of bad input gets its documented status, over real gRPC, and
+//! never disturbs other items or the stream it came on.
+
+mod common;
+
+use std::time::Duration;
+
+use batchgate::pb::{self, stream_response::Outcome};
+use common::{TestServer, config};
+use tokio_stream::StreamExt;
+use tonic::Code;
+
+const QUEUES: &str = r#"
+[queues.echo]
+max_batch_bytes = 16
+priority_levels = 2
+handler = { kind = "echo" }
+
+[queues.held]
+mode = "manual"
+max_queue_items = 2
+handler = { kind = "echo" }
+
+[queues.lazy]
+max_delay = "200ms"
+handler = { kind = "echo" }
+
+[server]
+max_message_bytes = 2048
+"#;
+
+fn request(queue: &str, payload: &[u8]) -> pb::SubmitRequest {
+    pb::SubmitRequest {
+        queue: queue.into(),
+        payload: payload.to_vec().into(),
+        ..Default::default()
+    }
+}
+
+async fn server() -> TestServer {
+    TestServer::start(config(QUEUES)).await
+}
+
+async fn submit_code(server: &TestServer, request: pb::SubmitRequest) -> (Code, String) {
+    let mut client = server.client().await;
+    match client.submit(request).await {
+        Ok(_) => (Code::Ok, String::new()),
+        Err(status) => (status.code(), status.message().to_owned()),
+    }
+}
+
+#[tokio::test]
+async fn unknown_queue_is_not_found() {
+    let server = server().await;
+    let (code, message) = submit_code(&server, request("nope", b"x")).await;
+    assert_eq!(code, Code::NotFound);
+    assert_eq!(message, "queue \"nope\" not found");
+}
+
+#[tokio::test]
+async fn oversized_payload_is_invalid_argument() {
+    let server = server().await;
+    let (code, message) = submit_code(&server, request("echo", &[7; 17])).await;
+    assert_eq!(code, Code::InvalidArgument);
+    assert!(
+        message.contains("17 bytes exceeds max_batch_bytes 16"),
+        "{message}"
+    );
+}
+
+#[tokio::test]
+async fn priority_out_of_range_is_invalid_argument() {
+    let server = server().await;
+    let mut req = request("echo", b"x");
+    req.priority = 2;
+    let (code, message) = submit_code(&server, req).await;
+    assert_eq!(code, Code::InvalidArgument);
+    assert!(message.contains("levels 0..=1"), "{message}");
+}
+
+#[tokio::test]
+async fn a_full_queue_is_resource_exhausted() {
+    let server = server().await;
+    let client = server.client().await;
+    let mut held = Vec::new();
+    for _ in 0..2 {
+        let mut c = client.clone();
+        held.push(tokio::spawn(async move {
+            c.submit(request("held", b"x")).await
+        }));
+    }
+    // The two held items fill the queue; the third is refused at once.
+    let mut refused = None;
+    for _ in 0..1000 {
+        let (code, message) = submit_code(&server, request("held", b"y")).await;
+        if code == Code::ResourceExhausted {
+            refused = Some(message);
+            break;
+        }
+        assert_eq!(code, Code::Ok, "{message}");
+        tokio::task::yield_now().await;
+    }
+    let message = refused.expect("the queue filled up");
+    assert!(message.contains("is full (2 items waiting)"), "{message}");
+    server.shutdown().await;
+    for h in held {
+        let result = h.await.unwrap();
+        // Shutdown drains the manual queue: the held items succeed.
+        assert!(result.is_ok(), "{result:?}");
+    }
+}
+
+#[tokio::test]
+async fn an_item_past_its_timeout_is_deadline_exceeded() {
+    let server = server().await;
+    let mut req = request("held", b"x");
+    req.timeout_ms = 30;
+    let (code, message) = submit_code(&server, req).await;
+    assert_eq!(code, Code::DeadlineExceeded);
+    assert!(message.contains("past its timeout"), "{message}");
+}
+
+#[tokio::test]
+async fn the_grpc_deadline_also_bounds_the_wait() {
+    let server = server().await;
+    let mut client = server.client().await;
+    let mut req = tonic::Request::new(request("held", b"x"));
+    req.set_timeout(Duration::from_millis(30));
+    let status = client.submit(req).await.unwrap_err();
+    assert_eq!(status.code(), Code::DeadlineExceeded);
+}
+
+#[tokio::test]
+async fn a_message_over_max_message_bytes_is_refused_and_the_server_lives_on() {
+    let server = server().await;
+    let (code, _) = submit_code(&server, request("echo", &[0; 4096])).await;
+    assert_eq!(code, Code::OutOfRange);
+    let (code, message) = submit_code(&server, request("echo", b"fine")).await;
+    assert_eq!(code, Code::Ok, "{message}");
+}
+
+#[tokio::test]
+async fn a_cancelled_call_leaves_its_queue_before_dispatch() {
+    let server = server().await;
+    let client = server.client().await;
+    let mut c = client.clone();
+    let cancelled = tokio::spawn(async move { c.submit(request("lazy", b"gone")).await });
+    // Wait until the item is queued, then cancel the call.
+    server
+        .wait_for_metric("batchgate_queue_depth{queue=\"lazy\"}", 1.0)
+        .await;
+    cancelled.abort();
+    let mut c = client.clone();
+    let kept = c
+        .submit(request("lazy", b"kept"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(kept.payload, b"kept".as_slice());
+    assert_eq!(
+        kept.batch.unwrap().batch_size,
+        1,
+        "the cancelled item rode along"
+    );
+    assert_eq!(
+        server
+            .metric("batchgate_items_total{queue=\"lazy\",outcome=\"cancelled\"}")
+            .await,
+        1.0
+    );
+}
+
+#[tokio::test]
+async fn bad_items_on_a_stream_fail_alone() {
+    let server = server().await;
+    let mut client = server.client().await;
+    let item = |id: &str, queue: &str, payload: &[u8]| pb::StreamRequest {
+        id: id.into(),
+        queue: queue.into(),
+        payload: payload.to_vec().into(),
+        ..Default::default()
+    };
+    let mut bad_priority = item("prio", "echo", b"x");
+    bad_priority.priority = 9;
+    let items = vec![
+        item("first", "echo", b"1"),
+        item("unknown", "nope", b"x"),
+        item("", "echo", b"no id"),
+        item("big", "echo", &[1; 17]),
+        bad_priority,
+        item("last", "echo", b"2"),
+    ];
+    let mut answers = client
+        .stream_submit(tokio_stream::iter(items))
+        .await
+        .unwrap()
+        .into_inner();
+    let mut got = std::collections::HashMap::new();
+    while let Some(answer) = answers.next().await {
+        let answer = answer.expect("the stream itself ends OK");
+        let code = match answer.outcome.unwrap() {
+            Outcome::Result(_) => Code::Ok,
+            Outcome::Error(e) => Code::from(e.code),
+        };
+        assert!(got.insert(answer.id, code).is_none());
+    }
+    let expected = [
+        ("first", Code::Ok),
+        ("unknown", Code::NotFound),
+        ("", Code::InvalidArgument),
+        ("big", Code::InvalidArgument),
+        ("prio", Code::InvalidArgument),
+        ("last", Code::Ok),
+    ];
+    assert_eq!(got.len(), expected.len(), "{got:?}");
+    for (id, code) in expected {
+        assert_eq!(got[id], code, "item {id:?}");
+    }
+}

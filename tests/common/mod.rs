@@ -1,0 +1,151 @@
+//! A real batchgate server on 127.0.0.1 (port 0) for integration tests, and
+//! the generated clients to talk to it.
+
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+
+use batchgate::{
+    app::{self, AppError, Listeners},
+    config::Config,
+    pb::batcher_client::BatcherClient,
+};
+use tokio::{
+    io::{AsyncReadExt, AsyncWriteExt},
+    net::TcpStream,
+    sync::oneshot,
+    task::JoinHandle,
+};
+use tonic::transport::Channel;
+
+/// A running server.
+pub struct TestServer {
+    pub grpc: SocketAddr,
+    pub metrics: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+    task: JoinHandle<Result<(), AppError>>,
+}
+
+/// Parses `toml` and points both listeners at 127.0.0.1 port 0.
+pub fn config(toml: &str) -> Config {
+    let mut config = Config::from_toml(toml).expect("test config parses");
+    config.server.grpc_addr = "127.0.0.1:0".parse().unwrap();
+    config.server.metrics_addr = "127.0.0.1:0".parse().unwrap();
+    config.validate().expect("test config is valid");
+    config
+}
+
+impl TestServer {
+    /// Binds, then runs the server in the background.
+    pub async fn start(config: Config) -> Self {
+        let listeners = Listeners::bind(&config).await.expect("bind");
+        let grpc = listeners.grpc_addr().unwrap();
+        let metrics = listeners.metrics_addr().unwrap();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(app::run(config, listeners, async move {
+            let _ = stopped.await;
+        }));
+        Self {
+            grpc,
+            metrics,
+            stop: Some(stop),
+            task,
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.grpc)
+    }
+
+    /// A connected data-plane client.
+    pub async fn client(&self) -> BatcherClient<Channel> {
+        BatcherClient::connect(self.url()).await.expect("connect")
+    }
+
+    /// A fresh HTTP/2 channel.
+    pub async fn channel(&self) -> Channel {
+        Channel::from_shared(self.url())
+            .unwrap()
+            .connect()
+            .await
+            .expect("connect")
+    }
+
+    /// Sends the shutdown signal without waiting for the server to stop.
+    pub fn signal_shutdown(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+
+    /// Shuts down and waits for `app::run` to return.
+    pub async fn shutdown(mut self) {
+        self.signal_shutdown();
+        self.task
+            .await
+            .expect("server task")
+            .expect("server shut down cleanly");
+    }
+
+    /// GET /metrics, as text.
+    pub async fn metrics_text(&self) -> String {
+        let mut conn = TcpStream::connect(self.metrics).await.unwrap();
+        conn.write_all(b"GET /metrics HTTP/1.0\r\nHost: test\r\n\r\n")
+            .await
+            .unwrap();
+        let mut raw = String::new();
+        conn.read_to_string(&mut raw).await.unwrap();
+        let (head, body) = raw.split_once("\r\n\r\n").expect("an HTTP response");
+        assert!(
+            head.starts_with("HTTP/1.0 200") || head.starts_with("HTTP/1.1 200"),
+            "{head}"
+        );
+        body.to_owned()
+    }
+
+    /// The value of one sample line, e.g. `name{labels}`.
+    pub async fn metric(&self, series: &str) -> f64 {
+        let text = self.metrics_text().await;
+        sample(&text, series).unwrap_or_else(|| panic!("no sample {series} in\n{text}"))
+    }
+}
+
+/// Finds `series` (name with labels, exactly as exposed) in exposition text.
+pub fn sample(text: &str, series: &str) -> Option<f64> {
+    text.lines().find_map(|l| {
+        l.strip_prefix(series)?
+            .strip_prefix(' ')?
+            .trim()
+            .parse()
+            .ok()
+    })
+}
+
+impl TestServer {
+    /// Polls /metrics until `series` reaches at least `value` (10 s at most).
+    pub async fn wait_for_metric(&self, series: &str, value: f64) {
+        let reached = async {
+            loop {
+                let text = self.metrics_text().await;
+                if sample(&text, series).is_some_and(|v| v >= value) {
+                    return;
+                }
+                tokio::task::yield_now().await;
+            }
+        };
+        tokio::time::timeout(std::time::Duration::from_secs(10), reached)
+            .await
+            .unwrap_or_else(|_| panic!("{series} never reached {value}"));
+    }
+
+    /// Waits for `app::run` to return after a signal.
+    pub async fn stopped(mut self) {
+        self.signal_shutdown();
+        let task = &mut self.task;
+        tokio::time::timeout(std::time::Duration::from_secs(30), task)
+            .await
+            .expect("server stopped in time")
+            .expect("server task")
+            .expect("server shut down cleanly");
+    }
+}

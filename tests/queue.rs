@@ -1,0 +1,710 @@
+//! The queue actor under a paused clock: every trigger, limit and drop path,
+//! deterministic to the microsecond. A fake handler reports each batch it
+//! gets over a channel and, when gated, holds it until the test says so.
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, atomic::AtomicU64},
+    time::Duration,
+};
+
+use batchgate::{
+    config::Mode,
+    handler::{BoxFuture, Handler},
+    metrics::Metrics,
+    pb,
+    queue::{Batch, Item, ItemOutput, Policy, QueueHandle, QueueSpec, Reply, ResultSink, Trigger},
+};
+use bytes::Bytes;
+use tokio::{
+    sync::{Semaphore, mpsc, oneshot},
+    task::JoinHandle,
+    time::{Instant, sleep},
+};
+use tokio_util::sync::CancellationToken;
+use tonic::{Code, Status};
+
+/// What the fake handler saw of one batch.
+#[derive(Debug)]
+struct Seen {
+    trigger: Trigger,
+    payloads: Vec<String>,
+    at: Instant,
+}
+
+/// How the fake handler answers.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Answer {
+    /// Echo every item.
+    Echo,
+    /// Answer only the first item, then return Ok.
+    FirstOnly,
+    /// Answer the first item, then fail the batch.
+    FirstThenFail,
+    /// Answer item 0 twice and an index past the end.
+    Misbehave,
+}
+
+#[derive(Debug)]
+struct Fake {
+    seen: mpsc::Sender<Seen>,
+    /// When set, each batch waits for one permit before answering.
+    gate: Option<Arc<Semaphore>>,
+    answer: Answer,
+}
+
+impl Handler for Fake {
+    fn kind(&self) -> &'static str {
+        "fake"
+    }
+
+    fn process<'a>(
+        &'a self,
+        batch: &'a Batch,
+        sink: &'a mut ResultSink,
+    ) -> BoxFuture<'a, Result<(), Status>> {
+        Box::pin(async move {
+            let payloads = batch
+                .items
+                .iter()
+                .map(|i| String::from_utf8(i.payload.to_vec()).unwrap())
+                .collect();
+            let seen = Seen {
+                trigger: batch.trigger,
+                payloads,
+                at: Instant::now(),
+            };
+            self.seen.send(seen).await.unwrap();
+            if let Some(gate) = &self.gate {
+                gate.acquire().await.unwrap().forget();
+            }
+            let echo = |i: usize| {
+                Ok(ItemOutput {
+                    payload: batch.items[i].payload.clone(),
+                    attributes: HashMap::new(),
+                })
+            };
+            match self.answer {
+                Answer::Echo => {
+                    for i in 0..batch.items.len() {
+                        sink.send(i, echo(i)).unwrap();
+                    }
+                }
+                Answer::FirstOnly => sink.send(0, echo(0)).unwrap(),
+                Answer::FirstThenFail => {
+                    sink.send(0, echo(0)).unwrap();
+                    return Err(Status::unavailable("backend fell over"));
+                }
+                Answer::Misbehave => {
+                    sink.send(0, echo(0)).unwrap();
+                    assert!(sink.send(0, echo(0)).is_err());
+                    assert!(sink.send(batch.items.len(), echo(0)).is_err());
+                    for i in 1..batch.items.len() {
+                        sink.send(i, echo(i)).unwrap();
+                    }
+                }
+            }
+            Ok(())
+        })
+    }
+}
+
+struct TestQueue {
+    handle: QueueHandle,
+    seen: mpsc::Receiver<Seen>,
+    gate: Arc<Semaphore>,
+    metrics: Arc<Metrics>,
+    abort: CancellationToken,
+    actor: JoinHandle<()>,
+}
+
+type Answered = oneshot::Receiver<Result<pb::SubmitResponse, Status>>;
+
+fn policy() -> Policy {
+    Policy {
+        max_batch_size: 4,
+        max_batch_bytes: 1_000,
+        max_delay: Duration::from_millis(2),
+        min_batch_size: 1,
+        strict: false,
+        mode: Mode::Auto,
+        max_queue_items: 100,
+        max_in_flight_batches: 8,
+        item_timeout: Duration::from_secs(10),
+        priority_levels: 4,
+    }
+}
+
+fn start(policy: Policy, gated: bool, answer: Answer) -> TestQueue {
+    let (tx, seen) = mpsc::channel(1024);
+    let gate = Arc::new(Semaphore::new(0));
+    let metrics = Arc::new(Metrics::new());
+    let abort = CancellationToken::new();
+    let (handle, actor) = QueueHandle::new(QueueSpec {
+        name: "q".into(),
+        policy,
+        handler: Arc::new(Fake {
+            seen: tx,
+            gate: gated.then(|| gate.clone()),
+            answer,
+        }),
+        metrics: Arc::new(metrics.queue("q")),
+        batch_ids: Arc::new(AtomicU64::new(1)),
+        abort: abort.clone(),
+    });
+    TestQueue {
+        handle,
+        seen,
+        gate,
+        metrics,
+        abort,
+        actor: tokio::spawn(actor),
+    }
+}
+
+impl TestQueue {
+    async fn submit_with(
+        &self,
+        payload: &str,
+        priority: u32,
+        timeout: Option<Duration>,
+    ) -> Answered {
+        let (tx, rx) = oneshot::channel();
+        self.handle
+            .submit(Item {
+                payload: Bytes::copy_from_slice(payload.as_bytes()),
+                attributes: HashMap::new(),
+                priority,
+                timeout,
+                reply: Reply::Unary(tx),
+            })
+            .await;
+        rx
+    }
+
+    async fn submit(&self, payload: &str) -> Answered {
+        self.submit_with(payload, 0, None).await
+    }
+
+    async fn submit_all(&self, payloads: impl IntoIterator<Item = String>) -> Vec<Answered> {
+        let mut answers = Vec::new();
+        for p in payloads {
+            answers.push(self.submit(&p).await);
+        }
+        answers
+    }
+
+    /// Lets the actor run without moving the clock.
+    async fn settle(&self) {
+        for _ in 0..10 {
+            tokio::task::yield_now().await;
+        }
+    }
+
+    fn assert_no_batch(&mut self) {
+        if let Ok(batch) = self.seen.try_recv() {
+            panic!("unexpected batch {batch:?}");
+        }
+    }
+
+    async fn next_batch(&mut self) -> Seen {
+        self.seen.recv().await.expect("a batch")
+    }
+
+    fn metric(&self, outcome: &str) -> u64 {
+        let needle = format!("batchgate_items_total{{queue=\"q\",outcome=\"{outcome}\"}} ");
+        let text = self.metrics.render();
+        let line = text.lines().find(|l| l.starts_with(&needle)).unwrap();
+        line[needle.len()..].parse().unwrap()
+    }
+}
+
+fn names(prefix: &str, n: usize) -> Vec<String> {
+    (0..n).map(|i| format!("{prefix}{i}")).collect()
+}
+
+async fn ok(rx: Answered) -> pb::SubmitResponse {
+    rx.await.expect("answered").expect("ok")
+}
+
+async fn code(rx: Answered) -> Code {
+    rx.await.expect("answered").expect_err("an error").code()
+}
+
+#[tokio::test(start_paused = true)]
+async fn size_trigger_dispatches_at_once() {
+    let mut q = start(policy(), false, Answer::Echo);
+    let t0 = Instant::now();
+    let answers = q.submit_all(names("i", 4)).await;
+    let batch = q.next_batch().await;
+    assert_eq!(batch.trigger, Trigger::Size);
+    assert_eq!(batch.payloads, names("i", 4));
+    assert_eq!(batch.at, t0, "no waiting for max_delay");
+    for (i, rx) in answers.into_iter().enumerate() {
+        let r = ok(rx).await;
+        assert_eq!(r.payload, format!("i{i}").as_bytes());
+        let info = r.batch.unwrap();
+        assert_eq!(
+            (info.batch_size, info.trigger),
+            (4, pb::Trigger::Size as i32)
+        );
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn bytes_trigger_closes_before_the_byte_limit_is_crossed() {
+    let mut q = start(
+        Policy {
+            max_batch_bytes: 10,
+            ..policy()
+        },
+        false,
+        Answer::Echo,
+    );
+    let _a = q.submit("aaaa").await;
+    let _b = q.submit("bbbb").await;
+    q.settle().await;
+    q.assert_no_batch();
+    let _c = q.submit("cccc").await;
+    let batch = q.next_batch().await;
+    assert_eq!(batch.trigger, Trigger::Bytes);
+    assert_eq!(
+        batch.payloads,
+        ["aaaa", "bbbb"],
+        "a third would exceed 10 bytes"
+    );
+    let rest = q.next_batch().await;
+    assert_eq!((rest.trigger, rest.payloads.len()), (Trigger::Delay, 1));
+}
+
+#[tokio::test(start_paused = true)]
+async fn delay_counts_from_the_oldest_item() {
+    let mut q = start(policy(), false, Answer::Echo);
+    let t0 = Instant::now();
+    let a = q.submit("a").await;
+    sleep(Duration::from_millis(1)).await;
+    let b = q.submit("b").await;
+    q.settle().await;
+    q.assert_no_batch();
+    let batch = q.next_batch().await;
+    assert_eq!(batch.trigger, Trigger::Delay);
+    assert_eq!(batch.payloads, ["a", "b"]);
+    let waited = batch.at - t0;
+    assert!(
+        waited >= Duration::from_millis(2) && waited < Duration::from_millis(3),
+        "dispatched after {waited:?}"
+    );
+    assert_eq!(ok(a).await.batch.unwrap().batch_size, 2);
+    ok(b).await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn n_minus_one_items_wait_for_the_delay() {
+    let mut q = start(policy(), false, Answer::Echo);
+    let _answers = q.submit_all(names("i", 3)).await;
+    sleep(Duration::from_micros(1_999)).await;
+    q.assert_no_batch();
+    sleep(Duration::from_millis(2)).await;
+    let batch = q.next_batch().await;
+    assert_eq!((batch.trigger, batch.payloads.len()), (Trigger::Delay, 3));
+    sleep(Duration::from_secs(1)).await;
+    q.assert_no_batch();
+}
+
+#[tokio::test(start_paused = true)]
+async fn min_batch_size_holds_a_delay_batch_back() {
+    let mut q = start(
+        Policy {
+            min_batch_size: 3,
+            ..policy()
+        },
+        false,
+        Answer::Echo,
+    );
+    let _two = q.submit_all(names("i", 2)).await;
+    sleep(Duration::from_millis(50)).await;
+    q.assert_no_batch();
+    let _third = q.submit("i2").await;
+    let batch = q.next_batch().await;
+    assert_eq!((batch.trigger, batch.payloads.len()), (Trigger::Delay, 3));
+}
+
+#[tokio::test(start_paused = true)]
+async fn strict_counts_only_live_items() {
+    let mut q = start(
+        Policy {
+            max_batch_size: 8,
+            min_batch_size: 3,
+            strict: true,
+            ..policy()
+        },
+        false,
+        Answer::Echo,
+    );
+    let a = q.submit("a").await;
+    let cancelled = q.submit("gone").await;
+    let c = q.submit("c").await;
+    drop(cancelled);
+    sleep(Duration::from_millis(50)).await;
+    q.assert_no_batch();
+    let d = q.submit("d").await;
+    let batch = q.next_batch().await;
+    assert_eq!(batch.trigger, Trigger::Delay);
+    assert_eq!(batch.payloads, ["a", "c", "d"]);
+    for rx in [a, c, d] {
+        ok(rx).await;
+    }
+    assert_eq!(q.metric("cancelled"), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn non_strict_counts_cancelled_items_towards_min() {
+    let mut q = start(
+        Policy {
+            min_batch_size: 3,
+            ..policy()
+        },
+        false,
+        Answer::Echo,
+    );
+    let _a = q.submit("a").await;
+    drop(q.submit("gone").await);
+    let _c = q.submit("c").await;
+    let batch = q.next_batch().await;
+    assert_eq!(batch.payloads, ["a", "c"]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn manual_mode_dispatches_only_on_flush() {
+    let mut q = start(
+        Policy {
+            mode: Mode::Manual,
+            ..policy()
+        },
+        false,
+        Answer::Echo,
+    );
+    let answers = q.submit_all(names("i", 10)).await;
+    sleep(Duration::from_secs(5)).await;
+    q.assert_no_batch();
+    assert_eq!(q.handle.flush().await.unwrap(), 10);
+    let mut sizes = Vec::new();
+    for _ in 0..3 {
+        let batch = q.next_batch().await;
+        assert_eq!(batch.trigger, Trigger::Flush);
+        sizes.push(batch.payloads.len());
+    }
+    assert_eq!(sizes, [4, 4, 2]);
+    for rx in answers {
+        ok(rx).await;
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn flush_ignores_min_batch_size() {
+    let mut q = start(
+        Policy {
+            min_batch_size: 4,
+            ..policy()
+        },
+        false,
+        Answer::Echo,
+    );
+    let _a = q.submit("a").await;
+    sleep(Duration::from_millis(10)).await;
+    q.assert_no_batch();
+    q.handle.flush().await.unwrap();
+    let batch = q.next_batch().await;
+    assert_eq!((batch.trigger, batch.payloads.len()), (Trigger::Flush, 1));
+}
+
+#[tokio::test(start_paused = true)]
+async fn higher_priority_goes_first_fifo_within() {
+    let mut q = start(
+        Policy {
+            mode: Mode::Manual,
+            ..policy()
+        },
+        false,
+        Answer::Echo,
+    );
+    let mut answers = Vec::new();
+    for (p, prio) in [
+        ("l1", 0),
+        ("h1", 3),
+        ("m1", 1),
+        ("h2", 3),
+        ("l2", 0),
+        ("m2", 1),
+    ] {
+        answers.push(q.submit_with(p, prio, None).await);
+    }
+    q.handle.flush().await.unwrap();
+    assert_eq!(q.next_batch().await.payloads, ["h1", "h2", "m1", "m2"]);
+    assert_eq!(q.next_batch().await.payloads, ["l1", "l2"]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_full_queue_refuses_at_once() {
+    let q = start(
+        Policy {
+            mode: Mode::Manual,
+            max_queue_items: 3,
+            ..policy()
+        },
+        false,
+        Answer::Echo,
+    );
+    let _held = q.submit_all(names("i", 3)).await;
+    let refused = q.submit("one too many").await;
+    let t0 = Instant::now();
+    assert_eq!(code(refused).await, Code::ResourceExhausted);
+    assert_eq!(Instant::now(), t0);
+    assert_eq!(q.metric("rejected"), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_full_queue_makes_room_by_dropping_cancelled_items() {
+    let q = start(
+        Policy {
+            mode: Mode::Manual,
+            max_queue_items: 2,
+            ..policy()
+        },
+        false,
+        Answer::Echo,
+    );
+    let _kept = q.submit("kept").await;
+    drop(q.submit("gone").await);
+    let admitted = q.submit("admitted").await;
+    q.handle.flush().await.unwrap();
+    assert_eq!(ok(admitted).await.payload, "admitted".as_bytes());
+    assert_eq!(q.metric("cancelled"), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn bad_priority_and_oversized_payload_are_invalid() {
+    let q = start(
+        Policy {
+            max_batch_bytes: 8,
+            ..policy()
+        },
+        false,
+        Answer::Echo,
+    );
+    let high = q.submit_with("x", 4, None).await;
+    assert_eq!(code(high).await, Code::InvalidArgument);
+    let big = q.submit("123456789").await;
+    let status = big.await.unwrap().unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument);
+    assert!(
+        status
+            .message()
+            .contains("9 bytes exceeds max_batch_bytes 8"),
+        "{}",
+        status.message()
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_item_expires_while_queued_and_is_not_dispatched() {
+    let mut q = start(
+        Policy {
+            mode: Mode::Manual,
+            ..policy()
+        },
+        false,
+        Answer::Echo,
+    );
+    let t0 = Instant::now();
+    let short = q
+        .submit_with("short", 0, Some(Duration::from_millis(50)))
+        .await;
+    let long = q.submit("long").await;
+    let status = short.await.unwrap().unwrap_err();
+    assert_eq!(status.code(), Code::DeadlineExceeded);
+    let waited = Instant::now() - t0;
+    assert!(
+        waited >= Duration::from_millis(50) && waited < Duration::from_millis(52),
+        "expired after {waited:?}"
+    );
+    assert_eq!(q.handle.flush().await.unwrap(), 1);
+    assert_eq!(q.next_batch().await.payloads, ["long"]);
+    ok(long).await;
+    assert_eq!(q.metric("timeout"), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_queue_default_timeout_applies_without_one() {
+    let q = start(
+        Policy {
+            mode: Mode::Manual,
+            item_timeout: Duration::from_secs(3),
+            ..policy()
+        },
+        false,
+        Answer::Echo,
+    );
+    let t0 = Instant::now();
+    let item = q.submit("x").await;
+    assert_eq!(code(item).await, Code::DeadlineExceeded);
+    assert!(Instant::now() - t0 >= Duration::from_secs(3));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_cancelled_item_leaves_before_dispatch() {
+    let mut q = start(
+        Policy {
+            mode: Mode::Manual,
+            ..policy()
+        },
+        false,
+        Answer::Echo,
+    );
+    let a = q.submit("a").await;
+    drop(q.submit("b").await);
+    let c = q.submit("c").await;
+    q.handle.flush().await.unwrap();
+    assert_eq!(q.next_batch().await.payloads, ["a", "c"]);
+    assert_eq!(ok(a).await.batch.unwrap().batch_size, 2);
+    ok(c).await;
+    assert_eq!(q.metric("cancelled"), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn max_in_flight_batches_is_respected() {
+    let mut q = start(
+        Policy {
+            max_batch_size: 2,
+            max_in_flight_batches: 2,
+            ..policy()
+        },
+        true,
+        Answer::Echo,
+    );
+    let answers = q.submit_all(names("i", 10)).await;
+    sleep(Duration::from_secs(1)).await;
+    let first = [q.next_batch().await, q.next_batch().await];
+    q.assert_no_batch();
+    assert!(first.iter().all(|b| b.payloads.len() == 2));
+    q.gate.add_permits(1);
+    let third = q.next_batch().await;
+    q.settle().await;
+    q.assert_no_batch();
+    assert_eq!(third.payloads, ["i4", "i5"]);
+    q.gate.add_permits(100);
+    for rx in answers {
+        ok(rx).await;
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn items_a_handler_forgets_get_internal() {
+    let q = start(policy(), false, Answer::FirstOnly);
+    let answers = q.submit_all(names("i", 3)).await;
+    let mut answers = answers.into_iter();
+    ok(answers.next().unwrap()).await;
+    for rx in answers {
+        let status = rx.await.unwrap().unwrap_err();
+        assert_eq!(status.code(), Code::Internal);
+        assert!(
+            status.message().contains("no result"),
+            "{}",
+            status.message()
+        );
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_batch_failure_fails_only_unanswered_items() {
+    let q = start(policy(), false, Answer::FirstThenFail);
+    let mut answers = q.submit_all(names("i", 3)).await.into_iter();
+    assert_eq!(ok(answers.next().unwrap()).await.payload, "i0".as_bytes());
+    for rx in answers {
+        let status = rx.await.unwrap().unwrap_err();
+        assert_eq!(status.code(), Code::Unavailable);
+        assert_eq!(status.message(), "backend fell over");
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn duplicate_and_out_of_range_results_are_refused() {
+    let q = start(policy(), false, Answer::Misbehave);
+    let answers = q.submit_all(names("i", 2)).await;
+    for (i, rx) in answers.into_iter().enumerate() {
+        assert_eq!(ok(rx).await.payload, format!("i{i}").as_bytes());
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn drain_dispatches_everything_then_refuses() {
+    let mut q = start(
+        Policy {
+            mode: Mode::Manual,
+            ..policy()
+        },
+        false,
+        Answer::Echo,
+    );
+    let answers = q.submit_all(names("i", 6)).await;
+    q.handle.drain().await;
+    let first = q.next_batch().await;
+    let second = q.next_batch().await;
+    assert_eq!(
+        (first.trigger, second.trigger),
+        (Trigger::Drain, Trigger::Drain)
+    );
+    assert_eq!(first.payloads.len() + second.payloads.len(), 6);
+    for rx in answers {
+        ok(rx).await;
+    }
+    let late = q.submit("late").await;
+    assert_eq!(code(late).await, Code::Unavailable);
+    q.actor.await.unwrap();
+}
+
+#[tokio::test(start_paused = true)]
+async fn abort_answers_in_flight_and_pending_items_unavailable() {
+    let mut q = start(
+        Policy {
+            max_batch_size: 2,
+            max_in_flight_batches: 1,
+            ..policy()
+        },
+        true,
+        Answer::Echo,
+    );
+    let answers = q.submit_all(names("i", 5)).await;
+    q.next_batch().await;
+    q.handle.drain().await;
+    q.abort.cancel();
+    for rx in answers {
+        assert_eq!(code(rx).await, Code::Unavailable);
+    }
+    q.actor.await.unwrap();
+}
+
+#[tokio::test(start_paused = true)]
+async fn dropping_every_handle_drains_the_partial_batch() {
+    let mut q = start(
+        Policy {
+            mode: Mode::Manual,
+            ..policy()
+        },
+        false,
+        Answer::Echo,
+    );
+    let answers = q.submit_all(names("i", 3)).await;
+    let TestQueue {
+        handle,
+        actor,
+        ref mut seen,
+        ..
+    } = q;
+    drop(handle);
+    assert_eq!(seen.recv().await.unwrap().trigger, Trigger::Drain);
+    for rx in answers {
+        ok(rx).await;
+    }
+    actor.await.unwrap();
+}
