@@ -4,7 +4,11 @@
 use std::{env, path::PathBuf};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let protos = ["proto/batchgate/v1/batchgate.proto"];
+    let protos = [
+        "proto/batchgate/v1/batchgate.proto",
+        "proto/batchgate/v1/backend.proto",
+        "proto/batchgate/v1/control.proto",
+    ];
     for proto in &protos {
         println!("cargo:rerun-if-changed={proto}");
     }
@@ -15,7 +19,27 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // Payloads as `bytes::Bytes`: decoded without a copy, cloned by refcount.
     config.bytes(["."]);
 
-    tonic_prost_build::configure()
+    // Control-plane answers print as JSON in `batchgate ctl --json`.
+    let mut builder = tonic_prost_build::configure();
+    for message in [
+        "QueueInfo",
+        "QueuePolicy",
+        "HandlerSpec",
+        "EndpointInfo",
+        "QueueStats",
+        "Percentiles",
+        "StatsSnapshot",
+        "ListQueuesResponse",
+        "ListEndpointsResponse",
+        "FlushQueueResponse",
+        "DeleteQueueResponse",
+    ] {
+        builder = builder.type_attribute(
+            format!(".batchgate.v1.{message}"),
+            "#[derive(serde::Serialize)]",
+        );
+    }
+    builder
         .file_descriptor_set_path(out_dir.join("batchgate_descriptor.bin"))
         .compile_with_config(config, &protos, &["proto"])?;
     Ok(())

@@ -19,9 +19,10 @@ use tonic_health::ServingStatus;
 
 use crate::{
     api::{ApiState, BatcherService},
-    config::Config,
+    config::{Config, ConfigError},
+    control::{BearerAuth, ControlService},
     metrics::Metrics,
-    pb::{self, batcher_server::BatcherServer},
+    pb::{self, batch_control_server::BatchControlServer, batcher_server::BatcherServer},
     registry::{Registry, RegistryError},
 };
 
@@ -48,6 +49,9 @@ pub enum AppError {
     /// The gRPC server failed.
     #[error("grpc server: {0}")]
     Transport(#[from] tonic::transport::Error),
+    /// The control token could not be read.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
 }
 
 /// The bound sockets of a server, so callers (tests) can use port 0 and
@@ -58,6 +62,8 @@ pub struct Listeners {
     pub grpc: TcpListener,
     /// The `/metrics` endpoint.
     pub metrics: TcpListener,
+    /// The control plane, when it has its own address.
+    pub control: Option<TcpListener>,
 }
 
 impl Listeners {
@@ -78,6 +84,10 @@ impl Listeners {
         Ok(Self {
             grpc: bind("cannot bind grpc_addr", config.server.grpc_addr).await?,
             metrics: bind("cannot bind metrics_addr", config.server.metrics_addr).await?,
+            control: match config.server.control_addr {
+                Some(addr) => Some(bind("cannot bind control_addr", addr).await?),
+                None => None,
+            },
         })
     }
 
@@ -87,6 +97,11 @@ impl Listeners {
     /// The socket's I/O error.
     pub fn grpc_addr(&self) -> std::io::Result<SocketAddr> {
         self.grpc.local_addr()
+    }
+
+    /// The control address actually bound, if it has its own.
+    pub fn control_addr(&self) -> Option<SocketAddr> {
+        self.control.as_ref().and_then(|l| l.local_addr().ok())
     }
 
     /// The metrics address actually bound.
@@ -108,6 +123,7 @@ pub async fn run(
     listeners: Listeners,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), AppError> {
+    let auth = BearerAuth::new(config.server.control_token()?.as_deref());
     let metrics = Arc::new(Metrics::new());
     let abort = CancellationToken::new();
     let registry = Arc::new(Registry::new(metrics.clone(), abort.clone()));
@@ -132,17 +148,40 @@ pub async fn run(
         .max_decoding_message_size(config.server.max_message_bytes)
         .max_encoding_message_size(config.server.max_message_bytes.saturating_mul(2));
 
+    let control = BatchControlServer::with_interceptor(
+        ControlService::new(
+            registry.clone(),
+            state.stop_accepting.clone(),
+            state.tasks.clone(),
+        ),
+        auth.clone(),
+    );
+
     let grpc_addr = listeners.grpc_addr().ok();
     let metrics_addr = listeners.metrics_addr().ok();
+    let control_addr = listeners.control_addr().or(grpc_addr);
     let server_stop = CancellationToken::new();
     let incoming = TcpIncoming::from(listeners.grpc).with_nodelay(Some(true));
+    let (shared_control, own_control) = match listeners.control {
+        Some(listener) => (None, Some((listener, control))),
+        None => (Some(control), None),
+    };
     let grpc = Server::builder()
         .add_service(health_service)
         .add_service(reflection().build_v1()?)
         .add_service(reflection().build_v1alpha()?)
         .add_service(batcher)
+        .add_optional_service(shared_control)
         .serve_with_incoming_shutdown(incoming, server_stop.clone().cancelled_owned());
     let grpc = tokio::spawn(grpc);
+    let control_server = own_control.map(|(listener, control)| {
+        let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+        tokio::spawn(
+            Server::builder()
+                .add_service(control)
+                .serve_with_incoming_shutdown(incoming, server_stop.clone().cancelled_owned()),
+        )
+    });
     let metrics_stop = CancellationToken::new();
     let metrics_server = {
         let metrics = metrics.clone();
@@ -153,6 +192,8 @@ pub async fn run(
     tracing::info!(
         grpc = ?grpc_addr,
         metrics = ?metrics_addr,
+        control = ?control_addr,
+        control_token = auth.is_required(),
         queues = ?registry.names(),
         "batchgate serving"
     );
@@ -195,6 +236,11 @@ pub async fn run(
             Ok(())
         }
     };
+    if let Some(control_server) = control_server
+        && let Ok(Ok(Err(e))) = tokio::time::timeout(FINAL_RESPONSES_GRACE, control_server).await
+    {
+        tracing::warn!(error = %e, "control server failed");
+    }
     metrics_stop.cancel();
     if let Ok(Err(e)) = metrics_server.await {
         tracing::warn!(error = %e, "metrics endpoint failed");

@@ -43,6 +43,12 @@ pub struct ServerConfig {
     pub max_message_bytes: usize,
     /// Log line format.
     pub log_format: LogFormat,
+    /// Address of the BatchControl service; unset: served on `grpc_addr`.
+    pub control_addr: Option<SocketAddr>,
+    /// File holding the bearer token every control call must carry (the
+    /// `BATCHGATE_CONTROL_TOKEN` variable takes precedence). Unset and no
+    /// variable: the control plane needs no token.
+    pub control_token_file: Option<std::path::PathBuf>,
 }
 
 impl Default for ServerConfig {
@@ -54,6 +60,8 @@ impl Default for ServerConfig {
             stream_window: 1024,
             max_message_bytes: 4 * 1024 * 1024,
             log_format: LogFormat::Compact,
+            control_addr: None,
+            control_token_file: None,
         }
     }
 }
@@ -116,7 +124,7 @@ impl Default for QueueConfig {
             max_in_flight_batches: 4,
             item_timeout: Duration::from_secs(30),
             priority_levels: 4,
-            handler: HandlerConfig::Echo,
+            handler: HandlerConfig::default(),
         }
     }
 }
@@ -132,21 +140,157 @@ pub enum Mode {
     Manual,
 }
 
-/// Which handler processes a queue's batches.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
-#[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
-pub enum HandlerConfig {
+/// The kinds of handler.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum HandlerKind {
     /// Returns every payload and its attributes unchanged.
+    #[default]
     Echo,
     /// A simulated model: each batch takes `base + per_item × n`, then echoes.
-    Sim {
-        /// Fixed cost of one batch.
-        #[serde(with = "humantime_serde")]
-        base: Duration,
-        /// Added cost of each item in the batch.
-        #[serde(with = "humantime_serde")]
-        per_item: Duration,
-    },
+    Sim,
+    /// A remote backend implementing `batchgate.v1.Backend` over gRPC.
+    Grpc,
+    /// A remote backend taking one JSON POST per batch.
+    Http,
+}
+
+impl HandlerKind {
+    /// The lower-case name, as in the config.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HandlerKind::Echo => "echo",
+            HandlerKind::Sim => "sim",
+            HandlerKind::Grpc => "grpc",
+            HandlerKind::Http => "http",
+        }
+    }
+
+    /// Parses a name as written in the config.
+    ///
+    /// # Errors
+    /// The unknown name.
+    pub fn parse(name: &str) -> Result<Self, String> {
+        match name {
+            "echo" => Ok(HandlerKind::Echo),
+            "sim" => Ok(HandlerKind::Sim),
+            "grpc" => Ok(HandlerKind::Grpc),
+            "http" => Ok(HandlerKind::Http),
+            other => Err(format!(
+                "unknown handler kind {other:?} (echo, sim, grpc, http)"
+            )),
+        }
+    }
+
+    /// Whether batches go to remote endpoints.
+    pub fn is_remote(self) -> bool {
+        matches!(self, HandlerKind::Grpc | HandlerKind::Http)
+    }
+}
+
+/// Which handler processes a queue's batches, and its settings. Fields that
+/// do not apply to the kind are ignored.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct HandlerConfig {
+    /// `echo`, `sim`, `grpc` or `http`.
+    pub kind: HandlerKind,
+    /// sim: fixed cost of one batch.
+    #[serde(with = "humantime_serde")]
+    pub base: Duration,
+    /// sim: added cost of each item in the batch.
+    #[serde(with = "humantime_serde")]
+    pub per_item: Duration,
+    /// grpc/http: endpoint URLs (more may register at runtime).
+    pub endpoints: Vec<String>,
+    /// grpc/http: batches one endpoint may process at once.
+    pub max_in_flight: usize,
+    /// grpc/http: longest a backend call may take (the batch's earliest item
+    /// deadline may cut it shorter).
+    #[serde(with = "humantime_serde")]
+    pub timeout: Duration,
+    /// grpc/http: retries of a batch that failed for availability reasons
+    /// (connection, UNAVAILABLE, 5xx), each on another endpoint if any.
+    pub retries: u32,
+    /// grpc/http: split a batch the backend rejected as a whole, so a poison
+    /// item fails alone.
+    pub bisect: bool,
+    /// grpc/http: consecutive failures after which an endpoint is ejected.
+    pub eject_after: u32,
+    /// grpc/http: how long an ejected endpoint gets no batches.
+    #[serde(with = "humantime_serde")]
+    pub eject_for: Duration,
+    /// grpc: call `ProcessBatchStream` and forward each result as it comes.
+    pub streaming: bool,
+    /// http: payloads are JSON documents, sent and returned as raw JSON
+    /// instead of base64 strings.
+    pub json_payloads: bool,
+}
+
+impl Default for HandlerConfig {
+    fn default() -> Self {
+        Self {
+            kind: HandlerKind::Echo,
+            base: Duration::from_millis(5),
+            per_item: Duration::from_micros(20),
+            endpoints: Vec::new(),
+            max_in_flight: 4,
+            timeout: Duration::from_secs(30),
+            retries: 2,
+            bisect: true,
+            eject_after: 3,
+            eject_for: Duration::from_secs(5),
+            streaming: false,
+            json_payloads: false,
+        }
+    }
+}
+
+impl HandlerConfig {
+    /// A handler of `kind` with default settings.
+    pub fn of(kind: HandlerKind) -> Self {
+        Self {
+            kind,
+            ..Self::default()
+        }
+    }
+
+    /// Checks the settings that apply to the kind; `path` prefixes names.
+    ///
+    /// # Errors
+    /// [`ConfigError::Invalid`] naming the first bad field.
+    pub fn validate(&self, path: &str) -> Result<(), ConfigError> {
+        if !self.kind.is_remote() {
+            return Ok(());
+        }
+        if self.max_in_flight == 0 {
+            return Err(invalid(format!("{path}.max_in_flight"), "must be ≥ 1"));
+        }
+        if self.timeout.is_zero() {
+            return Err(invalid(format!("{path}.timeout"), "must be > 0"));
+        }
+        for (i, endpoint) in self.endpoints.iter().enumerate() {
+            validate_endpoint(endpoint)
+                .map_err(|problem| invalid(format!("{path}.endpoints[{i}]"), problem))?;
+        }
+        Ok(())
+    }
+}
+
+/// Checks an endpoint URL: `http://host:port` (or `https://`), nothing else.
+///
+/// # Errors
+/// What is wrong with it.
+pub fn validate_endpoint(url: &str) -> Result<(), String> {
+    let rest = url
+        .strip_prefix("http://")
+        .or_else(|| url.strip_prefix("https://"))
+        .ok_or_else(|| format!("{url:?} must start with http:// or https://"))?;
+    let authority = rest.split('/').next().unwrap_or_default();
+    if authority.is_empty() || authority.contains(char::is_whitespace) {
+        return Err(format!("{url:?} has no host"));
+    }
+    Ok(())
 }
 
 /// A configuration that cannot run: which field, and what is wrong with it.
@@ -223,11 +367,47 @@ impl Config {
                 "must differ from server.grpc_addr",
             ));
         }
+        if let Some(control) = s.control_addr
+            && control.port() != 0
+            && (control == s.grpc_addr || control == s.metrics_addr)
+        {
+            return Err(invalid(
+                "server.control_addr",
+                "must differ from server.grpc_addr and server.metrics_addr",
+            ));
+        }
         for (name, queue) in &self.queues {
             validate_queue_name(name)?;
             queue.validate(&format!("queues.{name}"))?;
         }
         Ok(())
+    }
+}
+
+/// The variable that carries the control-plane token.
+pub const ENV_CONTROL_TOKEN: &str = "BATCHGATE_CONTROL_TOKEN";
+
+impl ServerConfig {
+    /// The control-plane token: `BATCHGATE_CONTROL_TOKEN` if set, else the
+    /// contents of `control_token_file`, else none.
+    ///
+    /// # Errors
+    /// [`ConfigError::Read`] if the token file cannot be read.
+    pub fn control_token(&self) -> Result<Option<String>, ConfigError> {
+        if let Ok(token) = std::env::var(ENV_CONTROL_TOKEN)
+            && !token.trim().is_empty()
+        {
+            return Ok(Some(token));
+        }
+        let Some(path) = &self.control_token_file else {
+            return Ok(None);
+        };
+        std::fs::read_to_string(path)
+            .map(Some)
+            .map_err(|e| ConfigError::Read {
+                path: path.display().to_string(),
+                reason: e.to_string(),
+            })
     }
 }
 
@@ -282,7 +462,7 @@ impl QueueConfig {
                 format!("must be in 1..={MAX_PRIORITY_LEVELS}"),
             ));
         }
-        Ok(())
+        self.handler.validate(&field("handler"))
     }
 }
 
@@ -294,11 +474,8 @@ mod tests {
     fn embedded_default_parses_validates_and_has_echo_and_sim() {
         let config = Config::embedded_default();
         config.validate().unwrap();
-        assert_eq!(config.queues["echo"].handler, HandlerConfig::Echo);
-        assert!(matches!(
-            config.queues["sim"].handler,
-            HandlerConfig::Sim { .. }
-        ));
+        assert_eq!(config.queues["echo"].handler.kind, HandlerKind::Echo);
+        assert_eq!(config.queues["sim"].handler.kind, HandlerKind::Sim);
         assert_eq!(config.server.grpc_addr.port(), 50051);
         assert_eq!(config.server.metrics_addr.port(), 9464);
     }
@@ -316,13 +493,9 @@ mod tests {
         let q = &config.queues["q"];
         assert_eq!(q.max_delay, Duration::from_micros(750));
         assert_eq!(q.max_batch_size, QueueConfig::default().max_batch_size);
-        assert_eq!(
-            q.handler,
-            HandlerConfig::Sim {
-                base: Duration::from_millis(5),
-                per_item: Duration::from_micros(20)
-            }
-        );
+        assert_eq!(q.handler.kind, HandlerKind::Sim);
+        assert_eq!(q.handler.base, Duration::from_millis(5));
+        assert_eq!(q.handler.per_item, Duration::from_micros(20));
     }
 
     #[test]
@@ -353,5 +526,25 @@ mod tests {
         assert!(err.to_string().contains("max_batch_sise"), "{err}");
         let err = Config::from_toml("[queues.q]\nhandler = { kind = \"gpu\" }\n").unwrap_err();
         assert!(matches!(err, ConfigError::Parse(_)), "{err}");
+    }
+
+    #[test]
+    fn remote_handlers_need_good_endpoints() {
+        let config = Config::from_toml(
+            "[queues.r]\nhandler = { kind = \"grpc\", endpoints = [\"http://127.0.0.1:7000\", \"tcp://x\"] }\n",
+        )
+        .unwrap();
+        assert_eq!(
+            config.validate().unwrap_err().to_string(),
+            "queues.r.handler.endpoints[1] \"tcp://x\" must start with http:// or https://"
+        );
+        let config = Config::from_toml(
+            "[queues.r]\nhandler = { kind = \"http\", endpoints = [\"http://127.0.0.1:7000/batch\"], max_in_flight = 0 }\n",
+        )
+        .unwrap();
+        assert_eq!(
+            config.validate().unwrap_err().to_string(),
+            "queues.r.handler.max_in_flight must be ≥ 1"
+        );
     }
 }

@@ -66,6 +66,21 @@ impl From<Refusal> for Status {
     }
 }
 
+impl From<crate::registry::RegistryError> for Status {
+    fn from(e: crate::registry::RegistryError) -> Self {
+        use crate::registry::RegistryError;
+        let message = e.to_string();
+        match e {
+            RegistryError::Exists(_) => Status::already_exists(message),
+            RegistryError::NotFound(_) => Status::not_found(message),
+            RegistryError::Config(_) | RegistryError::Handler { .. } => {
+                Status::invalid_argument(message)
+            }
+            RegistryError::Stopped(_) => Status::failed_precondition(message),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -19,9 +19,11 @@
 //! - [`config`]: the TOML configuration, its defaults and validation.
 //! - [`app`]: wiring and ordered shutdown.
 //! - [`api`]: the tonic services (convert, enqueue, answer; no logic).
+//! - [`control`]: the BatchControl service (runtime queue management).
 //! - [`registry`]: queue name → running queue.
 //! - [`queue`]: the policy (pure), pending items, the per-queue actor, batches.
-//! - [`handler`]: the handler trait and the built-in handlers.
+//! - [`handler`]: the handler trait, the built-in handlers and the remote
+//!   (gRPC, HTTP) backends with their endpoint pools.
 //! - [`error`]: refusals and their gRPC status codes, in one place.
 //! - [`metrics`]: Prometheus metric names, per-queue handles, `/metrics`.
 //! - [`telemetry`], [`shutdown`]: logging and signals for the binary.
@@ -37,6 +39,7 @@ pub mod api;
 pub mod app;
 pub mod cli;
 pub mod config;
+pub mod control;
 pub mod error;
 pub mod handler;
 pub mod metrics;

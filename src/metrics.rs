@@ -5,7 +5,14 @@
 //! several servers in one process (the tests) each report only their own
 //! numbers.
 
-use std::time::Duration;
+use std::{
+    collections::VecDeque,
+    sync::{
+        Mutex, PoisonError,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::Duration,
+};
 
 use axum::{Router, routing::get};
 use metrics::{Counter, Gauge, Histogram, Key, Label, Recorder, SharedString, Unit};
@@ -62,7 +69,8 @@ pub enum Outcome {
 }
 
 impl Outcome {
-    const ALL: [Outcome; 5] = [
+    /// Every outcome, in the order of [`QueueMetrics::counts`].
+    pub const ALL: [Outcome; 5] = [
         Outcome::Ok,
         Outcome::Error,
         Outcome::Rejected,
@@ -184,6 +192,9 @@ impl Metrics {
             item_seconds: histogram(ITEM_SECONDS),
             depth: gauge(QUEUE_DEPTH),
             in_flight: gauge(IN_FLIGHT_BATCHES),
+            counts: Default::default(),
+            batches_count: AtomicU64::new(0),
+            recent: Mutex::default(),
         }
     }
 
@@ -219,7 +230,7 @@ impl Metrics {
 }
 
 /// The pre-registered metric handles of one queue.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct QueueMetrics {
     /// [`ITEMS_TOTAL`] by [`Outcome`].
     items: [Counter; 5],
@@ -237,6 +248,82 @@ pub struct QueueMetrics {
     pub depth: Gauge,
     /// [`IN_FLIGHT_BATCHES`].
     pub in_flight: Gauge,
+    /// Readable copies of the item counters, by [`Outcome::ALL`] order.
+    counts: [AtomicU64; 5],
+    /// Readable copy of the batch counter.
+    batches_count: AtomicU64,
+    /// The most recent batches, for percentiles in the control API.
+    recent: Mutex<Recent>,
+}
+
+/// How many recent batches (and item latencies) are kept for percentiles.
+const RECENT: usize = 1024;
+
+/// Samples of the most recent batches.
+#[derive(Debug, Default)]
+struct Recent {
+    /// Items per batch.
+    batch_sizes: VecDeque<f64>,
+    /// Handler time per batch, milliseconds.
+    handler_ms: VecDeque<f64>,
+    /// End-to-end time per item, milliseconds.
+    item_ms: VecDeque<f64>,
+}
+
+fn push_capped(ring: &mut VecDeque<f64>, value: f64) {
+    if ring.len() == RECENT {
+        ring.pop_front();
+    }
+    ring.push_back(value);
+}
+
+/// p50, p90, p99 and max of a sample.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Percentiles {
+    /// Median.
+    pub p50: f64,
+    /// 90th percentile.
+    pub p90: f64,
+    /// 99th percentile.
+    pub p99: f64,
+    /// Largest.
+    pub max: f64,
+}
+
+impl Percentiles {
+    /// Nearest-rank percentiles of `samples` (all zero when empty).
+    pub fn of(samples: &VecDeque<f64>) -> Self {
+        let mut sorted: Vec<f64> = samples.iter().copied().collect();
+        sorted.sort_by(f64::total_cmp);
+        let rank = |q: f64| {
+            if sorted.is_empty() {
+                return 0.0;
+            }
+            let i = ((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len()) - 1;
+            sorted[i]
+        };
+        Self {
+            p50: rank(0.50),
+            p90: rank(0.90),
+            p99: rank(0.99),
+            max: rank(1.0),
+        }
+    }
+}
+
+/// Counters and recent percentiles of a queue, for the control API.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct QueueCounts {
+    /// Items by outcome, in [`Outcome::ALL`] order.
+    pub items: [u64; 5],
+    /// Batches dispatched.
+    pub batches: u64,
+    /// Recent batch sizes.
+    pub batch_size: Percentiles,
+    /// Recent handler times, ms.
+    pub handler_ms: Percentiles,
+    /// Recent item end-to-end times, ms.
+    pub item_ms: Percentiles,
 }
 
 impl QueueMetrics {
@@ -244,11 +331,36 @@ impl QueueMetrics {
     pub fn items(&self, outcome: Outcome, n: u64) {
         let i = Outcome::ALL.iter().position(|o| *o == outcome).unwrap_or(0);
         self.items[i].increment(n);
+        self.counts[i].fetch_add(n, Ordering::Relaxed);
     }
 
     /// Counts one batch dispatched by `trigger`.
     pub fn batch(&self, trigger: Trigger) {
         let i = Trigger::ALL.iter().position(|t| *t == trigger).unwrap_or(0);
         self.batches[i].increment(1);
+        self.batches_count.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Keeps a finished batch's size, handler time and item times for the
+    /// recent percentiles.
+    pub fn remember_batch(&self, size: usize, handler: Duration, item_times: &[Duration]) {
+        let mut recent = self.recent.lock().unwrap_or_else(PoisonError::into_inner);
+        push_capped(&mut recent.batch_sizes, size as f64);
+        push_capped(&mut recent.handler_ms, handler.as_secs_f64() * 1e3);
+        for t in item_times.iter().rev().take(RECENT).rev() {
+            push_capped(&mut recent.item_ms, t.as_secs_f64() * 1e3);
+        }
+    }
+
+    /// Counters and recent percentiles.
+    pub fn counts(&self) -> QueueCounts {
+        let recent = self.recent.lock().unwrap_or_else(PoisonError::into_inner);
+        QueueCounts {
+            items: std::array::from_fn(|i| self.counts[i].load(Ordering::Relaxed)),
+            batches: self.batches_count.load(Ordering::Relaxed),
+            batch_size: Percentiles::of(&recent.batch_sizes),
+            handler_ms: Percentiles::of(&recent.handler_ms),
+            item_ms: Percentiles::of(&recent.item_ms),
+        }
     }
 }

@@ -1,7 +1,7 @@
 //! The queue registry: queue name → running queue. It is the seam the
-//! control plane changes at runtime (create, delete), and the data plane's
-//! only shared lookup: a read lock held for one map lookup, never across an
-//! `.await`.
+//! control plane changes at runtime (create, update, delete, endpoints), and
+//! the data plane's only shared lookup: a read lock held for one map lookup,
+//! never across an `.await`.
 
 use std::{
     collections::HashMap,
@@ -12,9 +12,9 @@ use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
 use crate::{
     config::{ConfigError, QueueConfig, validate_queue_name},
-    handler,
-    metrics::Metrics,
-    queue::{Policy, QueueHandle, QueueSpec},
+    handler::{self, Handler, remote::EndpointPool},
+    metrics::{Metrics, QueueMetrics},
+    queue::{Command, Policy, QueueHandle, QueueSpec},
 };
 
 /// A registry change that cannot be made.
@@ -23,16 +23,45 @@ pub enum RegistryError {
     /// A queue of that name exists already.
     #[error("queue {0:?} already exists")]
     Exists(String),
+    /// No queue has that name.
+    #[error("queue {0:?} not found")]
+    NotFound(String),
     /// The queue's config is invalid.
     #[error(transparent)]
     Config(#[from] ConfigError),
+    /// The handler could not be built (e.g. a bad endpoint).
+    #[error("queue {queue:?}: {message}")]
+    Handler { queue: String, message: String },
+    /// The queue has stopped (drained).
+    #[error("queue {0:?} has drained and takes no commands")]
+    Stopped(String),
+}
+
+/// One running queue, as the control plane sees it.
+#[derive(Debug, Clone)]
+pub struct QueueEntry {
+    /// The way in.
+    pub handle: QueueHandle,
+    /// Its current configuration (policy changes included).
+    pub config: QueueConfig,
+    /// Its handler.
+    pub handler: Arc<dyn Handler>,
+    /// Its metric handles and counters.
+    pub metrics: Arc<QueueMetrics>,
+}
+
+impl QueueEntry {
+    /// The remote endpoints, for grpc and http queues.
+    pub fn endpoints(&self) -> Option<Arc<EndpointPool>> {
+        self.handler.endpoints()
+    }
 }
 
 /// The running queues of a server.
 #[derive(Debug)]
 pub struct Registry {
     /// Queues by name.
-    queues: RwLock<HashMap<Arc<str>, QueueHandle>>,
+    queues: RwLock<HashMap<Arc<str>, QueueEntry>>,
     /// Every queue actor, so shutdown can wait for all of them.
     tasks: TaskTracker,
     /// Where queues register their metric handles.
@@ -60,7 +89,8 @@ impl Registry {
     ///
     /// # Errors
     /// [`RegistryError::Exists`] for a taken name, [`RegistryError::Config`]
-    /// for an invalid name or policy.
+    /// for an invalid name or policy, [`RegistryError::Handler`] for a
+    /// handler that cannot be built.
     pub fn create(&self, name: &str, config: &QueueConfig) -> Result<QueueHandle, RegistryError> {
         validate_queue_name(name)?;
         config.validate(&format!("queues.{name}"))?;
@@ -69,52 +99,132 @@ impl Registry {
             return Err(RegistryError::Exists(name.to_owned()));
         }
         let name: Arc<str> = Arc::from(name);
+        let handler =
+            handler::build(name.clone(), &config.handler).map_err(|s| RegistryError::Handler {
+                queue: name.to_string(),
+                message: s.message().to_owned(),
+            })?;
+        let metrics = Arc::new(self.metrics.queue(&name));
         let (handle, actor) = QueueHandle::new(QueueSpec {
             name: name.clone(),
             policy: Policy::from(config),
-            handler: handler::build(&config.handler),
-            metrics: Arc::new(self.metrics.queue(&name)),
+            handler: handler.clone(),
+            metrics: metrics.clone(),
             batch_ids: self.batch_ids.clone(),
             abort: self.abort.clone(),
         });
         self.tasks.spawn(actor);
-        queues.insert(name, handle.clone());
+        queues.insert(
+            name,
+            QueueEntry {
+                handle: handle.clone(),
+                config: config.clone(),
+                handler,
+                metrics,
+            },
+        );
         Ok(handle)
     }
 
-    /// The queue of that name, if it exists.
+    /// The queue of that name, if it exists (the data plane's lookup).
     pub fn get(&self, name: &str) -> Option<QueueHandle> {
-        self.queues
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
+        self.read().get(name).map(|e| e.handle.clone())
+    }
+
+    /// Everything about one queue.
+    ///
+    /// # Errors
+    /// [`RegistryError::NotFound`].
+    pub fn entry(&self, name: &str) -> Result<QueueEntry, RegistryError> {
+        self.read()
             .get(name)
             .cloned()
+            .ok_or_else(|| RegistryError::NotFound(name.to_owned()))
+    }
+
+    /// Every queue, by name.
+    pub fn entries(&self) -> Vec<(String, QueueEntry)> {
+        let mut entries: Vec<_> = self
+            .read()
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.clone()))
+            .collect();
+        entries.sort_by(|a, b| a.0.cmp(&b.0));
+        entries
     }
 
     /// Names of all queues, sorted.
     pub fn names(&self) -> Vec<String> {
-        let queues = self.queues.read().unwrap_or_else(PoisonError::into_inner);
-        let mut names: Vec<String> = queues.keys().map(|k| k.to_string()).collect();
+        let mut names: Vec<String> = self.read().keys().map(|k| k.to_string()).collect();
         names.sort();
         names
+    }
+
+    /// Changes a queue's policy: `change` edits a copy of its config, which
+    /// must still validate; the queue applies it from its next batch on.
+    ///
+    /// # Errors
+    /// [`RegistryError::NotFound`], [`RegistryError::Config`], or
+    /// [`RegistryError::Stopped`] if the queue has drained.
+    pub async fn update(
+        &self,
+        name: &str,
+        change: impl FnOnce(&mut QueueConfig),
+    ) -> Result<QueueEntry, RegistryError> {
+        let (handle, config) = {
+            let mut queues = self.queues.write().unwrap_or_else(PoisonError::into_inner);
+            let entry = queues
+                .get_mut(name)
+                .ok_or_else(|| RegistryError::NotFound(name.to_owned()))?;
+            let mut config = entry.config.clone();
+            let handler = config.handler.clone();
+            change(&mut config);
+            config.handler = handler;
+            config.validate(&format!("queues.{name}"))?;
+            entry.config = config.clone();
+            (entry.handle.clone(), config)
+        };
+        handle
+            .control(Command::Update(Policy::from(&config)))
+            .await
+            .map_err(|_| RegistryError::Stopped(name.to_owned()))?;
+        self.entry(name)
+    }
+
+    /// Removes a queue from the registry (new items get NOT_FOUND) and
+    /// drains it; with `force`, its pending items are answered UNAVAILABLE.
+    /// Returns how many items were answered so.
+    ///
+    /// # Errors
+    /// [`RegistryError::NotFound`].
+    pub async fn delete(&self, name: &str, force: bool) -> Result<u64, RegistryError> {
+        let entry = self
+            .queues
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(name)
+            .ok_or_else(|| RegistryError::NotFound(name.to_owned()))?;
+        Ok(entry.handle.drain_with(force).await)
     }
 
     /// Drains every queue and waits until all have stopped: pending items
     /// are dispatched and in-flight batches finish (or are abandoned when the
     /// abort token fires).
     pub async fn drain_all(&self) {
-        let handles: Vec<QueueHandle> = self
-            .queues
-            .write()
-            .unwrap_or_else(PoisonError::into_inner)
-            .drain()
-            .map(|(_, h)| h)
-            .collect();
+        let handles: Vec<QueueHandle> =
+            std::mem::take(&mut *self.queues.write().unwrap_or_else(PoisonError::into_inner))
+                .into_values()
+                .map(|e| e.handle)
+                .collect();
         for handle in &handles {
             handle.drain().await;
         }
         drop(handles);
         self.tasks.close();
         self.tasks.wait().await;
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<Arc<str>, QueueEntry>> {
+        self.queues.read().unwrap_or_else(PoisonError::into_inner)
     }
 }

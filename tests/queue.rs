@@ -176,6 +176,7 @@ impl TestQueue {
                 attributes: HashMap::new(),
                 priority,
                 timeout,
+                trace_id: None,
                 reply: Reply::Unary(tx),
             })
             .await;

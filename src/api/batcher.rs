@@ -29,12 +29,11 @@ impl Batcher for BatcherService {
         &self,
         request: Request<pb::SubmitRequest>,
     ) -> Result<Response<pb::SubmitResponse>, Status> {
-        let call_timeout = convert::parse_grpc_timeout(request.metadata());
-        let request = request.into_inner();
+        let (metadata, _, request) = request.into_parts();
         let queue = self.state.queue(&request.queue)?;
         let (tx, rx) = oneshot::channel();
         queue
-            .submit(convert::unary_item(request, call_timeout, Reply::Unary(tx)))
+            .submit(convert::unary_item(request, &metadata, Reply::Unary(tx)))
             .await;
         // If this future is dropped here (the client cancelled), `rx` goes
         // with it and the queue skips the item before dispatch.
@@ -50,9 +49,11 @@ impl Batcher for BatcherService {
         &self,
         request: Request<Streaming<pb::StreamRequest>>,
     ) -> Result<Response<Self::StreamSubmitStream>, Status> {
+        let request_id = convert::request_id(request.metadata());
         Ok(Response::new(stream::start(
             self.state.clone(),
             request.into_inner(),
+            request_id,
         )))
     }
 }

@@ -44,17 +44,20 @@ pub fn item_timeout(timeout_ms: u32, call_timeout: Option<Duration>) -> Option<D
     }
 }
 
+/// The client's request id, if it sent an `x-request-id` header.
+pub fn request_id(metadata: &MetadataMap) -> Option<String> {
+    let id = metadata.get("x-request-id")?.to_str().ok()?;
+    (!id.is_empty() && id.len() <= 128).then(|| id.to_owned())
+}
+
 /// Builds the item of a `Submit` call.
-pub fn unary_item(
-    request: crate::pb::SubmitRequest,
-    call_timeout: Option<Duration>,
-    reply: Reply,
-) -> Item {
+pub fn unary_item(request: crate::pb::SubmitRequest, metadata: &MetadataMap, reply: Reply) -> Item {
     Item {
         payload: request.payload,
         attributes: request.attributes,
         priority: request.priority,
-        timeout: item_timeout(request.timeout_ms, call_timeout),
+        timeout: item_timeout(request.timeout_ms, parse_grpc_timeout(metadata)),
+        trace_id: request_id(metadata),
         reply,
     }
 }

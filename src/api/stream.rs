@@ -65,10 +65,16 @@ impl Drop for OutStream {
 }
 
 /// Starts serving one stream: spawns its reader, returns its answers.
-pub fn start(state: ApiState, inbound: Streaming<pb::StreamRequest>) -> OutStream {
+/// `request_id` is the stream's `x-request-id`; each item's trace id is it
+/// plus `/` and the item's id.
+pub fn start(
+    state: ApiState,
+    inbound: Streaming<pb::StreamRequest>,
+    request_id: Option<String>,
+) -> OutStream {
     let (tx, rx) = mpsc::channel(state.stream_window);
     let link = Arc::new(StreamLink::default());
-    let reader = read(state.clone(), inbound, tx, link.clone());
+    let reader = read(state.clone(), inbound, tx, link.clone(), request_id);
     state.tasks.spawn(reader);
     OutStream {
         answers: rx,
@@ -84,6 +90,7 @@ async fn read(
     mut inbound: Streaming<pb::StreamRequest>,
     tx: mpsc::Sender<pb::StreamResponse>,
     link: Arc<StreamLink>,
+    request_id: Option<String>,
 ) {
     let stop = state.stop_accepting.clone();
     let mut queue: Option<QueueHandle> = None;
@@ -108,6 +115,7 @@ async fn read(
             Err(status) => break link.end_with(status),
         };
         let empty_id = request.id.is_empty();
+        let trace_id = request_id.as_ref().map(|r| format!("{r}/{}", request.id));
         let reply = Reply::Stream(StreamReply {
             id: request.id,
             permit,
@@ -133,6 +141,7 @@ async fn read(
                 attributes: request.attributes,
                 priority: request.priority,
                 timeout: convert::item_timeout(request.timeout_ms, None),
+                trace_id,
                 reply,
             })
             .await;

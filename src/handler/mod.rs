@@ -13,15 +13,16 @@
 //! - items left unanswered when `process` returns `Ok` get INTERNAL.
 
 mod echo;
+pub mod remote;
 mod sim;
 
 use std::{fmt, future::Future, pin::Pin, sync::Arc};
 
 use tonic::Status;
 
-pub use self::{echo::Echo, sim::Sim};
+pub use self::{echo::Echo, remote::Remote, sim::Sim};
 use crate::{
-    config::HandlerConfig,
+    config::{HandlerConfig, HandlerKind},
     queue::{Batch, ResultSink},
 };
 
@@ -42,15 +43,24 @@ pub trait Handler: Send + Sync + fmt::Debug + 'static {
         batch: &'a Batch,
         sink: &'a mut ResultSink,
     ) -> BoxFuture<'a, Result<(), Status>>;
+
+    /// The endpoints of a remote handler, for registration at runtime.
+    fn endpoints(&self) -> Option<Arc<remote::EndpointPool>> {
+        None
+    }
 }
 
 /// Builds the handler a queue's config names.
-pub fn build(config: &HandlerConfig) -> Arc<dyn Handler> {
-    match config {
-        HandlerConfig::Echo => Arc::new(Echo),
-        HandlerConfig::Sim { base, per_item } => Arc::new(Sim {
-            base: *base,
-            per_item: *per_item,
+///
+/// # Errors
+/// INVALID_ARGUMENT for a remote endpoint that cannot be used.
+pub fn build(queue: Arc<str>, config: &HandlerConfig) -> Result<Arc<dyn Handler>, Status> {
+    Ok(match config.kind {
+        HandlerKind::Echo => Arc::new(Echo),
+        HandlerKind::Sim => Arc::new(Sim {
+            base: config.base,
+            per_item: config.per_item,
         }),
-    }
+        HandlerKind::Grpc | HandlerKind::Http => Arc::new(Remote::new(queue, config)?),
+    })
 }

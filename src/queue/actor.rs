@@ -46,8 +46,33 @@ pub enum Command {
     /// answers with the number of items that were pending.
     Flush(oneshot::Sender<usize>),
     /// Refuse new items, dispatch everything pending, finish in-flight
-    /// batches, then stop.
-    Drain,
+    /// batches, then stop. With `force`, pending items are answered
+    /// UNAVAILABLE instead of dispatched; `dropped` learns how many.
+    Drain {
+        force: bool,
+        dropped: Option<oneshot::Sender<u64>>,
+    },
+    /// Stop dispatching (items still accepted, timeouts still run).
+    Pause,
+    /// Dispatch again after a pause.
+    Resume,
+    /// Apply a new policy from the next batch on.
+    Update(Policy),
+    /// Report the queue's state.
+    Stats(oneshot::Sender<ActorStats>),
+}
+
+/// What a queue actor reports about itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ActorStats {
+    /// Items waiting.
+    pub depth: usize,
+    /// Batches being processed.
+    pub in_flight: usize,
+    /// Paused by the control plane.
+    pub paused: bool,
+    /// Draining: refusing new items.
+    pub draining: bool,
 }
 
 /// Commands handled per turn before the actor dispatches, so one busy
@@ -87,6 +112,8 @@ struct Actor {
     flush_left: usize,
     /// Set by `Drain`: refuse new items, dispatch everything, then stop.
     draining: bool,
+    /// Set by `Pause`: dispatch only on flush or drain.
+    paused: bool,
     /// False once every handle is gone and the channel is empty.
     inbox_open: bool,
     /// Earliest deadline of a pending item (a lower bound: items that left
@@ -106,6 +133,7 @@ pub async fn run(parts: ActorParts) {
         in_flight: JoinSet::new(),
         flush_left: 0,
         draining: false,
+        paused: false,
         inbox_open: true,
         next_expiry: None,
         last_full_sweep: None,
@@ -187,7 +215,35 @@ impl Actor {
                 self.flush_left = self.pending.len();
                 let _ = reply.send(self.flush_left);
             }
-            Command::Drain => self.draining = true,
+            Command::Drain { force, dropped } => {
+                self.draining = true;
+                let mut n = 0;
+                if force {
+                    n = self.pending.len() as u64;
+                    let status = Status::from(Refusal::Draining(self.parts.name.to_string()));
+                    for w in self.pending.take_all() {
+                        w.reply.err(status.clone(), None);
+                    }
+                    self.parts.metrics.items(Outcome::Error, n);
+                }
+                if let Some(dropped) = dropped {
+                    let _ = dropped.send(n);
+                }
+            }
+            Command::Pause => self.paused = true,
+            Command::Resume => self.paused = false,
+            Command::Update(policy) => {
+                self.pending.set_levels(policy.priority_levels);
+                self.parts.policy = policy;
+            }
+            Command::Stats(reply) => {
+                let _ = reply.send(ActorStats {
+                    depth: self.pending.len(),
+                    in_flight: self.in_flight.len(),
+                    paused: self.paused,
+                    draining: self.draining,
+                });
+            }
         }
     }
 
@@ -208,6 +264,7 @@ impl Actor {
                 item: batch::BatchItem {
                     payload: item.payload,
                     attributes: item.attributes,
+                    trace_id: item.trace_id,
                 },
                 reply: item.reply,
                 enqueued_at: now,
@@ -287,6 +344,9 @@ impl Actor {
         }
         if self.flush_left > 0 {
             return Ok(Trigger::Flush);
+        }
+        if self.paused {
+            return Err(None);
         }
         let policy = &self.parts.policy;
         let oldest = self.pending.oldest().unwrap_or(now);
@@ -418,7 +478,20 @@ impl Actor {
                 Command::Flush(reply) => {
                     let _ = reply.send(0);
                 }
-                Command::Drain => {}
+                Command::Drain { dropped, .. } => {
+                    if let Some(dropped) = dropped {
+                        let _ = dropped.send(0);
+                    }
+                }
+                Command::Stats(reply) => {
+                    let _ = reply.send(ActorStats {
+                        depth: 0,
+                        in_flight: 0,
+                        paused: self.paused,
+                        draining: true,
+                    });
+                }
+                Command::Pause | Command::Resume | Command::Update(_) => {}
             }
         }
     }

@@ -44,6 +44,8 @@ pub struct BatchItem {
     pub payload: Bytes,
     /// String attributes from the client.
     pub attributes: HashMap<String, String>,
+    /// The client's request id, passed on to remote backends.
+    pub trace_id: Option<String>,
 }
 
 /// A handler's result for one item.
@@ -88,6 +90,8 @@ pub struct ResultSink {
     slots: Vec<Option<Slot>>,
     /// Slots still `Some`.
     open: usize,
+    /// End-to-end time of each item answered so far.
+    item_times: Vec<Duration>,
     /// Where outcomes are counted.
     metrics: Arc<QueueMetrics>,
 }
@@ -111,6 +115,7 @@ impl ResultSink {
             info,
             dispatched_at,
             open: slots.len(),
+            item_times: Vec::with_capacity(slots.len()),
             slots,
             metrics,
         }
@@ -129,6 +134,11 @@ impl ResultSink {
     /// Whether every item has been answered.
     pub fn is_complete(&self) -> bool {
         self.open == 0
+    }
+
+    /// Whether item `index` still waits for its result.
+    pub fn is_open(&self, index: usize) -> bool {
+        self.slots.get(index).is_some_and(Option::is_some)
     }
 
     /// Indexes of the items still waiting for a result (for retries).
@@ -175,15 +185,15 @@ impl ResultSink {
         self.open = 0;
     }
 
-    fn answer(&self, slot: Slot, result: Result<ItemOutput, Status>, now: Instant) {
+    fn answer(&mut self, slot: Slot, result: Result<ItemOutput, Status>, now: Instant) {
         let info = pb::BatchInfo {
             queued_us: micros(slot.queued),
             handler_us: micros(now.saturating_duration_since(self.dispatched_at)),
             ..self.info
         };
-        self.metrics
-            .item_seconds
-            .record(now.saturating_duration_since(slot.enqueued_at));
+        let total = now.saturating_duration_since(slot.enqueued_at);
+        self.metrics.item_seconds.record(total);
+        self.item_times.push(total);
         match result {
             Ok(out) => {
                 self.metrics.items(Outcome::Ok, 1);
@@ -278,7 +288,8 @@ pub(crate) async fn run(
         () = abort.cancelled() => Err(Status::from(Refusal::Aborted)),
         result = handler.process(&batch, &mut sink) => result,
     };
-    sink.metrics.handler_seconds.record(started.elapsed());
+    let handler_time = started.elapsed();
+    sink.metrics.handler_seconds.record(handler_time);
     match outcome {
         Err(status) => sink.fail_unanswered(&status),
         Ok(()) if !sink.is_complete() => {
@@ -297,4 +308,6 @@ pub(crate) async fn run(
         }
         Ok(()) => {}
     }
+    sink.metrics
+        .remember_batch(batch.items.len(), handler_time, &sink.item_times);
 }

@@ -32,6 +32,8 @@ pub struct Item {
     /// The timeout the request asked for, if any; the queue's default item
     /// timeout caps it.
     pub timeout: Option<Duration>,
+    /// The client's request id (`x-request-id`), for the backend's logs.
+    pub trace_id: Option<String>,
     /// Where the answer goes.
     pub reply: Reply,
 }

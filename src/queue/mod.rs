@@ -16,7 +16,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 pub use self::{
-    actor::Command,
+    actor::{ActorStats, Command},
     batch::{Batch, BatchItem, ItemOutput, ResultSink, SinkError},
     item::{Item, Reply, StreamLink, StreamReply},
     policy::{Decision, PendingView, Policy, Trigger, decide},
@@ -120,6 +120,44 @@ impl QueueHandle {
 
     /// Asks the queue to drain: refuse new items, dispatch all, then stop.
     pub async fn drain(&self) {
-        let _ = self.commands.send(Command::Drain).await;
+        let _ = self
+            .commands
+            .send(Command::Drain {
+                force: false,
+                dropped: None,
+            })
+            .await;
+    }
+
+    /// Drains the queue; with `force`, pending items are answered
+    /// UNAVAILABLE instead. Returns how many were answered so.
+    pub async fn drain_with(&self, force: bool) -> u64 {
+        let (tx, rx) = oneshot::channel();
+        let command = Command::Drain {
+            force,
+            dropped: Some(tx),
+        };
+        if self.commands.send(command).await.is_err() {
+            return 0;
+        }
+        rx.await.unwrap_or(0)
+    }
+
+    /// Sends a control command (pause, resume, policy update).
+    ///
+    /// # Errors
+    /// [`Refusal::Draining`] if the queue is gone.
+    pub async fn control(&self, command: Command) -> Result<(), Refusal> {
+        self.commands
+            .send(command)
+            .await
+            .map_err(|_| Refusal::Draining(self.name.to_string()))
+    }
+
+    /// The queue's live state; `None` once it has stopped.
+    pub async fn stats(&self) -> Option<ActorStats> {
+        let (tx, rx) = oneshot::channel();
+        self.commands.send(Command::Stats(tx)).await.ok()?;
+        rx.await.ok()
     }
 }

@@ -132,6 +132,21 @@ impl Pending {
             .min()
     }
 
+    /// Changes the number of priority levels; items of levels that no
+    /// longer exist join the highest remaining level, in their order.
+    pub fn set_levels(&mut self, levels: u32) {
+        let levels = levels.max(1) as usize;
+        if levels > self.levels.len() {
+            self.levels.resize_with(levels, VecDeque::new);
+        } else if levels < self.levels.len() {
+            let cut: Vec<_> = self.levels.drain(levels..).collect();
+            let top = &mut self.levels[levels - 1];
+            for level in cut {
+                top.extend(level);
+            }
+        }
+    }
+
     /// Takes every pending item, in dispatch order.
     pub fn take_all(&mut self) -> impl Iterator<Item = Waiting> + use<> {
         self.len = 0;
@@ -155,6 +170,7 @@ mod tests {
             item: BatchItem {
                 payload: Bytes::from_static(payload.as_bytes()),
                 attributes: HashMap::new(),
+                trace_id: None,
             },
             reply: Reply::Unary(tx),
             enqueued_at: at,

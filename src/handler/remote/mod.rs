@@ -1,0 +1,352 @@
+//! Remote handlers: batches go to backend endpoints over gRPC (the
+//! `batchgate.v1.Backend` service) or HTTP/JSON.
+//!
+//! Failure rules, per batch (or part of one):
+//! - the call could not be served (connection refused or reset, UNAVAILABLE,
+//!   RESOURCE_EXHAUSTED, ABORTED, HTTP 429/502/503/504): the endpoint is
+//!   charged a failure and the items still unanswered are retried on
+//!   another endpoint, up to `retries` times; then they fail UNAVAILABLE;
+//! - the deadline passed: the unanswered items fail DEADLINE_EXCEEDED;
+//! - the backend rejected the batch as a whole (any other status, HTTP 4xx
+//!   or 500): with `bisect`, the part is split in halves and each half is
+//!   sent on its own, down to single items, so a poison item fails alone;
+//!   without it, the unanswered items fail with the backend's status;
+//! - a response without a result for an item fails that item INTERNAL;
+//!   duplicate or unknown indexes are ignored (the first result stands).
+//!
+//! Items are answered the moment their result arrives, so a retry or a
+//! bisection never answers an item twice.
+
+mod grpc;
+mod http;
+mod pool;
+
+use std::{sync::Arc, time::Duration};
+
+use tokio::time::Instant;
+use tonic::{Code, Status};
+
+pub use self::pool::{Endpoint, EndpointPool, Lease, PoolSettings};
+use super::{BoxFuture, Handler};
+use crate::{
+    config::{HandlerConfig, HandlerKind},
+    pb::backend_client::BackendClient,
+    queue::{Batch, ItemOutput, ResultSink},
+};
+
+/// Time kept back from a batch's deadline for the answer to travel back.
+const DEADLINE_MARGIN: Duration = Duration::from_millis(1);
+/// Largest response accepted from a gRPC backend.
+const MAX_BACKEND_MESSAGE: usize = 64 * 1024 * 1024;
+
+/// How one endpoint is reached.
+#[derive(Debug, Clone)]
+pub(crate) enum Conn {
+    /// A lazily connected gRPC channel.
+    Grpc(BackendClient<tonic::transport::Channel>),
+    /// An HTTP URL and the pool's shared client.
+    Http {
+        client: reqwest::Client,
+        url: String,
+    },
+}
+
+impl Conn {
+    fn new(kind: HandlerKind, address: &str, http: &reqwest::Client) -> Result<Self, Status> {
+        match kind {
+            HandlerKind::Grpc => {
+                let channel = tonic::transport::Channel::from_shared(address.to_owned())
+                    .map_err(|e| {
+                        Status::invalid_argument(format!("bad endpoint {address:?}: {e}"))
+                    })?
+                    .connect_lazy();
+                Ok(Conn::Grpc(
+                    BackendClient::new(channel).max_decoding_message_size(MAX_BACKEND_MESSAGE),
+                ))
+            }
+            HandlerKind::Http => Ok(Conn::Http {
+                client: http.clone(),
+                url: address.to_owned(),
+            }),
+            other => Err(Status::invalid_argument(format!(
+                "a {} queue has no endpoints",
+                other.as_str()
+            ))),
+        }
+    }
+}
+
+/// Why a call to an endpoint did not deliver every result.
+#[derive(Debug)]
+pub(crate) enum CallError {
+    /// The endpoint could not serve it: retry elsewhere.
+    Retry(Status),
+    /// The deadline passed.
+    Deadline(Status),
+    /// The backend refused the batch as a whole.
+    Rejected(Status),
+}
+
+impl CallError {
+    /// Sorts a gRPC status from a backend call into the rules above.
+    fn from_status(status: Status) -> Self {
+        match status.code() {
+            Code::Unavailable | Code::ResourceExhausted | Code::Aborted | Code::Cancelled => {
+                CallError::Retry(status)
+            }
+            // hyper/h2 failures (reset, broken connection) surface as UNKNOWN.
+            Code::Unknown
+                if status.message().contains("transport") || status.message().contains("h2") =>
+            {
+                CallError::Retry(status)
+            }
+            Code::DeadlineExceeded => CallError::Deadline(status),
+            _ => CallError::Rejected(status),
+        }
+    }
+}
+
+/// What one call sends.
+pub(crate) struct CallInput<'a> {
+    /// The whole batch.
+    pub batch: &'a Batch,
+    /// The items of it this call carries (sorted).
+    pub indexes: &'a [usize],
+    /// When the call must be over.
+    pub deadline: Instant,
+}
+
+impl CallInput<'_> {
+    /// Milliseconds left until the deadline.
+    fn timeout_ms(&self) -> u32 {
+        let left = self.deadline.saturating_duration_since(Instant::now());
+        u32::try_from(left.as_millis()).unwrap_or(u32::MAX)
+    }
+
+    /// The trace id of item `i`.
+    fn trace_id(&self, i: usize) -> String {
+        match &self.batch.items[i].trace_id {
+            Some(id) => id.clone(),
+            None => format!("{}.{i}", self.batch.id),
+        }
+    }
+}
+
+/// A handler whose batches go to remote endpoints.
+#[derive(Debug)]
+pub struct Remote {
+    /// Where batches go.
+    pool: Arc<EndpointPool>,
+    /// Retries of a failed call on other endpoints.
+    retries: u32,
+    /// Split rejected batches.
+    bisect: bool,
+    /// Longest call.
+    timeout: Duration,
+    /// Use ProcessBatchStream (grpc).
+    streaming: bool,
+    /// Payloads are raw JSON (http).
+    json_payloads: bool,
+}
+
+impl Remote {
+    /// A remote handler for queue `queue`, with the configured endpoints
+    /// registered (without lease).
+    ///
+    /// # Errors
+    /// INVALID_ARGUMENT for a bad endpoint.
+    pub fn new(queue: Arc<str>, config: &HandlerConfig) -> Result<Self, Status> {
+        let pool = Arc::new(EndpointPool::new(
+            queue,
+            PoolSettings {
+                kind: config.kind,
+                max_in_flight: config.max_in_flight,
+                eject_after: config.eject_after.max(1),
+                eject_for: config.eject_for,
+            },
+        ));
+        for address in &config.endpoints {
+            pool.register(address, 0, None, true)?;
+        }
+        Ok(Self {
+            pool,
+            retries: config.retries,
+            bisect: config.bisect,
+            timeout: config.timeout,
+            streaming: config.streaming,
+            json_payloads: config.json_payloads,
+        })
+    }
+
+    /// The queue's endpoints, for registration at runtime.
+    pub fn pool(&self) -> Arc<EndpointPool> {
+        self.pool.clone()
+    }
+
+    /// Runs the items `part` of the batch until each is answered.
+    fn run_part<'a>(
+        &'a self,
+        batch: &'a Batch,
+        sink: &'a mut ResultSink,
+        part: Vec<usize>,
+    ) -> BoxFuture<'a, ()> {
+        Box::pin(async move {
+            let mut tried: Vec<Arc<Endpoint>> = Vec::new();
+            let mut retries_left = self.retries;
+            loop {
+                let open: Vec<usize> = part.iter().copied().filter(|&i| sink.is_open(i)).collect();
+                if open.is_empty() {
+                    return;
+                }
+                let deadline = batch
+                    .deadline
+                    .checked_sub(DEADLINE_MARGIN)
+                    .unwrap_or(batch.deadline)
+                    .min(Instant::now() + self.timeout);
+                if deadline <= Instant::now() {
+                    let status = Status::deadline_exceeded(
+                        "the batch's deadline passed before a backend call",
+                    );
+                    return fail(sink, &open, &status);
+                }
+                let lease = match self.pool.acquire(&tried, deadline).await {
+                    Ok(lease) => lease,
+                    Err(status) => return fail(sink, &open, &status),
+                };
+                let input = CallInput {
+                    batch,
+                    indexes: &open,
+                    deadline,
+                };
+                let result = self.call(&lease, &input, sink).await;
+                match result {
+                    Ok(()) => {
+                        self.pool.succeeded(&lease.endpoint);
+                        let missing = Status::internal(format!(
+                            "backend {} returned no result for this item",
+                            lease.endpoint.address
+                        ));
+                        return fail(sink, &open, &missing);
+                    }
+                    Err(CallError::Retry(status)) => {
+                        self.pool.failed(&lease.endpoint);
+                        tracing::warn!(
+                            batch = batch.id,
+                            endpoint = %lease.endpoint.address,
+                            error = %status.message(),
+                            retries_left,
+                            "backend call failed"
+                        );
+                        tried.push(lease.endpoint.clone());
+                        if retries_left == 0 {
+                            let status = Status::unavailable(format!(
+                                "backend unavailable after {} attempts: {}",
+                                self.retries + 1,
+                                status.message()
+                            ));
+                            return fail(sink, &open, &status);
+                        }
+                        retries_left -= 1;
+                    }
+                    Err(CallError::Deadline(status)) => {
+                        self.pool.failed(&lease.endpoint);
+                        let status = Status::deadline_exceeded(format!(
+                            "backend {} did not answer before the deadline: {}",
+                            lease.endpoint.address,
+                            status.message()
+                        ));
+                        return fail(sink, &open, &status);
+                    }
+                    Err(CallError::Rejected(status)) => {
+                        self.pool.succeeded(&lease.endpoint);
+                        drop(lease);
+                        if self.bisect && open.len() > 1 {
+                            let (left, right) = open.split_at(open.len() / 2);
+                            let (left, right) = (left.to_vec(), right.to_vec());
+                            self.run_part(batch, sink, left).await;
+                            self.run_part(batch, sink, right).await;
+                            return;
+                        }
+                        return fail(sink, &open, &status);
+                    }
+                }
+            }
+        })
+    }
+
+    async fn call(
+        &self,
+        lease: &Lease,
+        input: &CallInput<'_>,
+        sink: &mut ResultSink,
+    ) -> Result<(), CallError> {
+        let indexes = input.indexes;
+        let queue = &input.batch.queue;
+        let batch_id = input.batch.id;
+        let mut deliver = |index: u32, result: Result<ItemOutput, Status>| {
+            let i = index as usize;
+            if indexes.binary_search(&i).is_err() {
+                tracing::warn!(%queue, batch = batch_id, index, "backend answered an item it was not sent; ignored");
+                return;
+            }
+            if let Err(e) = sink.send(i, result) {
+                tracing::warn!(%queue, batch = batch_id, error = %e, "backend result ignored");
+            }
+        };
+        let call = async {
+            match &lease.endpoint.conn {
+                Conn::Grpc(client) => {
+                    grpc::call(client.clone(), input, self.streaming, &mut deliver).await
+                }
+                Conn::Http { client, url } => {
+                    http::call(client, url, input, self.json_payloads, &mut deliver).await
+                }
+            }
+        };
+        match tokio::time::timeout_at(input.deadline, call).await {
+            Ok(result) => result,
+            Err(_) => Err(CallError::Deadline(Status::deadline_exceeded(
+                "call timed out",
+            ))),
+        }
+    }
+}
+
+/// A backend's per-item error as a status (a "failure" with code OK makes
+/// no sense and becomes UNKNOWN).
+pub(crate) fn item_error(code: i32, message: String) -> Status {
+    match Code::from(code) {
+        Code::Ok => Status::unknown(message),
+        code => Status::new(code, message),
+    }
+}
+
+fn fail(sink: &mut ResultSink, indexes: &[usize], status: &Status) {
+    for &i in indexes {
+        if sink.is_open(i) {
+            let _ = sink.send(i, Err(status.clone()));
+        }
+    }
+}
+
+impl Handler for Remote {
+    fn kind(&self) -> &'static str {
+        self.pool.kind().as_str()
+    }
+
+    fn process<'a>(
+        &'a self,
+        batch: &'a Batch,
+        sink: &'a mut ResultSink,
+    ) -> BoxFuture<'a, Result<(), Status>> {
+        Box::pin(async move {
+            self.run_part(batch, sink, (0..batch.items.len()).collect())
+                .await;
+            Ok(())
+        })
+    }
+
+    fn endpoints(&self) -> Option<Arc<EndpointPool>> {
+        Some(self.pool())
+    }
+}

@@ -1,0 +1,540 @@
+//! Remote gRPC backends, against fake `Backend` servers on 127.0.0.1: result
+//! routing, per-item errors, retries, bisection, killed endpoints, deadlines,
+//! malformed responses and the streaming variant.
+
+mod common;
+
+use std::{
+    collections::{HashMap, HashSet},
+    net::SocketAddr,
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicU32, Ordering},
+    },
+    time::Duration,
+};
+
+use batchgate::pb::{
+    self, BackendItem, BatchRequest, BatchResponse, ItemError, ItemOutput, ItemResult,
+    backend_server::{Backend, BackendServer},
+    item_result::Outcome,
+    stream_response,
+};
+use common::{TestServer, config};
+use tokio::{net::TcpListener, sync::Notify};
+use tokio_stream::{Stream, StreamExt, wrappers::TcpListenerStream};
+use tonic::{Code, Request, Response, Status};
+
+/// How the fake backend behaves.
+#[derive(Debug, Default)]
+struct Fake {
+    name: String,
+    /// Calls seen.
+    calls: AtomicU32,
+    /// The next this-many calls fail UNAVAILABLE.
+    fail_next: AtomicU32,
+    /// Never answer; tell `got_call` instead.
+    hang: bool,
+    got_call: Notify,
+    /// Answer with a missing, a duplicate and an out-of-range index.
+    malformed: bool,
+    /// Batch sizes seen.
+    sizes: Mutex<Vec<usize>>,
+    /// Trace ids seen.
+    trace_ids: Mutex<Vec<String>>,
+}
+
+fn answer(fake: &Fake, item: &BackendItem) -> ItemResult {
+    let text = String::from_utf8_lossy(&item.payload).to_string();
+    let outcome = if text.starts_with("bad") {
+        Outcome::Error(ItemError {
+            code: Code::InvalidArgument as i32,
+            message: format!("{text} is bad"),
+            batch: None,
+        })
+    } else {
+        Outcome::Ok(ItemOutput {
+            payload: text.to_uppercase().into_bytes().into(),
+            attributes: HashMap::from([("backend".to_owned(), fake.name.clone())]),
+        })
+    };
+    ItemResult {
+        index: item.index,
+        outcome: Some(outcome),
+    }
+}
+
+impl Fake {
+    async fn check(&self, request: &BatchRequest) -> Result<(), Status> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        self.sizes.lock().unwrap().push(request.items.len());
+        self.trace_ids
+            .lock()
+            .unwrap()
+            .extend(request.items.iter().map(|i| i.trace_id.clone()));
+        if self.hang {
+            self.got_call.notify_one();
+            std::future::pending::<()>().await;
+        }
+        let take = self
+            .fail_next
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1));
+        if take.is_ok() {
+            return Err(Status::unavailable("fake is down"));
+        }
+        if request
+            .items
+            .iter()
+            .any(|i| i.payload.starts_with(b"poison"))
+        {
+            return Err(Status::invalid_argument("poison in batch"));
+        }
+        if request.items.iter().any(|i| i.payload.starts_with(b"slow")) {
+            tokio::time::sleep(Duration::from_secs(30)).await;
+        }
+        Ok(())
+    }
+}
+
+/// The tonic service wrapper around a shared fake.
+#[derive(Clone)]
+struct Svc(Arc<Fake>);
+
+impl std::ops::Deref for Svc {
+    type Target = Fake;
+    fn deref(&self) -> &Fake {
+        &self.0
+    }
+}
+
+#[tonic::async_trait]
+impl Backend for Svc {
+    async fn process_batch(
+        &self,
+        r: Request<BatchRequest>,
+    ) -> Result<Response<BatchResponse>, Status> {
+        let request = r.into_inner();
+        self.check(&request).await?;
+        let mut results: Vec<ItemResult> = request.items.iter().map(|i| answer(self, i)).collect();
+        if self.malformed {
+            // Drop the last item, answer the first twice, add a stranger.
+            results.pop();
+            results.push(answer(self, &request.items[0]));
+            results.push(ItemResult {
+                index: 999,
+                outcome: results[0].outcome.clone(),
+            });
+        }
+        Ok(Response::new(BatchResponse { results }))
+    }
+
+    type ProcessBatchStreamStream =
+        std::pin::Pin<Box<dyn Stream<Item = Result<ItemResult, Status>> + Send>>;
+
+    async fn process_batch_stream(
+        &self,
+        r: Request<BatchRequest>,
+    ) -> Result<Response<Self::ProcessBatchStreamStream>, Status> {
+        let request = r.into_inner();
+        self.check(&request).await?;
+        let stream = async_stream(request.items, self.0.clone());
+        Ok(Response::new(Box::pin(stream)))
+    }
+}
+
+/// Streams results, holding back items whose payload starts with "later"
+/// for 300 ms.
+fn async_stream(
+    items: Vec<BackendItem>,
+    fake: Arc<Fake>,
+) -> impl Stream<Item = Result<ItemResult, Status>> {
+    let (tx, rx) = tokio::sync::mpsc::channel(16);
+    tokio::spawn(async move {
+        let (now, later): (Vec<_>, Vec<_>) = items
+            .into_iter()
+            .partition(|i| !i.payload.starts_with(b"later"));
+        for item in now {
+            let _ = tx.send(Ok(answer(&fake, &item))).await;
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        for item in later {
+            let _ = tx.send(Ok(answer(&fake, &item))).await;
+        }
+    });
+    tokio_stream::wrappers::ReceiverStream::new(rx)
+}
+
+/// A fake backend on its own runtime, so `kill` drops every connection at
+/// once, like a crashed process.
+struct Running {
+    addr: SocketAddr,
+    fake: Arc<Fake>,
+    runtime: Option<tokio::runtime::Runtime>,
+}
+
+impl Running {
+    fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    fn kill(&mut self) {
+        if let Some(rt) = self.runtime.take() {
+            rt.shutdown_background();
+        }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+fn start_backend(fake: Fake) -> Running {
+    let fake = Arc::new(fake);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let addr = listener.local_addr().unwrap();
+    let service = BackendServer::new(Svc(fake.clone()));
+    runtime.spawn(async move {
+        let listener = TcpListener::from_std(listener).unwrap();
+        tonic::transport::Server::builder()
+            .add_service(service)
+            .serve_with_incoming(TcpListenerStream::new(listener))
+            .await
+    });
+    Running {
+        addr,
+        fake,
+        runtime: Some(runtime),
+    }
+}
+
+fn named(name: &str) -> Fake {
+    Fake {
+        name: name.into(),
+        ..Default::default()
+    }
+}
+
+fn queue_config(endpoints: &[&Running], extra: &str) -> String {
+    let list: Vec<String> = endpoints
+        .iter()
+        .map(|r| format!("\"{}\"", r.url()))
+        .collect();
+    format!(
+        r#"
+        [queues.remote]
+        max_batch_size = 16
+        max_delay = "20ms"
+        handler = {{ kind = "grpc", endpoints = [{}], eject_for = "1h" {extra} }}
+        "#,
+        list.join(", ")
+    )
+}
+
+fn item(id: &str, payload: &str) -> pb::StreamRequest {
+    pb::StreamRequest {
+        id: id.into(),
+        queue: "remote".into(),
+        payload: payload.as_bytes().to_vec().into(),
+        ..Default::default()
+    }
+}
+
+/// An item's result, or its code and message.
+type Answer = Result<pb::SubmitResponse, (Code, String)>;
+
+/// Sends items over one stream; returns each id's answer.
+async fn send_stream(server: &TestServer, items: Vec<pb::StreamRequest>) -> Vec<(String, Answer)> {
+    let mut client = server.client().await;
+    let answers: Vec<_> = client
+        .stream_submit(tokio_stream::iter(items))
+        .await
+        .unwrap()
+        .into_inner()
+        .collect()
+        .await;
+    answers
+        .into_iter()
+        .map(|a| {
+            let a = a.expect("stream ends OK");
+            let outcome = match a.outcome.unwrap() {
+                stream_response::Outcome::Result(r) => Ok(r),
+                stream_response::Outcome::Error(e) => Err((Code::from(e.code), e.message)),
+            };
+            (a.id, outcome)
+        })
+        .collect()
+}
+
+fn by_id(answers: Vec<(String, Answer)>) -> HashMap<String, Answer> {
+    let mut map = HashMap::new();
+    for (id, outcome) in answers {
+        assert!(
+            map.insert(id.clone(), outcome).is_none(),
+            "{id} answered twice"
+        );
+    }
+    map
+}
+
+#[tokio::test]
+async fn results_reach_the_right_callers_across_endpoints() {
+    let a = start_backend(named("a"));
+    let b = start_backend(named("b"));
+    let server = TestServer::start(config(&queue_config(&[&a, &b], ", max_in_flight = 1"))).await;
+    let client = server.client().await;
+    let mut calls = tokio::task::JoinSet::new();
+    for i in 0..300 {
+        let mut client = client.clone();
+        calls.spawn(async move {
+            let mut request = tonic::Request::new(pb::SubmitRequest {
+                queue: "remote".into(),
+                payload: format!("item-{i}").into_bytes().into(),
+                ..Default::default()
+            });
+            request
+                .metadata_mut()
+                .insert("x-request-id", format!("req-{i}").parse().unwrap());
+            (i, client.submit(request).await)
+        });
+    }
+    let mut backends = HashSet::new();
+    while let Some(done) = calls.join_next().await {
+        let (i, result) = done.unwrap();
+        let response = result.expect("ok").into_inner();
+        assert_eq!(response.payload, format!("ITEM-{i}").as_bytes());
+        backends.insert(response.attributes["backend"].clone());
+    }
+    assert_eq!(backends.len(), 2, "batches were spread over both endpoints");
+    let traces: HashSet<String> = [&a, &b]
+        .iter()
+        .flat_map(|r| r.fake.trace_ids.lock().unwrap().clone())
+        .collect();
+    assert!(
+        traces.contains("req-7"),
+        "the request id travels to the backend"
+    );
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn per_item_errors_stay_per_item() {
+    let a = start_backend(named("a"));
+    let server = TestServer::start(config(&queue_config(&[&a], ""))).await;
+    let answers = by_id(
+        send_stream(
+            &server,
+            vec![item("1", "good"), item("2", "bad one"), item("3", "fine")],
+        )
+        .await,
+    );
+    assert_eq!(answers["1"].as_ref().unwrap().payload, b"GOOD".as_slice());
+    assert_eq!(answers["3"].as_ref().unwrap().payload, b"FINE".as_slice());
+    let (code, message) = answers["2"].as_ref().unwrap_err();
+    assert_eq!(
+        (*code, message.as_str()),
+        (Code::InvalidArgument, "bad one is bad")
+    );
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_poison_item_is_bisected_out_and_fails_alone() {
+    let a = start_backend(named("a"));
+    let server = TestServer::start(config(&queue_config(&[&a], ""))).await;
+    let items = (0..8)
+        .map(|i| item(&i.to_string(), if i == 5 { "poison" } else { "ok" }))
+        .collect();
+    let answers = by_id(send_stream(&server, items).await);
+    assert_eq!(answers.len(), 8);
+    for (id, outcome) in &answers {
+        if id == "5" {
+            let (code, message) = outcome.as_ref().unwrap_err();
+            assert_eq!(*code, Code::InvalidArgument);
+            assert_eq!(message, "poison in batch");
+        } else {
+            assert_eq!(outcome.as_ref().unwrap().payload, b"OK".as_slice(), "{id}");
+        }
+    }
+    // 8 → 4+4 → 2+2 → 1+1: one call for the batch, then 6 more.
+    assert_eq!(a.fake.calls.load(Ordering::SeqCst), 7);
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn without_bisect_a_rejected_batch_fails_whole() {
+    let a = start_backend(named("a"));
+    let server = TestServer::start(config(&queue_config(&[&a], ", bisect = false"))).await;
+    let answers = by_id(send_stream(&server, vec![item("1", "ok"), item("2", "poison")]).await);
+    for outcome in answers.values() {
+        assert_eq!(outcome.as_ref().unwrap_err().0, Code::InvalidArgument);
+    }
+    assert_eq!(a.fake.calls.load(Ordering::SeqCst), 1);
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_failing_endpoint_is_retried_elsewhere_and_ejected() {
+    let down = Fake {
+        fail_next: AtomicU32::new(1000),
+        ..named("down")
+    };
+    let down = start_backend(down);
+    let up = start_backend(named("up"));
+    let server = TestServer::start(config(&queue_config(
+        &[&down, &up],
+        ", eject_after = 2, max_in_flight = 1",
+    )))
+    .await;
+    for round in 0..6 {
+        let answers = by_id(send_stream(&server, vec![item("x", &format!("r{round}"))]).await);
+        let response = answers["x"]
+            .as_ref()
+            .expect("retried on the healthy endpoint");
+        assert_eq!(response.attributes["backend"], "up");
+    }
+    let calls = down.fake.calls.load(Ordering::SeqCst);
+    assert!(
+        calls <= 2,
+        "the failing endpoint was ejected after 2 failures, saw {calls}"
+    );
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn when_every_endpoint_fails_items_get_unavailable() {
+    let down = start_backend(Fake {
+        fail_next: AtomicU32::new(1000),
+        ..named("down")
+    });
+    let server = TestServer::start(config(&queue_config(
+        &[&down],
+        ", retries = 2, eject_after = 100",
+    )))
+    .await;
+    let answers = by_id(send_stream(&server, vec![item("x", "y")]).await);
+    let (code, message) = answers["x"].as_ref().unwrap_err();
+    assert_eq!(*code, Code::Unavailable);
+    assert!(message.contains("after 3 attempts"), "{message}");
+    assert_eq!(down.fake.calls.load(Ordering::SeqCst), 3);
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn an_endpoint_killed_mid_batch_loses_nothing() {
+    let mut dying = start_backend(Fake {
+        hang: true,
+        ..named("dying")
+    });
+    let healthy = start_backend(named("healthy"));
+    // Only the dying endpoint at first, so the batch goes there.
+    let server = TestServer::start(config(&queue_config(&[&dying], ""))).await;
+    let mut control =
+        batchgate::pb::batch_control_client::BatchControlClient::new(server.channel().await);
+    let pending = {
+        let server_url = server.url();
+        tokio::spawn(async move {
+            let mut client = pb::batcher_client::BatcherClient::connect(server_url)
+                .await
+                .unwrap();
+            let items: Vec<_> = (0..5)
+                .map(|i| item(&i.to_string(), &format!("p{i}")))
+                .collect();
+            let answers: Vec<_> = client
+                .stream_submit(tokio_stream::iter(items))
+                .await
+                .unwrap()
+                .into_inner()
+                .collect()
+                .await;
+            answers
+        })
+    };
+    dying.fake.got_call.notified().await;
+    control
+        .register_endpoint(pb::RegisterEndpointRequest {
+            queue: "remote".into(),
+            address: healthy.url(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    dying.kill();
+    let answers = pending.await.unwrap();
+    let mut ids = HashSet::new();
+    for answer in answers {
+        let answer = answer.unwrap();
+        assert!(ids.insert(answer.id.clone()), "answered twice");
+        let Some(stream_response::Outcome::Result(r)) = answer.outcome else {
+            panic!("item {} failed: {:?}", answer.id, answer.outcome);
+        };
+        assert_eq!(r.attributes["backend"], "healthy");
+    }
+    assert_eq!(ids.len(), 5);
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_slow_backend_yields_deadline_exceeded() {
+    let slow = start_backend(named("slow"));
+    let server = TestServer::start(config(&queue_config(&[&slow], ""))).await;
+    let mut request = item("x", "slow");
+    request.timeout_ms = 200;
+    let started = std::time::Instant::now();
+    let answers = by_id(send_stream(&server, vec![request]).await);
+    let (code, _) = answers["x"].as_ref().unwrap_err();
+    assert_eq!(*code, Code::DeadlineExceeded);
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "the call was cut at the deadline"
+    );
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_malformed_response_fails_exactly_the_affected_items() {
+    let odd = start_backend(Fake {
+        malformed: true,
+        ..named("odd")
+    });
+    let server = TestServer::start(config(&queue_config(&[&odd], ""))).await;
+    let items: Vec<_> = (0..4)
+        .map(|i| item(&i.to_string(), &format!("p{i}")))
+        .collect();
+    let answers = by_id(send_stream(&server, items).await);
+    assert_eq!(answers.len(), 4);
+    let failed: Vec<_> = answers.iter().filter(|(_, o)| o.is_err()).collect();
+    assert_eq!(failed.len(), 1, "{answers:?}");
+    let (code, message) = failed[0].1.as_ref().unwrap_err();
+    assert_eq!(*code, Code::Internal);
+    assert!(message.contains("no result"), "{message}");
+    for (id, outcome) in &answers {
+        if let Ok(r) = outcome {
+            assert_eq!(r.payload, format!("P{id}").as_bytes());
+        }
+    }
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn streaming_backends_forward_each_result_as_it_comes() {
+    let a = start_backend(named("a"));
+    let server = TestServer::start(config(&queue_config(&[&a], ", streaming = true"))).await;
+    let answers = send_stream(&server, vec![item("late", "later"), item("early", "now")]).await;
+    assert_eq!(
+        answers[0].0, "early",
+        "the early result was forwarded first"
+    );
+    let early = answers[0].1.as_ref().unwrap().batch.unwrap();
+    let late = answers[1].1.as_ref().unwrap().batch.unwrap();
+    assert_eq!(early.batch_id, late.batch_id, "both rode in one batch");
+    assert!(late.handler_us >= 300_000 && early.handler_us < late.handler_us);
+    server.shutdown().await;
+}
