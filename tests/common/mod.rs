@@ -22,6 +22,8 @@ use tonic::transport::Channel;
 pub struct TestServer {
     pub grpc: SocketAddr,
     pub metrics: SocketAddr,
+    /// The control plane's own address, when configured.
+    pub control: Option<SocketAddr>,
     stop: Option<oneshot::Sender<()>>,
     task: JoinHandle<Result<(), AppError>>,
 }
@@ -31,6 +33,9 @@ pub fn config(toml: &str) -> Config {
     let mut config = Config::from_toml(toml).expect("test config parses");
     config.server.grpc_addr = "127.0.0.1:0".parse().unwrap();
     config.server.metrics_addr = "127.0.0.1:0".parse().unwrap();
+    if config.server.control_addr.is_some() {
+        config.server.control_addr = Some("127.0.0.1:0".parse().unwrap());
+    }
     config.validate().expect("test config is valid");
     config
 }
@@ -41,6 +46,7 @@ impl TestServer {
         let listeners = Listeners::bind(&config).await.expect("bind");
         let grpc = listeners.grpc_addr().unwrap();
         let metrics = listeners.metrics_addr().unwrap();
+        let control = listeners.control_addr();
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(app::run(config, listeners, async move {
             let _ = stopped.await;
@@ -48,6 +54,7 @@ impl TestServer {
         Self {
             grpc,
             metrics,
+            control,
             stop: Some(stop),
             task,
         }

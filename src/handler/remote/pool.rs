@@ -333,3 +333,82 @@ impl EndpointPool {
             .unwrap_or_else(PoisonError::into_inner)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pool() -> EndpointPool {
+        EndpointPool::new(
+            "q".into(),
+            PoolSettings {
+                kind: HandlerKind::Grpc,
+                max_in_flight: 1,
+                eject_after: 2,
+                eject_for: Duration::from_secs(5),
+            },
+        )
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_lease_lapses_unless_renewed() {
+        let pool = pool();
+        pool.register(
+            "http://127.0.0.1:1",
+            0,
+            Some(Duration::from_secs(10)),
+            false,
+        )
+        .unwrap();
+        tokio::time::sleep(Duration::from_secs(8)).await;
+        pool.register(
+            "http://127.0.0.1:1",
+            0,
+            Some(Duration::from_secs(10)),
+            false,
+        )
+        .unwrap();
+        tokio::time::sleep(Duration::from_secs(8)).await;
+        assert_eq!(pool.list().len(), 1, "renewed at 8 s, so alive at 16 s");
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        assert!(pool.list().is_empty(), "lapsed at 18 s");
+        let err = pool
+            .acquire(&[], Instant::now() + Duration::from_secs(1))
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), tonic::Code::Unavailable);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn slots_free_up_failing_endpoints_are_ejected_and_return() {
+        let pool = pool();
+        pool.register("http://127.0.0.1:1", 0, None, true).unwrap();
+        let lease = pool
+            .acquire(&[], Instant::now() + Duration::from_secs(1))
+            .await
+            .unwrap();
+        // The only slot is taken: a second caller waits, then times out.
+        let waited = pool
+            .acquire(&[], Instant::now() + Duration::from_millis(100))
+            .await
+            .unwrap_err();
+        assert_eq!(waited.code(), tonic::Code::DeadlineExceeded);
+        let endpoint = lease.endpoint.clone();
+        drop(lease);
+        pool.failed(&endpoint);
+        pool.failed(&endpoint);
+        let ejected = pool
+            .acquire(&[], Instant::now() + Duration::from_secs(1))
+            .await
+            .unwrap_err();
+        assert_eq!(ejected.code(), tonic::Code::Unavailable);
+        assert!(pool.list()[0].ejected_for_ms > 4_000);
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        assert!(
+            pool.acquire(&[], Instant::now() + Duration::from_secs(1))
+                .await
+                .is_ok(),
+            "back after the ejection period"
+        );
+    }
+}

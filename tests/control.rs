@@ -1,0 +1,526 @@
+//! The BatchControl service over real gRPC: every RPC, a live policy change
+//! under load, endpoints and leases, stats, and the bearer token.
+
+mod common;
+
+use std::{collections::HashSet, time::Duration};
+
+use batchgate::pb::{
+    self, QueueRef, batch_control_client::BatchControlClient, stream_response::Outcome,
+};
+use common::{TestServer, config};
+use tokio_stream::StreamExt;
+use tonic::{Code, transport::Channel};
+
+const QUEUES: &str = r#"
+[queues.echo]
+max_batch_size = 8
+max_delay = "2ms"
+handler = { kind = "echo" }
+
+[queues.remote]
+handler = { kind = "grpc" }
+"#;
+
+async fn control(server: &TestServer) -> BatchControlClient<Channel> {
+    BatchControlClient::new(server.channel().await)
+}
+
+fn name(n: &str) -> QueueRef {
+    QueueRef { name: n.into() }
+}
+
+fn submit(queue: &str, payload: &str) -> pb::SubmitRequest {
+    pb::SubmitRequest {
+        queue: queue.into(),
+        payload: payload.as_bytes().to_vec().into(),
+        ..Default::default()
+    }
+}
+
+#[tokio::test]
+async fn list_get_create_and_bad_creates() {
+    let server = TestServer::start(config(QUEUES)).await;
+    let mut ctl = control(&server).await;
+    let list = ctl
+        .list_queues(pb::ListQueuesRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    let names: Vec<_> = list.queues.iter().map(|q| q.name.as_str()).collect();
+    assert_eq!(names, ["echo", "remote"]);
+
+    let echo = ctl.get_queue(name("echo")).await.unwrap().into_inner();
+    assert_eq!(echo.state, pb::QueueState::Active as i32);
+    assert_eq!(echo.policy.unwrap().max_batch_size, Some(8));
+    assert_eq!(echo.handler.unwrap().kind, "echo");
+    assert_eq!(
+        ctl.get_queue(name("nope")).await.unwrap_err().code(),
+        Code::NotFound
+    );
+
+    let created = ctl
+        .create_queue(pb::CreateQueueRequest {
+            name: "fresh".into(),
+            policy: Some(pb::QueuePolicy {
+                max_batch_size: Some(3),
+                ..Default::default()
+            }),
+            handler: Some(pb::HandlerSpec {
+                kind: "sim".into(),
+                sim_base_us: 100,
+                ..Default::default()
+            }),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(created.policy.unwrap().max_batch_size, Some(3));
+    let mut client = server.client().await;
+    let r = client
+        .submit(submit("fresh", "hi"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(r.payload, b"hi".as_slice());
+
+    let again = ctl
+        .create_queue(pb::CreateQueueRequest {
+            name: "fresh".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(again.code(), Code::AlreadyExists);
+    let bad = ctl
+        .create_queue(pb::CreateQueueRequest {
+            name: "broken".into(),
+            policy: Some(pb::QueuePolicy {
+                max_batch_size: Some(0),
+                ..Default::default()
+            }),
+            handler: None,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(bad.code(), Code::InvalidArgument);
+    assert_eq!(bad.message(), "queues.broken.max_batch_size must be ≥ 1");
+    let bad_mode = ctl
+        .create_queue(pb::CreateQueueRequest {
+            name: "odd".into(),
+            policy: Some(pb::QueuePolicy {
+                mode: Some("sometimes".into()),
+                ..Default::default()
+            }),
+            handler: None,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(bad_mode.code(), Code::InvalidArgument);
+    let bad_kind = ctl
+        .create_queue(pb::CreateQueueRequest {
+            name: "odd".into(),
+            policy: None,
+            handler: Some(pb::HandlerSpec {
+                kind: "gpu".into(),
+                ..Default::default()
+            }),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(bad_kind.code(), Code::InvalidArgument);
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn pause_flush_resume() {
+    let server = TestServer::start(config(QUEUES)).await;
+    let mut ctl = control(&server).await;
+    let paused = ctl.pause_queue(name("echo")).await.unwrap().into_inner();
+    assert_eq!(paused.state, pb::QueueState::Paused as i32);
+    let client = server.client().await;
+    let mut waiting = tokio::task::JoinSet::new();
+    for i in 0..3 {
+        let mut c = client.clone();
+        waiting.spawn(async move { c.submit(submit("echo", &i.to_string())).await });
+    }
+    server
+        .wait_for_metric("batchgate_queue_depth{queue=\"echo\"}", 3.0)
+        .await;
+    let depth = ctl
+        .get_queue(name("echo"))
+        .await
+        .unwrap()
+        .into_inner()
+        .stats
+        .unwrap()
+        .depth;
+    assert_eq!(depth, 3, "a paused queue holds its items");
+    let flushed = ctl
+        .flush_queue(name("echo"))
+        .await
+        .unwrap()
+        .into_inner()
+        .flushed;
+    assert_eq!(flushed, 3);
+    while let Some(done) = waiting.join_next().await {
+        let batch = done.unwrap().unwrap().into_inner().batch.unwrap();
+        assert_eq!(batch.trigger, pb::Trigger::Flush as i32);
+    }
+    let resumed = ctl.resume_queue(name("echo")).await.unwrap().into_inner();
+    assert_eq!(resumed.state, pb::QueueState::Active as i32);
+    let mut c = client.clone();
+    let after = c.submit(submit("echo", "x")).await.unwrap().into_inner();
+    assert_eq!(after.batch.unwrap().trigger, pb::Trigger::Delay as i32);
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn drain_and_delete() {
+    let server = TestServer::start(config(
+        r#"
+        [queues.held]
+        mode = "manual"
+        handler = { kind = "echo" }
+        [queues.doomed]
+        mode = "manual"
+        handler = { kind = "echo" }
+        [queues.gone]
+        handler = { kind = "echo" }
+        "#,
+    ))
+    .await;
+    let mut ctl = control(&server).await;
+    let client = server.client().await;
+
+    // Drain: the held item is dispatched, new items are refused.
+    let mut c = client.clone();
+    let held = tokio::spawn(async move { c.submit(submit("held", "h")).await });
+    server
+        .wait_for_metric("batchgate_queue_depth{queue=\"held\"}", 1.0)
+        .await;
+    ctl.drain_queue(name("held")).await.unwrap();
+    let batch = held.await.unwrap().unwrap().into_inner().batch.unwrap();
+    assert_eq!(batch.trigger, pb::Trigger::Drain as i32);
+    let mut c = client.clone();
+    assert_eq!(
+        c.submit(submit("held", "late")).await.unwrap_err().code(),
+        Code::Unavailable
+    );
+    let state = ctl
+        .get_queue(name("held"))
+        .await
+        .unwrap()
+        .into_inner()
+        .state;
+    assert!(
+        state == pb::QueueState::Drained as i32 || state == pb::QueueState::Draining as i32,
+        "{state}"
+    );
+
+    // Forced delete: pending items are answered UNAVAILABLE.
+    let mut c = client.clone();
+    let doomed = tokio::spawn(async move { c.submit(submit("doomed", "d")).await });
+    server
+        .wait_for_metric("batchgate_queue_depth{queue=\"doomed\"}", 1.0)
+        .await;
+    let deleted = ctl
+        .delete_queue(pb::DeleteQueueRequest {
+            name: "doomed".into(),
+            force: true,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(deleted.dropped, 1);
+    assert_eq!(doomed.await.unwrap().unwrap_err().code(), Code::Unavailable);
+
+    // Plain delete: the name is gone at once.
+    ctl.delete_queue(pb::DeleteQueueRequest {
+        name: "gone".into(),
+        force: false,
+    })
+    .await
+    .unwrap();
+    let mut c = client.clone();
+    assert_eq!(
+        c.submit(submit("gone", "x")).await.unwrap_err().code(),
+        Code::NotFound
+    );
+    let missing = ctl
+        .delete_queue(pb::DeleteQueueRequest {
+            name: "gone".into(),
+            force: false,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(missing.code(), Code::NotFound);
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_live_policy_change_applies_to_later_batches_and_loses_nothing() {
+    let server = TestServer::start(config(QUEUES)).await;
+    let mut ctl = control(&server).await;
+    let mut client = server.client().await;
+    let (tx, rx) = tokio::sync::mpsc::channel(64);
+    let mut answers = client
+        .stream_submit(tokio_stream::wrappers::ReceiverStream::new(rx))
+        .await
+        .unwrap()
+        .into_inner();
+    let send = |i: u32| pb::StreamRequest {
+        id: i.to_string(),
+        queue: "echo".into(),
+        payload: i.to_be_bytes().to_vec().into(),
+        ..Default::default()
+    };
+    // Load keeps flowing while the policy changes.
+    let sender = tokio::spawn(async move {
+        for i in 0..6000 {
+            tx.send(send(i)).await.unwrap();
+        }
+    });
+    let mut ids = HashSet::new();
+    let mut largest_before = 0;
+    while ids.len() < 1000 {
+        let a = answers.next().await.unwrap().unwrap();
+        let Some(Outcome::Result(r)) = a.outcome else {
+            panic!("failed")
+        };
+        largest_before = largest_before.max(r.batch.unwrap().batch_size);
+        assert!(ids.insert(a.id));
+    }
+    let updated = ctl
+        .update_queue(pb::UpdateQueueRequest {
+            name: "echo".into(),
+            policy: Some(pb::QueuePolicy {
+                max_batch_size: Some(32),
+                ..Default::default()
+            }),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(updated.policy.unwrap().max_batch_size, Some(32));
+    let mut largest_after = 0;
+    while let Some(a) = answers.next().await {
+        let a = a.unwrap();
+        let Some(Outcome::Result(r)) = a.outcome else {
+            panic!("failed")
+        };
+        largest_after = largest_after.max(r.batch.unwrap().batch_size);
+        assert!(ids.insert(a.id));
+    }
+    sender.await.unwrap();
+    assert_eq!(ids.len(), 6000, "every item answered once");
+    assert!(largest_before <= 8, "{largest_before}");
+    assert!(largest_after > 8 && largest_after <= 32, "{largest_after}");
+
+    let invalid = ctl
+        .update_queue(pb::UpdateQueueRequest {
+            name: "echo".into(),
+            policy: Some(pb::QueuePolicy {
+                min_batch_size: Some(100),
+                ..Default::default()
+            }),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(invalid.code(), Code::InvalidArgument);
+    assert!(
+        invalid.message().contains("min_batch_size"),
+        "{}",
+        invalid.message()
+    );
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn endpoints_register_renew_expire_and_deregister() {
+    let server = TestServer::start(config(QUEUES)).await;
+    let mut ctl = control(&server).await;
+    let register = |address: &str, lease_ttl_ms: u64| pb::RegisterEndpointRequest {
+        queue: "remote".into(),
+        address: address.into(),
+        kind: "grpc".into(),
+        max_in_flight: 2,
+        lease_ttl_ms,
+    };
+    let info = ctl
+        .register_endpoint(register("http://127.0.0.1:1", 0))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!((info.max_in_flight, info.lease_remaining_ms), (2, 0));
+    let leased = ctl
+        .register_endpoint(register("http://127.0.0.1:2", 60_000))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(leased.lease_remaining_ms > 59_000);
+    let listed = ctl
+        .list_endpoints(name("remote"))
+        .await
+        .unwrap()
+        .into_inner()
+        .endpoints;
+    assert_eq!(listed.len(), 2);
+
+    // Renew with a short lease, then watch it lapse.
+    ctl.register_endpoint(register("http://127.0.0.1:2", 30))
+        .await
+        .unwrap();
+    let lapsed = async {
+        loop {
+            let listed = ctl
+                .list_endpoints(name("remote"))
+                .await
+                .unwrap()
+                .into_inner()
+                .endpoints;
+            if listed.len() == 1 {
+                return listed;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    };
+    let left = tokio::time::timeout(Duration::from_secs(10), lapsed)
+        .await
+        .unwrap();
+    assert_eq!(left[0].address, "http://127.0.0.1:1");
+
+    ctl.deregister_endpoint(pb::EndpointRef {
+        queue: "remote".into(),
+        address: "http://127.0.0.1:1".into(),
+    })
+    .await
+    .unwrap();
+    let again = ctl
+        .deregister_endpoint(pb::EndpointRef {
+            queue: "remote".into(),
+            address: "http://127.0.0.1:1".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(again.code(), Code::NotFound);
+
+    let wrong_kind = ctl
+        .register_endpoint(pb::RegisterEndpointRequest {
+            kind: "http".into(),
+            ..register("http://127.0.0.1:3", 0)
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(wrong_kind.code(), Code::InvalidArgument);
+    let bad_address = ctl
+        .register_endpoint(register("127.0.0.1:3", 0))
+        .await
+        .unwrap_err();
+    assert_eq!(bad_address.code(), Code::InvalidArgument);
+    let not_remote = ctl
+        .register_endpoint(pb::RegisterEndpointRequest {
+            queue: "echo".into(),
+            ..register("http://127.0.0.1:3", 0)
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(not_remote.code(), Code::FailedPrecondition);
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn watch_stats_streams_snapshots() {
+    let server = TestServer::start(config(QUEUES)).await;
+    let mut ctl = control(&server).await;
+    let mut client = server.client().await;
+    for i in 0..20 {
+        client.submit(submit("echo", &i.to_string())).await.unwrap();
+    }
+    let mut watch = ctl
+        .watch_stats(pb::WatchStatsRequest {
+            queue: "echo".into(),
+            interval_ms: 20,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    for _ in 0..2 {
+        let snapshot = watch.next().await.unwrap().unwrap();
+        assert!(snapshot.unix_ms > 0);
+        assert_eq!(snapshot.queues.len(), 1);
+        let stats = snapshot.queues[0].stats.unwrap();
+        assert_eq!(stats.items_ok, 20);
+        assert!(stats.batches >= 1);
+        assert!(stats.batch_size.unwrap().max >= 1.0);
+        assert!(stats.item_ms.unwrap().p50 > 0.0);
+    }
+    drop(watch);
+    let unknown = ctl
+        .watch_stats(pb::WatchStatsRequest {
+            queue: "nope".into(),
+            interval_ms: 20,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(unknown.code(), Code::NotFound);
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_token_guards_the_control_plane_on_its_own_port() {
+    let dir = std::env::temp_dir().join(format!("batchgate-token-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let token_file = dir.join("token");
+    std::fs::write(&token_file, "s3cret\n").unwrap();
+    let server = TestServer::start(config(&format!(
+        r#"
+        [server]
+        control_addr = "127.0.0.1:0"
+        control_token_file = "{}"
+        [queues.echo]
+        handler = {{ kind = "echo" }}
+        "#,
+        token_file.display()
+    )))
+    .await;
+    let control_url = format!("http://{}", server.control.unwrap());
+    let channel = Channel::from_shared(control_url)
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut ctl = BatchControlClient::new(channel);
+    let list = || tonic::Request::new(pb::ListQueuesRequest {});
+
+    let missing = ctl.list_queues(list()).await.unwrap_err();
+    assert_eq!(missing.code(), Code::Unauthenticated);
+    let mut wrong = list();
+    wrong
+        .metadata_mut()
+        .insert("authorization", "Bearer guess".parse().unwrap());
+    assert_eq!(
+        ctl.list_queues(wrong).await.unwrap_err().code(),
+        Code::Unauthenticated
+    );
+    let mut right = list();
+    right
+        .metadata_mut()
+        .insert("authorization", "Bearer s3cret".parse().unwrap());
+    assert_eq!(
+        ctl.list_queues(right)
+            .await
+            .unwrap()
+            .into_inner()
+            .queues
+            .len(),
+        1
+    );
+
+    // The data port does not serve the control plane when it has its own.
+    let mut on_data_port = control(&server).await;
+    let status = on_data_port.list_queues(list()).await.unwrap_err();
+    assert_eq!(status.code(), Code::Unimplemented);
+    server.shutdown().await;
+    let _ = std::fs::remove_dir_all(dir);
+}
