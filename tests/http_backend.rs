@@ -133,7 +133,7 @@ async fn items_round_trip_as_base64_json_with_per_item_errors() {
         answers["1"].as_ref().unwrap_err(),
         &(Code::InvalidArgument, "bad item".to_owned())
     );
-    let requests = fake.requests.lock().unwrap();
+    let requests = fake.requests.lock().unwrap().clone();
     let first = &requests[0];
     assert_eq!(first["queue"], "web");
     assert!(first["batch_id"].as_u64().unwrap() >= 1);
@@ -197,7 +197,7 @@ async fn json_payloads_travel_as_raw_json() {
     let (code, message) = answers["1"].as_ref().unwrap_err();
     assert_eq!(*code, Code::InvalidArgument);
     assert!(message.contains("not JSON"), "{message}");
-    let requests = fake.requests.lock().unwrap();
+    let requests = fake.requests.lock().unwrap().clone();
     assert_eq!(requests[0]["items"][0]["payload"], json!({"n": 1}));
     assert_eq!(requests[0]["items"].as_array().unwrap().len(), 1);
     server.shutdown().await;
