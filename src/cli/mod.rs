@@ -4,7 +4,9 @@
 //!   `--config FILE`, with flags and `BATCHGATE_*` variables on top).
 //! - `batchgate submit`: one item through `Submit`.
 //! - `batchgate stream`: stdin lines as items over one `StreamSubmit`.
+//! - `batchgate ctl`: the BatchControl API (queues, endpoints, stats).
 
+mod ctl;
 mod output;
 mod serve;
 mod stream;
@@ -14,7 +16,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-pub use self::{serve::ServeArgs, stream::StreamArgs, submit::SubmitArgs};
+pub use self::{ctl::CtlArgs, serve::ServeArgs, stream::StreamArgs, submit::SubmitArgs};
 
 /// Exit code for a configuration the server cannot run with (EX_USAGE).
 pub const EXIT_BAD_CONFIG: u8 = 64;
@@ -38,6 +40,8 @@ pub enum Command {
     /// Send each line of stdin as an item over one stream; print each result
     /// as it arrives.
     Stream(StreamArgs),
+    /// Inspect and steer queues and endpoints (the BatchControl API).
+    Ctl(CtlArgs),
 }
 
 /// Runs a parsed command line.
@@ -46,6 +50,7 @@ pub async fn run(cli: Cli) -> ExitCode {
         Command::Serve(args) => serve::run(args).await,
         Command::Submit(args) => submit::run(args).await,
         Command::Stream(args) => stream::run(args).await,
+        Command::Ctl(args) => ctl::run(args).await,
     }
 }
 
