@@ -28,6 +28,7 @@
 //! - [`metrics`]: Prometheus metric names, per-queue handles, `/metrics`.
 //! - [`telemetry`], [`shutdown`]: logging and signals for the binary.
 //! - [`cli`]: the command line, server and client.
+//! - [`bench`]: the load generator, the no-batching baseline, charts.
 //! - [`pb`]: the generated protobuf code.
 //!
 //! # Guarantees
@@ -37,6 +38,7 @@
 
 pub mod api;
 pub mod app;
+pub mod bench;
 pub mod cli;
 pub mod config;
 pub mod control;

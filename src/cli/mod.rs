@@ -16,6 +16,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+pub use self::output::code_name;
 pub use self::{ctl::CtlArgs, serve::ServeArgs, stream::StreamArgs, submit::SubmitArgs};
 
 /// Exit code for a configuration the server cannot run with (EX_USAGE).
@@ -42,6 +43,12 @@ pub enum Command {
     Stream(StreamArgs),
     /// Inspect and steer queues and endpoints (the BatchControl API).
     Ctl(CtlArgs),
+    /// Load generator: drive a server and report items/s and latency.
+    Bench(crate::bench::BenchArgs),
+    /// Benchmark baseline: a bare tonic echo of the Batcher API, no batching.
+    BareEcho(crate::bench::BareEchoArgs),
+    /// Draw latency vs throughput of `bench --json` lines as an SVG.
+    BenchChart(crate::bench::chart::ChartArgs),
 }
 
 /// Runs a parsed command line.
@@ -51,6 +58,9 @@ pub async fn run(cli: Cli) -> ExitCode {
         Command::Submit(args) => submit::run(args).await,
         Command::Stream(args) => stream::run(args).await,
         Command::Ctl(args) => ctl::run(args).await,
+        Command::Bench(args) => crate::bench::run(args).await,
+        Command::BareEcho(args) => crate::bench::bare_echo(args).await,
+        Command::BenchChart(args) => crate::bench::chart::run(args),
     }
 }
 

@@ -1,0 +1,84 @@
+//! The limit: a bare tonic server with batchgate's own `Batcher` messages
+//! and no batching at all. `Submit` answers at once; `StreamSubmit` answers
+//! each item as it is read. Whatever it reaches on a machine is the most any
+//! gRPC service with these message shapes can do there.
+
+use std::pin::Pin;
+
+use tokio::{net::TcpListener, sync::mpsc};
+use tokio_stream::{Stream, StreamExt, wrappers::ReceiverStream};
+use tonic::{Request, Response, Status, Streaming, transport::server::TcpIncoming};
+
+use crate::pb::{
+    self,
+    batcher_server::{Batcher, BatcherServer},
+};
+
+/// The no-batching echo service.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct BareEcho;
+
+fn echo(
+    payload: bytes::Bytes,
+    attributes: std::collections::HashMap<String, String>,
+) -> pb::SubmitResponse {
+    pb::SubmitResponse {
+        payload,
+        attributes,
+        batch: Some(pb::BatchInfo {
+            batch_id: 0,
+            batch_size: 1,
+            trigger: pb::Trigger::Unspecified as i32,
+            queued_us: 0,
+            handler_us: 0,
+        }),
+    }
+}
+
+#[tonic::async_trait]
+impl Batcher for BareEcho {
+    async fn submit(
+        &self,
+        r: Request<pb::SubmitRequest>,
+    ) -> Result<Response<pb::SubmitResponse>, Status> {
+        let r = r.into_inner();
+        Ok(Response::new(echo(r.payload, r.attributes)))
+    }
+
+    type StreamSubmitStream =
+        Pin<Box<dyn Stream<Item = Result<pb::StreamResponse, Status>> + Send>>;
+
+    async fn stream_submit(
+        &self,
+        r: Request<Streaming<pb::StreamRequest>>,
+    ) -> Result<Response<Self::StreamSubmitStream>, Status> {
+        let mut inbound = r.into_inner();
+        let (tx, rx) = mpsc::channel(1024);
+        tokio::spawn(async move {
+            while let Some(Ok(item)) = inbound.next().await {
+                let response = pb::StreamResponse {
+                    id: item.id,
+                    outcome: Some(pb::stream_response::Outcome::Result(echo(
+                        item.payload,
+                        item.attributes,
+                    ))),
+                };
+                if tx.send(Ok(response)).await.is_err() {
+                    break;
+                }
+            }
+        });
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+}
+
+/// Serves [`BareEcho`] on `listener` until the process ends.
+///
+/// # Errors
+/// The server's transport error.
+pub async fn serve(listener: TcpListener) -> Result<(), tonic::transport::Error> {
+    tonic::transport::Server::builder()
+        .add_service(BatcherServer::new(BareEcho))
+        .serve_with_incoming(TcpIncoming::from(listener).with_nodelay(Some(true)))
+        .await
+}

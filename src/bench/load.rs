@@ -1,0 +1,328 @@
+//! The load itself: unary calls or bidi streams, closed or open loop, with
+//! every latency in an HDR histogram.
+//!
+//! Each worker keeps its own histograms and counters and hands them back at
+//! the end, so workers share nothing but one progress counter. In open loop
+//! each request has an intended send time and its latency counts from there,
+//! so a slow server cannot hide its slowness by slowing the sender down
+//! (no coordinated omission).
+
+use std::{
+    collections::BTreeMap,
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::Duration,
+};
+
+use bytes::Bytes;
+use hdrhistogram::Histogram;
+use tokio::{sync::mpsc, task::JoinSet, time::Instant};
+use tokio_stream::{StreamExt, wrappers::ReceiverStream};
+use tonic::transport::Channel;
+
+use crate::pb::{self, batcher_client::BatcherClient, stream_response::Outcome};
+
+/// What one run does.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    /// Queue to submit to.
+    pub queue: String,
+    /// Payload bytes per item.
+    pub payload: Bytes,
+    /// Unary: calls in flight. Stream: unanswered items per stream.
+    pub concurrency: usize,
+    /// Bidi streams (stream mode); 0 means unary mode.
+    pub streams: usize,
+    /// Items per second over all workers; 0 means closed loop.
+    pub rate: f64,
+    /// Measure for this long after warm-up (unless `items` ends it first).
+    pub duration: Duration,
+    /// Stop after this many measured items (0: no limit).
+    pub items: u64,
+    /// Run this long before measuring.
+    pub warmup: Duration,
+}
+
+/// What one worker measured.
+#[derive(Debug)]
+pub struct Tally {
+    /// Latency of each successful item, microseconds.
+    pub latency_us: Histogram<u64>,
+    /// Batch size each successful item rode in.
+    pub batch_sizes: Histogram<u64>,
+    /// Successful items.
+    pub ok: u64,
+    /// Failed items by gRPC status code name.
+    pub errors: BTreeMap<String, u64>,
+}
+
+impl Tally {
+    fn new() -> Self {
+        Self {
+            latency_us: Histogram::new_with_bounds(1, 60_000_000, 3)
+                .expect("valid constant bounds"),
+            batch_sizes: Histogram::new_with_bounds(1, 1 << 20, 2).expect("valid constant bounds"),
+            ok: 0,
+            errors: BTreeMap::new(),
+        }
+    }
+
+    fn success(&mut self, latency: Duration, batch: Option<&pb::BatchInfo>) {
+        self.ok += 1;
+        let us = u64::try_from(latency.as_micros())
+            .unwrap_or(u64::MAX)
+            .max(1);
+        self.latency_us.saturating_record(us);
+        if let Some(b) = batch {
+            self.batch_sizes
+                .saturating_record(u64::from(b.batch_size.max(1)));
+        }
+    }
+
+    fn failure(&mut self, code: tonic::Code) {
+        *self
+            .errors
+            .entry(crate::cli::code_name(code).to_owned())
+            .or_default() += 1;
+    }
+
+    /// Adds another worker's tally.
+    pub fn merge(&mut self, other: Tally) {
+        let _ = self.latency_us.add(&other.latency_us);
+        let _ = self.batch_sizes.add(&other.batch_sizes);
+        self.ok += other.ok;
+        for (code, n) in other.errors {
+            *self.errors.entry(code).or_default() += n;
+        }
+    }
+}
+
+/// The shared clock of a run: when measuring starts and stops.
+#[derive(Debug, Clone, Copy)]
+struct Window {
+    measure_from: Instant,
+    stop_at: Instant,
+}
+
+impl Window {
+    fn measuring(&self, t: Instant) -> bool {
+        t >= self.measure_from
+    }
+}
+
+/// Counts measured items for the progress bar and the item limit.
+#[derive(Debug, Default)]
+pub struct Progress {
+    /// Items measured so far (successes and failures).
+    pub done: AtomicU64,
+}
+
+/// Runs the plan over `channels` (connections), returning the merged tally
+/// and the measured wall time.
+pub async fn run(plan: Plan, channels: Vec<Channel>, progress: Arc<Progress>) -> (Tally, Duration) {
+    let start = Instant::now();
+    let window = Window {
+        measure_from: start + plan.warmup,
+        stop_at: start + plan.warmup + plan.duration,
+    };
+    let mut workers = JoinSet::new();
+    if plan.streams == 0 {
+        for i in 0..plan.concurrency {
+            let client = BatcherClient::new(channels[i % channels.len()].clone());
+            workers.spawn(unary_worker(
+                plan.clone(),
+                client,
+                window,
+                i,
+                progress.clone(),
+            ));
+        }
+    } else {
+        for i in 0..plan.streams {
+            let client = BatcherClient::new(channels[i % channels.len()].clone());
+            workers.spawn(stream_worker(
+                plan.clone(),
+                client,
+                window,
+                i,
+                progress.clone(),
+            ));
+        }
+    }
+    let mut total = Tally::new();
+    while let Some(done) = workers.join_next().await {
+        if let Ok(tally) = done {
+            total.merge(tally);
+        }
+    }
+    let measured = Instant::now()
+        .min(window.stop_at)
+        .saturating_duration_since(window.measure_from);
+    (total, measured)
+}
+
+fn limit_reached(plan: &Plan, progress: &Progress) -> bool {
+    plan.items > 0 && progress.done.load(Ordering::Relaxed) >= plan.items
+}
+
+async fn unary_worker(
+    plan: Plan,
+    mut client: BatcherClient<Channel>,
+    window: Window,
+    worker: usize,
+    progress: Arc<Progress>,
+) -> Tally {
+    let mut tally = Tally::new();
+    let request = pb::SubmitRequest {
+        queue: plan.queue.clone(),
+        payload: plan.payload.clone(),
+        ..Default::default()
+    };
+    let interval =
+        (plan.rate > 0.0).then(|| Duration::from_secs_f64(plan.concurrency as f64 / plan.rate));
+    let offset = interval.map(|i| i.mul_f64(worker as f64 / plan.concurrency as f64));
+    let mut k: u32 = 0;
+    loop {
+        let intended = match (interval, offset) {
+            (Some(i), Some(o)) => {
+                let at = window
+                    .measure_from
+                    .checked_sub(plan.warmup)
+                    .unwrap_or(window.measure_from)
+                    + o
+                    + i * k;
+                k = k.saturating_add(1);
+                if at > Instant::now() {
+                    tokio::time::sleep_until(at).await;
+                }
+                at
+            }
+            _ => Instant::now(),
+        };
+        if intended >= window.stop_at || limit_reached(&plan, &progress) {
+            break;
+        }
+        let result = client.submit(request.clone()).await;
+        let done = Instant::now();
+        if !window.measuring(intended) {
+            continue;
+        }
+        progress.done.fetch_add(1, Ordering::Relaxed);
+        match result {
+            Ok(r) => tally.success(done - intended, r.get_ref().batch.as_ref()),
+            Err(status) => tally.failure(status.code()),
+        }
+    }
+    tally
+}
+
+async fn stream_worker(
+    plan: Plan,
+    mut client: BatcherClient<Channel>,
+    window: Window,
+    worker: usize,
+    progress: Arc<Progress>,
+) -> Tally {
+    let mut tally = Tally::new();
+    let slots = plan.concurrency.max(1);
+    // Send time of the item in each slot (ns since `origin`); a slot's id is
+    // reused only after its answer came back.
+    let origin = Instant::now();
+    let sent_at: Arc<Vec<AtomicU64>> = Arc::new((0..slots).map(|_| AtomicU64::new(0)).collect());
+    let (free_tx, free_rx) = mpsc::channel::<usize>(slots);
+    for slot in 0..slots {
+        let _ = free_tx.try_send(slot);
+    }
+    // Dropped when sending stops, which ends the request stream.
+    let mut free_tx = Some(free_tx);
+    let ids: Arc<Vec<String>> = Arc::new((0..slots).map(|s| s.to_string()).collect());
+    let rate_interval =
+        (plan.rate > 0.0).then(|| Duration::from_secs_f64(plan.streams as f64 / plan.rate));
+    let first = origin
+        + rate_interval.map_or(Duration::ZERO, |i| {
+            i.mul_f64(worker as f64 / plan.streams as f64)
+        });
+    let requests = {
+        let (queue, payload, sent_at, ids) = (
+            plan.queue.clone(),
+            plan.payload.clone(),
+            sent_at.clone(),
+            ids.clone(),
+        );
+        let stop_at = window.stop_at;
+        let mut k: u32 = 0;
+        ReceiverStream::new(free_rx)
+            .then(move |slot| {
+                let at = rate_interval.map(|i| first + i * k);
+                k = k.saturating_add(1);
+                async move {
+                    if let Some(at) = at
+                        && at > Instant::now()
+                    {
+                        tokio::time::sleep_until(at).await;
+                    }
+                    (slot, at)
+                }
+            })
+            .take_while(move |_| Instant::now() < stop_at)
+            .map(move |(slot, at)| {
+                let t = at.unwrap_or_else(Instant::now);
+                let ns = u64::try_from(t.saturating_duration_since(origin).as_nanos())
+                    .unwrap_or(u64::MAX);
+                sent_at[slot].store(ns, Ordering::Relaxed);
+                pb::StreamRequest {
+                    id: ids[slot].clone(),
+                    queue: queue.clone(),
+                    payload: payload.clone(),
+                    ..Default::default()
+                }
+            })
+    };
+    let mut answers = match client.stream_submit(requests).await {
+        Ok(r) => r.into_inner(),
+        Err(status) => {
+            tally.failure(status.code());
+            return tally;
+        }
+    };
+    let mut stopping = false;
+    loop {
+        if !stopping && (Instant::now() >= window.stop_at || limit_reached(&plan, &progress)) {
+            // Stop sending (half-close): answers of items in flight still arrive.
+            stopping = true;
+            free_tx = None;
+        }
+        let next = if stopping {
+            match tokio::time::timeout(Duration::from_secs(10), answers.next()).await {
+                Ok(next) => next,
+                Err(_) => break,
+            }
+        } else {
+            answers.next().await
+        };
+        let Some(answer) = next else { break };
+        let Ok(answer) = answer else { break };
+        let now = Instant::now();
+        let Ok(slot) = answer.id.parse::<usize>() else {
+            continue;
+        };
+        let Some(sent) = sent_at.get(slot) else {
+            continue;
+        };
+        let sent = origin + Duration::from_nanos(sent.load(Ordering::Relaxed));
+        if window.measuring(sent) && sent < window.stop_at {
+            progress.done.fetch_add(1, Ordering::Relaxed);
+            match &answer.outcome {
+                Some(Outcome::Result(r)) => tally.success(now - sent, r.batch.as_ref()),
+                Some(Outcome::Error(e)) => tally.failure(tonic::Code::from(e.code)),
+                None => tally.failure(tonic::Code::Internal),
+            }
+        }
+        if let Some(free) = &free_tx {
+            let _ = free.try_send(slot);
+        }
+    }
+    tally
+}
