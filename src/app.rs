@@ -24,6 +24,7 @@ use crate::{
     metrics::Metrics,
     pb::{self, batch_control_server::BatchControlServer, batcher_server::BatcherServer},
     registry::{Registry, RegistryError},
+    shutdown::Stop,
 };
 
 /// How long the gRPC server may take to finish its last responses after the
@@ -132,7 +133,7 @@ pub async fn run(
     }
     let state = ApiState {
         registry: registry.clone(),
-        stop_accepting: CancellationToken::new(),
+        stop_accepting: Stop::new(),
         stream_window: config.server.stream_window,
         tasks: TaskTracker::new(),
     };
@@ -151,7 +152,7 @@ pub async fn run(
     let control = BatchControlServer::with_interceptor(
         ControlService::new(
             registry.clone(),
-            state.stop_accepting.clone(),
+            state.stop_accepting.token(),
             state.tasks.clone(),
         ),
         auth.clone(),
@@ -206,7 +207,7 @@ pub async fn run(
     health
         .set_service_status("", ServingStatus::NotServing)
         .await;
-    state.stop_accepting.cancel();
+    state.stop_accepting.trigger();
     state.tasks.close();
 
     let grace = config.server.shutdown_grace;

@@ -7,19 +7,19 @@ mod stream;
 
 use std::sync::Arc;
 
-use tokio_util::{sync::CancellationToken, task::TaskTracker};
+use tokio_util::task::TaskTracker;
 
 pub use self::batcher::BatcherService;
 pub use self::convert::parse_grpc_timeout;
-use crate::{error::Refusal, queue::QueueHandle, registry::Registry};
+use crate::{error::Refusal, queue::QueueHandle, registry::Registry, shutdown::Stop};
 
 /// What every data-plane call needs.
 #[derive(Debug, Clone)]
 pub struct ApiState {
     /// Queues by name.
     pub registry: Arc<Registry>,
-    /// Cancelled when the server stops accepting items.
-    pub stop_accepting: CancellationToken,
+    /// Given when the server stops accepting items.
+    pub stop_accepting: Stop,
     /// Unanswered items one stream may hold.
     pub stream_window: usize,
     /// Tracks the per-stream reader tasks.
@@ -33,7 +33,7 @@ impl ApiState {
     /// [`Refusal::ShuttingDown`] once shutdown began,
     /// [`Refusal::UnknownQueue`] for a name no queue has.
     pub fn queue(&self, name: &str) -> Result<QueueHandle, Refusal> {
-        if self.stop_accepting.is_cancelled() {
+        if self.stop_accepting.is_triggered() {
             return Err(Refusal::ShuttingDown);
         }
         self.registry

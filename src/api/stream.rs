@@ -93,21 +93,31 @@ async fn read(
     request_id: Option<String>,
 ) {
     let stop = state.stop_accepting.clone();
+    // One registration for the whole stream; polled only when the reader
+    // would otherwise wait, so a busy stream never touches the token.
+    let stopped = stop.triggered();
+    tokio::pin!(stopped);
     let mut queue: Option<QueueHandle> = None;
     loop {
-        let permit = tokio::select! {
-            biased;
-            () = stop.cancelled() => break link.end_with(Refusal::ShuttingDown.into()),
-            permit = tx.clone().reserve_owned() => match permit {
-                Ok(permit) => permit,
-                // The client dropped the response side: nobody listens.
-                Err(_) => break,
+        if stop.is_triggered() {
+            break link.end_with(Refusal::ShuttingDown.into());
+        }
+        let permit = match tx.clone().try_reserve_owned() {
+            Ok(permit) => permit,
+            Err(mpsc::error::TrySendError::Full(tx)) => tokio::select! {
+                permit = tx.reserve_owned() => match permit {
+                    Ok(permit) => permit,
+                    Err(_) => break,
+                },
+                () = &mut stopped => break link.end_with(Refusal::ShuttingDown.into()),
             },
+            // The client dropped the response side: nobody listens.
+            Err(mpsc::error::TrySendError::Closed(_)) => break,
         };
         let message = tokio::select! {
             biased;
-            () = stop.cancelled() => break link.end_with(Refusal::ShuttingDown.into()),
             message = inbound.message() => message,
+            () = &mut stopped => break link.end_with(Refusal::ShuttingDown.into()),
         };
         let request = match message {
             Ok(Some(request)) => request,

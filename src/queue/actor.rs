@@ -147,6 +147,10 @@ impl Actor {
         tokio::pin!(timer);
         let mut armed: Option<Instant> = None;
         let mut aborted = false;
+        // Registered once; polled only when nothing else is ready.
+        let abort = self.parts.abort.clone();
+        let abort = abort.cancelled();
+        tokio::pin!(abort);
         loop {
             let now = Instant::now();
             if self.next_expiry.is_some_and(|at| at <= now) {
@@ -178,10 +182,6 @@ impl Actor {
                         tracing::error!(queue = %self.parts.name, error = %e, "batch task failed");
                     }
                 }
-                () = self.parts.abort.cancelled(), if !aborted => {
-                    aborted = true;
-                    self.abort_pending();
-                }
                 () = &mut timer, if armed.is_some() => armed = None,
                 command = self.parts.commands.recv(), if self.inbox_open => match command {
                     Some(command) => {
@@ -200,6 +200,10 @@ impl Actor {
                         self.draining = true;
                     }
                 },
+                () = &mut abort, if !aborted => {
+                    aborted = true;
+                    self.abort_pending();
+                }
             }
         }
         self.refuse_remaining_commands();

@@ -92,6 +92,10 @@ pub struct ResultSink {
     open: usize,
     /// End-to-end time of each item answered so far.
     item_times: Vec<Duration>,
+    /// Items answered with a result / an error, counted into the metrics
+    /// once, when the sink is dropped.
+    answered_ok: u64,
+    answered_err: u64,
     /// Where outcomes are counted.
     metrics: Arc<QueueMetrics>,
 }
@@ -116,6 +120,8 @@ impl ResultSink {
             dispatched_at,
             open: slots.len(),
             item_times: Vec::with_capacity(slots.len()),
+            answered_ok: 0,
+            answered_err: 0,
             slots,
             metrics,
         }
@@ -196,7 +202,7 @@ impl ResultSink {
         self.item_times.push(total);
         match result {
             Ok(out) => {
-                self.metrics.items(Outcome::Ok, 1);
+                self.answered_ok += 1;
                 slot.reply.ok(pb::SubmitResponse {
                     payload: out.payload,
                     attributes: out.attributes,
@@ -204,7 +210,7 @@ impl ResultSink {
                 });
             }
             Err(status) => {
-                self.metrics.items(Outcome::Error, 1);
+                self.answered_err += 1;
                 slot.reply.err(status, Some(info));
             }
         }
@@ -213,10 +219,18 @@ impl ResultSink {
 
 impl Drop for ResultSink {
     fn drop(&mut self) {
-        self.fail_unanswered(&Status::internal(format!(
-            "handler returned no result for this item (batch {})",
-            self.info.batch_id
-        )));
+        if self.open > 0 {
+            self.fail_unanswered(&Status::internal(format!(
+                "handler returned no result for this item (batch {})",
+                self.info.batch_id
+            )));
+        }
+        if self.answered_ok > 0 {
+            self.metrics.items(Outcome::Ok, self.answered_ok);
+        }
+        if self.answered_err > 0 {
+            self.metrics.items(Outcome::Error, self.answered_err);
+        }
     }
 }
 
@@ -283,10 +297,12 @@ pub(crate) async fn run(
     abort: CancellationToken,
 ) {
     let started = Instant::now();
+    // The handler goes first: a batch that finishes at once never touches
+    // the abort token (checking it takes a lock).
     let outcome = tokio::select! {
         biased;
-        () = abort.cancelled() => Err(Status::from(Refusal::Aborted)),
         result = handler.process(&batch, &mut sink) => result,
+        () = abort.cancelled() => Err(Status::from(Refusal::Aborted)),
     };
     let handler_time = started.elapsed();
     sink.metrics.handler_seconds.record(handler_time);
