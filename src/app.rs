@@ -188,7 +188,7 @@ pub async fn run(
         let metrics = metrics.clone();
         let stop = metrics_stop.clone();
         let listener = listeners.metrics;
-        tokio::spawn(async move { metrics.serve(listener, stop).await })
+        tokio::spawn(metrics.serve(listener, stop))
     };
     tracing::info!(
         grpc = ?grpc_addr,

@@ -10,10 +10,10 @@
 use std::{
     pin::Pin,
     sync::Arc,
-    task::{Context, Poll},
+    task::{Context, Poll, Waker},
 };
 
-use tokio::sync::mpsc;
+use tokio::sync::mpsc::{self, OwnedPermit};
 use tokio_stream::Stream;
 use tonic::{Status, Streaming};
 
@@ -83,8 +83,51 @@ pub fn start(
     }
 }
 
+/// Most items the reader hands to a queue in one command.
+const CHUNK: usize = 128;
+
+/// Items read but not yet handed to their queue, all for one queue.
+struct Chunk {
+    /// The queue they go to.
+    queue: Option<QueueHandle>,
+    /// The items.
+    items: Vec<Item>,
+}
+
+impl Chunk {
+    /// Hands the gathered items to their queue.
+    async fn flush(&mut self) {
+        if let Some(queue) = &self.queue
+            && !self.items.is_empty()
+        {
+            queue.submit_many(std::mem::take(&mut self.items)).await;
+        }
+    }
+}
+
+/// What became of one read.
+enum Read {
+    /// An item (with the place for its answer).
+    Item(Box<pb::StreamRequest>, OwnedPermit<pb::StreamResponse>),
+    /// The client half-closed.
+    End,
+    /// The request stream broke, or the server stops accepting.
+    Stop(Status),
+}
+
+/// Polls a future once, without waiting: its output if it is ready now.
+fn ready_now<F: Future>(future: F) -> Option<F::Output> {
+    let mut future = std::pin::pin!(future);
+    let mut cx = Context::from_waker(Waker::noop());
+    match future.as_mut().poll(&mut cx) {
+        Poll::Ready(output) => Some(output),
+        Poll::Pending => None,
+    }
+}
+
 /// Reads items until the client half-closes, the request stream breaks, or
-/// the server stops accepting.
+/// the server stops accepting. Items that are already buffered are handed
+/// to their queue together, one command per chunk.
 async fn read(
     state: ApiState,
     mut inbound: Streaming<pb::StreamRequest>,
@@ -97,11 +140,16 @@ async fn read(
     // would otherwise wait, so a busy stream never touches the token.
     let stopped = stop.triggered();
     tokio::pin!(stopped);
-    let mut queue: Option<QueueHandle> = None;
-    loop {
+    let mut chunk = Chunk {
+        queue: None,
+        items: Vec::new(),
+    };
+    'stream: loop {
         if stop.is_triggered() {
-            break link.end_with(Refusal::ShuttingDown.into());
+            link.end_with(Refusal::ShuttingDown.into());
+            break;
         }
+        // The first item of a chunk may wait.
         let permit = match tx.clone().try_reserve_owned() {
             Ok(permit) => permit,
             Err(mpsc::error::TrySendError::Full(tx)) => tokio::select! {
@@ -109,52 +157,99 @@ async fn read(
                     Ok(permit) => permit,
                     Err(_) => break,
                 },
-                () = &mut stopped => break link.end_with(Refusal::ShuttingDown.into()),
+                () = &mut stopped => {
+                    link.end_with(Refusal::ShuttingDown.into());
+                    break;
+                }
             },
             // The client dropped the response side: nobody listens.
             Err(mpsc::error::TrySendError::Closed(_)) => break,
         };
-        let message = tokio::select! {
+        let first = tokio::select! {
             biased;
-            message = inbound.message() => message,
-            () = &mut stopped => break link.end_with(Refusal::ShuttingDown.into()),
+            message = inbound.message() => to_read(message, permit),
+            () = &mut stopped => Read::Stop(Refusal::ShuttingDown.into()),
         };
-        let request = match message {
-            Ok(Some(request)) => request,
-            Ok(None) => break,
-            Err(status) => break link.end_with(status),
-        };
-        let empty_id = request.id.is_empty();
-        let trace_id = request_id.as_ref().map(|r| format!("{r}/{}", request.id));
-        let reply = Reply::Stream(StreamReply {
-            id: request.id,
-            permit,
-            link: link.clone(),
-        });
-        if empty_id {
-            reply.err(Refusal::EmptyId.into(), None);
-            continue;
-        }
-        let target = match queue.take() {
-            Some(q) if q.name() == request.queue && !q.is_closed() => q,
-            _ => match state.queue(&request.queue) {
-                Ok(q) => q,
-                Err(refusal) => {
-                    reply.err(refusal.into(), None);
-                    continue;
+        let mut next = Some(first);
+        // Then take whatever is already buffered, without waiting.
+        while let Some(read) = next.take() {
+            match read {
+                Read::Item(request, permit) => {
+                    accept(&state, &link, &request_id, &mut chunk, *request, permit).await;
                 }
-            },
-        };
-        target
-            .submit(Item {
-                payload: request.payload,
-                attributes: request.attributes,
-                priority: request.priority,
-                timeout: convert::item_timeout(request.timeout_ms, None),
-                trace_id,
-                reply,
-            })
-            .await;
-        queue = Some(target);
+                Read::End => {
+                    chunk.flush().await;
+                    break 'stream;
+                }
+                Read::Stop(status) => {
+                    chunk.flush().await;
+                    link.end_with(status);
+                    break 'stream;
+                }
+            }
+            if chunk.items.len() >= CHUNK {
+                break;
+            }
+            let Ok(permit) = tx.clone().try_reserve_owned() else {
+                break;
+            };
+            next = ready_now(inbound.message()).map(|message| to_read(message, permit));
+        }
+        chunk.flush().await;
     }
+}
+
+fn to_read(
+    message: Result<Option<pb::StreamRequest>, Status>,
+    permit: OwnedPermit<pb::StreamResponse>,
+) -> Read {
+    match message {
+        Ok(Some(request)) => Read::Item(Box::new(request), permit),
+        Ok(None) => Read::End,
+        Err(status) => Read::Stop(status),
+    }
+}
+
+/// Turns one request into an item of the chunk, or answers it at once if
+/// it is bad.
+async fn accept(
+    state: &ApiState,
+    link: &Arc<StreamLink>,
+    request_id: &Option<String>,
+    chunk: &mut Chunk,
+    request: pb::StreamRequest,
+    permit: OwnedPermit<pb::StreamResponse>,
+) {
+    let empty_id = request.id.is_empty();
+    let trace_id = request_id.as_ref().map(|r| format!("{r}/{}", request.id));
+    let reply = Reply::Stream(StreamReply {
+        id: request.id,
+        permit,
+        link: link.clone(),
+    });
+    if empty_id {
+        return reply.err(Refusal::EmptyId.into(), None);
+    }
+    let same_queue = chunk
+        .queue
+        .as_ref()
+        .is_some_and(|q| q.name() == request.queue && !q.is_closed());
+    if !same_queue {
+        chunk.flush().await;
+        match state.queue(&request.queue) {
+            Ok(q) => chunk.queue = Some(q),
+            Err(refusal) => {
+                chunk.queue = None;
+                return reply.err(refusal.into(), None);
+            }
+        }
+    }
+    chunk.items.push(Item {
+        payload: request.payload,
+        attributes: request.attributes,
+        priority: request.priority,
+        timeout: convert::item_timeout(request.timeout_ms, None),
+        trace_id,
+        reply,
+    });
 }

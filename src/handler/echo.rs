@@ -14,15 +14,15 @@ pub struct Echo;
 impl Echo {
     /// Answers every item of `batch` with itself.
     pub(crate) fn answer_all(batch: &Batch, sink: &mut ResultSink) {
-        for (i, item) in batch.items.iter().enumerate() {
+        // Indexes come from the batch itself, so they are in range and each
+        // used once: nothing is skipped.
+        sink.send_all(batch.items.iter().enumerate().map(|(i, item)| {
             let output = ItemOutput {
                 payload: item.payload.clone(),
                 attributes: item.attributes.clone(),
             };
-            // Indexes come from the batch itself, so they are in range and
-            // each used once.
-            let _ = sink.send(i, Ok(output));
-        }
+            (i, Ok(output))
+        }));
     }
 }
 

@@ -42,6 +42,8 @@ use crate::{
 pub enum Command {
     /// Accept (or refuse) one item.
     Submit(Item),
+    /// Accept (or refuse) several items, in order.
+    SubmitMany(Vec<Item>),
     /// Dispatch everything pending now, ignoring `min_batch_size` and mode;
     /// answers with the number of items that were pending.
     Flush(oneshot::Sender<usize>),
@@ -215,6 +217,11 @@ impl Actor {
     fn handle(&mut self, command: Command, now: Instant) {
         match command {
             Command::Submit(item) => self.accept(item, now),
+            Command::SubmitMany(items) => {
+                for item in items {
+                    self.accept(item, now);
+                }
+            }
             Command::Flush(reply) => {
                 self.flush_left = self.pending.len();
                 let _ = reply.send(self.flush_left);
@@ -478,6 +485,13 @@ impl Actor {
                     self.parts.metrics.items(Outcome::Rejected, 1);
                     item.reply
                         .err(Refusal::Draining(self.parts.name.to_string()).into(), None);
+                }
+                Command::SubmitMany(items) => {
+                    self.parts.metrics.items(Outcome::Rejected, items.len() as u64);
+                    let status = Status::from(Refusal::Draining(self.parts.name.to_string()));
+                    for item in items {
+                        item.reply.err(status.clone(), None);
+                    }
                 }
                 Command::Flush(reply) => {
                     let _ = reply.send(0);

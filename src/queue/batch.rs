@@ -18,7 +18,7 @@ use super::{item::Reply, pending::Waiting, policy::Trigger};
 use crate::{
     error::Refusal,
     handler::Handler,
-    metrics::{Outcome, QueueMetrics},
+    metrics::{Outcome, QueueMetrics, buckets::LocalDurations},
     pb,
 };
 
@@ -92,6 +92,8 @@ pub struct ResultSink {
     open: usize,
     /// End-to-end time of each item answered so far.
     item_times: Vec<Duration>,
+    /// The same, bucketed for the metrics (added once, on drop).
+    item_buckets: LocalDurations,
     /// Items answered with a result / an error, counted into the metrics
     /// once, when the sink is dropped.
     answered_ok: u64,
@@ -120,6 +122,7 @@ impl ResultSink {
             dispatched_at,
             open: slots.len(),
             item_times: Vec::with_capacity(slots.len()),
+            item_buckets: LocalDurations::default(),
             answered_ok: 0,
             answered_err: 0,
             slots,
@@ -177,6 +180,27 @@ impl ResultSink {
         Ok(())
     }
 
+    /// Answers many items at once (one clock read for all of them); results
+    /// the sink cannot take are skipped, as [`ResultSink::send`] would
+    /// refuse them. Returns how many were skipped.
+    pub fn send_all(
+        &mut self,
+        results: impl IntoIterator<Item = (usize, Result<ItemOutput, Status>)>,
+    ) -> usize {
+        let now = Instant::now();
+        let mut skipped = 0;
+        for (index, result) in results {
+            match self.slots.get_mut(index).and_then(Option::take) {
+                Some(slot) => {
+                    self.open -= 1;
+                    self.answer(slot, result, now);
+                }
+                None => skipped += 1,
+            }
+        }
+        skipped
+    }
+
     /// Fails every item not answered yet with `status`.
     pub fn fail_unanswered(&mut self, status: &Status) {
         if self.open == 0 {
@@ -198,7 +222,7 @@ impl ResultSink {
             ..self.info
         };
         let total = now.saturating_duration_since(slot.enqueued_at);
-        self.metrics.item_seconds.record(total);
+        self.item_buckets.record(total);
         self.item_times.push(total);
         match result {
             Ok(out) => {
@@ -225,6 +249,8 @@ impl Drop for ResultSink {
                 self.info.batch_id
             )));
         }
+        self.item_buckets
+            .flush_into(&self.metrics.timings.item_seconds);
         if self.answered_ok > 0 {
             self.metrics.items(Outcome::Ok, self.answered_ok);
         }
@@ -262,9 +288,10 @@ pub(crate) fn assemble(
     let mut batch_items = Vec::with_capacity(items.len());
     let mut slots = Vec::with_capacity(items.len());
     let mut deadline = now + Duration::from_secs(24 * 3600);
+    let mut waits = LocalDurations::default();
     for d in items {
         let queued = now.saturating_duration_since(d.enqueued_at);
-        metrics.queue_wait.record(queued);
+        waits.record(queued);
         deadline = deadline.min(d.deadline);
         batch_items.push(d.item);
         slots.push(Some(Slot {
@@ -273,6 +300,7 @@ pub(crate) fn assemble(
             queued,
         }));
     }
+    waits.flush_into(&metrics.timings.queue_wait);
     metrics.batch(trigger);
     metrics.batch_size.record(batch_items.len() as f64);
     let sink = ResultSink::new(id, trigger, now, slots, metrics);

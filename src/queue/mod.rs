@@ -104,6 +104,20 @@ impl QueueHandle {
         }
     }
 
+    /// Hands several items to the queue in one command (same answers as
+    /// [`QueueHandle::submit`] for each).
+    pub async fn submit_many(&self, items: Vec<Item>) {
+        if let Err(mpsc::error::SendError(Command::SubmitMany(items))) =
+            self.commands.send(Command::SubmitMany(items)).await
+        {
+            self.metrics.items(Outcome::Rejected, items.len() as u64);
+            let status = tonic::Status::from(Refusal::Draining(self.name.to_string()));
+            for item in items {
+                item.reply.err(status.clone(), None);
+            }
+        }
+    }
+
     /// Dispatches everything pending now; returns how many items that was.
     ///
     /// # Errors

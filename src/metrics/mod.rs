@@ -3,16 +3,22 @@
 //!
 //! Each server owns its own recorder instead of installing a global one, so
 //! several servers in one process (the tests) each report only their own
-//! numbers.
+//! numbers. The two per-item timings use [`buckets`] instead of the
+//! recorder's histograms (see there why).
+
+pub mod buckets;
 
 use std::{
-    collections::VecDeque,
+    collections::{BTreeMap, VecDeque},
+    fmt::Write as _,
     sync::{
-        Mutex, PoisonError,
+        Arc, Mutex, PoisonError,
         atomic::{AtomicU64, Ordering},
     },
     time::Duration,
 };
+
+use self::buckets::{DurationHistogram, SECONDS_BUCKETS};
 
 use axum::{Router, routing::get};
 use metrics::{Counter, Gauge, Histogram, Key, Label, Recorder, SharedString, Unit};
@@ -41,11 +47,6 @@ pub const QUEUE_DEPTH: &str = "batchgate_queue_depth";
 /// Batches being processed.
 pub const IN_FLIGHT_BATCHES: &str = "batchgate_in_flight_batches";
 
-/// Histogram buckets for durations: 100 µs to 10 s.
-const SECONDS_BUCKETS: &[f64] = &[
-    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
-    5.0, 10.0,
-];
 /// Histogram buckets for batch sizes: powers of two to 4096.
 const SIZE_BUCKETS: &[f64] = &[
     1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0, 1024.0, 2048.0, 4096.0,
@@ -89,6 +90,15 @@ impl Outcome {
     }
 }
 
+/// The per-item timing histograms of one queue.
+#[derive(Debug, Default)]
+pub struct ItemTimings {
+    /// [`QUEUE_WAIT_SECONDS`].
+    pub queue_wait: DurationHistogram,
+    /// [`ITEM_SECONDS`].
+    pub item_seconds: DurationHistogram,
+}
+
 /// A server's metrics registry.
 #[derive(Debug)]
 pub struct Metrics {
@@ -96,6 +106,9 @@ pub struct Metrics {
     recorder: PrometheusRecorder,
     /// Renders the exposition text.
     handle: PrometheusHandle,
+    /// Per-item timings by queue (kept when a queue is deleted, reused when
+    /// one of the same name is created, like the recorder's series).
+    timings: Mutex<BTreeMap<String, Arc<ItemTimings>>>,
 }
 
 impl Default for Metrics {
@@ -137,19 +150,9 @@ impl Metrics {
         );
         describe(BATCH_SIZE, Unit::Count, "Items per dispatched batch.");
         describe(
-            QUEUE_WAIT_SECONDS,
-            Unit::Seconds,
-            "Time an item waited in its queue before its batch was dispatched.",
-        );
-        describe(
             HANDLER_SECONDS,
             Unit::Seconds,
             "Time the handler took to process a whole batch.",
-        );
-        describe(
-            ITEM_SECONDS,
-            Unit::Seconds,
-            "Time from accepting an item to answering it.",
         );
         describe(QUEUE_DEPTH, Unit::Count, "Items waiting in the queue.");
         describe(
@@ -158,7 +161,11 @@ impl Metrics {
             "Batches of the queue being processed by its handler.",
         );
         let handle = recorder.handle();
-        Self { recorder, handle }
+        Self {
+            recorder,
+            handle,
+            timings: Mutex::default(),
+        }
     }
 
     /// Registers the handles of one queue.
@@ -187,9 +194,14 @@ impl Metrics {
             items: Outcome::ALL.map(|o| counter(ITEMS_TOTAL, ("outcome", o.as_str()))),
             batches: Trigger::ALL.map(|t| counter(BATCHES_TOTAL, ("trigger", t.as_str()))),
             batch_size: histogram(BATCH_SIZE),
-            queue_wait: histogram(QUEUE_WAIT_SECONDS),
+            timings: self
+                .timings
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .entry(queue.to_owned())
+                .or_default()
+                .clone(),
             handler_seconds: histogram(HANDLER_SECONDS),
-            item_seconds: histogram(ITEM_SECONDS),
             depth: gauge(QUEUE_DEPTH),
             in_flight: gauge(IN_FLIGHT_BATCHES),
             counts: Default::default(),
@@ -200,7 +212,32 @@ impl Metrics {
 
     /// The Prometheus text exposition of everything recorded so far.
     pub fn render(&self) -> String {
-        self.handle.render()
+        let mut out = self.handle.render();
+        let timings = self.timings.lock().unwrap_or_else(PoisonError::into_inner);
+        if timings.is_empty() {
+            return out;
+        }
+        let families: [(&str, &str, fn(&ItemTimings) -> &DurationHistogram); 2] = [
+            (
+                QUEUE_WAIT_SECONDS,
+                "Time an item waited in its queue before its batch was dispatched.",
+                |t| &t.queue_wait,
+            ),
+            (
+                ITEM_SECONDS,
+                "Time from accepting an item to answering it.",
+                |t| &t.item_seconds,
+            ),
+        ];
+        for (name, help, pick) in families {
+            let _ = writeln!(out, "# HELP {name} {help}");
+            let _ = writeln!(out, "# TYPE {name} histogram");
+            for (queue, t) in timings.iter() {
+                pick(t).render(name, &format!("queue=\"{queue}\""), &mut out);
+            }
+            out.push('\n');
+        }
+        out
     }
 
     /// Serves `GET /metrics` on `listener` until `shutdown` is cancelled,
@@ -209,11 +246,11 @@ impl Metrics {
     /// # Errors
     /// The listener's I/O error, if accepting fails.
     pub async fn serve(
-        &self,
+        self: Arc<Self>,
         listener: TcpListener,
         shutdown: CancellationToken,
     ) -> std::io::Result<()> {
-        let render = self.handle.clone();
+        let render = self.clone();
         let app = Router::new().route("/metrics", get(move || async move { render.render() }));
         let upkeep = self.handle.clone();
         let stop = shutdown.clone();
@@ -238,12 +275,10 @@ pub struct QueueMetrics {
     batches: [Counter; 5],
     /// [`BATCH_SIZE`].
     pub batch_size: Histogram,
-    /// [`QUEUE_WAIT_SECONDS`].
-    pub queue_wait: Histogram,
+    /// [`QUEUE_WAIT_SECONDS`] and [`ITEM_SECONDS`].
+    pub timings: Arc<ItemTimings>,
     /// [`HANDLER_SECONDS`].
     pub handler_seconds: Histogram,
-    /// [`ITEM_SECONDS`].
-    pub item_seconds: Histogram,
     /// [`QUEUE_DEPTH`].
     pub depth: Gauge,
     /// [`IN_FLIGHT_BATCHES`].
