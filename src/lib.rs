@@ -47,6 +47,7 @@ pub mod handler;
 pub mod metrics;
 pub mod pb;
 pub mod queue;
+pub mod ready;
 pub mod registry;
 pub mod shutdown;
 pub mod telemetry;

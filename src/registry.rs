@@ -14,7 +14,7 @@ use crate::{
     config::{ConfigError, QueueConfig, validate_queue_name},
     handler::{self, Handler, remote::EndpointPool},
     metrics::{Metrics, QueueMetrics},
-    queue::{Command, Policy, QueueHandle, QueueSpec},
+    queue::{Command, Policy, QueueHandle, QueueSpec, timer::PreciseTimer},
 };
 
 /// A registry change that cannot be made.
@@ -70,6 +70,8 @@ pub struct Registry {
     batch_ids: Arc<AtomicU64>,
     /// Fires when the shutdown grace is over.
     abort: CancellationToken,
+    /// Sub-millisecond `max_delay` wake-ups shared by every queue.
+    precise: Option<Arc<PreciseTimer>>,
 }
 
 impl Registry {
@@ -82,6 +84,13 @@ impl Registry {
             metrics,
             batch_ids: Arc::new(AtomicU64::new(1)),
             abort,
+            precise: match PreciseTimer::start() {
+                Ok(timer) => Some(Arc::new(timer)),
+                Err(e) => {
+                    tracing::warn!(error = %e, "no precise timer thread: max_delay gets whole-millisecond precision");
+                    None
+                }
+            },
         }
     }
 
@@ -112,6 +121,7 @@ impl Registry {
             metrics: metrics.clone(),
             batch_ids: self.batch_ids.clone(),
             abort: self.abort.clone(),
+            precise: self.precise.clone(),
         });
         self.tasks.spawn(actor);
         queues.insert(

@@ -151,6 +151,7 @@ fn start(policy: Policy, gated: bool, answer: Answer) -> TestQueue {
         metrics: Arc::new(metrics.queue("q")),
         batch_ids: Arc::new(AtomicU64::new(1)),
         abort: abort.clone(),
+        precise: None,
     });
     TestQueue {
         handle,

@@ -10,7 +10,7 @@
 use std::{
     pin::Pin,
     sync::Arc,
-    task::{Context, Poll, Waker},
+    task::{Context, Poll},
 };
 
 use tokio::sync::mpsc::{self, OwnedPermit};
@@ -22,6 +22,7 @@ use crate::{
     error::Refusal,
     pb,
     queue::{Item, QueueHandle, Reply, StreamLink, StreamReply},
+    ready::ready_now,
 };
 
 /// The response side of a `StreamSubmit` call.
@@ -115,16 +116,6 @@ enum Read {
     Stop(Status),
 }
 
-/// Polls a future once, without waiting: its output if it is ready now.
-fn ready_now<F: Future>(future: F) -> Option<F::Output> {
-    let mut future = std::pin::pin!(future);
-    let mut cx = Context::from_waker(Waker::noop());
-    match future.as_mut().poll(&mut cx) {
-        Poll::Ready(output) => Some(output),
-        Poll::Pending => None,
-    }
-}
-
 /// Reads items until the client half-closes, the request stream breaks, or
 /// the server stops accepting. Items that are already buffered are handed
 /// to their queue together, one command per chunk.
@@ -193,7 +184,8 @@ async fn read(
             let Ok(permit) = tx.clone().try_reserve_owned() else {
                 break;
             };
-            next = ready_now(inbound.message()).map(|message| to_read(message, permit));
+            next = ready_now(std::pin::pin!(inbound.message()))
+                .map(|message| to_read(message, permit));
         }
         chunk.flush().await;
     }

@@ -115,11 +115,26 @@ mod tests {
         local.flush_into(&h);
         let mut text = String::new();
         h.render("t_seconds", "queue=\"q\"", &mut text);
-        assert!(text.contains("t_seconds_bucket{queue=\"q\",le=\"0.0001\"} 1\n"), "{text}");
-        assert!(text.contains("t_seconds_bucket{queue=\"q\",le=\"0.00025\"} 2\n"), "{text}");
-        assert!(text.contains("t_seconds_bucket{queue=\"q\",le=\"10\"} 2\n"), "{text}");
-        assert!(text.contains("t_seconds_bucket{queue=\"q\",le=\"+Inf\"} 3\n"), "{text}");
+        assert!(
+            text.contains("t_seconds_bucket{queue=\"q\",le=\"0.0001\"} 1\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("t_seconds_bucket{queue=\"q\",le=\"0.00025\"} 2\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("t_seconds_bucket{queue=\"q\",le=\"10\"} 2\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("t_seconds_bucket{queue=\"q\",le=\"+Inf\"} 3\n"),
+            "{text}"
+        );
         assert!(text.contains("t_seconds_count{queue=\"q\"} 3\n"), "{text}");
-        assert!(text.contains("t_seconds_sum{queue=\"q\"} 60.000201\n"), "{text}");
+        assert!(
+            text.contains("t_seconds_sum{queue=\"q\"} 60.000201\n"),
+            "{text}"
+        );
     }
 }

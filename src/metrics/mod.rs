@@ -99,6 +99,9 @@ pub struct ItemTimings {
     pub item_seconds: DurationHistogram,
 }
 
+/// Selects one histogram of a queue's [`ItemTimings`].
+type PickTiming = fn(&ItemTimings) -> &DurationHistogram;
+
 /// A server's metrics registry.
 #[derive(Debug)]
 pub struct Metrics {
@@ -217,7 +220,7 @@ impl Metrics {
         if timings.is_empty() {
             return out;
         }
-        let families: [(&str, &str, fn(&ItemTimings) -> &DurationHistogram); 2] = [
+        let families: [(&str, &str, PickTiming); 2] = [
             (
                 QUEUE_WAIT_SECONDS,
                 "Time an item waited in its queue before its batch was dispatched.",

@@ -30,11 +30,13 @@ use super::{
     item::Item,
     pending::{Pending, Waiting},
     policy::{self, Decision, PendingView, Policy, Trigger},
+    timer::{PRECISE_WINDOW, PreciseTimer},
 };
 use crate::{
     error::Refusal,
     handler::Handler,
     metrics::{Outcome, QueueMetrics},
+    ready::ready_now,
 };
 
 /// Commands a queue actor takes.
@@ -101,6 +103,8 @@ pub struct ActorParts {
     /// Cancelled when the shutdown grace is over: in-flight batches are
     /// abandoned and their items answered UNAVAILABLE.
     pub abort: CancellationToken,
+    /// Sub-millisecond wake-ups for the last stretch of `max_delay`.
+    pub precise: Option<Arc<PreciseTimer>>,
 }
 
 /// The queue's state, owned by its task.
@@ -148,6 +152,9 @@ impl Actor {
         let timer = tokio::time::sleep(Duration::ZERO);
         tokio::pin!(timer);
         let mut armed: Option<Instant> = None;
+        // The precise wake-up asked for, and the due instant it is for.
+        let mut precise_wait: Option<tokio::sync::oneshot::Receiver<()>> = None;
+        let mut precise_for: Option<Instant> = None;
         let mut aborted = false;
         // Registered once; polled only when nothing else is ready.
         let abort = self.parts.abort.clone();
@@ -167,7 +174,26 @@ impl Actor {
             if self.draining && self.pending.is_empty() && self.in_flight.is_empty() {
                 break;
             }
-            let wake = match (delay_due, self.next_expiry) {
+            // tokio's timer until PRECISE_WINDOW before the batch is due,
+            // then the precise timer for the rest.
+            let coarse_delay = match (delay_due, &self.parts.precise) {
+                (Some(due), Some(precise))
+                    if due.saturating_duration_since(now) <= PRECISE_WINDOW =>
+                {
+                    if precise_for != Some(due) {
+                        precise_wait = Some(precise.wake_at(due.into_std()));
+                        precise_for = Some(due);
+                    }
+                    None
+                }
+                (Some(due), Some(_)) => Some(due - PRECISE_WINDOW),
+                (due, _) => due,
+            };
+            if coarse_delay.is_some() || delay_due.is_none() {
+                precise_wait = None;
+                precise_for = None;
+            }
+            let wake = match (coarse_delay, self.next_expiry) {
                 (Some(a), Some(b)) => Some(a.min(b)),
                 (a, b) => a.or(b),
             };
@@ -185,6 +211,9 @@ impl Actor {
                     }
                 }
                 () = &mut timer, if armed.is_some() => armed = None,
+                _ = async { precise_wait.as_mut().expect("guarded").await }, if precise_wait.is_some() => {
+                    precise_wait = None;
+                }
                 command = self.parts.commands.recv(), if self.inbox_open => match command {
                     Some(command) => {
                         let now = Instant::now();
@@ -423,12 +452,17 @@ impl Actor {
             parts.metrics.clone(),
         );
         tracing::trace!(queue = %parts.name, batch = id, size = batch.items.len(), trigger = trigger.as_str(), "dispatch");
-        self.in_flight.spawn(batch::run(
+        let mut run = Box::pin(batch::run(
             parts.handler.clone(),
             batch,
             sink,
             parts.abort.clone(),
         ));
+        // A handler that finishes at once (echo) is done here, without a
+        // task of its own; one that must wait goes on as a task.
+        if ready_now(run.as_mut()).is_none() {
+            self.in_flight.spawn(run);
+        }
     }
 
     /// Removes cancelled and expired items (answering the expired ones) and
@@ -487,7 +521,9 @@ impl Actor {
                         .err(Refusal::Draining(self.parts.name.to_string()).into(), None);
                 }
                 Command::SubmitMany(items) => {
-                    self.parts.metrics.items(Outcome::Rejected, items.len() as u64);
+                    self.parts
+                        .metrics
+                        .items(Outcome::Rejected, items.len() as u64);
                     let status = Status::from(Refusal::Draining(self.parts.name.to_string()));
                     for item in items {
                         item.reply.err(status.clone(), None);

@@ -9,6 +9,7 @@ mod batch;
 mod item;
 mod pending;
 mod policy;
+pub mod timer;
 
 use std::sync::{Arc, atomic::AtomicU64};
 
@@ -57,6 +58,10 @@ pub struct QueueSpec {
     pub batch_ids: Arc<AtomicU64>,
     /// Fires when the shutdown grace is over.
     pub abort: CancellationToken,
+    /// Sub-millisecond wake-ups for `max_delay`; `None` uses tokio's timer
+    /// alone (whole milliseconds, rounded up), which a paused test clock
+    /// needs.
+    pub precise: Option<Arc<timer::PreciseTimer>>,
 }
 
 impl QueueHandle {
@@ -77,6 +82,7 @@ impl QueueHandle {
             metrics: spec.metrics,
             batch_ids: spec.batch_ids,
             abort: spec.abort,
+            precise: spec.precise,
         });
         (handle, actor)
     }
