@@ -140,13 +140,23 @@ fn scheduler(c: &mut Criterion) {
     group.measurement_time(Duration::from_secs(6));
     for submitters in [64, 1024] {
         let queue = runtime.block_on(async { batchgate_queue() });
-        group.bench_with_input(BenchmarkId::new("batchgate", submitters), &submitters, |b, &n| {
-            b.to_async(&runtime).iter(|| batchgate_round(&queue, n, &payload));
-        });
+        group.bench_with_input(
+            BenchmarkId::new("batchgate", submitters),
+            &submitters,
+            |b, &n| {
+                b.to_async(&runtime)
+                    .iter(|| batchgate_round(&queue, n, &payload));
+            },
+        );
         let service = runtime.block_on(async { Batch::new(Noop, BATCH, DELAY) });
-        group.bench_with_input(BenchmarkId::new("tower-batch", submitters), &submitters, |b, &n| {
-            b.to_async(&runtime).iter(|| tower_batch_round(&service, n, &payload));
-        });
+        group.bench_with_input(
+            BenchmarkId::new("tower-batch", submitters),
+            &submitters,
+            |b, &n| {
+                b.to_async(&runtime)
+                    .iter(|| tower_batch_round(&service, n, &payload));
+            },
+        );
     }
     group.finish();
 }

@@ -19,6 +19,7 @@ handler = { kind = "echo" }
 [queues.held]
 mode = "manual"
 max_queue_items = 2
+item_timeout = "1h"
 handler = { kind = "echo" }
 
 [queues.lazy]
@@ -126,8 +127,16 @@ async fn the_grpc_deadline_also_bounds_the_wait() {
     let mut client = server.client().await;
     let mut req = tonic::Request::new(request("held", b"x"));
     req.set_timeout(Duration::from_millis(30));
+    // The item could wait an hour; the call's deadline ends it. The server
+    // answers DEADLINE_EXCEEDED 2 ms before the deadline; tonic's client
+    // enforces the same deadline itself and reports CANCELLED ("Timeout
+    // expired") if that answer is late, as it can be on a loaded machine.
     let status = client.submit(req).await.unwrap_err();
-    assert_eq!(status.code(), Code::DeadlineExceeded);
+    let client_side = status.code() == Code::Cancelled && status.message() == "Timeout expired";
+    assert!(
+        status.code() == Code::DeadlineExceeded || client_side,
+        "{status:?}"
+    );
 }
 
 #[tokio::test]
