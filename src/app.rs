@@ -53,6 +53,9 @@ pub enum AppError {
     /// The control token could not be read.
     #[error(transparent)]
     Config(#[from] ConfigError),
+    /// A TLS file could not be read.
+    #[error(transparent)]
+    Tls(#[from] crate::tls::TlsError),
 }
 
 /// The bound sockets of a server, so callers (tests) can use port 0 and
@@ -65,6 +68,8 @@ pub struct Listeners {
     pub metrics: TcpListener,
     /// The control plane, when it has its own address.
     pub control: Option<TcpListener>,
+    /// Plaintext health for probes, when configured.
+    pub health: Option<TcpListener>,
 }
 
 impl Listeners {
@@ -87,6 +92,10 @@ impl Listeners {
             metrics: bind("cannot bind metrics_addr", config.server.metrics_addr).await?,
             control: match config.server.control_addr {
                 Some(addr) => Some(bind("cannot bind control_addr", addr).await?),
+                None => None,
+            },
+            health: match config.server.health_addr {
+                Some(addr) => Some(bind("cannot bind health_addr", addr).await?),
                 None => None,
             },
         })
@@ -125,6 +134,19 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), AppError> {
     let auth = BearerAuth::new(config.server.control_token()?.as_deref());
+    let tls = config
+        .server
+        .tls
+        .as_ref()
+        .map(crate::tls::server)
+        .transpose()?;
+    let builder = || -> Result<Server, AppError> {
+        let builder = Server::builder();
+        Ok(match &tls {
+            Some(tls) => builder.tls_config(tls.clone())?,
+            None => builder,
+        })
+    };
     let metrics = Arc::new(Metrics::new());
     let abort = CancellationToken::new();
     let registry = Arc::new(Registry::new(metrics.clone(), abort.clone()));
@@ -167,19 +189,31 @@ pub async fn run(
         Some(listener) => (None, Some((listener, control))),
         None => (Some(control), None),
     };
-    let grpc = Server::builder()
-        .add_service(health_service)
+    let grpc = builder()?
+        .add_service(health_service.clone())
         .add_service(reflection().build_v1()?)
         .add_service(reflection().build_v1alpha()?)
         .add_service(batcher)
         .add_optional_service(shared_control)
         .serve_with_incoming_shutdown(incoming, server_stop.clone().cancelled_owned());
     let grpc = tokio::spawn(grpc);
-    let control_server = own_control.map(|(listener, control)| {
+    let control_server = match own_control {
+        Some((listener, control)) => {
+            let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+            Some(tokio::spawn(
+                builder()?
+                    .add_service(control)
+                    .serve_with_incoming_shutdown(incoming, server_stop.clone().cancelled_owned()),
+            ))
+        }
+        None => None,
+    };
+    // Plaintext, health only: what a Kubernetes gRPC probe can reach.
+    let health_server = listeners.health.map(|listener| {
         let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
         tokio::spawn(
             Server::builder()
-                .add_service(control)
+                .add_service(health_service.clone())
                 .serve_with_incoming_shutdown(incoming, server_stop.clone().cancelled_owned()),
         )
     });
@@ -237,6 +271,9 @@ pub async fn run(
             Ok(())
         }
     };
+    if let Some(health_server) = health_server {
+        let _ = tokio::time::timeout(FINAL_RESPONSES_GRACE, health_server).await;
+    }
     if let Some(control_server) = control_server
         && let Ok(Ok(Err(e))) = tokio::time::timeout(FINAL_RESPONSES_GRACE, control_server).await
     {

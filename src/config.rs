@@ -49,6 +49,25 @@ pub struct ServerConfig {
     /// `BATCHGATE_CONTROL_TOKEN` variable takes precedence). Unset and no
     /// variable: the control plane needs no token.
     pub control_token_file: Option<std::path::PathBuf>,
+    /// A plaintext listener serving only `grpc.health.v1.Health`, for
+    /// probes that cannot speak TLS (Kubernetes' gRPC probes).
+    pub health_addr: Option<SocketAddr>,
+    /// TLS for the gRPC and control listeners; unset: plaintext.
+    pub tls: Option<TlsConfig>,
+}
+
+/// Server TLS: certificate files (PEM), so they can come from a Secret.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// The server's certificate chain.
+    pub cert_file: std::path::PathBuf,
+    /// Its private key.
+    pub key_file: std::path::PathBuf,
+    /// CA bundle for client certificates; set: every client must present a
+    /// certificate it signed (mutual TLS).
+    #[serde(default)]
+    pub client_ca_file: Option<std::path::PathBuf>,
 }
 
 impl Default for ServerConfig {
@@ -62,6 +81,8 @@ impl Default for ServerConfig {
             log_format: LogFormat::Compact,
             control_addr: None,
             control_token_file: None,
+            health_addr: None,
+            tls: None,
         }
     }
 }
@@ -225,6 +246,9 @@ pub struct HandlerConfig {
     /// http: payloads are JSON documents, sent and returned as raw JSON
     /// instead of base64 strings.
     pub json_payloads: bool,
+    /// grpc: CA bundle (PEM) to verify `https://` endpoints; unset: the
+    /// public web PKI roots.
+    pub tls_ca_file: Option<std::path::PathBuf>,
 }
 
 impl Default for HandlerConfig {
@@ -242,6 +266,7 @@ impl Default for HandlerConfig {
             eject_for: Duration::from_secs(5),
             streaming: false,
             json_payloads: false,
+            tls_ca_file: None,
         }
     }
 }
@@ -328,17 +353,31 @@ impl Config {
         toml::from_str(text).map_err(|e| ConfigError::Parse(e.to_string()))
     }
 
-    /// Reads and parses a TOML file.
+    /// Parses a JSON document with the same shape as the TOML (what the
+    /// Helm chart renders from its values).
+    ///
+    /// # Errors
+    /// [`ConfigError::Parse`] on bad JSON, unknown fields or wrong types.
+    pub fn from_json(text: &str) -> Result<Self, ConfigError> {
+        serde_json::from_str(text).map_err(|e| ConfigError::Parse(e.to_string()))
+    }
+
+    /// Reads and parses a config file: JSON if its name ends in `.json`,
+    /// else TOML.
     ///
     /// # Errors
     /// [`ConfigError::Read`] if the file cannot be read, else as
-    /// [`Config::from_toml`].
+    /// [`Config::from_toml`] or [`Config::from_json`].
     pub fn from_file(path: &Path) -> Result<Self, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Read {
             path: path.display().to_string(),
             reason: e.to_string(),
         })?;
-        Self::from_toml(&text)
+        if path.extension().is_some_and(|e| e == "json") {
+            Self::from_json(&text)
+        } else {
+            Self::from_toml(&text)
+        }
     }
 
     /// The embedded default configuration (an `echo` and a `sim` queue).
@@ -526,6 +565,19 @@ mod tests {
         assert!(err.to_string().contains("max_batch_sise"), "{err}");
         let err = Config::from_toml("[queues.q]\nhandler = { kind = \"gpu\" }\n").unwrap_err();
         assert!(matches!(err, ConfigError::Parse(_)), "{err}");
+    }
+
+    #[test]
+    fn json_has_the_same_shape() {
+        let config = Config::from_json(
+            r#"{"server": {"grpc_addr": "0.0.0.0:50051", "tls": {"cert_file": "/t/c.pem", "key_file": "/t/k.pem"}},
+                "queues": {"q": {"max_delay": "3ms", "handler": {"kind": "sim", "base": "1ms"}}}}"#,
+        )
+        .unwrap();
+        config.validate().unwrap();
+        assert_eq!(config.queues["q"].max_delay, Duration::from_millis(3));
+        assert!(config.server.tls.unwrap().client_ca_file.is_none());
+        assert!(Config::from_json(r#"{"queues": {"q": {"max_batch_size": "x"}}}"#).is_err());
     }
 
     #[test]

@@ -27,6 +27,7 @@
 //! - [`error`]: refusals and their gRPC status codes, in one place.
 //! - [`metrics`]: Prometheus metric names, per-queue handles, `/metrics`.
 //! - [`telemetry`], [`shutdown`]: logging and signals for the binary.
+//! - [`tls`]: certificates from files for servers, backends and the CLI.
 //! - [`cli`]: the command line, server and client.
 //! - [`bench`]: the load generator, the no-batching baseline, charts.
 //! - [`pb`]: the generated protobuf code.
@@ -51,3 +52,4 @@ pub mod ready;
 pub mod registry;
 pub mod shutdown;
 pub mod telemetry;
+pub mod tls;

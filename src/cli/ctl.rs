@@ -26,6 +26,9 @@ pub struct CtlArgs {
     /// Print JSON instead of tables.
     #[arg(long, global = true)]
     pub json: bool,
+    /// TLS settings (for an `https://` address).
+    #[command(flatten)]
+    pub tls: super::TlsArgs,
     /// What to do.
     #[command(subcommand)]
     pub action: Action,
@@ -152,11 +155,9 @@ pub async fn run(args: CtlArgs) -> ExitCode {
 }
 
 async fn execute(args: &CtlArgs) -> Result<(), Status> {
-    let channel = Channel::from_shared(args.addr.clone())
-        .map_err(|e| Status::invalid_argument(format!("bad --addr: {e}")))?
-        .connect()
+    let channel: Channel = super::connect(&args.addr, &args.tls)
         .await
-        .map_err(|e| Status::unavailable(format!("cannot connect to {}: {e}", args.addr)))?;
+        .map_err(Status::unavailable)?;
     let mut ctl = BatchControlClient::new(channel);
     let token = args.token.as_deref();
     let json = args.json;

@@ -82,14 +82,56 @@ pub struct ClientArgs {
     /// Print one JSON object per result instead of text.
     #[arg(long)]
     pub json: bool,
+    /// TLS settings (for an `https://` address).
+    #[command(flatten)]
+    pub tls: TlsArgs,
 }
 
 impl ClientArgs {
     async fn connect(
         &self,
     ) -> Result<crate::pb::batcher_client::BatcherClient<tonic::transport::Channel>, String> {
-        crate::pb::batcher_client::BatcherClient::connect(self.addr.clone())
-            .await
-            .map_err(|e| format!("cannot connect to {}: {e}", self.addr))
+        Ok(crate::pb::batcher_client::BatcherClient::new(
+            connect(&self.addr, &self.tls).await?,
+        ))
     }
+}
+
+/// TLS flags of the client subcommands.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct TlsArgs {
+    /// CA bundle (PEM) to verify the server (default: the web PKI roots).
+    #[arg(long, env = "BATCHGATE_CA_CERT")]
+    pub ca_cert: Option<std::path::PathBuf>,
+    /// Client certificate (PEM), for servers that require mutual TLS.
+    #[arg(long, env = "BATCHGATE_CLIENT_CERT", requires = "key")]
+    pub cert: Option<std::path::PathBuf>,
+    /// Client private key (PEM).
+    #[arg(long, env = "BATCHGATE_CLIENT_KEY", requires = "cert")]
+    pub key: Option<std::path::PathBuf>,
+}
+
+/// Connects to `addr`, with TLS when it is `https://` or a CA is given.
+///
+/// # Errors
+/// A message naming the address or the TLS file.
+pub async fn connect(addr: &str, tls: &TlsArgs) -> Result<tonic::transport::Channel, String> {
+    let mut endpoint = tonic::transport::Endpoint::from_shared(addr.to_owned())
+        .map_err(|e| format!("bad address {addr:?}: {e}"))?
+        .tcp_nodelay(true);
+    if addr.starts_with("https://") || tls.ca_cert.is_some() {
+        let config = crate::tls::client(
+            tls.ca_cert.as_deref(),
+            tls.cert.as_deref(),
+            tls.key.as_deref(),
+        )
+        .map_err(|e| e.to_string())?;
+        endpoint = endpoint
+            .tls_config(config)
+            .map_err(|e| format!("TLS for {addr}: {e}"))?;
+    }
+    endpoint
+        .connect()
+        .await
+        .map_err(|e| format!("cannot connect to {addr}: {e}"))
 }

@@ -52,14 +52,26 @@ pub(crate) enum Conn {
 }
 
 impl Conn {
-    fn new(kind: HandlerKind, address: &str, http: &reqwest::Client) -> Result<Self, Status> {
+    fn new(
+        kind: HandlerKind,
+        address: &str,
+        http: &reqwest::Client,
+        tls_ca: Option<&std::path::Path>,
+    ) -> Result<Self, Status> {
         match kind {
             HandlerKind::Grpc => {
-                let channel = tonic::transport::Channel::from_shared(address.to_owned())
+                let mut endpoint = tonic::transport::Channel::from_shared(address.to_owned())
                     .map_err(|e| {
                         Status::invalid_argument(format!("bad endpoint {address:?}: {e}"))
-                    })?
-                    .connect_lazy();
+                    })?;
+                if address.starts_with("https://") {
+                    let tls = crate::tls::client(tls_ca, None, None)
+                        .map_err(|e| Status::invalid_argument(e.to_string()))?;
+                    endpoint = endpoint.tls_config(tls).map_err(|e| {
+                        Status::invalid_argument(format!("TLS for {address:?}: {e}"))
+                    })?;
+                }
+                let channel = endpoint.connect_lazy();
                 Ok(Conn::Grpc(
                     BackendClient::new(channel).max_decoding_message_size(MAX_BACKEND_MESSAGE),
                 ))
@@ -163,6 +175,7 @@ impl Remote {
                 max_in_flight: config.max_in_flight,
                 eject_after: config.eject_after.max(1),
                 eject_for: config.eject_for,
+                tls_ca_file: config.tls_ca_file.clone(),
             },
         ));
         for address in &config.endpoints {

@@ -114,6 +114,8 @@ pub struct PoolSettings {
     pub eject_after: u32,
     /// Ejection length.
     pub eject_for: Duration,
+    /// CA bundle for `https://` gRPC endpoints.
+    pub tls_ca_file: Option<std::path::PathBuf>,
 }
 
 /// The endpoints of one remote queue.
@@ -169,7 +171,12 @@ impl EndpointPool {
             *Endpoint::lock(&existing.lease_until) = lease_until;
             return Ok(existing.info(now));
         }
-        let conn = Conn::new(self.settings.kind, address, &self.http)?;
+        let conn = Conn::new(
+            self.settings.kind,
+            address,
+            &self.http,
+            self.settings.tls_ca_file.as_deref(),
+        )?;
         let max_in_flight = if max_in_flight == 0 {
             self.settings.max_in_flight
         } else {
@@ -346,6 +353,7 @@ mod tests {
                 max_in_flight: 1,
                 eject_after: 2,
                 eject_for: Duration::from_secs(5),
+                tls_ca_file: None,
             },
         )
     }

@@ -1,0 +1,68 @@
+//! TLS material from files: the server identity (and client CA for mutual
+//! TLS), and client settings for `https://` backends and the CLI.
+
+use std::path::Path;
+
+use tonic::transport::{Certificate, ClientTlsConfig, Identity, ServerTlsConfig};
+
+use crate::config::TlsConfig;
+
+/// A TLS file that could not be used.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot read {what} {path}: {reason}")]
+pub struct TlsError {
+    /// Which file it was meant to be.
+    pub what: &'static str,
+    /// Its path.
+    pub path: String,
+    /// Why it failed.
+    pub reason: String,
+}
+
+fn read(what: &'static str, path: &Path) -> Result<Vec<u8>, TlsError> {
+    std::fs::read(path).map_err(|e| TlsError {
+        what,
+        path: path.display().to_string(),
+        reason: e.to_string(),
+    })
+}
+
+/// The server TLS settings of `config`.
+///
+/// # Errors
+/// [`TlsError`] naming a file that cannot be read.
+pub fn server(config: &TlsConfig) -> Result<ServerTlsConfig, TlsError> {
+    let identity = Identity::from_pem(
+        read("tls.cert_file", &config.cert_file)?,
+        read("tls.key_file", &config.key_file)?,
+    );
+    let mut tls = ServerTlsConfig::new().identity(identity);
+    if let Some(ca) = &config.client_ca_file {
+        tls = tls.client_ca_root(Certificate::from_pem(read("tls.client_ca_file", ca)?));
+    }
+    Ok(tls)
+}
+
+/// Client TLS: verify the server with `ca` (else the web PKI roots), and
+/// present `cert` + `key` when both are given (mutual TLS).
+///
+/// # Errors
+/// [`TlsError`] naming a file that cannot be read.
+pub fn client(
+    ca: Option<&Path>,
+    cert: Option<&Path>,
+    key: Option<&Path>,
+) -> Result<ClientTlsConfig, TlsError> {
+    let mut tls = ClientTlsConfig::new();
+    tls = match ca {
+        Some(ca) => tls.ca_certificate(Certificate::from_pem(read("CA bundle", ca)?)),
+        None => tls.with_webpki_roots(),
+    };
+    if let (Some(cert), Some(key)) = (cert, key) {
+        tls = tls.identity(Identity::from_pem(
+            read("client certificate", cert)?,
+            read("client key", key)?,
+        ));
+    }
+    Ok(tls)
+}

@@ -1,0 +1,267 @@
+//! TLS with certificates made at test time (rcgen): a TLS server refuses
+//! plaintext, mutual TLS refuses clients without a good certificate, a good
+//! client gets its results, probes reach plaintext health on its own port,
+//! and batchgate talks TLS to a remote gRPC backend.
+
+mod common;
+
+use std::{path::PathBuf, pin::Pin, sync::Arc};
+
+use batchgate::{
+    cli::{TlsArgs, connect},
+    pb::{
+        self, BatchRequest, BatchResponse, ItemOutput, ItemResult,
+        backend_server::{Backend, BackendServer},
+        batcher_client::BatcherClient,
+        item_result::Outcome,
+    },
+};
+use common::{TestServer, config};
+use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
+use tokio_stream::Stream;
+use tonic::{
+    Request, Response, Status,
+    transport::{Identity, Server, ServerTlsConfig},
+};
+use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
+
+/// A CA and what it signed, written to a temporary folder.
+struct Pki {
+    dir: PathBuf,
+    ca: Issuer<'static, KeyPair>,
+}
+
+impl Pki {
+    fn new(name: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!("batchgate-tls-{name}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let key = KeyPair::generate().unwrap();
+        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        let cert = params.self_signed(&key).unwrap();
+        std::fs::write(dir.join("ca.pem"), cert.pem()).unwrap();
+        Self {
+            dir,
+            ca: Issuer::new(params, key),
+        }
+    }
+
+    /// Writes `<name>.pem` and `<name>.key` signed by this CA.
+    fn issue(&self, name: &str) -> (PathBuf, PathBuf) {
+        let key = KeyPair::generate().unwrap();
+        let params =
+            CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()]).unwrap();
+        let cert = params.signed_by(&key, &self.ca).unwrap();
+        let (cert_path, key_path) = (
+            self.dir.join(format!("{name}.pem")),
+            self.dir.join(format!("{name}.key")),
+        );
+        std::fs::write(&cert_path, cert.pem()).unwrap();
+        std::fs::write(&key_path, key.serialize_pem()).unwrap();
+        (cert_path, key_path)
+    }
+
+    fn ca(&self) -> PathBuf {
+        self.dir.join("ca.pem")
+    }
+}
+
+impl Drop for Pki {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn tls_config(pki: &Pki, client_ca: Option<PathBuf>, extra: &str) -> batchgate::config::Config {
+    let (cert, key) = pki.issue("server");
+    let client_ca = client_ca.map_or(String::new(), |p| {
+        format!("client_ca_file = \"{}\"", p.display())
+    });
+    config(&format!(
+        r#"
+        [server]
+        health_addr = "127.0.0.1:0"
+        [server.tls]
+        cert_file = "{}"
+        key_file = "{}"
+        {client_ca}
+        [queues.echo]
+        handler = {{ kind = "echo" }}
+        {extra}
+        "#,
+        cert.display(),
+        key.display()
+    ))
+}
+
+fn submit(queue: &str) -> pb::SubmitRequest {
+    pb::SubmitRequest {
+        queue: queue.into(),
+        payload: b"secret".to_vec().into(),
+        ..Default::default()
+    }
+}
+
+async fn try_submit(url: &str, tls: &TlsArgs, queue: &str) -> Result<pb::SubmitResponse, String> {
+    let channel = connect(url, tls).await?;
+    BatcherClient::new(channel)
+        .submit(submit(queue))
+        .await
+        .map(Response::into_inner)
+        .map_err(|s| s.to_string())
+}
+
+#[tokio::test]
+async fn a_tls_server_refuses_plaintext_and_serves_tls_clients() {
+    let pki = Pki::new("plain");
+    let server = TestServer::start(tls_config(&pki, None, "")).await;
+    let plain = try_submit(
+        &format!("http://{}", server.grpc),
+        &TlsArgs::default(),
+        "echo",
+    )
+    .await;
+    assert!(plain.is_err(), "a plaintext client got {plain:?}");
+
+    let tls = TlsArgs {
+        ca_cert: Some(pki.ca()),
+        ..Default::default()
+    };
+    let url = format!("https://127.0.0.1:{}", server.grpc.port());
+    let answer = try_submit(&url, &tls, "echo")
+        .await
+        .expect("a TLS client is served");
+    assert_eq!(answer.payload, b"secret".as_slice());
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn mutual_tls_refuses_clients_without_a_good_certificate() {
+    let pki = Pki::new("mtls");
+    let server = TestServer::start(tls_config(&pki, Some(pki.ca()), "")).await;
+    let url = format!("https://127.0.0.1:{}", server.grpc.port());
+
+    let no_cert = TlsArgs {
+        ca_cert: Some(pki.ca()),
+        ..Default::default()
+    };
+    assert!(
+        try_submit(&url, &no_cert, "echo").await.is_err(),
+        "no client certificate"
+    );
+
+    let stranger = Pki::new("stranger");
+    let (cert, key) = stranger.issue("client");
+    let foreign = TlsArgs {
+        ca_cert: Some(pki.ca()),
+        cert: Some(cert),
+        key: Some(key),
+    };
+    assert!(
+        try_submit(&url, &foreign, "echo").await.is_err(),
+        "a certificate from another CA"
+    );
+
+    let (cert, key) = pki.issue("client");
+    let good = TlsArgs {
+        ca_cert: Some(pki.ca()),
+        cert: Some(cert),
+        key: Some(key),
+    };
+    let answer = try_submit(&url, &good, "echo")
+        .await
+        .expect("a good client is served");
+    assert_eq!(answer.payload, b"secret".as_slice());
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn probes_reach_plaintext_health_on_its_own_port() {
+    let pki = Pki::new("health");
+    let mut config = tls_config(&pki, Some(pki.ca()), "");
+    config.server.health_addr = Some("127.0.0.1:0".parse().unwrap());
+    let listeners = batchgate::app::Listeners::bind(&config).await.unwrap();
+    let health_addr = listeners.health.as_ref().unwrap().local_addr().unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(batchgate::app::run(config, listeners, async move {
+        let _ = stopped.await;
+    }));
+    let channel = connect(&format!("http://{health_addr}"), &TlsArgs::default())
+        .await
+        .unwrap();
+    let status = HealthClient::new(channel)
+        .check(HealthCheckRequest {
+            service: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .status;
+    assert_eq!(status, 1, "SERVING");
+    let _ = stop.send(());
+    task.await.unwrap().unwrap();
+}
+
+/// A backend that upper-cases payloads, served over TLS.
+struct Upper;
+
+#[tonic::async_trait]
+impl Backend for Upper {
+    async fn process_batch(
+        &self,
+        r: Request<BatchRequest>,
+    ) -> Result<Response<BatchResponse>, Status> {
+        let results = r
+            .into_inner()
+            .items
+            .into_iter()
+            .map(|i| ItemResult {
+                index: i.index,
+                outcome: Some(Outcome::Ok(ItemOutput {
+                    payload: i.payload.to_ascii_uppercase().into(),
+                    attributes: Default::default(),
+                })),
+            })
+            .collect();
+        Ok(Response::new(BatchResponse { results }))
+    }
+
+    type ProcessBatchStreamStream = Pin<Box<dyn Stream<Item = Result<ItemResult, Status>> + Send>>;
+
+    async fn process_batch_stream(
+        &self,
+        _: Request<BatchRequest>,
+    ) -> Result<Response<Self::ProcessBatchStreamStream>, Status> {
+        Err(Status::unimplemented("not used"))
+    }
+}
+
+#[tokio::test]
+async fn batches_reach_a_backend_over_tls() {
+    let pki = Arc::new(Pki::new("backend"));
+    let (cert, key) = pki.issue("backend");
+    let identity = Identity::from_pem(std::fs::read(cert).unwrap(), std::fs::read(key).unwrap());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(
+        Server::builder()
+            .tls_config(ServerTlsConfig::new().identity(identity))
+            .unwrap()
+            .add_service(BackendServer::new(Upper))
+            .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
+    );
+    let queue = format!(
+        r#"
+        [queues.remote]
+        handler = {{ kind = "grpc", endpoints = ["https://127.0.0.1:{port}"], tls_ca_file = "{}" }}
+        "#,
+        pki.ca().display()
+    );
+    let server = TestServer::start(config(&queue)).await;
+    let url = format!("http://{}", server.grpc);
+    let answer = try_submit(&url, &TlsArgs::default(), "remote")
+        .await
+        .expect("served over TLS");
+    assert_eq!(answer.payload, b"SECRET".as_slice());
+    server.shutdown().await;
+}
