@@ -117,6 +117,15 @@ impl Window {
 pub struct Progress {
     /// Items measured so far (successes and failures).
     pub done: AtomicU64,
+    /// Measured items sent so far, so exactly `Plan::items` are sent.
+    claimed: AtomicU64,
+}
+
+impl Progress {
+    /// Claims the right to send one more measured item.
+    fn claim(&self, plan: &Plan) -> bool {
+        plan.items == 0 || self.claimed.fetch_add(1, Ordering::Relaxed) < plan.items
+    }
 }
 
 /// Runs the plan over `channels` (connections), returning the merged tally
@@ -204,6 +213,9 @@ async fn unary_worker(
         if intended >= window.stop_at || limit_reached(&plan, &progress) {
             break;
         }
+        if window.measuring(intended) && !progress.claim(&plan) {
+            break;
+        }
         let result = client.submit(request.clone()).await;
         let done = Instant::now();
         if !window.measuring(intended) {
@@ -251,7 +263,7 @@ async fn stream_worker(
             sent_at.clone(),
             ids.clone(),
         );
-        let stop_at = window.stop_at;
+        let (stop_at, measure_from) = (window.stop_at, window.measure_from);
         let mut k: u32 = 0;
         ReceiverStream::new(free_rx)
             .then(move |slot| {
@@ -266,7 +278,13 @@ async fn stream_worker(
                     (slot, at)
                 }
             })
-            .take_while(move |_| Instant::now() < stop_at)
+            .take_while({
+                let (plan, progress) = (plan.clone(), progress.clone());
+                move |_| {
+                    let now = Instant::now();
+                    now < stop_at && (now < measure_from || progress.claim(&plan))
+                }
+            })
             .map(move |(slot, at)| {
                 let t = at.unwrap_or_else(Instant::now);
                 let ns = u64::try_from(t.saturating_duration_since(origin).as_nanos())

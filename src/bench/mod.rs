@@ -81,7 +81,8 @@ pub struct BenchArgs {
     /// No progress bar.
     #[arg(long)]
     pub quiet: bool,
-    /// Exit 1 if any item failed.
+    /// Exit 1 if any item failed, or (with --items) not exactly that many
+    /// items were answered.
     #[arg(long)]
     pub fail_on_error: bool,
 }
@@ -199,13 +200,22 @@ async fn execute(args: BenchArgs) -> Result<ExitCode, String> {
         let _ = stop.send(());
         let _ = server.await;
     }
-    Ok(
-        if args.fail_on_error && (report.failed() > 0 || report.items == 0) {
-            ExitCode::FAILURE
-        } else {
-            ExitCode::SUCCESS
-        },
-    )
+    let wrong_count = args.items > 0 && report.items != args.items;
+    let failed = report.failed() > 0 || report.items == 0 || wrong_count;
+    if args.fail_on_error && failed {
+        eprintln!(
+            "batchgate bench: {} items answered ({} expected), {} failed",
+            report.items,
+            if args.items > 0 {
+                args.items.to_string()
+            } else {
+                "some".into()
+            },
+            report.failed()
+        );
+        return Ok(ExitCode::FAILURE);
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 async fn connect(addr: &str) -> Result<Channel, String> {

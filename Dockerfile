@@ -1,0 +1,24 @@
+# batchgate container image.
+#
+#   docker build -t batchgate:0.1.0 .
+#
+# Build stage: the Rust toolchain builds the release binary (protoc is
+# vendored by a build dependency, so nothing else is needed).
+FROM rust:1.88-bookworm AS build
+WORKDIR /src
+COPY Cargo.toml Cargo.lock build.rs ./
+COPY proto ./proto
+COPY src ./src
+COPY examples ./examples
+COPY benches ./benches
+RUN cargo build --release --locked --bin batchgate \
+ && cp target/release/batchgate /batchgate
+
+# Run stage: glibc, CA certificates and a non-root user, nothing else.
+FROM gcr.io/distroless/cc-debian12:nonroot
+COPY --from=build /batchgate /usr/local/bin/batchgate
+USER nonroot:nonroot
+# gRPC, metrics, control, plaintext health.
+EXPOSE 50051 9464 50053 50054
+ENTRYPOINT ["/usr/local/bin/batchgate"]
+CMD ["serve", "--grpc-addr", "0.0.0.0:50051", "--metrics-addr", "0.0.0.0:9464"]

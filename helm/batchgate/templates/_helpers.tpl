@@ -1,0 +1,76 @@
+{{/* The chart name. */}}
+{{- define "batchgate.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* The full name of the release's objects. */}}
+{{- define "batchgate.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/* Labels on every object. */}}
+{{- define "batchgate.labels" -}}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{ include "batchgate.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- end }}
+
+{{/* Labels that select the pods. */}}
+{{- define "batchgate.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "batchgate.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
+
+{{/* The ServiceAccount the pods run as. */}}
+{{- define "batchgate.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create }}
+{{- default (include "batchgate.fullname" .) .Values.serviceAccount.name }}
+{{- else }}
+{{- default "default" .Values.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{/* The Secret holding the control token, if any. */}}
+{{- define "batchgate.tokenSecret" -}}
+{{- if .Values.control.token.existingSecret }}
+{{- .Values.control.token.existingSecret }}
+{{- else if .Values.control.token.value }}
+{{- printf "%s-control-token" (include "batchgate.fullname" .) }}
+{{- end }}
+{{- end }}
+
+{{/* batchgate's config file (JSON), from the values. */}}
+{{- define "batchgate.config" -}}
+{{- $server := dict
+  "grpc_addr" (printf "0.0.0.0:%d" (int .Values.ports.grpc))
+  "metrics_addr" (printf "0.0.0.0:%d" (int .Values.ports.metrics))
+  "health_addr" (printf "0.0.0.0:%d" (int .Values.ports.health))
+  "shutdown_grace" .Values.config.shutdownGrace
+  "stream_window" (int .Values.config.streamWindow)
+  "max_message_bytes" (int .Values.config.maxMessageBytes)
+  "log_format" .Values.config.logFormat -}}
+{{- if .Values.control.separatePort }}
+{{- $_ := set $server "control_addr" (printf "0.0.0.0:%d" (int .Values.ports.control)) }}
+{{- end }}
+{{- if include "batchgate.tokenSecret" . }}
+{{- $_ := set $server "control_token_file" (printf "/etc/batchgate/token/%s" .Values.control.token.secretKey) }}
+{{- end }}
+{{- if .Values.tls.enabled }}
+{{- $tls := dict "cert_file" "/etc/batchgate/tls/tls.crt" "key_file" "/etc/batchgate/tls/tls.key" }}
+{{- if .Values.tls.mutual }}
+{{- $_ := set $tls "client_ca_file" "/etc/batchgate/tls/ca.crt" }}
+{{- end }}
+{{- $_ := set $server "tls" $tls }}
+{{- end }}
+{{- dict "server" $server "queues" .Values.config.queues | toPrettyJson }}
+{{- end }}
