@@ -2,10 +2,12 @@
 //!
 //! tokio's timer works in whole milliseconds and rounds up, so a 2 ms delay
 //! fires after about 3 ms. A queue actor therefore sleeps on tokio's timer
-//! until 1 ms before the batch is due, and only then asks this timer, a
-//! thread that sleeps with the operating system's fine-grained timeout, to
-//! wake it at the due instant. Batches that close by size (the busy case)
-//! never get here, so under load it costs nothing.
+//! until [`PRECISE_WINDOW`] before the batch is due (tokio may be up to a
+//! millisecond late, so the window is two), and then asks this timer, a
+//! thread that sleeps with the operating system's fine-grained timeout and
+//! spins the last few microseconds, to wake it at the due instant. It costs
+//! one request per batch that arms a delay, and one spin per batch that
+//! actually waits for it.
 
 use std::{
     cmp::Reverse,
@@ -17,7 +19,11 @@ use std::{
 use tokio::sync::oneshot;
 
 /// How close to the due instant the actor hands over to the precise timer.
-pub const PRECISE_WINDOW: Duration = Duration::from_millis(1);
+pub const PRECISE_WINDOW: Duration = Duration::from_millis(2);
+/// The timer thread sleeps until this long before a due instant, then
+/// spins: an OS sleep wakes tens of microseconds late (timer slack and
+/// scheduling), a spin does not. At most one spin per delay-triggered batch.
+const SPIN: Duration = Duration::from_micros(60);
 
 /// A wake-up request: when, and whom to tell.
 type Request = (Instant, oneshot::Sender<()>);
@@ -62,7 +68,16 @@ fn run(requests: &mpsc::Receiver<Request>) {
     let mut waiting: std::collections::HashMap<u64, oneshot::Sender<()>> = Default::default();
     let mut seq = 0u64;
     loop {
-        let now = Instant::now();
+        let mut now = Instant::now();
+        if let Some(Reverse((at, _))) = due.peek().copied()
+            && at > now
+            && at - now <= SPIN
+        {
+            while Instant::now() < at {
+                std::hint::spin_loop();
+            }
+            now = Instant::now();
+        }
         while let Some(Reverse((at, id))) = due.peek().copied() {
             if at > now {
                 break;
@@ -73,7 +88,9 @@ fn run(requests: &mpsc::Receiver<Request>) {
             }
         }
         let next = match due.peek() {
-            Some(Reverse((at, _))) => requests.recv_timeout(at.saturating_duration_since(now)),
+            Some(Reverse((at, _))) => {
+                requests.recv_timeout(at.saturating_duration_since(now).saturating_sub(SPIN))
+            }
             None => requests
                 .recv()
                 .map_err(|_| mpsc::RecvTimeoutError::Disconnected),
