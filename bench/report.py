@@ -66,6 +66,14 @@ def main():
     for name, value, limit, r, target, ok, _ in rows:
         print(f"| {name} | {value:,.0f} | {limit:,.0f} | {r:.2f} | ≥ {target} | {'yes' if ok else 'no'} |")
 
+    print("\n## The cost of a remote gRPC backend hop (same echo, same run)\n")
+    for mode, local, remote in (("unary, 64 in flight", "batchgate-unary/c=64", "batchgate-remote-unary/c=64"),
+                                ("stream, window 1024", "batchgate-stream/w=1024", "batchgate-remote-stream/w=1024")):
+        if local in by and remote in by:
+            l, r = by[local]["items_per_sec"], by[remote]["items_per_sec"]
+            print(f"- {mode}: built-in echo {l:,.0f} items/s, echo behind the Backend API {r:,.0f} items/s "
+                  f"({r / l:.2f} of built-in; p99 {by[local]['latency_us']['p99']} us vs {by[remote]['latency_us']['p99']} us)")
+
     print("\n## Added latency (max_delay 2 ms)\n")
     lone = by.get("batchgate-unary/c=1")
     if lone:

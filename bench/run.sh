@@ -13,6 +13,7 @@
 #   2. batchgate + echo handler (batch 64, 2 ms), unary and stream
 #   3. the sim handler (5 ms + 20 us/item): batch 1 vs 64, same concurrency
 #   4. queue depth: RSS per queued 16-byte item, drain rate, 1k..1M items
+#   2b. the same echo as a remote gRPC backend (the cost of the hop)
 #   5. h2load, unary: batchgate Submit vs Seldon MLServer ModelInfer
 #      (adaptive batching 64 / 2 ms, echo model), same concurrency
 set -euo pipefail
@@ -78,6 +79,10 @@ for w in 64 1024 4096; do
   point "limit-stream/w=$w" --addr http://127.0.0.1:50152 --mode stream --streams 2 --connections 2 -c "$w"
   point "batchgate-stream/w=$w" --addr http://127.0.0.1:50151 --mode stream --streams 2 --connections 2 -c "$w" -q echo
 done
+
+# The cost of a remote gRPC backend hop: the same echo behind the Backend API.
+point "batchgate-remote-unary/c=64" --addr http://127.0.0.1:50151 --mode unary -c 64 --connections 4 -q remote
+point "batchgate-remote-stream/w=1024" --addr http://127.0.0.1:50151 --mode stream --streams 2 --connections 2 -c 1024 -q remote
 
 # Added latency at half of the maximum unary load (open loop, so latency
 # counts from each item's intended send time).

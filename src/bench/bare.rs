@@ -2,6 +2,10 @@
 //! and no batching at all. `Submit` answers at once; `StreamSubmit` answers
 //! each item as it is read. Whatever it reaches on a machine is the most any
 //! gRPC service with these message shapes can do there.
+//!
+//! The same server also implements `batchgate.v1.Backend` as an echo, so a
+//! queue can send its batches to it: the cost of a remote backend hop,
+//! measured against the built-in echo handler.
 
 use std::pin::Pin;
 
@@ -11,6 +15,7 @@ use tonic::{Request, Response, Status, Streaming, transport::server::TcpIncoming
 
 use crate::pb::{
     self,
+    backend_server::{Backend, BackendServer},
     batcher_server::{Batcher, BatcherServer},
 };
 
@@ -72,6 +77,38 @@ impl Batcher for BareEcho {
     }
 }
 
+#[tonic::async_trait]
+impl Backend for BareEcho {
+    async fn process_batch(
+        &self,
+        r: Request<pb::BatchRequest>,
+    ) -> Result<Response<pb::BatchResponse>, Status> {
+        let results = r.into_inner().items.into_iter().map(echo_item).collect();
+        Ok(Response::new(pb::BatchResponse { results }))
+    }
+
+    type ProcessBatchStreamStream =
+        Pin<Box<dyn Stream<Item = Result<pb::ItemResult, Status>> + Send>>;
+
+    async fn process_batch_stream(
+        &self,
+        r: Request<pb::BatchRequest>,
+    ) -> Result<Response<Self::ProcessBatchStreamStream>, Status> {
+        let results: Vec<_> = r.into_inner().items.into_iter().map(|i| Ok(echo_item(i))).collect();
+        Ok(Response::new(Box::pin(tokio_stream::iter(results))))
+    }
+}
+
+fn echo_item(item: pb::BackendItem) -> pb::ItemResult {
+    pb::ItemResult {
+        index: item.index,
+        outcome: Some(pb::item_result::Outcome::Ok(pb::ItemOutput {
+            payload: item.payload,
+            attributes: item.attributes,
+        })),
+    }
+}
+
 /// Serves [`BareEcho`] on `listener` until the process ends.
 ///
 /// # Errors
@@ -79,6 +116,7 @@ impl Batcher for BareEcho {
 pub async fn serve(listener: TcpListener) -> Result<(), tonic::transport::Error> {
     tonic::transport::Server::builder()
         .add_service(BatcherServer::new(BareEcho))
+        .add_service(BackendServer::new(BareEcho))
         .serve_with_incoming(TcpIncoming::from(listener).with_nodelay(Some(true)))
         .await
 }
