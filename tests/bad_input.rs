@@ -6,7 +6,7 @@ mod common;
 use std::time::Duration;
 
 use batchgate::pb::{self, stream_response::Outcome};
-use common::{TestServer, config};
+use common::{TestServer, config, submit_request as request};
 use tokio_stream::StreamExt;
 use tonic::Code;
 
@@ -29,14 +29,6 @@ handler = { kind = "echo" }
 [server]
 max_message_bytes = 2048
 "#;
-
-fn request(queue: &str, payload: &[u8]) -> pb::SubmitRequest {
-    pb::SubmitRequest {
-        queue: queue.into(),
-        payload: payload.to_vec().into(),
-        ..Default::default()
-    }
-}
 
 async fn server() -> TestServer {
     TestServer::start(config(QUEUES)).await
@@ -61,7 +53,7 @@ async fn unknown_queue_is_not_found() {
 #[tokio::test]
 async fn oversized_payload_is_invalid_argument() {
     let server = server().await;
-    let (code, message) = submit_code(&server, request("echo", &[7; 17])).await;
+    let (code, message) = submit_code(&server, request("echo", [7; 17])).await;
     assert_eq!(code, Code::InvalidArgument);
     assert!(
         message.contains("17 bytes exceeds max_batch_bytes 16"),
@@ -142,7 +134,7 @@ async fn the_grpc_deadline_also_bounds_the_wait() {
 #[tokio::test]
 async fn a_message_over_max_message_bytes_is_refused_and_the_server_lives_on() {
     let server = server().await;
-    let (code, _) = submit_code(&server, request("echo", &[0; 4096])).await;
+    let (code, _) = submit_code(&server, request("echo", [0; 4096])).await;
     assert_eq!(code, Code::OutOfRange);
     let (code, message) = submit_code(&server, request("echo", b"fine")).await;
     assert_eq!(code, Code::Ok, "{message}");

@@ -8,7 +8,7 @@ use std::{collections::HashSet, time::Duration};
 use batchgate::pb::{
     self, QueueRef, batch_control_client::BatchControlClient, stream_response::Outcome,
 };
-use common::{TestServer, config};
+use common::{TestServer, config, submit_request as submit};
 use tokio_stream::StreamExt;
 use tonic::{Code, transport::Channel};
 
@@ -28,14 +28,6 @@ async fn control(server: &TestServer) -> BatchControlClient<Channel> {
 
 fn name(n: &str) -> QueueRef {
     QueueRef { name: n.into() }
-}
-
-fn submit(queue: &str, payload: &str) -> pb::SubmitRequest {
-    pb::SubmitRequest {
-        queue: queue.into(),
-        payload: payload.as_bytes().to_vec().into(),
-        ..Default::default()
-    }
 }
 
 #[tokio::test]
@@ -142,7 +134,7 @@ async fn pause_flush_resume() {
     let mut waiting = tokio::task::JoinSet::new();
     for i in 0..3 {
         let mut c = client.clone();
-        waiting.spawn(async move { c.submit(submit("echo", &i.to_string())).await });
+        waiting.spawn(async move { c.submit(submit("echo", i.to_string())).await });
     }
     server
         .wait_for_metric("batchgate_queue_depth{queue=\"echo\"}", 3.0)
@@ -435,7 +427,7 @@ async fn watch_stats_streams_snapshots() {
     let mut ctl = control(&server).await;
     let mut client = server.client().await;
     for i in 0..20 {
-        client.submit(submit("echo", &i.to_string())).await.unwrap();
+        client.submit(submit("echo", i.to_string())).await.unwrap();
     }
     let mut watch = ctl
         .watch_stats(pb::WatchStatsRequest {

@@ -17,7 +17,6 @@ use base64::{Engine, engine::general_purpose::STANDARD};
 use batchgate::pb::{self, stream_response::Outcome};
 use common::{TestServer, config};
 use serde_json::{Value, json};
-use tokio_stream::StreamExt;
 use tonic::Code;
 
 #[derive(Default)]
@@ -102,13 +101,7 @@ async fn send(server: &TestServer, payloads: &[&str]) -> Answers {
             ..Default::default()
         })
         .collect();
-    let answers: Vec<_> = client
-        .stream_submit(tokio_stream::iter(items))
-        .await
-        .unwrap()
-        .into_inner()
-        .collect()
-        .await;
+    let answers = common::stream_all(&mut client, items).await;
     let mut map = HashMap::new();
     for a in answers {
         let a = a.unwrap();

@@ -22,7 +22,7 @@ use batchgate::pb::{
 };
 use common::{TestServer, config};
 use tokio::{net::TcpListener, sync::Notify};
-use tokio_stream::{Stream, StreamExt, wrappers::TcpListenerStream};
+use tokio_stream::{Stream, wrappers::TcpListenerStream};
 use tonic::{Code, Request, Response, Status};
 
 /// How the fake backend behaves.
@@ -252,14 +252,7 @@ type Answer = Result<pb::SubmitResponse, (Code, String)>;
 
 /// Sends items over one stream; returns each id's answer.
 async fn send_stream(server: &TestServer, items: Vec<pb::StreamRequest>) -> Vec<(String, Answer)> {
-    let mut client = server.client().await;
-    let answers: Vec<_> = client
-        .stream_submit(tokio_stream::iter(items))
-        .await
-        .unwrap()
-        .into_inner()
-        .collect()
-        .await;
+    let answers = common::stream_all(&mut server.client().await, items).await;
     answers
         .into_iter()
         .map(|a| {
@@ -447,14 +440,7 @@ async fn an_endpoint_killed_mid_batch_loses_nothing() {
             let items: Vec<_> = (0..5)
                 .map(|i| item(&i.to_string(), &format!("p{i}")))
                 .collect();
-            let answers: Vec<_> = client
-                .stream_submit(tokio_stream::iter(items))
-                .await
-                .unwrap()
-                .into_inner()
-                .collect()
-                .await;
-            answers
+            common::stream_all(&mut client, items).await
         })
     };
     dying.fake.got_call.notified().await;

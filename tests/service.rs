@@ -6,7 +6,7 @@ mod common;
 use std::collections::{HashMap, HashSet};
 
 use batchgate::pb::{self, stream_response::Outcome};
-use common::{TestServer, config};
+use common::{TestServer, config, submit_request as request};
 use tokio::sync::mpsc;
 use tokio_stream::{StreamExt, wrappers::ReceiverStream};
 
@@ -17,14 +17,6 @@ max_delay = "2ms"
 handler = { kind = "echo" }
 "#;
 
-fn request(queue: &str, payload: &str) -> pb::SubmitRequest {
-    pb::SubmitRequest {
-        queue: queue.into(),
-        payload: payload.as_bytes().to_vec().into(),
-        ..Default::default()
-    }
-}
-
 #[tokio::test]
 async fn concurrent_unary_submits_are_answered_in_batches() {
     let server = TestServer::start(config(ECHO)).await;
@@ -33,7 +25,7 @@ async fn concurrent_unary_submits_are_answered_in_batches() {
     for i in 0..200 {
         let mut client = client.clone();
         calls.spawn(async move {
-            let mut req = request("echo", &format!("item-{i}"));
+            let mut req = request("echo", format!("item-{i}"));
             req.attributes.insert("n".into(), i.to_string());
             let resp = client.submit(req).await.expect("ok").into_inner();
             (i, resp)
@@ -147,10 +139,7 @@ async fn metrics_count_batches_in_the_size_histogram() {
     let mut client = server.client().await;
     let mut batch_ids = HashSet::new();
     for i in 0..25 {
-        let resp = client
-            .submit(request("echo", &i.to_string()))
-            .await
-            .unwrap();
+        let resp = client.submit(request("echo", i.to_string())).await.unwrap();
         batch_ids.insert(resp.into_inner().batch.unwrap().batch_id);
     }
     let text = server.metrics_text().await;

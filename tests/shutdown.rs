@@ -7,21 +7,13 @@ mod common;
 use std::{collections::BTreeSet, sync::Arc};
 
 use batchgate::pb::{self, stream_response::Outcome};
-use common::{TestServer, config};
+use common::{TestServer, config, submit_request as request};
 use tokio::sync::{Notify, mpsc};
 use tokio_stream::{StreamExt, wrappers::ReceiverStream};
 use tonic::Code;
 use tonic_health::pb::{
     HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
 };
-
-fn request(queue: &str, payload: &str) -> pb::SubmitRequest {
-    pb::SubmitRequest {
-        queue: queue.into(),
-        payload: payload.as_bytes().to_vec().into(),
-        ..Default::default()
-    }
-}
 
 #[tokio::test]
 async fn shutdown_under_load_leaves_no_accepted_item_unanswered() {
@@ -47,7 +39,7 @@ async fn shutdown_under_load_leaves_no_accepted_item_unanswered() {
         unary.spawn(async move {
             let mut ok = 0u32;
             loop {
-                match client.submit(request("sim", &format!("{c}"))).await {
+                match client.submit(request("sim", format!("{c}"))).await {
                     Ok(r) => {
                         assert_eq!(r.into_inner().payload, format!("{c}").as_bytes());
                         ok += 1;

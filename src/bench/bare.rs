@@ -94,7 +94,12 @@ impl Backend for BareEcho {
         &self,
         r: Request<pb::BatchRequest>,
     ) -> Result<Response<Self::ProcessBatchStreamStream>, Status> {
-        let results: Vec<_> = r.into_inner().items.into_iter().map(|i| Ok(echo_item(i))).collect();
+        let results: Vec<_> = r
+            .into_inner()
+            .items
+            .into_iter()
+            .map(|i| Ok(echo_item(i)))
+            .collect();
         Ok(Response::new(Box::pin(tokio_stream::iter(results))))
     }
 }

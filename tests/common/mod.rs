@@ -156,3 +156,28 @@ impl TestServer {
             .expect("server shut down cleanly");
     }
 }
+
+/// A `Submit` request for `queue` carrying `payload`.
+pub fn submit_request(queue: &str, payload: impl AsRef<[u8]>) -> batchgate::pb::SubmitRequest {
+    batchgate::pb::SubmitRequest {
+        queue: queue.into(),
+        payload: payload.as_ref().to_vec().into(),
+        ..Default::default()
+    }
+}
+
+/// Sends `items` over one `StreamSubmit`, half-closes, and collects every
+/// answer until the stream ends.
+pub async fn stream_all(
+    client: &mut BatcherClient<Channel>,
+    items: Vec<batchgate::pb::StreamRequest>,
+) -> Vec<Result<batchgate::pb::StreamResponse, tonic::Status>> {
+    use tokio_stream::StreamExt;
+    client
+        .stream_submit(tokio_stream::iter(items))
+        .await
+        .expect("stream accepted")
+        .into_inner()
+        .collect()
+        .await
+}
