@@ -4,7 +4,7 @@
 #
 # Build stage: the Rust toolchain builds the release binary (protoc is
 # vendored by a build dependency, so nothing else is needed).
-FROM rust:1.88-bookworm AS build
+FROM rust:1.95-bookworm AS build
 WORKDIR /src
 COPY Cargo.toml Cargo.lock build.rs ./
 COPY proto ./proto

@@ -152,6 +152,8 @@ impl Actor {
         let timer = tokio::time::sleep(Duration::ZERO);
         tokio::pin!(timer);
         let mut armed: Option<Instant> = None;
+        // The (depth, in-flight) the gauges show.
+        let mut shown = (usize::MAX, usize::MAX);
         // The precise wake-up asked for, and the due instant it is for.
         let mut precise_wait: Option<tokio::sync::oneshot::Receiver<()>> = None;
         let mut precise_for: Option<Instant> = None;
@@ -166,11 +168,13 @@ impl Actor {
                 self.sweep(now);
             }
             let delay_due = self.dispatch_ready(now);
-            self.parts.metrics.depth.set(self.pending.len() as f64);
-            self.parts
-                .metrics
-                .in_flight
-                .set(self.in_flight.len() as f64);
+            // Gauges only when they change: a set costs a clock read.
+            let shown_now = (self.pending.len(), self.in_flight.len());
+            if shown_now != shown {
+                shown = shown_now;
+                self.parts.metrics.depth.set(shown.0 as f64);
+                self.parts.metrics.in_flight.set(shown.1 as f64);
+            }
             if self.draining && self.pending.is_empty() && self.in_flight.is_empty() {
                 break;
             }
