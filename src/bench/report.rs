@@ -120,7 +120,7 @@ impl Report {
              latency   p50 {p50} us  p90 {p90} us  p99 {p99} us  p99.9 {p999} us  max {max} us\n  \
              batches   mean size {bm:.1}  p50 {bp}  max {bx}\n  \
              errors    {errors}\n  \
-             client    {cpu:.0}% of one core\n",
+             client    {cpu}\n",
             label = self.label,
             mode = self.mode,
             queue = self.queue,
@@ -144,7 +144,11 @@ impl Report {
             bm = self.batch_size.mean,
             bp = self.batch_size.p50,
             bx = self.batch_size.max,
-            cpu = self.client_cpu_percent,
+            cpu = if self.client_cpu_percent.is_nan() {
+                "shares this process with the server (in-process)".to_owned()
+            } else {
+                format!("{:.0}% of one core", self.client_cpu_percent)
+            },
         )
     }
 }
