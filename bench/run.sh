@@ -88,6 +88,7 @@ point "batchgate-remote-stream/w=1024" --addr http://127.0.0.1:50151 --mode stre
 # counts from each item's intended send time).
 max_unary=$(python3 -c "import json; print(max(json.loads(l)['items_per_sec'] for l in open('$jsonl') if json.loads(l)['label'].startswith('batchgate-unary/')))")
 half=$(python3 -c "print(int($max_unary/2))")
+point "limit-open/half" --addr http://127.0.0.1:50152 --mode unary -c 256 --connections 4 --rate "$half"
 point "batchgate-open/half" --addr http://127.0.0.1:50151 --mode unary -c 256 --connections 4 --rate "$half" -q echo
 note half_load_rate "$half"
 

@@ -138,13 +138,14 @@ pub async fn run(plan: Plan, channels: Vec<Channel>, progress: Arc<Progress>) ->
     };
     let mut workers = JoinSet::new();
     if plan.streams == 0 {
+        let pacer = (plan.rate > 0.0).then(|| Pacer::start(plan.rate, start, window.stop_at));
         for i in 0..plan.concurrency {
             let client = BatcherClient::new(channels[i % channels.len()].clone());
             workers.spawn(unary_worker(
                 plan.clone(),
                 client,
+                pacer.clone(),
                 window,
-                i,
                 progress.clone(),
             ));
         }
@@ -172,6 +173,65 @@ pub async fn run(plan: Plan, channels: Vec<Channel>, progress: Arc<Progress>) ->
     (total, measured)
 }
 
+/// Hands out open-loop send slots at their scheduled instants.
+///
+/// A thread wakes every [`PACER_STEP`] and releases the slots that are due,
+/// so intended send times hold to about a tenth of a millisecond; tokio's
+/// timer would release them in whole-millisecond bursts and charge up to a
+/// millisecond of the generator's own lateness to the server.
+#[derive(Debug)]
+struct Pacer {
+    /// One permit per slot that is due.
+    slots: Arc<tokio::sync::Semaphore>,
+    /// Slots handed out so far; slot k is due at `start + k / rate`.
+    taken: AtomicU64,
+    /// When slot 0 is due.
+    start: Instant,
+    /// Items per second.
+    rate: f64,
+}
+
+/// How often the pacer thread releases due slots.
+const PACER_STEP: Duration = Duration::from_micros(100);
+
+impl Pacer {
+    /// Starts releasing `rate` slots per second from `start` until `until`.
+    fn start(rate: f64, start: Instant, until: Instant) -> Arc<Self> {
+        let pacer = Arc::new(Self {
+            slots: Arc::new(tokio::sync::Semaphore::new(0)),
+            taken: AtomicU64::new(0),
+            start,
+            rate,
+        });
+        let (slots, start, until) = (pacer.slots.clone(), start.into_std(), until.into_std());
+        std::thread::spawn(move || {
+            let mut released: u64 = 0;
+            loop {
+                let now = std::time::Instant::now();
+                let due = (now.saturating_duration_since(start).as_secs_f64() * rate) as u64;
+                if due > released {
+                    slots.add_permits(usize::try_from(due - released).unwrap_or(usize::MAX));
+                    released = due;
+                }
+                if now >= until {
+                    slots.close();
+                    return;
+                }
+                std::thread::sleep(PACER_STEP);
+            }
+        });
+        pacer
+    }
+
+    /// Waits for the next due slot; returns its intended send time, or
+    /// `None` once the run is over.
+    async fn next(&self) -> Option<Instant> {
+        self.slots.acquire().await.ok()?.forget();
+        let k = self.taken.fetch_add(1, Ordering::Relaxed);
+        Some(self.start + Duration::from_secs_f64(k as f64 / self.rate))
+    }
+}
+
 fn limit_reached(plan: &Plan, progress: &Progress) -> bool {
     plan.items > 0 && progress.done.load(Ordering::Relaxed) >= plan.items
 }
@@ -179,8 +239,8 @@ fn limit_reached(plan: &Plan, progress: &Progress) -> bool {
 async fn unary_worker(
     plan: Plan,
     mut client: BatcherClient<Channel>,
+    pacer: Option<Arc<Pacer>>,
     window: Window,
-    worker: usize,
     progress: Arc<Progress>,
 ) -> Tally {
     let mut tally = Tally::new();
@@ -189,26 +249,13 @@ async fn unary_worker(
         payload: plan.payload.clone(),
         ..Default::default()
     };
-    let interval =
-        (plan.rate > 0.0).then(|| Duration::from_secs_f64(plan.concurrency as f64 / plan.rate));
-    let offset = interval.map(|i| i.mul_f64(worker as f64 / plan.concurrency as f64));
-    let mut k: u32 = 0;
     loop {
-        let intended = match (interval, offset) {
-            (Some(i), Some(o)) => {
-                let at = window
-                    .measure_from
-                    .checked_sub(plan.warmup)
-                    .unwrap_or(window.measure_from)
-                    + o
-                    + i * k;
-                k = k.saturating_add(1);
-                if at > Instant::now() {
-                    tokio::time::sleep_until(at).await;
-                }
-                at
-            }
-            _ => Instant::now(),
+        let intended = match &pacer {
+            Some(pacer) => match pacer.next().await {
+                Some(at) => at,
+                None => break,
+            },
+            None => Instant::now(),
         };
         if intended >= window.stop_at || limit_reached(&plan, &progress) {
             break;
