@@ -520,18 +520,10 @@ impl Actor {
         while let Ok(command) = self.parts.commands.try_recv() {
             match command {
                 Command::Submit(item) => {
-                    self.parts.metrics.items(Outcome::Rejected, 1);
-                    item.reply
-                        .err(Refusal::Draining(self.parts.name.to_string()).into(), None);
+                    super::refuse_gone(&self.parts.name, &self.parts.metrics, [item]);
                 }
                 Command::SubmitMany(items) => {
-                    self.parts
-                        .metrics
-                        .items(Outcome::Rejected, items.len() as u64);
-                    let status = Status::from(Refusal::Draining(self.parts.name.to_string()));
-                    for item in items {
-                        item.reply.err(status.clone(), None);
-                    }
+                    super::refuse_gone(&self.parts.name, &self.parts.metrics, items);
                 }
                 Command::Flush(reply) => {
                     let _ = reply.send(0);

@@ -28,6 +28,24 @@ use crate::{
     metrics::{Outcome, QueueMetrics},
 };
 
+/// Answers items a queue that has stopped can no longer take: UNAVAILABLE,
+/// counted as rejected.
+pub(crate) fn refuse_gone(
+    queue: &str,
+    metrics: &QueueMetrics,
+    items: impl IntoIterator<Item = Item>,
+) {
+    let status = tonic::Status::from(Refusal::Draining(queue.to_owned()));
+    let mut n = 0;
+    for item in items {
+        item.reply.err(status.clone(), None);
+        n += 1;
+    }
+    if n > 0 {
+        metrics.items(Outcome::Rejected, n);
+    }
+}
+
 /// Commands that may wait in a queue's channel; beyond it submitters wait
 /// (backpressure), they are not refused.
 const COMMAND_CHANNEL: usize = 1024;
@@ -104,9 +122,7 @@ impl QueueHandle {
         if let Err(mpsc::error::SendError(Command::Submit(item))) =
             self.commands.send(Command::Submit(item)).await
         {
-            self.metrics.items(Outcome::Rejected, 1);
-            item.reply
-                .err(Refusal::Draining(self.name.to_string()).into(), None);
+            refuse_gone(&self.name, &self.metrics, [item]);
         }
     }
 
@@ -116,11 +132,7 @@ impl QueueHandle {
         if let Err(mpsc::error::SendError(Command::SubmitMany(items))) =
             self.commands.send(Command::SubmitMany(items)).await
         {
-            self.metrics.items(Outcome::Rejected, items.len() as u64);
-            let status = tonic::Status::from(Refusal::Draining(self.name.to_string()));
-            for item in items {
-                item.reply.err(status.clone(), None);
-            }
+            refuse_gone(&self.name, &self.metrics, items);
         }
     }
 
