@@ -1,13 +1,18 @@
 //! The queue actor: the one task that owns a queue's pending items, its
 //! timer and its in-flight batches. Callers talk to it only through
-//! [`Command`]s on a bounded channel, so nothing on the hot path is locked.
+//! [`Command`]s on its inbox, so the queue's state is never locked. Item
+//! commands need room in the inbox (a semaphore, first come first served);
+//! the actor gives the room back in bulk, once per turn, not per item.
 //!
-//! Each turn of its loop it reads the clock once, takes every command
-//! already waiting (up to [`MAX_COMMANDS_PER_TURN`]), expires items whose
-//! deadline passed, dispatches as many batches as the policy and
-//! `max_in_flight_batches` allow, and arms its single timer for the next
-//! moment something is due: the oldest item's `max_delay` or the earliest
-//! item deadline. An empty queue arms no timer.
+//! Each turn of its loop it reads the clock once, takes the commands
+//! already waiting (up to [`MAX_COMMANDS_PER_TURN`], and no more once a
+//! full batch is pending), expires items whose deadline passed, dispatches
+//! as many batches as the policy and `max_in_flight_batches` allow, and arms
+//! its single timer for the next moment something is due: the oldest item's
+//! `max_delay` or the earliest item deadline. An empty queue arms no timer.
+//! While a batch is still filling it yields once before dispatching, so the
+//! submitters that are ready run first and their items arrive in one turn
+//! rather than one wake-up each.
 
 use std::{
     sync::{
@@ -18,7 +23,7 @@ use std::{
 };
 
 use tokio::{
-    sync::{mpsc, oneshot},
+    sync::{Semaphore, mpsc, oneshot},
     task::JoinSet,
     time::Instant,
 };
@@ -95,7 +100,10 @@ pub struct ActorParts {
     /// Where batches go.
     pub handler: Arc<dyn Handler>,
     /// Commands from the queue's handles.
-    pub commands: mpsc::Receiver<Command>,
+    pub commands: mpsc::UnboundedReceiver<Command>,
+    /// Room for item commands in the inbox; the actor gives back a permit
+    /// for each item command it takes, in bulk once per turn.
+    pub room: Room,
     /// Pre-registered metric handles.
     pub metrics: Arc<QueueMetrics>,
     /// Server-wide batch id source.
@@ -105,6 +113,17 @@ pub struct ActorParts {
     pub abort: CancellationToken,
     /// Sub-millisecond wake-ups for the last stretch of `max_delay`.
     pub precise: Option<Arc<PreciseTimer>>,
+}
+
+/// The room in a queue's inbox, closed when the actor ends in any way (even
+/// dropped without being run), so no submitter waits for room forever.
+#[derive(Debug)]
+pub struct Room(pub Arc<Semaphore>);
+
+impl Drop for Room {
+    fn drop(&mut self) {
+        self.0.close();
+    }
 }
 
 /// The queue's state, owned by its task.
@@ -127,6 +146,8 @@ struct Actor {
     next_expiry: Option<Instant>,
     /// When a full queue was last swept for cancelled items.
     last_full_sweep: Option<Instant>,
+    /// Item commands taken since room was last given back.
+    taken_items: usize,
 }
 
 /// Runs a queue actor until it has drained (after `Drain`, or when every
@@ -143,6 +164,7 @@ pub async fn run(parts: ActorParts) {
         inbox_open: true,
         next_expiry: None,
         last_full_sweep: None,
+        taken_items: 0,
     };
     actor.run().await;
 }
@@ -222,11 +244,15 @@ impl Actor {
                     Some(command) => {
                         let now = Instant::now();
                         self.handle(command, now);
-                        for _ in 1..MAX_COMMANDS_PER_TURN {
-                            match self.parts.commands.try_recv() {
-                                Ok(command) => self.handle(command, now),
-                                Err(_) => break,
-                            }
+                        let taken = 1 + self.take_waiting(now, MAX_COMMANDS_PER_TURN - 1);
+                        self.give_back_room();
+                        if self.filling() && taken < MAX_COMMANDS_PER_TURN {
+                            // Let the submitters that are ready run first, so
+                            // their items arrive together rather than one
+                            // wake-up each.
+                            tokio::task::yield_now().await;
+                            self.take_waiting(Instant::now(), MAX_COMMANDS_PER_TURN - taken);
+                            self.give_back_room();
                         }
                     }
                     // Every handle is gone: nobody can submit, drain.
@@ -247,10 +273,44 @@ impl Actor {
         tracing::debug!(queue = %self.parts.name, "queue drained");
     }
 
+    /// Handles commands already waiting, at most `max`, stopping early once
+    /// a full batch is pending; returns how many it handled.
+    fn take_waiting(&mut self, now: Instant, max: usize) -> usize {
+        let mut taken = 0;
+        while taken < max && self.pending.len() < self.parts.policy.max_batch_size {
+            match self.parts.commands.try_recv() {
+                Ok(command) => self.handle(command, now),
+                Err(_) => break,
+            }
+            taken += 1;
+        }
+        taken
+    }
+
+    /// Whether items are pending that can only leave in a batch still
+    /// filling up (not full, not forced out by flush or drain).
+    fn filling(&self) -> bool {
+        let len = self.pending.len();
+        len > 0 && len < self.parts.policy.max_batch_size && self.flush_left == 0 && !self.draining
+    }
+
+    /// Gives the inbox room of the item commands taken back to submitters,
+    /// in one go.
+    fn give_back_room(&mut self) {
+        if self.taken_items > 0 {
+            self.parts.room.0.add_permits(self.taken_items);
+            self.taken_items = 0;
+        }
+    }
+
     fn handle(&mut self, command: Command, now: Instant) {
         match command {
-            Command::Submit(item) => self.accept(item, now),
+            Command::Submit(item) => {
+                self.taken_items += 1;
+                self.accept(item, now);
+            }
             Command::SubmitMany(items) => {
+                self.taken_items += 1;
                 for item in items {
                     self.accept(item, now);
                 }
@@ -516,6 +576,8 @@ impl Actor {
 
     /// Answers the commands still in the channel once the actor stops.
     fn refuse_remaining_commands(&mut self) {
+        // Submitters waiting for room learn the queue is gone.
+        self.parts.room.0.close();
         self.parts.commands.close();
         while let Ok(command) = self.parts.commands.try_recv() {
             match command {

@@ -13,7 +13,7 @@ pub mod timer;
 
 use std::sync::{Arc, atomic::AtomicU64};
 
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{Semaphore, mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 pub use self::{
@@ -46,9 +46,10 @@ pub(crate) fn refuse_gone(
     }
 }
 
-/// Commands that may wait in a queue's channel; beyond it submitters wait
-/// (backpressure), they are not refused.
-const COMMAND_CHANNEL: usize = 1024;
+/// Item commands that may wait in a queue's inbox; beyond it submitters
+/// wait their turn, first come first served (backpressure), they are not
+/// refused. Control commands do not count and never wait.
+const INBOX_ROOM: usize = 128;
 
 /// A cloneable handle to a running queue.
 #[derive(Debug, Clone)]
@@ -56,7 +57,10 @@ pub struct QueueHandle {
     /// The queue's name.
     name: Arc<str>,
     /// The actor's inbox.
-    commands: mpsc::Sender<Command>,
+    commands: mpsc::UnboundedSender<Command>,
+    /// Room for item commands in the inbox: a permit per command, given
+    /// back by the actor in bulk once per turn.
+    room: Arc<Semaphore>,
     /// For items refused because the actor is gone.
     metrics: Arc<QueueMetrics>,
 }
@@ -86,10 +90,12 @@ impl QueueHandle {
     /// Creates a queue: returns its handle and the actor future, which the
     /// caller spawns (or drives itself in a test).
     pub fn new(spec: QueueSpec) -> (Self, impl Future<Output = ()> + Send + 'static) {
-        let (tx, rx) = mpsc::channel(COMMAND_CHANNEL);
+        let (tx, rx) = mpsc::unbounded_channel();
+        let room = Arc::new(Semaphore::new(INBOX_ROOM));
         let handle = Self {
             name: spec.name.clone(),
             commands: tx,
+            room: room.clone(),
             metrics: spec.metrics.clone(),
         };
         let actor = actor::run(actor::ActorParts {
@@ -97,6 +103,7 @@ impl QueueHandle {
             policy: spec.policy,
             handler: spec.handler,
             commands: rx,
+            room: actor::Room(room),
             metrics: spec.metrics,
             batch_ids: spec.batch_ids,
             abort: spec.abort,
@@ -119,8 +126,11 @@ impl QueueHandle {
     /// and if the queue is gone it is answered UNAVAILABLE here. Waits while
     /// the queue's inbox is full.
     pub async fn submit(&self, item: Item) {
+        if !self.enter().await {
+            return refuse_gone(&self.name, &self.metrics, [item]);
+        }
         if let Err(mpsc::error::SendError(Command::Submit(item))) =
-            self.commands.send(Command::Submit(item)).await
+            self.commands.send(Command::Submit(item))
         {
             refuse_gone(&self.name, &self.metrics, [item]);
         }
@@ -129,10 +139,26 @@ impl QueueHandle {
     /// Hands several items to the queue in one command (same answers as
     /// [`QueueHandle::submit`] for each).
     pub async fn submit_many(&self, items: Vec<Item>) {
+        if !self.enter().await {
+            return refuse_gone(&self.name, &self.metrics, items);
+        }
         if let Err(mpsc::error::SendError(Command::SubmitMany(items))) =
-            self.commands.send(Command::SubmitMany(items)).await
+            self.commands.send(Command::SubmitMany(items))
         {
             refuse_gone(&self.name, &self.metrics, items);
+        }
+    }
+
+    /// Waits for room in the inbox for one item command; false once the
+    /// queue has stopped.
+    async fn enter(&self) -> bool {
+        match self.room.acquire().await {
+            // The actor gives the room back when it takes the command.
+            Ok(permit) => {
+                permit.forget();
+                true
+            }
+            Err(_) => false,
         }
     }
 
@@ -143,22 +169,16 @@ impl QueueHandle {
     pub async fn flush(&self) -> Result<usize, Refusal> {
         let (tx, rx) = oneshot::channel();
         let gone = || Refusal::Draining(self.name.to_string());
-        self.commands
-            .send(Command::Flush(tx))
-            .await
-            .map_err(|_| gone())?;
+        self.commands.send(Command::Flush(tx)).map_err(|_| gone())?;
         rx.await.map_err(|_| gone())
     }
 
     /// Asks the queue to drain: refuse new items, dispatch all, then stop.
     pub async fn drain(&self) {
-        let _ = self
-            .commands
-            .send(Command::Drain {
-                force: false,
-                dropped: None,
-            })
-            .await;
+        let _ = self.commands.send(Command::Drain {
+            force: false,
+            dropped: None,
+        });
     }
 
     /// Drains the queue; with `force`, pending items are answered
@@ -169,7 +189,7 @@ impl QueueHandle {
             force,
             dropped: Some(tx),
         };
-        if self.commands.send(command).await.is_err() {
+        if self.commands.send(command).is_err() {
             return 0;
         }
         rx.await.unwrap_or(0)
@@ -182,14 +202,13 @@ impl QueueHandle {
     pub async fn control(&self, command: Command) -> Result<(), Refusal> {
         self.commands
             .send(command)
-            .await
             .map_err(|_| Refusal::Draining(self.name.to_string()))
     }
 
     /// The queue's live state; `None` once it has stopped.
     pub async fn stats(&self) -> Option<ActorStats> {
         let (tx, rx) = oneshot::channel();
-        self.commands.send(Command::Stats(tx)).await.ok()?;
+        self.commands.send(Command::Stats(tx)).ok()?;
         rx.await.ok()
     }
 }

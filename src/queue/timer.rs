@@ -7,12 +7,13 @@
 //! thread that sleeps with the operating system's fine-grained timeout and
 //! spins the last few microseconds, to wake it at the due instant. It costs
 //! one request per batch that arms a delay, and one spin per batch that
-//! actually waits for it.
+//! actually waits for it; a wake-up whose batch closed early is dropped
+//! without a spin.
 
 use std::{
-    cmp::Reverse,
+    cmp::Ordering,
     collections::BinaryHeap,
-    sync::{Mutex, PoisonError, mpsc},
+    sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError},
     time::{Duration, Instant},
 };
 
@@ -22,17 +23,67 @@ use tokio::sync::oneshot;
 pub const PRECISE_WINDOW: Duration = Duration::from_millis(2);
 /// The timer thread sleeps until this long before a due instant, then
 /// spins: an OS sleep wakes tens of microseconds late (timer slack and
-/// scheduling), a spin does not. At most one spin per delay-triggered batch.
+/// scheduling), a spin does not. At most one spin per delay-triggered batch;
+/// none for a wake-up nobody waits for any more (its batch closed early).
 const SPIN: Duration = Duration::from_micros(60);
 
-/// A wake-up request: when, and whom to tell.
-type Request = (Instant, oneshot::Sender<()>);
-
-/// The handle to the timer thread; dropping every handle ends the thread.
+/// The handle to the timer thread; dropping it ends the thread.
 #[derive(Debug)]
 pub struct PreciseTimer {
-    /// Requests to the thread.
-    requests: Mutex<mpsc::Sender<Request>>,
+    shared: Arc<Shared>,
+}
+
+/// What the handle and the thread share.
+#[derive(Debug, Default)]
+struct Shared {
+    state: Mutex<State>,
+    /// Signalled when a wake-up earlier than all others arrives, or on stop.
+    changed: Condvar,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    /// Pending wake-ups, earliest on top.
+    due: BinaryHeap<WakeUp>,
+    /// Numbers wake-ups so equal instants keep their order.
+    seq: u64,
+    /// Set when the handle is dropped.
+    stopped: bool,
+}
+
+/// One wake-up request: when, and whom to tell.
+#[derive(Debug)]
+struct WakeUp {
+    at: Instant,
+    seq: u64,
+    tx: oneshot::Sender<()>,
+}
+
+impl PartialEq for WakeUp {
+    fn eq(&self, other: &Self) -> bool {
+        (self.at, self.seq) == (other.at, other.seq)
+    }
+}
+
+impl Eq for WakeUp {}
+
+impl PartialOrd for WakeUp {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for WakeUp {
+    /// Reversed, so the max-heap pops the earliest first.
+    fn cmp(&self, other: &Self) -> Ordering {
+        (other.at, other.seq).cmp(&(self.at, self.seq))
+    }
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
 }
 
 impl PreciseTimer {
@@ -41,68 +92,76 @@ impl PreciseTimer {
     /// # Errors
     /// The OS refused to start a thread.
     pub fn start() -> std::io::Result<Self> {
-        let (tx, rx) = mpsc::channel::<Request>();
+        let shared = Arc::new(Shared::default());
+        let thread = shared.clone();
         std::thread::Builder::new()
             .name("batchgate-timer".into())
-            .spawn(move || run(&rx))?;
-        Ok(Self {
-            requests: Mutex::new(tx),
-        })
+            .spawn(move || run(&thread))?;
+        Ok(Self { shared })
     }
 
-    /// Completes at `at` (within the OS's timer slack, tens of µs). If the
-    /// timer thread is gone it completes at once, so a caller can never
-    /// sleep forever.
+    /// Completes at `at` (within the OS's timer slack, tens of µs). Dropping
+    /// the receiver cancels the wake-up. The thread is woken only when `at`
+    /// is earlier than every wake-up it already sleeps for.
     pub fn wake_at(&self, at: Instant) -> oneshot::Receiver<()> {
         let (tx, rx) = oneshot::channel();
-        let requests = self.requests.lock().unwrap_or_else(PoisonError::into_inner);
-        // On failure the sender is dropped with the request: `rx` completes.
-        let _ = requests.send((at, tx));
+        let mut state = self.shared.lock();
+        let earliest = state.due.peek().is_none_or(|next| at < next.at);
+        state.seq += 1;
+        let seq = state.seq;
+        state.due.push(WakeUp { at, seq, tx });
+        drop(state);
+        if earliest {
+            self.shared.changed.notify_one();
+        }
         rx
     }
 }
 
-fn run(requests: &mpsc::Receiver<Request>) {
-    // Ordered by due instant; `seq` keeps equal instants apart.
-    let mut due: BinaryHeap<Reverse<(Instant, u64)>> = BinaryHeap::new();
-    let mut waiting: std::collections::HashMap<u64, oneshot::Sender<()>> = Default::default();
-    let mut seq = 0u64;
+impl Drop for PreciseTimer {
+    fn drop(&mut self) {
+        self.shared.lock().stopped = true;
+        self.shared.changed.notify_one();
+    }
+}
+
+fn run(shared: &Shared) {
+    let mut state = shared.lock();
     loop {
-        let mut now = Instant::now();
-        if let Some(Reverse((at, _))) = due.peek().copied()
-            && at > now
-            && at - now <= SPIN
-        {
+        if state.stopped {
+            // Dropping the senders completes every waiting receiver.
+            return;
+        }
+        let now = Instant::now();
+        while let Some(next) = state.due.peek() {
+            if next.at > now && !next.tx.is_closed() {
+                break;
+            }
+            if let Some(next) = state.due.pop() {
+                let _ = next.tx.send(());
+            }
+        }
+        let Some(at) = state.due.peek().map(|next| next.at) else {
+            state = shared
+                .changed
+                .wait(state)
+                .unwrap_or_else(PoisonError::into_inner);
+            continue;
+        };
+        let left = at.saturating_duration_since(now);
+        if left <= SPIN {
+            // Spin without the lock, so requests are not held up.
+            drop(state);
             while Instant::now() < at {
                 std::hint::spin_loop();
             }
-            now = Instant::now();
-        }
-        while let Some(Reverse((at, id))) = due.peek().copied() {
-            if at > now {
-                break;
-            }
-            due.pop();
-            if let Some(tx) = waiting.remove(&id) {
-                let _ = tx.send(());
-            }
-        }
-        let next = match due.peek() {
-            Some(Reverse((at, _))) => {
-                requests.recv_timeout(at.saturating_duration_since(now).saturating_sub(SPIN))
-            }
-            None => requests
-                .recv()
-                .map_err(|_| mpsc::RecvTimeoutError::Disconnected),
-        };
-        match next {
-            Ok((at, tx)) => {
-                seq += 1;
-                due.push(Reverse((at, seq)));
-                waiting.insert(seq, tx);
-            }
-            Err(mpsc::RecvTimeoutError::Timeout) => {}
-            Err(mpsc::RecvTimeoutError::Disconnected) => return,
+            state = shared.lock();
+        } else {
+            state = shared
+                .changed
+                .wait_timeout(state, left - SPIN)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
         }
     }
 }
@@ -123,5 +182,27 @@ mod tests {
         assert!(Instant::now() >= start + Duration::from_micros(900));
         // A past instant completes at once.
         timer.wake_at(start).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_cancelled_wake_up_holds_up_no_later_one() {
+        let timer = PreciseTimer::start().unwrap();
+        let start = Instant::now();
+        drop(timer.wake_at(start + Duration::from_micros(200)));
+        // Later than the cancelled one, so the thread is not even woken for
+        // it; it must still fire.
+        let later = timer.wake_at(start + Duration::from_micros(700));
+        later.await.unwrap();
+        assert!(Instant::now() >= start + Duration::from_micros(700));
+        assert!(timer.shared.lock().due.is_empty());
+    }
+
+    #[tokio::test]
+    async fn dropping_the_timer_completes_its_waiters() {
+        let timer = PreciseTimer::start().unwrap();
+        let waiting = timer.wake_at(Instant::now() + Duration::from_secs(3600));
+        drop(timer);
+        // The sender is dropped with the thread's state: the receiver ends.
+        assert!(waiting.await.is_err());
     }
 }
