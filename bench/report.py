@@ -9,9 +9,25 @@ import sys
 
 
 def load(folder):
-    reports = [json.loads(line) for line in open(os.path.join(folder, "results.jsonl")) if line.strip()]
+    """Every point, the median repetition of each label, and the extras.
+
+    A label measured several times (bench/run.sh alternates each limit and
+    batchgate pair REPS times) is represented by its median run: by items/s
+    for a closed loop, by p99 latency for an open loop (fixed rate), with
+    that run's other figures.
+    """
+    runs = [json.loads(line) for line in open(os.path.join(folder, "results.jsonl")) if line.strip()]
     extra = json.load(open(os.path.join(folder, "extra.json")))
-    return {r["label"]: r for r in reports}, reports, extra
+    by_label = {}
+    for r in runs:
+        by_label.setdefault(r["label"], []).append(r)
+    medians = {}
+    for label, reps in by_label.items():
+        reps = sorted(reps, key=lambda r: r["latency_us"]["p99"] if r.get("rate") else r["items_per_sec"])
+        median = dict(reps[(len(reps) - 1) // 2])
+        median["reps"] = [r["items_per_sec"] for r in by_label[label]]
+        medians[label] = median
+    return medians, list(medians.values()), extra
 
 
 def criterion(items=16384):
@@ -42,7 +58,10 @@ def main():
         ratio("StreamSubmit items/s (best window) vs bare bidi echo", bs["items_per_sec"], ls["items_per_sec"], 0.5)
     bu, lu = by.get("batchgate-unary/c=64"), by.get("limit-unary/c=64")
     if bu and lu:
-        ratio("Unary Submit calls/s at 64 in flight vs bare unary echo", bu["items_per_sec"], lu["items_per_sec"], 0.8)
+        ratio("Unary Submit calls/s at 64 in flight (4 connections) vs bare unary echo", bu["items_per_sec"], lu["items_per_sec"], 0.8)
+    bu, lu = by.get("batchgate-unary/c=64,k=16"), by.get("limit-unary/c=64,k=16")
+    if bu and lu:
+        ratio("the same, 64 in flight over 16 connections", bu["items_per_sec"], lu["items_per_sec"], 0.8)
     for key in ("h2load_batchgate", "h2load_mlserver"):
         extra[key] = float(extra[key]) if str(extra.get(key, "")).strip() else None
     if extra.get("h2load_batchgate") and extra.get("h2load_mlserver"):
@@ -59,7 +78,8 @@ def main():
     print(f"- machine: {extra.get('machine')}")
     print(f"- date: {extra.get('date')}")
     print(f"- command: `{extra.get('command')}` (and `cargo bench --bench scheduler` for the scheduler rows)")
-    print("- every ratio divides two figures measured in the same run\n")
+    print("- every ratio divides two figures measured in the same run; each limit/batchgate pair ran "
+          f"{extra.get('reps', 1)} times, alternating, and each figure is the median run\n")
     print("## Ratios against the baseline of the same run\n")
     print("| what | batchgate | baseline | ratio | target | met |")
     print("| --- | ---: | ---: | ---: | ---: | :-: |")
@@ -107,13 +127,14 @@ def main():
             print(f"- Seldon MLServer {extra.get('mlserver_version', '')} ModelInfer, adaptive batching 64 / 2 ms, "
                   f"echo model: {extra['h2load_mlserver']:,.0f} req/s")
 
-    print("\n## Every point\n")
-    print("| series/point | items/s | p50 us | p99 us | p99.9 us | mean batch | errors | client CPU |")
-    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    print("\n## Every point (median run; all runs' items/s in the last column)\n")
+    print("| series/point | items/s | p50 us | p99 us | p99.9 us | mean batch | errors | client CPU | runs, items/s |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |")
     for r in reports:
         l = r["latency_us"]
+        runs = ", ".join(f"{x:,.0f}" for x in r["reps"])
         print(f"| {r['label']} | {r['items_per_sec']:,.0f} | {l['p50']} | {l['p99']} | {l['p999']} | "
-              f"{r['batch_size']['mean']:.1f} | {sum(r['errors'].values())} | {r['client_cpu_percent']:.0f}% |")
+              f"{r['batch_size']['mean']:.1f} | {sum(r['errors'].values())} | {r['client_cpu_percent']:.0f}% | {runs} |")
     print("\n![p99 latency vs throughput](chart.svg)")
 
 

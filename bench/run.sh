@@ -4,9 +4,12 @@
 # results.jsonl (one `batchgate bench --json` line per point), extra.json,
 # chart.svg and RESULTS.md; copy the latter two to bench/ to publish them.
 #
-#   bench/run.sh            # full run (~10 minutes on 2 cores)
+#   bench/run.sh            # full run (~15 minutes on 2 cores)
 #   DUR=2s bench/run.sh     # shorter points
 #   PEER=0 bench/run.sh     # skip the MLServer peer (needs PyPI)
+#   REPS=5 bench/run.sh     # more alternating repetitions of each
+#                           # limit/batchgate pair (default 3; the report
+#                           # quotes the median of each point)
 #
 # Series:
 #   1. the limit: a bare tonic echo of the same API (batchgate bare-echo)
@@ -22,6 +25,7 @@ root=$(pwd)
 DUR=${DUR:-5s}
 WARM=${WARM:-1s}
 PEER=${PEER:-1}
+REPS=${REPS:-3}
 out="bench/results/$(date -u +%Y%m%d-%H%M%S)"
 mkdir -p "$out"
 jsonl="$out/results.jsonl"
@@ -70,14 +74,22 @@ pids+=($!)
 pids+=($!)
 server_pid=$!
 wait_port 50152 && wait_port 50151
-for c in 1 16 64 256; do
-  conns=$(( c < 4 ? c : 4 ))
-  point "limit-unary/c=$c" --addr http://127.0.0.1:50152 --mode unary -c "$c" --connections "$conns"
-  point "batchgate-unary/c=$c" --addr http://127.0.0.1:50151 --mode unary -c "$c" --connections "$conns" -q echo
-done
-for w in 64 1024 4096; do
-  point "limit-stream/w=$w" --addr http://127.0.0.1:50152 --mode stream --streams 2 --connections 2 -c "$w"
-  point "batchgate-stream/w=$w" --addr http://127.0.0.1:50151 --mode stream --streams 2 --connections 2 -c "$w" -q echo
+# Each pair runs REPS times, alternating, so slow phases of a noisy machine
+# hit both sides; the report takes the median of each point.
+note reps "$REPS"
+for rep in $(seq 1 "$REPS"); do
+  for c in 1 16 64 256; do
+    conns=$(( c < 4 ? c : 4 ))
+    point "limit-unary/c=$c" --addr http://127.0.0.1:50152 --mode unary -c "$c" --connections "$conns"
+    point "batchgate-unary/c=$c" --addr http://127.0.0.1:50151 --mode unary -c "$c" --connections "$conns" -q echo
+  done
+  # The same 64 calls in flight from 16 connections instead of 4.
+  point "limit-unary/c=64,k=16" --addr http://127.0.0.1:50152 --mode unary -c 64 --connections 16
+  point "batchgate-unary/c=64,k=16" --addr http://127.0.0.1:50151 --mode unary -c 64 --connections 16 -q echo
+  for w in 64 1024 4096; do
+    point "limit-stream/w=$w" --addr http://127.0.0.1:50152 --mode stream --streams 2 --connections 2 -c "$w"
+    point "batchgate-stream/w=$w" --addr http://127.0.0.1:50151 --mode stream --streams 2 --connections 2 -c "$w" -q echo
+  done
 done
 
 # The cost of a remote gRPC backend hop: the same echo behind the Backend API.
@@ -88,8 +100,10 @@ point "batchgate-remote-stream/w=1024" --addr http://127.0.0.1:50151 --mode stre
 # counts from each item's intended send time).
 max_unary=$(python3 -c "import json; print(max(json.loads(l)['items_per_sec'] for l in open('$jsonl') if json.loads(l)['label'].startswith('batchgate-unary/')))")
 half=$(python3 -c "print(int($max_unary/2))")
-point "limit-open/half" --addr http://127.0.0.1:50152 --mode unary -c 256 --connections 4 --rate "$half"
-point "batchgate-open/half" --addr http://127.0.0.1:50151 --mode unary -c 256 --connections 4 --rate "$half" -q echo
+for rep in $(seq 1 "$REPS"); do
+  point "limit-open/half" --addr http://127.0.0.1:50152 --mode unary -c 256 --connections 4 --rate "$half"
+  point "batchgate-open/half" --addr http://127.0.0.1:50151 --mode unary -c 256 --connections 4 --rate "$half" -q echo
+done
 note half_load_rate "$half"
 
 # 3: the value of batching.

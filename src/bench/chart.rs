@@ -3,7 +3,9 @@
 //!
 //! Input is the JSON lines `batchgate bench --json` printed. A report's
 //! series is its label up to the first `/` (`batchgate-unary/c=64` belongs
-//! to `batchgate-unary`); each series is one line, point by point.
+//! to `batchgate-unary`); each series is one line, point by point. A label
+//! measured several times is drawn once, as its median run (by items/s,
+//! or by p99 latency at a fixed rate).
 
 use std::{collections::BTreeMap, path::PathBuf, process::ExitCode};
 
@@ -55,9 +57,39 @@ pub fn run(args: ChartArgs) -> ExitCode {
     }
 }
 
+/// One report per label: the median run (the lower middle one of an even
+/// count) by items/s, or by p99 latency for an open loop (fixed rate), in
+/// the order labels first appear.
+fn medians(reports: &[Report]) -> Vec<&Report> {
+    let mut order: Vec<&str> = Vec::new();
+    let mut runs: BTreeMap<&str, Vec<&Report>> = BTreeMap::new();
+    for r in reports {
+        let label = r.label.as_str();
+        if !runs.contains_key(label) {
+            order.push(label);
+        }
+        runs.entry(label).or_default().push(r);
+    }
+    order
+        .into_iter()
+        .filter_map(|label| {
+            let mut reps = runs.remove(label)?;
+            let key = |r: &Report| {
+                if r.rate > 0.0 {
+                    r.latency_us.p99 as f64
+                } else {
+                    r.items_per_sec
+                }
+            };
+            reps.sort_by(|a, b| key(a).total_cmp(&key(b)));
+            Some(reps[(reps.len() - 1) / 2])
+        })
+        .collect()
+}
+
 fn draw(reports: &[Report], args: &ChartArgs) -> Result<(), String> {
     let mut series: BTreeMap<&str, Vec<(f64, f64)>> = BTreeMap::new();
-    for r in reports.iter().filter(|r| r.items > 0) {
+    for r in medians(reports).into_iter().filter(|r| r.items > 0) {
         let name = r.label.split('/').next().unwrap_or(&r.label);
         let p99_ms = (r.latency_us.p99 as f64 / 1000.0).max(0.001);
         series
@@ -120,4 +152,48 @@ fn draw(reports: &[Report], args: &ChartArgs) -> Result<(), String> {
         .map_err(|e| e.to_string())?;
     root.present().map_err(|e| e.to_string())?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn point(label: &str, rate: f64, items_per_sec: f64, p99: u64) -> Report {
+        let line = format!(
+            r#"{{"label":"{label}","mode":"unary","queue":"q","concurrency":1,"connections":1,"streams":0,"rate":{rate},"payload_bytes":16,"seconds":1.0,"items":1,"errors":{{}},"items_per_sec":{items_per_sec},"latency_us":{{"p50":1,"p90":1,"p99":{p99},"p999":1,"max":1,"mean":1.0}},"batch_size":{{"mean":1.0,"p50":1,"max":1}},"client_cpu_percent":1.0}}"#
+        );
+        serde_json::from_str(&line).expect("a report")
+    }
+
+    fn run(label: &str, items_per_sec: f64) -> Report {
+        point(label, 0.0, items_per_sec, 1)
+    }
+
+    #[test]
+    fn an_open_loop_label_is_drawn_as_its_median_p99() {
+        let reports = [
+            point("open/half", 100.0, 100.0, 900),
+            point("open/half", 100.0, 99.0, 300),
+            point("open/half", 100.0, 101.0, 500),
+        ];
+        let picked = medians(&reports);
+        assert_eq!(picked.len(), 1);
+        assert_eq!(picked[0].latency_us.p99, 500);
+    }
+
+    #[test]
+    fn each_label_is_drawn_once_as_its_median_run() {
+        let reports = [
+            run("a/1", 30.0),
+            run("b/1", 5.0),
+            run("a/1", 10.0),
+            run("a/1", 20.0),
+            run("b/1", 7.0),
+        ];
+        let picked: Vec<_> = medians(&reports)
+            .iter()
+            .map(|r| (r.label.as_str(), r.items_per_sec))
+            .collect();
+        assert_eq!(picked, [("a/1", 20.0), ("b/1", 5.0)]);
+    }
 }
