@@ -711,19 +711,20 @@ async fn dropping_every_handle_drains_the_partial_batch() {
     actor.await.unwrap();
 }
 
-#[tokio::test(start_paused = true)]
-async fn a_full_inbox_holds_submitters_back_in_order() {
-    // The actor is not running yet: the inbox fills, later submitters wait.
-    let (tx, mut seen) = mpsc::channel(1024);
+/// A queue whose actor is returned unstarted, with the channel its handler
+/// reports batches on.
+fn unstarted(
+    policy: Policy,
+) -> (
+    Arc<QueueHandle>,
+    impl Future<Output = ()> + Send + 'static,
+    mpsc::Receiver<Seen>,
+) {
+    let (tx, seen) = mpsc::channel(1024);
     let metrics = Metrics::new();
     let (handle, actor) = QueueHandle::new(QueueSpec {
         name: "q".into(),
-        policy: Policy {
-            max_batch_size: 1000,
-            max_queue_items: 10_000,
-            mode: Mode::Manual,
-            ..policy()
-        },
+        policy,
         handler: Arc::new(Fake {
             seen: tx,
             gate: None,
@@ -734,24 +735,40 @@ async fn a_full_inbox_holds_submitters_back_in_order() {
         abort: CancellationToken::new(),
         precise: None,
     });
-    let handle = Arc::new(handle);
+    (Arc::new(handle), actor, seen)
+}
+
+/// Submits one item from a task of its own: the task, and the answer.
+fn spawn_submit(handle: &Arc<QueueHandle>, payload: String) -> (JoinHandle<()>, Answered) {
+    let handle = handle.clone();
+    let (reply, rx) = oneshot::channel();
+    let task = tokio::spawn(async move {
+        handle
+            .submit(Item {
+                payload: Bytes::from(payload),
+                attributes: HashMap::new(),
+                priority: 0,
+                timeout: None,
+                trace_id: None,
+                reply: Reply::Unary(reply),
+            })
+            .await;
+    });
+    (task, rx)
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_full_inbox_holds_submitters_back_in_order() {
+    // The actor is not running yet: the inbox fills, later submitters wait.
+    let (handle, actor, mut seen) = unstarted(Policy {
+        max_batch_size: 1000,
+        max_queue_items: 10_000,
+        mode: Mode::Manual,
+        ..policy()
+    });
     let mut submitters = Vec::new();
     for i in 0..300 {
-        let handle = handle.clone();
-        let (reply, rx) = oneshot::channel();
-        let task = tokio::spawn(async move {
-            handle
-                .submit(Item {
-                    payload: Bytes::from(format!("i{i:03}")),
-                    attributes: HashMap::new(),
-                    priority: 0,
-                    timeout: None,
-                    trace_id: None,
-                    reply: Reply::Unary(reply),
-                })
-                .await;
-        });
-        submitters.push((task, rx));
+        submitters.push(spawn_submit(&handle, format!("i{i:03}")));
         tokio::task::yield_now().await;
     }
     let waiting = submitters.iter().filter(|(t, _)| !t.is_finished()).count();
@@ -768,7 +785,8 @@ async fn a_full_inbox_holds_submitters_back_in_order() {
     while payloads.len() < 300 {
         payloads.extend(seen.recv().await.unwrap().payloads);
     }
-    assert_eq!(payloads, names_fmt(300));
+    let expected: Vec<String> = (0..300).map(|i| format!("i{i:03}")).collect();
+    assert_eq!(payloads, expected);
     for (_, rx) in submitters {
         ok(rx).await;
     }
@@ -776,57 +794,20 @@ async fn a_full_inbox_holds_submitters_back_in_order() {
     actor.await.unwrap();
 }
 
-fn names_fmt(n: usize) -> Vec<String> {
-    (0..n).map(|i| format!("i{i:03}")).collect()
-}
-
 #[tokio::test(start_paused = true)]
 async fn submitters_waiting_for_room_are_refused_when_the_queue_is_gone() {
-    let (tx, _seen) = mpsc::channel(1024);
-    let metrics = Metrics::new();
-    let (handle, actor) = QueueHandle::new(QueueSpec {
-        name: "q".into(),
-        policy: policy(),
-        handler: Arc::new(Fake {
-            seen: tx,
-            gate: None,
-            answer: Answer::Echo,
-        }),
-        metrics: Arc::new(metrics.queue("q")),
-        batch_ids: Arc::new(AtomicU64::new(1)),
-        abort: CancellationToken::new(),
-        precise: None,
-    });
-    let handle = Arc::new(handle);
-    let mut answers = Vec::new();
-    let mut tasks = Vec::new();
-    for i in 0..300 {
-        let handle = handle.clone();
-        let (reply, rx) = oneshot::channel();
-        answers.push(rx);
-        tasks.push(tokio::spawn(async move {
-            handle
-                .submit(Item {
-                    payload: Bytes::from(format!("i{i}")),
-                    attributes: HashMap::new(),
-                    priority: 0,
-                    timeout: None,
-                    trace_id: None,
-                    reply: Reply::Unary(reply),
-                })
-                .await;
-        }));
-    }
+    let (handle, actor, _seen) = unstarted(policy());
+    let submitters: Vec<_> = (0..300)
+        .map(|i| spawn_submit(&handle, format!("i{i}")))
+        .collect();
     tokio::task::yield_now().await;
     // The actor dies without ever running (as if its task were lost).
     drop(actor);
-    for task in tasks {
-        task.await.unwrap();
-    }
     // Nobody hangs: items that got in are dropped with the inbox (the call
     // sees its answer channel closed), those that waited are refused.
     let mut refused = 0;
-    for rx in answers {
+    for (task, rx) in submitters {
+        task.await.unwrap();
         match rx.await {
             Ok(Err(status)) => {
                 assert_eq!(status.code(), Code::Unavailable);
