@@ -60,7 +60,11 @@ pub struct LocalDurations {
 impl LocalDurations {
     /// Adds one sample.
     pub fn record(&mut self, d: Duration) {
-        let ns = u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
+        self.record_ns(u64::try_from(d.as_nanos()).unwrap_or(u64::MAX));
+    }
+
+    /// Adds one sample given in nanoseconds.
+    pub fn record_ns(&mut self, ns: u64) {
         let slot = BOUNDS_NS.partition_point(|&bound| bound < ns);
         self.counts[slot] += 1;
         self.sum_ns = self.sum_ns.saturating_add(ns);

@@ -381,12 +381,12 @@ impl QueueMetrics {
 
     /// Keeps a finished batch's size, handler time and item times for the
     /// recent percentiles.
-    pub fn remember_batch(&self, size: usize, handler: Duration, item_times: &[Duration]) {
+    pub fn remember_batch(&self, size: usize, handler: Duration, item_times_ns: &[u64]) {
         let mut recent = self.recent.lock().unwrap_or_else(PoisonError::into_inner);
         push_capped(&mut recent.batch_sizes, size as f64);
         push_capped(&mut recent.handler_ms, handler.as_secs_f64() * 1e3);
-        for t in item_times.iter().rev().take(RECENT).rev() {
-            push_capped(&mut recent.item_ms, t.as_secs_f64() * 1e3);
+        for &ns in item_times_ns.iter().rev().take(RECENT).rev() {
+            push_capped(&mut recent.item_ms, ns as f64 / 1e6);
         }
     }
 

@@ -73,10 +73,9 @@ pub enum SinkError {
 struct Slot {
     /// Where the answer goes.
     reply: Reply,
-    /// When the queue accepted the item.
-    enqueued_at: Instant,
-    /// How long it waited for dispatch.
-    queued: Duration,
+    /// How long it waited for dispatch, nanoseconds (its end-to-end time is
+    /// this plus the batch's time in the handler so far).
+    queued_ns: u64,
 }
 
 /// Where a handler puts each item's result.
@@ -90,8 +89,8 @@ pub struct ResultSink {
     slots: Vec<Option<Slot>>,
     /// Slots still `Some`.
     open: usize,
-    /// End-to-end time of each item answered so far.
-    item_times: Vec<Duration>,
+    /// End-to-end time of each item answered so far, nanoseconds.
+    item_times_ns: Vec<u64>,
     /// The same, bucketed for the metrics (added once, on drop).
     item_buckets: LocalDurations,
     /// Items answered with a result / an error, counted into the metrics
@@ -121,7 +120,7 @@ impl ResultSink {
             info,
             dispatched_at,
             open: slots.len(),
-            item_times: Vec::with_capacity(slots.len()),
+            item_times_ns: Vec::with_capacity(slots.len()),
             item_buckets: LocalDurations::default(),
             answered_ok: 0,
             answered_err: 0,
@@ -176,7 +175,8 @@ impl ResultSink {
             .take()
             .ok_or(SinkError::Duplicate(index))?;
         self.open -= 1;
-        self.answer(slot, result, Instant::now());
+        let handler_ns = self.handler_ns(Instant::now());
+        self.answer(slot, result, handler_ns);
         Ok(())
     }
 
@@ -187,13 +187,13 @@ impl ResultSink {
         &mut self,
         results: impl IntoIterator<Item = (usize, Result<ItemOutput, Status>)>,
     ) -> usize {
-        let now = Instant::now();
+        let handler_ns = self.handler_ns(Instant::now());
         let mut skipped = 0;
         for (index, result) in results {
             match self.slots.get_mut(index).and_then(Option::take) {
                 Some(slot) => {
                     self.open -= 1;
-                    self.answer(slot, result, now);
+                    self.answer(slot, result, handler_ns);
                 }
                 None => skipped += 1,
             }
@@ -206,24 +206,30 @@ impl ResultSink {
         if self.open == 0 {
             return;
         }
-        let now = Instant::now();
+        let handler_ns = self.handler_ns(Instant::now());
         for i in 0..self.slots.len() {
             if let Some(slot) = self.slots[i].take() {
-                self.answer(slot, Err(status.clone()), now);
+                self.answer(slot, Err(status.clone()), handler_ns);
             }
         }
         self.open = 0;
     }
 
-    fn answer(&mut self, slot: Slot, result: Result<ItemOutput, Status>, now: Instant) {
+    /// Time since dispatch, nanoseconds: read once per call that answers,
+    /// shared by every item it answers.
+    fn handler_ns(&self, now: Instant) -> u64 {
+        nanos(now.saturating_duration_since(self.dispatched_at))
+    }
+
+    fn answer(&mut self, slot: Slot, result: Result<ItemOutput, Status>, handler_ns: u64) {
         let info = pb::BatchInfo {
-            queued_us: micros(slot.queued),
-            handler_us: micros(now.saturating_duration_since(self.dispatched_at)),
+            queued_us: slot.queued_ns / 1_000,
+            handler_us: handler_ns / 1_000,
             ..self.info
         };
-        let total = now.saturating_duration_since(slot.enqueued_at);
-        self.item_buckets.record(total);
-        self.item_times.push(total);
+        let total_ns = slot.queued_ns.saturating_add(handler_ns);
+        self.item_buckets.record_ns(total_ns);
+        self.item_times_ns.push(total_ns);
         match result {
             Ok(out) => {
                 self.answered_ok += 1;
@@ -260,8 +266,8 @@ impl Drop for ResultSink {
     }
 }
 
-fn micros(d: Duration) -> u64 {
-    u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
+fn nanos(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
 }
 
 impl From<Trigger> for pb::Trigger {
@@ -290,14 +296,13 @@ pub(crate) fn assemble(
     let mut deadline = now + Duration::from_secs(24 * 3600);
     let mut waits = LocalDurations::default();
     for d in items {
-        let queued = now.saturating_duration_since(d.enqueued_at);
-        waits.record(queued);
+        let queued_ns = nanos(now.saturating_duration_since(d.enqueued_at));
+        waits.record_ns(queued_ns);
         deadline = deadline.min(d.deadline);
         batch_items.push(d.item);
         slots.push(Some(Slot {
             reply: d.reply,
-            enqueued_at: d.enqueued_at,
-            queued,
+            queued_ns,
         }));
     }
     waits.flush_into(&metrics.timings.queue_wait);
@@ -353,5 +358,5 @@ pub(crate) async fn run(
         Ok(()) => {}
     }
     sink.metrics
-        .remember_batch(batch.items.len(), handler_time, &sink.item_times);
+        .remember_batch(batch.items.len(), handler_time, &sink.item_times_ns);
 }
