@@ -819,3 +819,29 @@ async fn submitters_waiting_for_room_are_refused_when_the_queue_is_gone() {
     }
     assert!(refused > 0);
 }
+
+#[tokio::test(start_paused = true)]
+async fn an_item_sent_as_a_control_command_takes_the_normal_way_in() {
+    let mut q = start(
+        Policy {
+            max_batch_size: 1,
+            ..policy()
+        },
+        false,
+        Answer::Echo,
+    );
+    let (reply, rx) = oneshot::channel();
+    q.handle
+        .control(batchgate::queue::Command::Submit(Item {
+            payload: Bytes::from_static(b"via-control"),
+            attributes: HashMap::new(),
+            priority: 0,
+            timeout: None,
+            trace_id: None,
+            reply: Reply::Unary(reply),
+        }))
+        .await
+        .unwrap();
+    assert_eq!(q.next_batch().await.payloads, ["via-control"]);
+    assert_eq!(ok(rx).await.payload, "via-control".as_bytes());
+}

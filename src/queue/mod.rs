@@ -195,14 +195,22 @@ impl QueueHandle {
         rx.await.unwrap_or(0)
     }
 
-    /// Sends a control command (pause, resume, policy update).
+    /// Sends a control command (pause, resume, policy update). Item
+    /// commands take the same way in as [`QueueHandle::submit`], so they
+    /// wait for room like any other.
     ///
     /// # Errors
     /// [`Refusal::Draining`] if the queue is gone.
     pub async fn control(&self, command: Command) -> Result<(), Refusal> {
-        self.commands
-            .send(command)
-            .map_err(|_| Refusal::Draining(self.name.to_string()))
+        match command {
+            Command::Submit(item) => self.submit(item).await,
+            Command::SubmitMany(items) => self.submit_many(items).await,
+            command => self
+                .commands
+                .send(command)
+                .map_err(|_| Refusal::Draining(self.name.to_string()))?,
+        }
+        Ok(())
     }
 
     /// The queue's live state; `None` once it has stopped.
