@@ -10,7 +10,6 @@
 use std::{
     fmt::Write as _,
     sync::atomic::{AtomicU64, Ordering},
-    time::Duration,
 };
 
 /// Bucket upper bounds in seconds: 100 µs to 10 s.
@@ -58,11 +57,6 @@ pub struct LocalDurations {
 }
 
 impl LocalDurations {
-    /// Adds one sample.
-    pub fn record(&mut self, d: Duration) {
-        self.record_ns(u64::try_from(d.as_nanos()).unwrap_or(u64::MAX));
-    }
-
     /// Adds one sample given in nanoseconds.
     pub fn record_ns(&mut self, ns: u64) {
         let slot = BOUNDS_NS.partition_point(|&bound| bound < ns);
@@ -112,9 +106,9 @@ mod tests {
     fn samples_land_in_cumulative_buckets() {
         let h = DurationHistogram::default();
         let mut local = LocalDurations::default();
-        local.record(Duration::from_micros(100));
-        local.record(Duration::from_micros(101));
-        local.record(Duration::from_secs(60));
+        local.record_ns(100_000);
+        local.record_ns(101_000);
+        local.record_ns(60_000_000_000);
         local.flush_into(&h);
         local.flush_into(&h);
         let mut text = String::new();

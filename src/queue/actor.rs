@@ -576,8 +576,8 @@ impl Actor {
 
     /// Answers the commands still in the channel once the actor stops.
     fn refuse_remaining_commands(&mut self) {
-        // Submitters waiting for room learn the queue is gone.
-        self.parts.room.0.close();
+        // Submitters still waiting for room are refused when the room is
+        // dropped with the actor, just after this.
         self.parts.commands.close();
         while let Ok(command) = self.parts.commands.try_recv() {
             match command {

@@ -175,7 +175,7 @@ impl ResultSink {
             .take()
             .ok_or(SinkError::Duplicate(index))?;
         self.open -= 1;
-        let handler_ns = self.handler_ns(Instant::now());
+        let handler_ns = self.handler_ns();
         self.answer(slot, result, handler_ns);
         Ok(())
     }
@@ -187,7 +187,7 @@ impl ResultSink {
         &mut self,
         results: impl IntoIterator<Item = (usize, Result<ItemOutput, Status>)>,
     ) -> usize {
-        let handler_ns = self.handler_ns(Instant::now());
+        let handler_ns = self.handler_ns();
         let mut skipped = 0;
         for (index, result) in results {
             match self.slots.get_mut(index).and_then(Option::take) {
@@ -206,7 +206,7 @@ impl ResultSink {
         if self.open == 0 {
             return;
         }
-        let handler_ns = self.handler_ns(Instant::now());
+        let handler_ns = self.handler_ns();
         for i in 0..self.slots.len() {
             if let Some(slot) = self.slots[i].take() {
                 self.answer(slot, Err(status.clone()), handler_ns);
@@ -217,8 +217,8 @@ impl ResultSink {
 
     /// Time since dispatch, nanoseconds: read once per call that answers,
     /// shared by every item it answers.
-    fn handler_ns(&self, now: Instant) -> u64 {
-        nanos(now.saturating_duration_since(self.dispatched_at))
+    fn handler_ns(&self) -> u64 {
+        nanos(self.dispatched_at.elapsed())
     }
 
     fn answer(&mut self, slot: Slot, result: Result<ItemOutput, Status>, handler_ns: u64) {
