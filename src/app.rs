@@ -141,7 +141,9 @@ pub async fn run(
         .map(crate::tls::server)
         .transpose()?;
     let builder = || -> Result<Server, AppError> {
-        let builder = Server::builder();
+        let builder = Server::builder()
+            .initial_stream_window_size(config.server.http2_stream_window)
+            .initial_connection_window_size(config.server.http2_connection_window);
         Ok(match &tls {
             Some(tls) => builder.tls_config(tls.clone())?,
             None => builder,

@@ -11,6 +11,17 @@ use serde::Deserialize;
 /// The configuration `batchgate serve` runs with when given no file.
 pub const DEFAULT_CONFIG_TOML: &str = include_str!("../examples/batchgate.toml");
 
+/// Default HTTP/2 stream window (bytes); see [`ServerConfig::http2_stream_window`].
+pub const DEFAULT_HTTP2_STREAM_WINDOW: u32 = 64 * 1024;
+/// Default HTTP/2 connection window (bytes); see
+/// [`ServerConfig::http2_connection_window`].
+pub const DEFAULT_HTTP2_CONNECTION_WINDOW: u32 = 32 * 1024 * 1024;
+
+/// Smallest HTTP/2 window accepted (bytes).
+const MIN_HTTP2_WINDOW: u32 = 1024;
+/// Largest HTTP/2 window (bytes): 2^31 - 1, the protocol's limit.
+const MAX_HTTP2_WINDOW: u32 = (1 << 31) - 1;
+
 /// Everything the server needs to start.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -38,6 +49,18 @@ pub struct ServerConfig {
     /// Unanswered items one StreamSubmit stream may hold; when reached the
     /// server stops reading that stream until results go out.
     pub stream_window: usize,
+    /// HTTP/2 flow-control window of one stream, in bytes: what a client may
+    /// send on a stream that the server has stopped reading. Small enough
+    /// that a stream of tiny items cannot pile up more unread DATA frames
+    /// than the HTTP/2 layer tolerates (it closes the connection with
+    /// ENHANCE_YOUR_CALM when unread small frames exceed a budget of half
+    /// the connection window).
+    pub http2_stream_window: u32,
+    /// HTTP/2 flow-control window of a whole connection, in bytes. The
+    /// budget for unread small DATA frames is half of it, so it bounds how
+    /// many streams of tiny items may be held back at once on one
+    /// connection.
+    pub http2_connection_window: u32,
     /// Largest gRPC message the server decodes (bytes); larger messages fail
     /// the call (on a stream: the whole stream) with OUT_OF_RANGE.
     pub max_message_bytes: usize,
@@ -77,6 +100,8 @@ impl Default for ServerConfig {
             metrics_addr: SocketAddr::from(([127, 0, 0, 1], 9464)),
             shutdown_grace: Duration::from_secs(10),
             stream_window: 1024,
+            http2_stream_window: DEFAULT_HTTP2_STREAM_WINDOW,
+            http2_connection_window: DEFAULT_HTTP2_CONNECTION_WINDOW,
             max_message_bytes: 4 * 1024 * 1024,
             log_format: LogFormat::Compact,
             control_addr: None,
@@ -233,6 +258,14 @@ pub struct HandlerConfig {
     /// grpc/http: retries of a batch that failed for availability reasons
     /// (connection, UNAVAILABLE, 5xx), each on another endpoint if any.
     pub retries: u32,
+    /// grpc/http: wait before the first retry; each further retry waits
+    /// twice as long (up to `retry_backoff_max`), plus a random jitter of
+    /// up to the same again, and never past the batch's deadline.
+    #[serde(with = "humantime_serde")]
+    pub retry_backoff: Duration,
+    /// grpc/http: longest wait between two retries.
+    #[serde(with = "humantime_serde")]
+    pub retry_backoff_max: Duration,
     /// grpc/http: split a batch the backend rejected as a whole, so a poison
     /// item fails alone.
     pub bisect: bool,
@@ -261,6 +294,8 @@ impl Default for HandlerConfig {
             max_in_flight: 4,
             timeout: Duration::from_secs(30),
             retries: 2,
+            retry_backoff: Duration::from_millis(10),
+            retry_backoff_max: Duration::from_secs(1),
             bisect: true,
             eject_after: 3,
             eject_for: Duration::from_secs(5),
@@ -396,6 +431,21 @@ impl Config {
         let s = &self.server;
         if s.stream_window == 0 {
             return Err(invalid("server.stream_window", "must be ≥ 1"));
+        }
+        if !(MIN_HTTP2_WINDOW..=MAX_HTTP2_WINDOW).contains(&s.http2_stream_window) {
+            return Err(invalid(
+                "server.http2_stream_window",
+                format!("must be between {MIN_HTTP2_WINDOW} and {MAX_HTTP2_WINDOW} bytes"),
+            ));
+        }
+        if !(s.http2_stream_window..=MAX_HTTP2_WINDOW).contains(&s.http2_connection_window) {
+            return Err(invalid(
+                "server.http2_connection_window",
+                format!(
+                    "must be between server.http2_stream_window ({}) and {MAX_HTTP2_WINDOW} bytes",
+                    s.http2_stream_window
+                ),
+            ));
         }
         if s.max_message_bytes < 1024 {
             return Err(invalid("server.max_message_bytes", "must be ≥ 1024"));

@@ -1,5 +1,7 @@
 //! Logging: `tracing` with a compact human format, or JSON lines.
-//! The level comes from `RUST_LOG` (default `info`).
+//! The level comes from `RUST_LOG` (default `info`, plus tonic's report of
+//! a connection that failed, e.g. one the HTTP/2 layer closed with GOAWAY,
+//! which tonic logs at debug level).
 
 use std::io::IsTerminal;
 
@@ -7,9 +9,13 @@ use tracing_subscriber::{EnvFilter, fmt};
 
 use crate::config::LogFormat;
 
+/// The log filter when `RUST_LOG` is unset.
+const DEFAULT_FILTER: &str = "info,tonic::transport::server=debug";
+
 /// Installs the global subscriber; a second call does nothing.
 pub fn init(format: LogFormat) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_FILTER));
     let builder = fmt()
         .with_env_filter(filter)
         .with_ansi(std::io::stderr().is_terminal())

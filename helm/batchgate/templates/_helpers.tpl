@@ -57,6 +57,8 @@ app.kubernetes.io/instance: {{ .Release.Name }}
   "health_addr" (printf "0.0.0.0:%d" (int .Values.ports.health))
   "shutdown_grace" .Values.config.shutdownGrace
   "stream_window" (int .Values.config.streamWindow)
+  "http2_stream_window" (int .Values.config.http2StreamWindow)
+  "http2_connection_window" (int .Values.config.http2ConnectionWindow)
   "max_message_bytes" (int .Values.config.maxMessageBytes)
   "log_format" .Values.config.logFormat -}}
 {{- if .Values.control.separatePort }}
