@@ -109,9 +109,11 @@ impl Registry {
         }
         let name: Arc<str> = Arc::from(name);
         let handler =
-            handler::build(name.clone(), &config.handler).map_err(|s| RegistryError::Handler {
-                queue: name.to_string(),
-                message: s.message().to_owned(),
+            handler::build(name.clone(), &config.handler, self.metrics.clone()).map_err(|s| {
+                RegistryError::Handler {
+                    queue: name.to_string(),
+                    message: s.message().to_owned(),
+                }
             })?;
         let metrics = Arc::new(self.metrics.queue(&name));
         let (handle, actor) = QueueHandle::new(QueueSpec {

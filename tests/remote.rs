@@ -485,6 +485,96 @@ async fn a_slow_backend_yields_deadline_exceeded() {
 }
 
 #[tokio::test]
+async fn a_call_cut_by_the_handler_timeout_is_deadline_exceeded_and_never_retried() {
+    let slow = start_backend(named("slow"));
+    let server = TestServer::start(config(&queue_config(
+        &[&slow],
+        r#", timeout = "200ms", retries = 3, eject_after = 1"#,
+    )))
+    .await;
+    let answers = by_id(send_stream(&server, vec![item("x", "slow")]).await);
+    let (code, message) = answers["x"].as_ref().unwrap_err();
+    assert_eq!(*code, Code::DeadlineExceeded, "{message}");
+    assert_eq!(slow.fake.calls.load(Ordering::SeqCst), 1, "not retried");
+    // A deadline is not held against the endpoint: with eject_after = 1 a
+    // charged failure would have ejected the only endpoint.
+    let answers = by_id(send_stream(&server, vec![item("y", "fine")]).await);
+    assert_eq!(
+        answers["y"].as_ref().expect("still served").payload,
+        b"FINE"[..]
+    );
+    let endpoint = format!("endpoint=\"{}\"", slow.url());
+    let series = |outcome: &str| {
+        format!(
+            "batchgate_backend_calls_total{{queue=\"remote\",{endpoint},outcome=\"{outcome}\"}}"
+        )
+    };
+    let text = server.metrics_text().await;
+    assert_eq!(
+        common::sample(&text, &series("deadline")),
+        Some(1.0),
+        "{text}"
+    );
+    assert_eq!(common::sample(&text, &series("ok")), Some(1.0));
+    assert_eq!(
+        common::sample(
+            &text,
+            &format!("batchgate_backend_ejections_total{{queue=\"remote\",{endpoint}}}")
+        ),
+        Some(0.0)
+    );
+    assert_eq!(
+        common::sample(
+            &text,
+            &format!("batchgate_backend_in_flight_calls{{queue=\"remote\",{endpoint}}}")
+        ),
+        Some(0.0)
+    );
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn retries_back_off_and_are_counted() {
+    let flaky = start_backend(Fake {
+        fail_next: AtomicU32::new(2),
+        ..named("flaky")
+    });
+    let server = TestServer::start(config(&queue_config(
+        &[&flaky],
+        r#", retries = 2, eject_after = 100, retry_backoff = "100ms", retry_backoff_max = "150ms""#,
+    )))
+    .await;
+    let started = std::time::Instant::now();
+    let answers = by_id(send_stream(&server, vec![item("x", "y")]).await);
+    assert_eq!(
+        answers["x"].as_ref().expect("third call succeeds").payload,
+        b"Y"[..]
+    );
+    // Two waits of at least 100 ms before the second and third calls.
+    assert!(started.elapsed() >= Duration::from_millis(200));
+    assert_eq!(flaky.fake.calls.load(Ordering::SeqCst), 3);
+    let endpoint = format!("endpoint=\"{}\"", flaky.url());
+    let text = server.metrics_text().await;
+    assert_eq!(
+        common::sample(
+            &text,
+            &format!("batchgate_backend_retries_total{{queue=\"remote\",{endpoint}}}")
+        ),
+        Some(2.0)
+    );
+    assert_eq!(
+        common::sample(
+            &text,
+            &format!(
+                "batchgate_backend_calls_total{{queue=\"remote\",{endpoint},outcome=\"unavailable\"}}"
+            )
+        ),
+        Some(2.0)
+    );
+    server.shutdown().await;
+}
+
+#[tokio::test]
 async fn a_malformed_response_fails_exactly_the_affected_items() {
     let odd = start_backend(Fake {
         malformed: true,

@@ -23,6 +23,7 @@ use tonic::Status;
 pub use self::{echo::Echo, remote::Remote, sim::Sim};
 use crate::{
     config::{HandlerConfig, HandlerKind},
+    metrics::Metrics,
     queue::{Batch, ResultSink},
 };
 
@@ -54,13 +55,17 @@ pub trait Handler: Send + Sync + fmt::Debug + 'static {
 ///
 /// # Errors
 /// INVALID_ARGUMENT for a remote endpoint that cannot be used.
-pub fn build(queue: Arc<str>, config: &HandlerConfig) -> Result<Arc<dyn Handler>, Status> {
+pub fn build(
+    queue: Arc<str>,
+    config: &HandlerConfig,
+    metrics: Arc<Metrics>,
+) -> Result<Arc<dyn Handler>, Status> {
     Ok(match config.kind {
         HandlerKind::Echo => Arc::new(Echo),
         HandlerKind::Sim => Arc::new(Sim {
             base: config.base,
             per_item: config.per_item,
         }),
-        HandlerKind::Grpc | HandlerKind::Http => Arc::new(Remote::new(queue, config)?),
+        HandlerKind::Grpc | HandlerKind::Http => Arc::new(Remote::new(queue, config, metrics)?),
     })
 }

@@ -47,6 +47,15 @@ pub const QUEUE_DEPTH: &str = "batchgate_queue_depth";
 /// Batches being processed.
 pub const IN_FLIGHT_BATCHES: &str = "batchgate_in_flight_batches";
 
+/// Calls to a remote backend endpoint, by queue, endpoint and outcome.
+pub const BACKEND_CALLS_TOTAL: &str = "batchgate_backend_calls_total";
+/// Calls to an endpoint that failed for availability and were retried.
+pub const BACKEND_RETRIES_TOTAL: &str = "batchgate_backend_retries_total";
+/// Times an endpoint was ejected after failures in a row.
+pub const BACKEND_EJECTIONS_TOTAL: &str = "batchgate_backend_ejections_total";
+/// Batches (or parts of one) an endpoint is processing.
+pub const BACKEND_IN_FLIGHT: &str = "batchgate_backend_in_flight_calls";
+
 /// Histogram buckets for batch sizes: powers of two to 4096.
 const SIZE_BUCKETS: &[f64] = &[
     1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0, 1024.0, 2048.0, 4096.0,
@@ -136,8 +145,14 @@ impl Metrics {
             let name = metrics::KeyName::from_const_str(name);
             let help = SharedString::const_str(help);
             match name.as_str() {
-                ITEMS_TOTAL | BATCHES_TOTAL => recorder.describe_counter(name, Some(unit), help),
-                QUEUE_DEPTH | IN_FLIGHT_BATCHES => recorder.describe_gauge(name, Some(unit), help),
+                ITEMS_TOTAL
+                | BATCHES_TOTAL
+                | BACKEND_CALLS_TOTAL
+                | BACKEND_RETRIES_TOTAL
+                | BACKEND_EJECTIONS_TOTAL => recorder.describe_counter(name, Some(unit), help),
+                QUEUE_DEPTH | IN_FLIGHT_BATCHES | BACKEND_IN_FLIGHT => {
+                    recorder.describe_gauge(name, Some(unit), help)
+                }
                 _ => recorder.describe_histogram(name, Some(unit), help),
             }
         };
@@ -162,6 +177,26 @@ impl Metrics {
             IN_FLIGHT_BATCHES,
             Unit::Count,
             "Batches of the queue being processed by its handler.",
+        );
+        describe(
+            BACKEND_CALLS_TOTAL,
+            Unit::Count,
+            "Calls to a remote backend endpoint, by queue, endpoint and outcome (ok, rejected, unavailable, deadline).",
+        );
+        describe(
+            BACKEND_RETRIES_TOTAL,
+            Unit::Count,
+            "Calls to a remote backend endpoint that failed for availability and whose items were retried.",
+        );
+        describe(
+            BACKEND_EJECTIONS_TOTAL,
+            Unit::Count,
+            "Times a remote backend endpoint was ejected after eject_after failures in a row.",
+        );
+        describe(
+            BACKEND_IN_FLIGHT,
+            Unit::Count,
+            "Calls a remote backend endpoint is processing now.",
         );
         let handle = recorder.handle();
         Self {
@@ -210,6 +245,32 @@ impl Metrics {
             counts: Default::default(),
             batches_count: AtomicU64::new(0),
             recent: Mutex::default(),
+        }
+    }
+
+    /// Registers the handles of one remote endpoint of `queue`. Endpoint
+    /// addresses come from the config or the control plane, never from
+    /// data-plane clients.
+    pub fn endpoint(&self, queue: &str, address: &str) -> EndpointMetrics {
+        let meta = metrics::Metadata::new(module_path!(), metrics::Level::INFO, None);
+        let key = |name: &'static str, outcome: Option<&'static str>| {
+            let mut labels = vec![
+                Label::new("queue", queue.to_owned()),
+                Label::new("endpoint", address.to_owned()),
+            ];
+            if let Some(outcome) = outcome {
+                labels.push(Label::new("outcome", outcome));
+            }
+            Key::from_parts(name, labels)
+        };
+        let counter = |name, outcome| self.recorder.register_counter(&key(name, outcome), &meta);
+        EndpointMetrics {
+            calls: CallOutcome::ALL.map(|o| counter(BACKEND_CALLS_TOTAL, Some(o.as_str()))),
+            retries: counter(BACKEND_RETRIES_TOTAL, None),
+            ejections: counter(BACKEND_EJECTIONS_TOTAL, None),
+            in_flight: self
+                .recorder
+                .register_gauge(&key(BACKEND_IN_FLIGHT, None), &meta),
         }
     }
 
@@ -266,6 +327,63 @@ impl Metrics {
         let server = axum::serve(listener, app).with_graceful_shutdown(shutdown.cancelled_owned());
         let (served, ()) = tokio::join!(async { server.await }, upkeep_task);
         served
+    }
+}
+
+/// How a call to a remote endpoint ended; the `outcome` label of
+/// [`BACKEND_CALLS_TOTAL`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CallOutcome {
+    /// The backend answered.
+    Ok,
+    /// The backend refused the batch as a whole.
+    Rejected,
+    /// The endpoint could not serve it (connection, UNAVAILABLE, …).
+    Unavailable,
+    /// The call was cut at its deadline.
+    Deadline,
+}
+
+impl CallOutcome {
+    /// Every outcome, in the order of [`EndpointMetrics::calls`].
+    pub const ALL: [CallOutcome; 4] = [
+        CallOutcome::Ok,
+        CallOutcome::Rejected,
+        CallOutcome::Unavailable,
+        CallOutcome::Deadline,
+    ];
+
+    fn as_str(self) -> &'static str {
+        match self {
+            CallOutcome::Ok => "ok",
+            CallOutcome::Rejected => "rejected",
+            CallOutcome::Unavailable => "unavailable",
+            CallOutcome::Deadline => "deadline",
+        }
+    }
+}
+
+/// The pre-registered metric handles of one remote endpoint.
+#[derive(Debug)]
+pub struct EndpointMetrics {
+    /// [`BACKEND_CALLS_TOTAL`] by [`CallOutcome`].
+    calls: [Counter; 4],
+    /// [`BACKEND_RETRIES_TOTAL`].
+    pub retries: Counter,
+    /// [`BACKEND_EJECTIONS_TOTAL`].
+    pub ejections: Counter,
+    /// [`BACKEND_IN_FLIGHT`].
+    pub in_flight: Gauge,
+}
+
+impl EndpointMetrics {
+    /// Counts one call that ended with `outcome`.
+    pub fn call(&self, outcome: CallOutcome) {
+        let i = CallOutcome::ALL
+            .iter()
+            .position(|&o| o == outcome)
+            .unwrap_or_default();
+        self.calls[i].increment(1);
     }
 }
 

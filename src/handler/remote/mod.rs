@@ -5,8 +5,12 @@
 //! - the call could not be served (connection refused or reset, UNAVAILABLE,
 //!   RESOURCE_EXHAUSTED, ABORTED, HTTP 429/502/503/504): the endpoint is
 //!   charged a failure and the items still unanswered are retried on
-//!   another endpoint, up to `retries` times; then they fail UNAVAILABLE;
-//! - the deadline passed: the unanswered items fail DEADLINE_EXCEEDED;
+//!   another endpoint, up to `retries` times, after an exponential backoff
+//!   with jitter (`retry_backoff` doubling up to `retry_backoff_max`, never
+//!   past the deadline); then they fail UNAVAILABLE;
+//! - the deadline passed (tonic's own client-side cut included): the
+//!   unanswered items fail DEADLINE_EXCEEDED, never retried, and the
+//!   endpoint is not charged a failure (see [`EndpointPool::record`]);
 //! - the backend rejected the batch as a whole (any other status, HTTP 4xx
 //!   or 500): with `bisect`, the part is split in halves and each half is
 //!   sent on its own, down to single items, so a poison item fails alone;
@@ -23,6 +27,7 @@ mod pool;
 
 use std::{sync::Arc, time::Duration};
 
+use backon::{BackoffBuilder, ExponentialBuilder};
 use tokio::time::Instant;
 use tonic::{Code, Status};
 
@@ -30,6 +35,7 @@ pub use self::pool::{Endpoint, EndpointPool, Lease, PoolSettings};
 use super::{BoxFuture, Handler};
 use crate::{
     config::{HandlerConfig, HandlerKind},
+    metrics::{CallOutcome, Metrics},
     pb::backend_client::BackendClient,
     queue::{Batch, ItemOutput, ResultSink},
 };
@@ -102,6 +108,13 @@ pub(crate) enum CallError {
 impl CallError {
     /// Sorts a gRPC status from a backend call into the rules above.
     fn from_status(status: Status) -> Self {
+        // tonic's channel enforces the grpc-timeout it sends and reports
+        // the cut as CANCELLED "Timeout expired": that is our deadline.
+        if status.code() == Code::Cancelled
+            && status.message() == tonic::TimeoutExpired(()).to_string()
+        {
+            return CallError::Deadline(status);
+        }
         match status.code() {
             Code::Unavailable | Code::ResourceExhausted | Code::Aborted | Code::Cancelled => {
                 CallError::Retry(status)
@@ -155,6 +168,8 @@ pub struct Remote {
     bisect: bool,
     /// Longest call.
     timeout: Duration,
+    /// Waits between retries.
+    backoff: ExponentialBuilder,
     /// Use ProcessBatchStream (grpc).
     streaming: bool,
     /// Payloads are raw JSON (http).
@@ -167,7 +182,11 @@ impl Remote {
     ///
     /// # Errors
     /// INVALID_ARGUMENT for a bad endpoint.
-    pub fn new(queue: Arc<str>, config: &HandlerConfig) -> Result<Self, Status> {
+    pub fn new(
+        queue: Arc<str>,
+        config: &HandlerConfig,
+        metrics: Arc<Metrics>,
+    ) -> Result<Self, Status> {
         let pool = Arc::new(EndpointPool::new(
             queue,
             PoolSettings {
@@ -177,6 +196,7 @@ impl Remote {
                 eject_for: config.eject_for,
                 tls_ca_file: config.tls_ca_file.clone(),
             },
+            metrics,
         ));
         for address in &config.endpoints {
             pool.register(address, 0, None, true)?;
@@ -186,6 +206,12 @@ impl Remote {
             retries: config.retries,
             bisect: config.bisect,
             timeout: config.timeout,
+            backoff: ExponentialBuilder::new()
+                .with_min_delay(config.retry_backoff)
+                .with_max_delay(config.retry_backoff_max)
+                .with_factor(2.0)
+                .with_jitter()
+                .without_max_times(),
             streaming: config.streaming,
             json_payloads: config.json_payloads,
         })
@@ -206,6 +232,7 @@ impl Remote {
         Box::pin(async move {
             let mut tried: Vec<Arc<Endpoint>> = Vec::new();
             let mut retries_left = self.retries;
+            let mut backoff = self.backoff.build();
             loop {
                 let open: Vec<usize> = part.iter().copied().filter(|&i| sink.is_open(i)).collect();
                 if open.is_empty() {
@@ -234,7 +261,7 @@ impl Remote {
                 let result = self.call(&lease, &input, sink).await;
                 match result {
                     Ok(()) => {
-                        self.pool.succeeded(&lease.endpoint);
+                        self.pool.record(&lease.endpoint, CallOutcome::Ok);
                         let missing = Status::internal(format!(
                             "backend {} returned no result for this item",
                             lease.endpoint.address
@@ -242,7 +269,7 @@ impl Remote {
                         return fail(sink, &open, &missing);
                     }
                     Err(CallError::Retry(status)) => {
-                        self.pool.failed(&lease.endpoint);
+                        self.pool.record(&lease.endpoint, CallOutcome::Unavailable);
                         tracing::warn!(
                             batch = batch.id,
                             endpoint = %lease.endpoint.address,
@@ -260,9 +287,14 @@ impl Remote {
                             return fail(sink, &open, &status);
                         }
                         retries_left -= 1;
+                        self.pool.retried(&lease.endpoint);
+                        drop(lease);
+                        if let Some(wait) = backoff.next() {
+                            tokio::time::sleep_until((Instant::now() + wait).min(deadline)).await;
+                        }
                     }
                     Err(CallError::Deadline(status)) => {
-                        self.pool.failed(&lease.endpoint);
+                        self.pool.record(&lease.endpoint, CallOutcome::Deadline);
                         let status = Status::deadline_exceeded(format!(
                             "backend {} did not answer before the deadline: {}",
                             lease.endpoint.address,
@@ -271,7 +303,7 @@ impl Remote {
                         return fail(sink, &open, &status);
                     }
                     Err(CallError::Rejected(status)) => {
-                        self.pool.succeeded(&lease.endpoint);
+                        self.pool.record(&lease.endpoint, CallOutcome::Rejected);
                         drop(lease);
                         if self.bisect && open.len() > 1 {
                             let (left, right) = open.split_at(open.len() / 2);

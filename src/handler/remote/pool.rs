@@ -22,7 +22,11 @@ use tokio::{
 use tonic::Status;
 
 use super::Conn;
-use crate::{config::HandlerKind, pb};
+use crate::{
+    config::HandlerKind,
+    metrics::{CallOutcome, EndpointMetrics, Metrics},
+    pb,
+};
 
 /// One backend replica.
 #[derive(Debug)]
@@ -49,6 +53,8 @@ pub struct Endpoint {
     configured: bool,
     /// Deregistered or lease lapsed: no new batches.
     removed: AtomicBool,
+    /// Its Prometheus series.
+    metrics: EndpointMetrics,
 }
 
 impl Endpoint {
@@ -99,6 +105,7 @@ pub struct Lease {
 
 impl Drop for Lease {
     fn drop(&mut self) {
+        self.endpoint.metrics.in_flight.decrement(1.0);
         self.freed.notify_waiters();
     }
 }
@@ -131,17 +138,20 @@ pub struct EndpointPool {
     changed: Arc<Notify>,
     /// Connection pool shared by the http endpoints.
     http: reqwest::Client,
+    /// Where each endpoint's series are registered.
+    metrics: Arc<Metrics>,
 }
 
 impl EndpointPool {
     /// An empty pool.
-    pub fn new(queue: Arc<str>, settings: PoolSettings) -> Self {
+    pub fn new(queue: Arc<str>, settings: PoolSettings, metrics: Arc<Metrics>) -> Self {
         Self {
             queue,
             settings,
             endpoints: RwLock::default(),
             changed: Arc::new(Notify::new()),
             http: reqwest::Client::new(),
+            metrics,
         }
     }
 
@@ -194,6 +204,7 @@ impl EndpointPool {
             batches_failed: AtomicU64::new(0),
             configured,
             removed: AtomicBool::new(false),
+            metrics: self.metrics.endpoint(&self.queue, address),
         });
         let info = endpoint.info(now);
         endpoints.push(endpoint);
@@ -269,6 +280,7 @@ impl EndpointPool {
                     Some((e.clone(), permit))
                 });
             if let Some((endpoint, permit)) = best {
+                endpoint.metrics.in_flight.increment(1.0);
                 return Ok(Lease {
                     endpoint,
                     _permit: permit,
@@ -287,27 +299,44 @@ impl EndpointPool {
         }
     }
 
-    /// Counts a successful call.
-    pub fn succeeded(&self, endpoint: &Endpoint) {
-        endpoint.batches_ok.fetch_add(1, Ordering::Relaxed);
-        endpoint.failures_in_a_row.store(0, Ordering::Relaxed);
+    /// Records how a call to `endpoint` ended. An answer (even a rejection)
+    /// clears its failures in a row; a call that could not be served adds
+    /// one, and `eject_after` in a row eject it for `eject_for`. A call cut
+    /// by its deadline is counted but charged neither way: the deadline is
+    /// usually the items' own (a caller's short timeout), and charging it
+    /// would eject the only backend of a queue whose callers are impatient.
+    pub fn record(&self, endpoint: &Endpoint, outcome: CallOutcome) {
+        endpoint.metrics.call(outcome);
+        match outcome {
+            CallOutcome::Ok | CallOutcome::Rejected => {
+                endpoint.batches_ok.fetch_add(1, Ordering::Relaxed);
+                endpoint.failures_in_a_row.store(0, Ordering::Relaxed);
+            }
+            CallOutcome::Deadline => {
+                endpoint.batches_failed.fetch_add(1, Ordering::Relaxed);
+            }
+            CallOutcome::Unavailable => {
+                endpoint.batches_failed.fetch_add(1, Ordering::Relaxed);
+                let in_a_row = endpoint.failures_in_a_row.fetch_add(1, Ordering::Relaxed) + 1;
+                if in_a_row >= self.settings.eject_after {
+                    endpoint.failures_in_a_row.store(0, Ordering::Relaxed);
+                    *Endpoint::lock(&endpoint.ejected_until) =
+                        Some(Instant::now() + self.settings.eject_for);
+                    endpoint.metrics.ejections.increment(1);
+                    tracing::warn!(
+                        queue = %self.queue,
+                        address = %endpoint.address,
+                        eject_for = ?self.settings.eject_for,
+                        "endpoint ejected after repeated failures"
+                    );
+                }
+            }
+        }
     }
 
-    /// Counts a failed call; ejects the endpoint after `eject_after` in a row.
-    pub fn failed(&self, endpoint: &Endpoint) {
-        endpoint.batches_failed.fetch_add(1, Ordering::Relaxed);
-        let in_a_row = endpoint.failures_in_a_row.fetch_add(1, Ordering::Relaxed) + 1;
-        if in_a_row >= self.settings.eject_after {
-            endpoint.failures_in_a_row.store(0, Ordering::Relaxed);
-            *Endpoint::lock(&endpoint.ejected_until) =
-                Some(Instant::now() + self.settings.eject_for);
-            tracing::warn!(
-                queue = %self.queue,
-                address = %endpoint.address,
-                eject_for = ?self.settings.eject_for,
-                "endpoint ejected after repeated failures"
-            );
-        }
+    /// Counts a retry caused by a failed call to `endpoint`.
+    pub fn retried(&self, endpoint: &Endpoint) {
+        endpoint.metrics.retries.increment(1);
     }
 
     /// Drops endpoints whose lease lapsed.
@@ -355,6 +384,7 @@ mod tests {
                 eject_for: Duration::from_secs(5),
                 tls_ca_file: None,
             },
+            Arc::new(Metrics::new()),
         )
     }
 
@@ -403,8 +433,8 @@ mod tests {
         assert_eq!(waited.code(), tonic::Code::DeadlineExceeded);
         let endpoint = lease.endpoint.clone();
         drop(lease);
-        pool.failed(&endpoint);
-        pool.failed(&endpoint);
+        pool.record(&endpoint, CallOutcome::Unavailable);
+        pool.record(&endpoint, CallOutcome::Unavailable);
         let ejected = pool
             .acquire(&[], Instant::now() + Duration::from_secs(1))
             .await
@@ -418,5 +448,33 @@ mod tests {
                 .is_ok(),
             "back after the ejection period"
         );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn deadlines_are_not_held_against_an_endpoint() {
+        let pool = pool();
+        pool.register("http://127.0.0.1:1", 0, None, true).unwrap();
+        let endpoint = pool
+            .acquire(&[], Instant::now() + Duration::from_secs(1))
+            .await
+            .unwrap()
+            .endpoint
+            .clone();
+        for _ in 0..10 {
+            pool.record(&endpoint, CallOutcome::Deadline);
+        }
+        assert!(
+            pool.acquire(&[], Instant::now() + Duration::from_secs(1))
+                .await
+                .is_ok(),
+            "ten deadlines in a row do not eject"
+        );
+        let info = &pool.list()[0];
+        assert_eq!((info.ejected_for_ms, info.batches_failed), (0, 10));
+        // Nor do they break a run of availability failures.
+        pool.record(&endpoint, CallOutcome::Unavailable);
+        pool.record(&endpoint, CallOutcome::Deadline);
+        pool.record(&endpoint, CallOutcome::Unavailable);
+        assert!(pool.list()[0].ejected_for_ms > 4_000);
     }
 }
