@@ -13,7 +13,10 @@ use batchgate::{
     handler::{BoxFuture, Handler},
     metrics::Metrics,
     pb,
-    queue::{Batch, Item, ItemOutput, Policy, QueueHandle, QueueSpec, Reply, ResultSink, Trigger},
+    queue::{
+        Batch, Command, Item, ItemOutput, Policy, QueueHandle, QueueSpec, Reply, ResultSink,
+        Trigger,
+    },
 };
 use bytes::Bytes;
 use tokio::{
@@ -571,6 +574,67 @@ async fn a_cancelled_item_leaves_before_dispatch() {
     assert_eq!(ok(a).await.batch.unwrap().batch_size, 2);
     ok(c).await;
     assert_eq!(q.metric("cancelled"), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn cancelled_items_leave_a_held_queue_within_100_ms() {
+    let held = [
+        (
+            "manual",
+            Policy {
+                mode: Mode::Manual,
+                ..policy()
+            },
+            false,
+        ),
+        (
+            "min_batch_size",
+            Policy {
+                min_batch_size: 4,
+                ..policy()
+            },
+            false,
+        ),
+        ("paused", policy(), true),
+    ];
+    for (what, policy, pause) in held {
+        let mut q = start(policy, false, Answer::Echo);
+        if pause {
+            q.handle.control(Command::Pause).await.unwrap();
+        }
+        let live = q.submit("live").await;
+        drop(q.submit_all(names("gone", 2)).await);
+        q.settle().await;
+        sleep(Duration::from_millis(100)).await;
+        let stats = q.handle.stats().await.unwrap();
+        assert_eq!(stats.depth, 1, "{what}: the two cancelled items left");
+        assert_eq!(q.metric("cancelled"), 2, "{what}");
+        q.assert_no_batch();
+        assert_eq!(
+            q.handle.flush().await.unwrap(),
+            1,
+            "{what}: flush counts live items"
+        );
+        assert_eq!(q.next_batch().await.payloads, ["live"], "{what}");
+        ok(live).await;
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn flush_counts_only_live_items_even_right_after_a_cancel() {
+    let mut q = start(
+        Policy {
+            mode: Mode::Manual,
+            ..policy()
+        },
+        false,
+        Answer::Echo,
+    );
+    let live = q.submit("live").await;
+    drop(q.submit("gone").await);
+    assert_eq!(q.handle.flush().await.unwrap(), 1);
+    assert_eq!(q.next_batch().await.payloads, ["live"]);
+    ok(live).await;
 }
 
 #[tokio::test(start_paused = true)]

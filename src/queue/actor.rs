@@ -9,7 +9,9 @@
 //! full batch is pending), expires items whose deadline passed, dispatches
 //! as many batches as the policy and `max_in_flight_batches` allow, and arms
 //! its single timer for the next moment something is due: the oldest item's
-//! `max_delay` or the earliest item deadline. An empty queue arms no timer.
+//! `max_delay`, the earliest item deadline, or the next look for items
+//! whose callers went away ([`GONE_SWEEP_EVERY`] while anything is
+//! pending, so a held queue sheds them too). An empty queue arms no timer.
 //! While a batch is still filling it yields once before dispatching, so the
 //! submitters that are ready run first and their items arrive in one turn
 //! rather than one wake-up each.
@@ -89,6 +91,12 @@ pub struct ActorStats {
 const MAX_COMMANDS_PER_TURN: usize = 256;
 /// Least time between two sweeps of a full queue for cancelled items.
 const FULL_SWEEP_EVERY: Duration = Duration::from_millis(10);
+/// How often a queue holding items looks for those whose caller went away
+/// (a client that cancelled or disconnected), so they leave the depth, the
+/// memory and the next flush within this time even in a paused, manual or
+/// `min_batch_size`-held queue. A look walks the pending items without
+/// moving them: about a millisecond per million.
+pub const GONE_SWEEP_EVERY: Duration = Duration::from_millis(50);
 
 /// What a queue actor is built from.
 #[derive(Debug)]
@@ -148,6 +156,9 @@ struct Actor {
     last_full_sweep: Option<Instant>,
     /// Item commands taken since room was last given back.
     taken_items: usize,
+    /// When to look next for items whose caller went away (set while
+    /// anything is pending).
+    next_gone_sweep: Option<Instant>,
 }
 
 /// Runs a queue actor until it has drained (after `Drain`, or when every
@@ -165,6 +176,7 @@ pub async fn run(parts: ActorParts) {
         next_expiry: None,
         last_full_sweep: None,
         taken_items: 0,
+        next_gone_sweep: None,
     };
     actor.run().await;
 }
@@ -188,6 +200,9 @@ impl Actor {
             let now = Instant::now();
             if self.next_expiry.is_some_and(|at| at <= now) {
                 self.sweep(now);
+            }
+            if self.next_gone_sweep.is_some_and(|at| at <= now) {
+                self.drop_gone();
             }
             let delay_due = self.dispatch_ready(now);
             // Gauges only when they change: a set costs a clock read.
@@ -219,10 +234,15 @@ impl Actor {
                 precise_wait = None;
                 precise_for = None;
             }
-            let wake = match (coarse_delay, self.next_expiry) {
-                (Some(a), Some(b)) => Some(a.min(b)),
-                (a, b) => a.or(b),
+            self.next_gone_sweep = match self.next_gone_sweep {
+                _ if self.pending.is_empty() => None,
+                None => Some(now + GONE_SWEEP_EVERY),
+                at => at,
             };
+            let wake = [coarse_delay, self.next_expiry, self.next_gone_sweep]
+                .into_iter()
+                .flatten()
+                .min();
             if wake != armed {
                 if let Some(at) = wake {
                     timer.as_mut().reset(at);
@@ -316,6 +336,8 @@ impl Actor {
                 }
             }
             Command::Flush(reply) => {
+                // Only live items count, and only they are flushed.
+                self.sweep(now);
                 self.flush_left = self.pending.len();
                 let _ = reply.send(self.flush_left);
             }
@@ -548,6 +570,14 @@ impl Actor {
         });
         self.next_expiry = self.pending.earliest_deadline();
         self.count_dropped(cancelled, expired);
+    }
+
+    /// Drops the items whose caller went away; the next look is
+    /// [`GONE_SWEEP_EVERY`] later.
+    fn drop_gone(&mut self) {
+        self.next_gone_sweep = None;
+        let dropped = self.pending.drop_gone(|w| w.reply.is_gone());
+        self.count_dropped(dropped as u64, 0);
     }
 
     fn expire(&self, w: Waiting, now: Instant) {
