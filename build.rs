@@ -39,7 +39,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             "#[derive(serde::Serialize)]",
         );
     }
+    // Undecodable messages are INVALID_ARGUMENT, not prost's INTERNAL.
     builder
+        .codec_path("crate::codec::ProtoCodec")
         .file_descriptor_set_path(out_dir.join("batchgate_descriptor.bin"))
         .compile_with_config(config, &protos, &["proto"])?;
     Ok(())

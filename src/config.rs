@@ -510,7 +510,7 @@ pub fn validate_queue_name(name: &str) -> Result<(), ConfigError> {
         .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
     if name.is_empty() || name.len() > MAX_QUEUE_NAME || !ok_chars {
         return Err(invalid(
-            format!("queues.{name:?}"),
+            format!("queues.{}", crate::error::quoted(name)),
             format!("name must be 1..={MAX_QUEUE_NAME} characters of A-Z a-z 0-9 _ - ."),
         ));
     }

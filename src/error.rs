@@ -12,8 +12,9 @@ use tonic::Status;
 /// A reason the service refuses an item before any handler saw it.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum Refusal {
-    /// No queue of that name is configured.
-    #[error("queue {0:?} not found")]
+    /// No queue of that name is configured. Only the start of a long name
+    /// is quoted, so the message stays within gRPC's metadata limits.
+    #[error("queue {} not found", quoted(.0))]
     UnknownQueue(String),
     /// A stream item came without an id, so its answer could not be matched.
     #[error("stream item has an empty id")]
@@ -41,6 +42,9 @@ pub enum Refusal {
     /// The queue no longer accepts items (it drains or is gone).
     #[error("queue {0:?} is draining and accepts no new items")]
     Draining(String),
+    /// The queue was deleted with `force` while the item waited.
+    #[error("queue {0:?} was deleted (force) before the item was dispatched")]
+    Deleted(String),
     /// The server is shutting down.
     #[error("server is shutting down")]
     ShuttingDown,
@@ -59,11 +63,29 @@ impl From<Refusal> for Status {
             }
             Refusal::QueueFull { .. } => Status::resource_exhausted(message),
             Refusal::Expired { .. } => Status::deadline_exceeded(message),
-            Refusal::Draining(_) | Refusal::ShuttingDown | Refusal::Aborted => {
-                Status::unavailable(message)
-            }
+            Refusal::Draining(_)
+            | Refusal::Deleted(_)
+            | Refusal::ShuttingDown
+            | Refusal::Aborted => Status::unavailable(message),
         }
     }
+}
+
+/// Longest part of a client-supplied name quoted in a message.
+const QUOTED_MAX: usize = 64;
+
+/// `name` in quotes, cut to its first [`QUOTED_MAX`] bytes (on a character
+/// boundary) with its full length said, so a huge name cannot blow up a
+/// status message.
+pub fn quoted(name: &str) -> String {
+    if name.len() <= QUOTED_MAX {
+        return format!("{name:?}");
+    }
+    let mut end = QUOTED_MAX;
+    while !name.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{:?}… ({} bytes)", &name[..end], name.len())
 }
 
 impl From<crate::registry::RegistryError> for Status {
@@ -110,5 +132,17 @@ mod tests {
         for (refusal, code) in cases {
             assert_eq!(Status::from(refusal).code(), code);
         }
+    }
+
+    #[test]
+    fn long_names_are_cut_in_messages() {
+        let long = "é".repeat(1 << 19);
+        let message = Refusal::UnknownQueue(long).to_string();
+        assert!(message.len() < 120, "{message}");
+        assert!(
+            message.ends_with("… (1048576 bytes) not found"),
+            "{message}"
+        );
+        assert_eq!(quoted("echo"), "\"echo\"");
     }
 }

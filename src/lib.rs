@@ -30,7 +30,7 @@
 //! - [`tls`]: certificates from files for servers, backends and the CLI.
 //! - [`cli`]: the command line, server and client.
 //! - [`bench`]: the load generator, the no-batching baseline, charts.
-//! - [`pb`]: the generated protobuf code.
+//! - [`pb`]: the generated protobuf code; [`codec`]: its codec.
 //!
 //! # Guarantees
 //! Every accepted item gets exactly one answer: its [`queue::Reply`] is
@@ -41,6 +41,7 @@ pub mod api;
 pub mod app;
 pub mod bench;
 pub mod cli;
+pub mod codec;
 pub mod config;
 pub mod control;
 pub mod error;

@@ -13,7 +13,7 @@ use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use crate::{
     config::{ConfigError, QueueConfig, validate_queue_name},
     handler::{self, Handler, remote::EndpointPool},
-    metrics::{Metrics, QueueMetrics},
+    metrics::{Metrics, Outcome, QueueMetrics},
     queue::{Command, Policy, QueueHandle, QueueSpec, timer::PreciseTimer},
 };
 
@@ -24,7 +24,7 @@ pub enum RegistryError {
     #[error("queue {0:?} already exists")]
     Exists(String),
     /// No queue has that name.
-    #[error("queue {0:?} not found")]
+    #[error("queue {} not found", crate::error::quoted(.0))]
     NotFound(String),
     /// The queue's config is invalid.
     #[error(transparent)]
@@ -72,6 +72,9 @@ pub struct Registry {
     abort: CancellationToken,
     /// Sub-millisecond `max_delay` wake-ups shared by every queue.
     precise: Option<Arc<PreciseTimer>>,
+    /// The metrics of the queues [`Registry::drain_all`] took away, so
+    /// items refused during shutdown are still counted for their queue.
+    drained: RwLock<HashMap<Arc<str>, Arc<QueueMetrics>>>,
 }
 
 impl Registry {
@@ -84,6 +87,7 @@ impl Registry {
             metrics,
             batch_ids: Arc::new(AtomicU64::new(1)),
             abort,
+            drained: RwLock::default(),
             precise: match PreciseTimer::start() {
                 Ok(timer) => Some(Arc::new(timer)),
                 Err(e) => {
@@ -141,6 +145,23 @@ impl Registry {
     /// The queue of that name, if it exists (the data plane's lookup).
     pub fn get(&self, name: &str) -> Option<QueueHandle> {
         self.read().get(name).map(|e| e.handle.clone())
+    }
+
+    /// Counts `n` items refused on the way to queue `name` (e.g. at
+    /// shutdown) as `rejected`, if such a queue exists or was drained.
+    pub fn count_rejected(&self, name: &str, n: u64) {
+        let metrics = match self.read().get(name) {
+            Some(entry) => Some(entry.metrics.clone()),
+            None => self
+                .drained
+                .read()
+                .unwrap_or_else(PoisonError::into_inner)
+                .get(name)
+                .cloned(),
+        };
+        if let Some(metrics) = metrics {
+            metrics.items(Outcome::Rejected, n);
+        }
     }
 
     /// Everything about one queue.
@@ -223,11 +244,18 @@ impl Registry {
     /// are dispatched and in-flight batches finish (or are abandoned when the
     /// abort token fires).
     pub async fn drain_all(&self) {
-        let handles: Vec<QueueHandle> =
-            std::mem::take(&mut *self.queues.write().unwrap_or_else(PoisonError::into_inner))
-                .into_values()
-                .map(|e| e.handle)
-                .collect();
+        let entries =
+            std::mem::take(&mut *self.queues.write().unwrap_or_else(PoisonError::into_inner));
+        let handles: Vec<QueueHandle> = {
+            let mut drained = self.drained.write().unwrap_or_else(PoisonError::into_inner);
+            entries
+                .into_iter()
+                .map(|(name, e)| {
+                    drained.insert(name, e.metrics);
+                    e.handle
+                })
+                .collect()
+        };
         for handle in &handles {
             handle.drain().await;
         }

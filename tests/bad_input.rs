@@ -51,6 +51,89 @@ async fn unknown_queue_is_not_found() {
 }
 
 #[tokio::test]
+async fn a_huge_unknown_queue_name_is_not_found_with_a_short_message() {
+    let server = TestServer::start(config("[queues.echo]\n")).await;
+    let name = "q".repeat(1 << 20);
+    let (code, message) = submit_code(&server, request(&name, b"x")).await;
+    assert_eq!(code, Code::NotFound, "{message:.200}");
+    assert!(
+        message.ends_with("… (1048576 bytes) not found"),
+        "{message:.200}"
+    );
+    assert!(message.len() < 200, "{message:.200}");
+}
+
+/// Sends raw bytes as the request message, so a test can send what is not
+/// protobuf.
+#[derive(Debug, Clone, Default)]
+struct RawCodec;
+
+impl tonic::codec::Codec for RawCodec {
+    type Encode = Vec<u8>;
+    type Decode = Vec<u8>;
+    type Encoder = RawCodec;
+    type Decoder = RawCodec;
+    fn encoder(&mut self) -> RawCodec {
+        RawCodec
+    }
+    fn decoder(&mut self) -> RawCodec {
+        RawCodec
+    }
+}
+
+impl tonic::codec::Encoder for RawCodec {
+    type Item = Vec<u8>;
+    type Error = tonic::Status;
+    fn encode(
+        &mut self,
+        item: Vec<u8>,
+        dst: &mut tonic::codec::EncodeBuf<'_>,
+    ) -> Result<(), tonic::Status> {
+        bytes::BufMut::put_slice(dst, &item);
+        Ok(())
+    }
+}
+
+impl tonic::codec::Decoder for RawCodec {
+    type Item = Vec<u8>;
+    type Error = tonic::Status;
+    fn decode(
+        &mut self,
+        src: &mut tonic::codec::DecodeBuf<'_>,
+    ) -> Result<Option<Vec<u8>>, tonic::Status> {
+        let n = bytes::Buf::remaining(src);
+        Ok(Some(bytes::Buf::copy_to_bytes(src, n).to_vec()))
+    }
+}
+
+#[tokio::test]
+async fn a_malformed_protobuf_body_is_invalid_argument() {
+    let server = server().await;
+    let mut grpc = tonic::client::Grpc::new(server.channel().await);
+    grpc.ready().await.unwrap();
+    // Field 1 (queue) announced as 100 bytes long, then the body ends.
+    let garbage = vec![0x0a, 100, b'e'];
+    let status = grpc
+        .unary(
+            tonic::Request::new(garbage),
+            "/batchgate.v1.Batcher/Submit".parse().unwrap(),
+            RawCodec,
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+    assert!(
+        status.message().starts_with("malformed protobuf message"),
+        "{status:?}"
+    );
+    // The server lives on.
+    assert_eq!(
+        submit_code(&server, request("echo", b"x")).await.0,
+        Code::Ok
+    );
+}
+
+#[tokio::test]
 async fn oversized_payload_is_invalid_argument() {
     let server = server().await;
     let (code, message) = submit_code(&server, request("echo", [7; 17])).await;

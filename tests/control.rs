@@ -225,7 +225,12 @@ async fn drain_and_delete() {
         .unwrap()
         .into_inner();
     assert_eq!(deleted.dropped, 1);
-    assert_eq!(doomed.await.unwrap().unwrap_err().code(), Code::Unavailable);
+    let refused = doomed.await.unwrap().unwrap_err();
+    assert_eq!(refused.code(), Code::Unavailable);
+    assert_eq!(
+        refused.message(),
+        "queue \"doomed\" was deleted (force) before the item was dispatched"
+    );
 
     // Plain delete: the name is gone at once.
     ctl.delete_queue(pb::DeleteQueueRequest {

@@ -172,6 +172,13 @@ async fn shutdown_reports_not_serving_refuses_new_items_and_finishes_in_flight()
     let refused = c.submit(request("slow", "late")).await.unwrap_err();
     assert_eq!(refused.code(), Code::Unavailable);
     assert_eq!(refused.message(), "server is shutting down");
+    assert_eq!(
+        server
+            .metric("batchgate_items_total{queue=\"slow\",outcome=\"rejected\"}")
+            .await,
+        1.0,
+        "an item refused at shutdown is counted"
+    );
 
     let finished = in_flight
         .await

@@ -32,8 +32,11 @@ impl ApiState {
     /// # Errors
     /// [`Refusal::ShuttingDown`] once shutdown began,
     /// [`Refusal::UnknownQueue`] for a name no queue has.
+    /// An item refused for shutdown is counted `rejected` in its queue's
+    /// `batchgate_items_total`.
     pub fn queue(&self, name: &str) -> Result<QueueHandle, Refusal> {
         if self.stop_accepting.is_triggered() {
+            self.registry.count_rejected(name, 1);
             return Err(Refusal::ShuttingDown);
         }
         self.registry

@@ -57,8 +57,8 @@ pub enum Command {
     /// answers with the number of items that were pending.
     Flush(oneshot::Sender<usize>),
     /// Refuse new items, dispatch everything pending, finish in-flight
-    /// batches, then stop. With `force`, pending items are answered
-    /// UNAVAILABLE instead of dispatched; `dropped` learns how many.
+    /// batches, then stop. With `force` (a forced delete), pending items
+    /// are answered UNAVAILABLE (queue deleted) instead of dispatched; `dropped` learns how many.
     Drain {
         force: bool,
         dropped: Option<oneshot::Sender<u64>>,
@@ -346,7 +346,7 @@ impl Actor {
                 let mut n = 0;
                 if force {
                     n = self.pending.len() as u64;
-                    let status = Status::from(Refusal::Draining(self.parts.name.to_string()));
+                    let status = Status::from(Refusal::Deleted(self.parts.name.to_string()));
                     for w in self.pending.take_all() {
                         w.reply.err(status.clone(), None);
                     }
