@@ -88,14 +88,18 @@ impl Listeners {
                 })
         };
         Ok(Self {
-            grpc: bind("cannot bind grpc_addr", config.server.grpc_addr).await?,
-            metrics: bind("cannot bind metrics_addr", config.server.metrics_addr).await?,
+            grpc: bind("server.grpc_addr: cannot bind", config.server.grpc_addr).await?,
+            metrics: bind(
+                "server.metrics_addr: cannot bind",
+                config.server.metrics_addr,
+            )
+            .await?,
             control: match config.server.control_addr {
-                Some(addr) => Some(bind("cannot bind control_addr", addr).await?),
+                Some(addr) => Some(bind("server.control_addr: cannot bind", addr).await?),
                 None => None,
             },
             health: match config.server.health_addr {
-                Some(addr) => Some(bind("cannot bind health_addr", addr).await?),
+                Some(addr) => Some(bind("server.health_addr: cannot bind", addr).await?),
                 None => None,
             },
         })
@@ -151,7 +155,11 @@ pub async fn run(
     };
     let metrics = Arc::new(Metrics::new());
     let abort = CancellationToken::new();
-    let registry = Arc::new(Registry::new(metrics.clone(), abort.clone()));
+    let registry = Arc::new(Registry::new(
+        metrics.clone(),
+        abort.clone(),
+        config.server.max_message_bytes,
+    ));
     for (name, queue) in &config.queues {
         registry.create(name, queue)?;
     }

@@ -320,15 +320,54 @@ impl HandlerConfig {
     /// # Errors
     /// [`ConfigError::Invalid`] naming the first bad field.
     pub fn validate(&self, path: &str) -> Result<(), ConfigError> {
+        let field = |name: &str| format!("{path}.{name}");
+        if self.kind == HandlerKind::Sim {
+            duration_at_most(&field("base"), self.base, limits::MAX_SHORT)?;
+            duration_at_most(&field("per_item"), self.per_item, limits::MAX_SHORT)?;
+        }
         if !self.kind.is_remote() {
             return Ok(());
         }
         if self.max_in_flight == 0 {
-            return Err(invalid(format!("{path}.max_in_flight"), "must be ≥ 1"));
+            return Err(invalid(field("max_in_flight"), "must be ≥ 1"));
         }
+        at_most(
+            &field("max_in_flight"),
+            self.max_in_flight,
+            limits::MAX_IN_FLIGHT,
+            "",
+        )?;
         if self.timeout.is_zero() {
-            return Err(invalid(format!("{path}.timeout"), "must be > 0"));
+            return Err(invalid(field("timeout"), "must be > 0"));
         }
+        duration_at_most(&field("timeout"), self.timeout, limits::MAX_TIMEOUT)?;
+        at_most(&field("retries"), self.retries, limits::MAX_RETRIES, "")?;
+        duration_at_most(
+            &field("retry_backoff"),
+            self.retry_backoff,
+            limits::MAX_SHORT,
+        )?;
+        duration_at_most(
+            &field("retry_backoff_max"),
+            self.retry_backoff_max,
+            limits::MAX_SHORT,
+        )?;
+        if self.retry_backoff > self.retry_backoff_max {
+            return Err(invalid(
+                field("retry_backoff"),
+                "must be ≤ retry_backoff_max",
+            ));
+        }
+        if self.eject_after == 0 {
+            return Err(invalid(field("eject_after"), "must be ≥ 1"));
+        }
+        at_most(
+            &field("eject_after"),
+            self.eject_after,
+            limits::MAX_EJECT_AFTER,
+            "",
+        )?;
+        duration_at_most(&field("eject_for"), self.eject_for, limits::MAX_TIMEOUT)?;
         for (i, endpoint) in self.endpoints.iter().enumerate() {
             validate_endpoint(endpoint)
                 .map_err(|problem| invalid(format!("{path}.endpoints[{i}]"), problem))?;
@@ -372,6 +411,60 @@ fn invalid(field: impl fmt::Display, problem: impl Into<String>) -> ConfigError 
         field: field.to_string(),
         problem: problem.into(),
     }
+}
+
+/// Upper bounds of the numeric fields: generous for any real deployment,
+/// small enough that no arithmetic on them overflows (a duration added to
+/// the clock, a count of items held in memory).
+pub mod limits {
+    use std::time::Duration;
+
+    /// `max_delay`.
+    pub const MAX_DELAY: Duration = Duration::from_secs(3600);
+    /// `item_timeout`, a handler's `timeout`, `eject_for`.
+    pub const MAX_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
+    /// `shutdown_grace`, `retry_backoff`, `retry_backoff_max`, sim `base`
+    /// and `per_item`.
+    pub const MAX_SHORT: Duration = Duration::from_secs(3600);
+    /// `max_queue_items`.
+    pub const MAX_QUEUE_ITEMS: usize = 10_000_000;
+    /// `max_batch_size`.
+    pub const MAX_BATCH_SIZE: usize = 1_000_000;
+    /// `max_in_flight_batches` and a handler's `max_in_flight`.
+    pub const MAX_IN_FLIGHT: usize = 1024;
+    /// A handler's `retries`.
+    pub const MAX_RETRIES: u32 = 100;
+    /// A handler's `eject_after`.
+    pub const MAX_EJECT_AFTER: u32 = 10_000;
+    /// `server.stream_window`.
+    pub const MAX_STREAM_WINDOW: usize = 1 << 20;
+    /// `server.max_message_bytes`.
+    pub const MAX_MESSAGE_BYTES: usize = 1 << 30;
+}
+
+/// Checks `value <= max` for field `field`.
+fn at_most<T: PartialOrd + fmt::Debug>(
+    field: &str,
+    value: T,
+    max: T,
+    unit: &str,
+) -> Result<(), ConfigError> {
+    if value > max {
+        return Err(invalid(field, format!("must be ≤ {max:?}{unit}")));
+    }
+    Ok(())
+}
+
+/// Checks that a duration is at most `max`, printing it as the config
+/// writes durations.
+fn duration_at_most(field: &str, value: Duration, max: Duration) -> Result<(), ConfigError> {
+    if value > max {
+        return Err(invalid(
+            field,
+            format!("must be ≤ {}", humantime::format_duration(max)),
+        ));
+    }
+    Ok(())
 }
 
 /// Longest queue name; names are metric label values, so they stay short.
@@ -432,6 +525,19 @@ impl Config {
         if s.stream_window == 0 {
             return Err(invalid("server.stream_window", "must be ≥ 1"));
         }
+        at_most(
+            "server.stream_window",
+            s.stream_window,
+            limits::MAX_STREAM_WINDOW,
+            "",
+        )?;
+        at_most(
+            "server.max_message_bytes",
+            s.max_message_bytes,
+            limits::MAX_MESSAGE_BYTES,
+            " bytes",
+        )?;
+        duration_at_most("server.shutdown_grace", s.shutdown_grace, limits::MAX_SHORT)?;
         if !(MIN_HTTP2_WINDOW..=MAX_HTTP2_WINDOW).contains(&s.http2_stream_window) {
             return Err(invalid(
                 "server.http2_stream_window",
@@ -467,10 +573,63 @@ impl Config {
         }
         for (name, queue) in &self.queues {
             validate_queue_name(name)?;
-            queue.validate(&format!("queues.{name}"))?;
+            queue.validate(&format!("queues.{name}"), s.max_message_bytes)?;
         }
         Ok(())
     }
+}
+
+impl Config {
+    /// Checks that every file the configuration names can be read and
+    /// holds what it should (a PEM block, a non-empty token), so a
+    /// missing certificate or token file stops the server before it binds
+    /// a port, naming the field.
+    ///
+    /// # Errors
+    /// [`ConfigError::Invalid`] naming the field of the first bad file.
+    pub fn check_files(&self) -> Result<(), ConfigError> {
+        let s = &self.server;
+        if let Some(tls) = &s.tls {
+            check_pem("server.tls.cert_file", &tls.cert_file)?;
+            check_pem("server.tls.key_file", &tls.key_file)?;
+            if let Some(ca) = &tls.client_ca_file {
+                check_pem("server.tls.client_ca_file", ca)?;
+            }
+        }
+        let token_from_env = std::env::var(ENV_CONTROL_TOKEN).is_ok_and(|t| !t.trim().is_empty());
+        if let Some(path) = &s.control_token_file
+            && !token_from_env
+        {
+            let token = read_file("server.control_token_file", path)?;
+            if String::from_utf8_lossy(&token).trim().is_empty() {
+                return Err(invalid(
+                    "server.control_token_file",
+                    format!("{} is empty", path.display()),
+                ));
+            }
+        }
+        for (name, queue) in &self.queues {
+            if let Some(ca) = &queue.handler.tls_ca_file {
+                check_pem(&format!("queues.{name}.handler.tls_ca_file"), ca)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+fn read_file(field: &str, path: &Path) -> Result<Vec<u8>, ConfigError> {
+    std::fs::read(path).map_err(|e| invalid(field, format!("cannot read {}: {e}", path.display())))
+}
+
+fn check_pem(field: &str, path: &Path) -> Result<(), ConfigError> {
+    let text = read_file(field, path)?;
+    if !String::from_utf8_lossy(&text).contains("-----BEGIN ") {
+        return Err(invalid(
+            field,
+            format!("{} holds no PEM block (-----BEGIN …)", path.display()),
+        ));
+    }
+    Ok(())
 }
 
 /// The variable that carries the control-plane token.
@@ -491,12 +650,12 @@ impl ServerConfig {
         let Some(path) = &self.control_token_file else {
             return Ok(None);
         };
-        std::fs::read_to_string(path)
-            .map(Some)
-            .map_err(|e| ConfigError::Read {
-                path: path.display().to_string(),
-                reason: e.to_string(),
-            })
+        std::fs::read_to_string(path).map(Some).map_err(|e| {
+            invalid(
+                "server.control_token_file",
+                format!("cannot read {}: {e}", path.display()),
+            )
+        })
     }
 }
 
@@ -518,18 +677,43 @@ pub fn validate_queue_name(name: &str) -> Result<(), ConfigError> {
 }
 
 impl QueueConfig {
-    /// Checks this queue's values; `path` prefixes the field names.
+    /// Checks this queue's values; `path` prefixes the field names and
+    /// `max_message_bytes` is the server's `max_message_bytes`.
     ///
     /// # Errors
     /// [`ConfigError::Invalid`] naming the first bad field.
-    pub fn validate(&self, path: &str) -> Result<(), ConfigError> {
+    pub fn validate(&self, path: &str, max_message_bytes: usize) -> Result<(), ConfigError> {
         let field = |name: &str| format!("{path}.{name}");
         if self.max_batch_size == 0 {
             return Err(invalid(field("max_batch_size"), "must be ≥ 1"));
         }
+        at_most(
+            &field("max_batch_size"),
+            self.max_batch_size,
+            limits::MAX_BATCH_SIZE,
+            "",
+        )?;
+        if self.max_batch_size > self.max_queue_items {
+            return Err(invalid(
+                field("max_batch_size"),
+                format!(
+                    "must be ≤ max_queue_items ({}): a batch that size could never fill",
+                    self.max_queue_items
+                ),
+            ));
+        }
         if self.max_batch_bytes == 0 {
             return Err(invalid(field("max_batch_bytes"), "must be ≥ 1"));
         }
+        if self.max_batch_bytes > max_message_bytes {
+            return Err(invalid(
+                field("max_batch_bytes"),
+                format!(
+                    "must be ≤ server.max_message_bytes ({max_message_bytes}): a batch goes to a remote backend as one message, and gRPC servers refuse messages over their limit (4 MiB by default); raise server.max_message_bytes first"
+                ),
+            ));
+        }
+        duration_at_most(&field("max_delay"), self.max_delay, limits::MAX_DELAY)?;
         if self.min_batch_size == 0 || self.min_batch_size > self.max_batch_size {
             return Err(invalid(
                 field("min_batch_size"),
@@ -539,12 +723,29 @@ impl QueueConfig {
         if self.max_queue_items == 0 {
             return Err(invalid(field("max_queue_items"), "must be ≥ 1"));
         }
+        at_most(
+            &field("max_queue_items"),
+            self.max_queue_items,
+            limits::MAX_QUEUE_ITEMS,
+            "",
+        )?;
         if self.max_in_flight_batches == 0 {
             return Err(invalid(field("max_in_flight_batches"), "must be ≥ 1"));
         }
+        at_most(
+            &field("max_in_flight_batches"),
+            self.max_in_flight_batches,
+            limits::MAX_IN_FLIGHT,
+            "",
+        )?;
         if self.item_timeout.is_zero() {
             return Err(invalid(field("item_timeout"), "must be > 0"));
         }
+        duration_at_most(
+            &field("item_timeout"),
+            self.item_timeout,
+            limits::MAX_TIMEOUT,
+        )?;
         if self.priority_levels == 0 || self.priority_levels > MAX_PRIORITY_LEVELS {
             return Err(invalid(
                 field("priority_levels"),
@@ -648,5 +849,168 @@ mod tests {
             config.validate().unwrap_err().to_string(),
             "queues.r.handler.max_in_flight must be ≥ 1"
         );
+    }
+
+    /// The first validation error of a config text, as printed.
+    fn first_error(toml: &str) -> String {
+        match Config::from_toml(toml) {
+            Ok(config) => config
+                .validate()
+                .map_or_else(|e| e.to_string(), |()| "valid".into()),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    #[test]
+    fn every_field_has_a_sane_upper_bound() {
+        let cases = [
+            (
+                "[queues.q]\nmax_batch_size = 200\nmax_queue_items = 100\n",
+                "queues.q.max_batch_size must be ≤ max_queue_items (100): a batch that size could never fill",
+            ),
+            (
+                "[queues.q]\nmax_delay = \"500000000y\"\n",
+                "queues.q.max_delay must be ≤ 1h",
+            ),
+            (
+                "[queues.q]\nitem_timeout = \"500000000y\"\n",
+                "queues.q.item_timeout must be ≤ 1day",
+            ),
+            (
+                "[queues.q]\nmax_queue_items = 18446744073709551615\n",
+                "queues.q.max_queue_items must be ≤ 10000000",
+            ),
+            (
+                "[queues.q]\nmax_in_flight_batches = 5000\n",
+                "queues.q.max_in_flight_batches must be ≤ 1024",
+            ),
+            (
+                "[queues.q]\nmax_batch_size = 2000000\nmax_queue_items = 10000000\n",
+                "queues.q.max_batch_size must be ≤ 1000000",
+            ),
+            (
+                "[queues.q]\nhandler = { kind = \"sim\", base = \"2h\" }\n",
+                "queues.q.handler.base must be ≤ 1h",
+            ),
+            (
+                "[queues.q]\nhandler = { kind = \"grpc\", timeout = \"500000000y\" }\n",
+                "queues.q.handler.timeout must be ≤ 1day",
+            ),
+            (
+                "[queues.q]\nhandler = { kind = \"grpc\", retries = 1000 }\n",
+                "queues.q.handler.retries must be ≤ 100",
+            ),
+            (
+                "[queues.q]\nhandler = { kind = \"grpc\", retry_backoff = \"2s\", retry_backoff_max = \"1s\" }\n",
+                "queues.q.handler.retry_backoff must be ≤ retry_backoff_max",
+            ),
+            (
+                "[queues.q]\nhandler = { kind = \"http\", eject_after = 0 }\n",
+                "queues.q.handler.eject_after must be ≥ 1",
+            ),
+            (
+                "[queues.q]\nhandler = { kind = \"http\", max_in_flight = 100000 }\n",
+                "queues.q.handler.max_in_flight must be ≤ 1024",
+            ),
+            (
+                "[server]\nshutdown_grace = \"500000000y\"\n",
+                "server.shutdown_grace must be ≤ 1h",
+            ),
+            (
+                "[server]\nstream_window = 100000000\n",
+                "server.stream_window must be ≤ 1048576",
+            ),
+            (
+                "[server]\nmax_message_bytes = 100000000000\n",
+                "server.max_message_bytes must be ≤ 1073741824 bytes",
+            ),
+            (
+                "[server]\nhttp2_stream_window = 100\n",
+                "server.http2_stream_window must be between 1024 and 2147483647 bytes",
+            ),
+            (
+                "[server]\nhttp2_stream_window = 1048576\nhttp2_connection_window = 65536\n",
+                "server.http2_connection_window must be between server.http2_stream_window (1048576) and 2147483647 bytes",
+            ),
+        ];
+        for (toml, want) in cases {
+            assert_eq!(first_error(toml), want, "{toml}");
+        }
+    }
+
+    #[test]
+    fn max_batch_bytes_fits_in_a_message() {
+        let err = first_error(
+            "[server]\nmax_message_bytes = 65536\n[queues.q]\nmax_batch_bytes = 65537\n",
+        );
+        assert!(
+            err.starts_with("queues.q.max_batch_bytes must be ≤ server.max_message_bytes (65536)"),
+            "{err}"
+        );
+        assert_eq!(
+            first_error(
+                "[server]\nmax_message_bytes = 65536\n[queues.q]\nmax_batch_bytes = 65536\n"
+            ),
+            "valid"
+        );
+    }
+
+    #[test]
+    fn named_files_are_checked_before_anything_binds() {
+        let dir = std::env::temp_dir().join(format!("batchgate-files-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let pem = dir.join("ok.pem");
+        std::fs::write(
+            &pem,
+            "-----BEGIN CERTIFICATE-----\nxx\n-----END CERTIFICATE-----\n",
+        )
+        .unwrap();
+        let not_pem = dir.join("not.pem");
+        std::fs::write(&not_pem, "hello").unwrap();
+        let missing = dir.join("missing.pem");
+        let check = |toml: String| {
+            Config::from_toml(&toml)
+                .unwrap()
+                .check_files()
+                .map_err(|e| e.to_string())
+        };
+        let (pem, not_pem, missing) = (pem.display(), not_pem.display(), missing.display());
+        let err = check(format!(
+            "[server.tls]\ncert_file = \"{missing}\"\nkey_file = \"{pem}\"\n"
+        ))
+        .unwrap_err();
+        assert!(
+            err.starts_with(&format!("server.tls.cert_file cannot read {missing}")),
+            "{err}"
+        );
+        let err = check(format!(
+            "[server.tls]\ncert_file = \"{pem}\"\nkey_file = \"{not_pem}\"\n"
+        ))
+        .unwrap_err();
+        assert_eq!(
+            err,
+            format!("server.tls.key_file {not_pem} holds no PEM block (-----BEGIN …)")
+        );
+        let err = check(format!(
+            "[server.tls]\ncert_file = \"{pem}\"\nkey_file = \"{pem}\"\nclient_ca_file = \"{missing}\"\n"
+        ))
+        .unwrap_err();
+        assert!(
+            err.starts_with("server.tls.client_ca_file cannot read"),
+            "{err}"
+        );
+        let err = check(format!(
+            "[queues.r]\nhandler = {{ kind = \"grpc\", tls_ca_file = \"{missing}\" }}\n"
+        ))
+        .unwrap_err();
+        assert!(
+            err.starts_with("queues.r.handler.tls_ca_file cannot read"),
+            "{err}"
+        );
+        check(format!(
+            "[server.tls]\ncert_file = \"{pem}\"\nkey_file = \"{pem}\"\n"
+        ))
+        .unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

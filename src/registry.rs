@@ -75,13 +75,16 @@ pub struct Registry {
     /// The metrics of the queues [`Registry::drain_all`] took away, so
     /// items refused during shutdown are still counted for their queue.
     drained: RwLock<HashMap<Arc<str>, Arc<QueueMetrics>>>,
+    /// The server's `max_message_bytes`, which bounds `max_batch_bytes`.
+    max_message_bytes: usize,
 }
 
 impl Registry {
     /// An empty registry; `abort` ends in-flight batches at the end of the
     /// shutdown grace.
-    pub fn new(metrics: Arc<Metrics>, abort: CancellationToken) -> Self {
+    pub fn new(metrics: Arc<Metrics>, abort: CancellationToken, max_message_bytes: usize) -> Self {
         Self {
+            max_message_bytes,
             queues: RwLock::default(),
             tasks: TaskTracker::new(),
             metrics,
@@ -106,7 +109,7 @@ impl Registry {
     /// handler that cannot be built.
     pub fn create(&self, name: &str, config: &QueueConfig) -> Result<QueueHandle, RegistryError> {
         validate_queue_name(name)?;
-        config.validate(&format!("queues.{name}"))?;
+        config.validate(&format!("queues.{name}"), self.max_message_bytes)?;
         let mut queues = self.queues.write().unwrap_or_else(PoisonError::into_inner);
         if queues.contains_key(name) {
             return Err(RegistryError::Exists(name.to_owned()));
@@ -213,7 +216,7 @@ impl Registry {
             let handler = config.handler.clone();
             change(&mut config);
             config.handler = handler;
-            config.validate(&format!("queues.{name}"))?;
+            config.validate(&format!("queues.{name}"), self.max_message_bytes)?;
             entry.config = config.clone();
             (entry.handle.clone(), config)
         };

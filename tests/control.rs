@@ -125,6 +125,62 @@ async fn list_get_create_and_bad_creates() {
 }
 
 #[tokio::test]
+async fn the_control_plane_checks_the_same_bounds_as_the_file() {
+    let server = TestServer::start(config("[queues.q]\n")).await;
+    let mut ctl = control(&server).await;
+    let huge_delay = ctl
+        .update_queue(pb::UpdateQueueRequest {
+            name: "q".into(),
+            policy: Some(pb::QueuePolicy {
+                max_delay_us: Some(u64::MAX),
+                ..Default::default()
+            }),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(huge_delay.code(), Code::InvalidArgument);
+    assert_eq!(huge_delay.message(), "queues.q.max_delay must be ≤ 1h");
+    let huge_queue = ctl
+        .create_queue(pb::CreateQueueRequest {
+            name: "big".into(),
+            policy: Some(pb::QueuePolicy {
+                max_queue_items: Some(u32::MAX),
+                ..Default::default()
+            }),
+            handler: None,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(huge_queue.code(), Code::InvalidArgument);
+    assert_eq!(
+        huge_queue.message(),
+        "queues.big.max_queue_items must be ≤ 10000000"
+    );
+    let slow_sim = ctl
+        .create_queue(pb::CreateQueueRequest {
+            name: "slow".into(),
+            policy: None,
+            handler: Some(pb::HandlerSpec {
+                kind: "sim".into(),
+                sim_base_us: u64::MAX,
+                ..Default::default()
+            }),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(slow_sim.code(), Code::InvalidArgument);
+    assert_eq!(slow_sim.message(), "queues.slow.handler.base must be ≤ 1h");
+    // The queue is untouched by the refused update.
+    let q = ctl
+        .get_queue(pb::QueueRef { name: "q".into() })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(q.policy.unwrap().max_delay_us, Some(2000));
+    server.shutdown().await;
+}
+
+#[tokio::test]
 async fn pause_flush_resume() {
     let server = TestServer::start(config(QUEUES)).await;
     let mut ctl = control(&server).await;

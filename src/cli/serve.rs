@@ -58,6 +58,7 @@ impl ServeArgs {
             server.shutdown_grace = grace;
         }
         config.validate()?;
+        config.check_files()?;
         Ok(config)
     }
 }
@@ -76,11 +77,12 @@ pub async fn run(args: ServeArgs) -> ExitCode {
         return ExitCode::SUCCESS;
     }
     telemetry::init(config.server.log_format);
+    // An address that cannot be bound is a configuration error too.
     let listeners = match Listeners::bind(&config).await {
         Ok(l) => l,
         Err(e) => {
             tracing::error!("{e}");
-            return ExitCode::FAILURE;
+            return ExitCode::from(EXIT_BAD_CONFIG);
         }
     };
     match app::run(config, listeners, shutdown::signal()).await {
