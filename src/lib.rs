@@ -37,6 +37,21 @@
 //! consumed by answering, and whoever holds it last (the queue, a batch's
 //! [`queue::ResultSink`], the shutdown path) answers it.
 
+/// `println!` for the client subcommands: when stdout is closed (a reader
+/// such as `head` went away) the process ends quietly instead of panicking.
+macro_rules! outln {
+    ($($arg:tt)*) => {
+        $crate::cli::write_out(format_args!($($arg)*), true)
+    };
+}
+
+/// `print!` with the same broken-pipe handling as [`outln!`].
+macro_rules! out {
+    ($($arg:tt)*) => {
+        $crate::cli::write_out(format_args!($($arg)*), false)
+    };
+}
+
 pub mod api;
 pub mod app;
 pub mod bench;

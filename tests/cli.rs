@@ -149,3 +149,76 @@ fn a_token_file_that_exists_is_accepted() {
         .unwrap();
     assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
 }
+
+/// Runs the built binary with `args` (stdin from `input`); with
+/// `close_stdout` its stdout is closed before it writes, as when piped into
+/// `head` that has already exited.
+async fn run_cli(args: Vec<String>, input: &'static str, close_stdout: bool) -> Output {
+    tokio::task::spawn_blocking(move || {
+        let mut child = batchgate()
+            .args(&args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        if close_stdout {
+            drop(child.stdout.take());
+        }
+        let mut stdin = child.stdin.take().unwrap();
+        stdin.write_all(input.as_bytes()).unwrap();
+        drop(stdin);
+        child.wait_with_output().unwrap()
+    })
+    .await
+    .unwrap()
+}
+
+fn strings(args: &[&str]) -> Vec<String> {
+    args.iter().map(|s| (*s).to_owned()).collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_closed_stdout_ends_the_client_quietly() {
+    let server =
+        common::TestServer::start(common::config("[queues.a]\n[queues.b]\n[queues.c]\n")).await;
+    let addr = server.grpc.to_string();
+    for args in [
+        strings(&["ctl", "--addr", &addr, "queues"]),
+        strings(&["stream", "--addr", &addr, "--queue", "a"]),
+        strings(&["submit", "--addr", &addr, "--queue", "a", "x"]),
+    ] {
+        let output = run_cli(args.clone(), "1\n2\n3\n", true).await;
+        assert_eq!(
+            output.status.code(),
+            Some(0),
+            "{args:?}: {}",
+            stderr(&output)
+        );
+        assert_eq!(stderr(&output), "", "{args:?}");
+    }
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn host_port_addresses_work_and_refused_ones_say_so() {
+    let server = common::TestServer::start(common::config("[queues.a]\n")).await;
+    let addr = server.grpc.to_string();
+    let ok = run_cli(
+        strings(&["submit", "--addr", &addr, "--queue", "a", "hi"]),
+        "",
+        false,
+    )
+    .await;
+    assert_eq!(ok.status.code(), Some(0), "{}", stderr(&ok));
+    assert!(String::from_utf8_lossy(&ok.stdout).starts_with("hi\n"));
+    server.shutdown().await;
+
+    let refused = run_cli(strings(&["ctl", "--addr", &addr, "queues"]), "", false).await;
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(
+        stderr(&refused).contains("connection refused: is batchgate running there"),
+        "{}",
+        stderr(&refused)
+    );
+}

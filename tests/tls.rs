@@ -265,3 +265,76 @@ async fn batches_reach_a_backend_over_tls() {
     assert_eq!(answer.payload, b"SECRET".as_slice());
     server.shutdown().await;
 }
+
+/// Runs the built `batchgate submit` with `args`; returns its stderr.
+async fn cli_submit(args: Vec<String>) -> (Option<i32>, String) {
+    let output = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_batchgate"))
+            .arg("submit")
+            .args(args)
+            .env_remove("BATCHGATE_ADDR")
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    (
+        output.status.code(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_cli_says_why_a_tls_connection_failed() {
+    let pki = Pki::new("cli");
+    let server = TestServer::start(tls_config(&pki, Some(pki.ca()), "")).await;
+    let port = server.grpc.port();
+    let (code, err) = cli_submit(vec![
+        "--addr".into(),
+        format!("127.0.0.1:{port}"),
+        "x".into(),
+    ])
+    .await;
+    assert_eq!(code, Some(1));
+    assert!(err.contains("it may expect TLS"), "plaintext to TLS: {err}");
+
+    let (code, err) = cli_submit(vec![
+        "--addr".into(),
+        format!("https://localhost:{port}"),
+        "x".into(),
+    ])
+    .await;
+    assert_eq!(code, Some(1));
+    assert!(err.contains("TLS certificate problem"), "unknown CA: {err}");
+
+    let ca = pki.ca().display().to_string();
+    let (code, err) = cli_submit(vec![
+        "--addr".into(),
+        format!("https://localhost:{port}"),
+        "--ca-cert".into(),
+        ca.clone(),
+        "x".into(),
+    ])
+    .await;
+    assert_eq!(code, Some(1));
+    assert!(
+        err.contains("client certificate"),
+        "no client certificate: {err}"
+    );
+
+    let (cert, key) = pki.issue("cli-client");
+    let (code, err) = cli_submit(vec![
+        "--addr".into(),
+        format!("localhost:{port}"),
+        "--ca-cert".into(),
+        ca,
+        "--cert".into(),
+        cert.display().to_string(),
+        "--key".into(),
+        key.display().to_string(),
+        "x".into(),
+    ])
+    .await;
+    assert_eq!(code, Some(0), "host:port with TLS flags speaks TLS: {err}");
+    server.shutdown().await;
+}

@@ -189,12 +189,12 @@ async fn execute(args: BenchArgs) -> Result<ExitCode, String> {
         report.client_cpu_percent = f64::NAN;
     }
     if args.json {
-        println!(
+        outln!(
             "{}",
             serde_json::to_string(&report).map_err(|e| e.to_string())?
         );
     } else {
-        print!("{}", report.table());
+        out!("{}", report.table());
     }
     if let Some((stop, server)) = in_process {
         let _ = stop.send(());

@@ -7,7 +7,6 @@ use serde::Serialize;
 use tokio_stream::StreamExt;
 use tonic::{Request, Status, transport::Channel};
 
-use super::output::code_name;
 use crate::pb::{self, batch_control_client::BatchControlClient};
 
 /// Flags of `batchgate ctl`.
@@ -32,6 +31,14 @@ pub struct CtlArgs {
     /// What to do.
     #[command(subcommand)]
     pub action: Action,
+}
+
+impl CtlArgs {
+    /// Whether the connection speaks TLS.
+    fn with_tls(&self) -> bool {
+        super::address_url(&self.addr, &self.tls).starts_with("https://")
+            || self.tls.ca_cert.is_some()
+    }
 }
 
 /// Policy fields; only those given change.
@@ -148,7 +155,10 @@ pub async fn run(args: CtlArgs) -> ExitCode {
     match execute(&args).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(status) => {
-            eprintln!("error: {}: {}", code_name(status.code()), status.message());
+            eprintln!(
+                "error: {}",
+                super::output::status_text(&status, args.with_tls())
+            );
             ExitCode::FAILURE
         }
     }
@@ -230,7 +240,7 @@ async fn execute(args: &CtlArgs) -> Result<(), Status> {
             if json {
                 print_json(&done);
             } else {
-                println!(
+                outln!(
                     "deleted {name} ({} pending items answered UNAVAILABLE)",
                     done.dropped
                 );
@@ -262,7 +272,7 @@ async fn execute(args: &CtlArgs) -> Result<(), Status> {
             if json {
                 print_json(&done);
             } else {
-                println!("flushed {} items from {name}", done.flushed);
+                outln!("flushed {} items from {name}", done.flushed);
             }
         }
         Action::Register {
@@ -297,7 +307,7 @@ async fn execute(args: &CtlArgs) -> Result<(), Status> {
             )?)
             .await?;
             if !json {
-                println!("deregistered {address} from {queue}");
+                outln!("deregistered {address} from {queue}");
             }
         }
         Action::Endpoints { queue: name } => {
@@ -327,7 +337,7 @@ async fn execute(args: &CtlArgs) -> Result<(), Status> {
                     print_json(&snapshot);
                 } else {
                     print_queue_table(&snapshot.queues);
-                    println!();
+                    outln!("");
                 }
             }
         }
@@ -354,7 +364,7 @@ fn authorized<T>(message: T, token: Option<&str>) -> Result<Request<T>, Status> 
 
 fn print_json(value: &impl Serialize) {
     match serde_json::to_string(value) {
-        Ok(text) => println!("{text}"),
+        Ok(text) => outln!("{text}"),
         Err(e) => eprintln!("cannot print JSON: {e}"),
     }
 }
@@ -370,7 +380,7 @@ fn state_name(state: i32) -> &'static str {
 }
 
 fn print_queue_table(queues: &[pb::QueueInfo]) {
-    println!(
+    outln!(
         "{:<20} {:<9} {:<7} {:>8} {:>6} {:>10} {:>8} {:>8} {:>9} {:>11}",
         "QUEUE",
         "STATE",
@@ -386,7 +396,7 @@ fn print_queue_table(queues: &[pb::QueueInfo]) {
     for q in queues {
         let stats = q.stats.unwrap_or_default();
         let failed = stats.items_error + stats.items_rejected + stats.items_timeout;
-        println!(
+        outln!(
             "{:<20} {:<9} {:<7} {:>8} {:>6} {:>10} {:>8} {:>8} {:>9.0} {:>11.3}",
             q.name,
             state_name(q.state),
@@ -409,7 +419,7 @@ fn show_queue(info: &pb::QueueInfo, json: bool) {
     }
     print_queue_table(std::slice::from_ref(info));
     if let Some(p) = &info.policy {
-        println!(
+        outln!(
             "policy: max_batch_size={} max_batch_bytes={} max_delay={}us min_batch_size={} strict={} mode={} max_queue_items={} max_in_flight_batches={} item_timeout={}ms priority_levels={}",
             p.max_batch_size.unwrap_or_default(),
             p.max_batch_bytes.unwrap_or_default(),
@@ -433,12 +443,18 @@ fn show_endpoints(endpoints: &[pb::EndpointInfo], json: bool) {
         print_json(&endpoints);
         return;
     }
-    println!(
+    outln!(
         "{:<32} {:>6} {:>6} {:>10} {:>10} {:>8} {:>8}",
-        "ENDPOINT", "FLIGHT", "MAX", "LEASE ms", "EJECT ms", "OK", "FAILED"
+        "ENDPOINT",
+        "FLIGHT",
+        "MAX",
+        "LEASE ms",
+        "EJECT ms",
+        "OK",
+        "FAILED"
     );
     for e in endpoints {
-        println!(
+        outln!(
             "{:<32} {:>6} {:>6} {:>10} {:>10} {:>8} {:>8}",
             e.address,
             e.in_flight,

@@ -16,7 +16,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-pub use self::output::code_name;
+pub use self::output::{code_name, write_out};
 pub use self::{ctl::CtlArgs, serve::ServeArgs, stream::StreamArgs, submit::SubmitArgs};
 
 /// Exit code for a configuration the server cannot run with (EX_USAGE).
@@ -88,6 +88,11 @@ pub struct ClientArgs {
 }
 
 impl ClientArgs {
+    /// Whether the connection speaks TLS.
+    pub fn with_tls(&self) -> bool {
+        address_url(&self.addr, &self.tls).starts_with("https://") || self.tls.ca_cert.is_some()
+    }
+
     async fn connect(
         &self,
     ) -> Result<crate::pb::batcher_client::BatcherClient<tonic::transport::Channel>, String> {
@@ -111,15 +116,33 @@ pub struct TlsArgs {
     pub key: Option<std::path::PathBuf>,
 }
 
-/// Connects to `addr`, with TLS when it is `https://` or a CA is given.
+/// The address as a URL: `host:port` (as grpcurl takes it) becomes
+/// `http://host:port`, or `https://host:port` when TLS flags are given.
+pub fn address_url(addr: &str, tls: &TlsArgs) -> String {
+    if addr.contains("://") {
+        return addr.to_owned();
+    }
+    let scheme = if tls.ca_cert.is_some() || tls.cert.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    format!("{scheme}://{addr}")
+}
+
+/// Connects to `addr` (`host:port` or a URL), with TLS when it is
+/// `https://` or a CA is given.
 ///
 /// # Errors
-/// A message naming the address or the TLS file.
+/// A message naming the address and the cause (refused, TLS handshake,
+/// certificate), not just "transport error".
 pub async fn connect(addr: &str, tls: &TlsArgs) -> Result<tonic::transport::Channel, String> {
-    let mut endpoint = tonic::transport::Endpoint::from_shared(addr.to_owned())
+    let url = address_url(addr, tls);
+    let mut endpoint = tonic::transport::Endpoint::from_shared(url.clone())
         .map_err(|e| format!("bad address {addr:?}: {e}"))?
         .tcp_nodelay(true);
-    if addr.starts_with("https://") || tls.ca_cert.is_some() {
+    let with_tls = url.starts_with("https://") || tls.ca_cert.is_some();
+    if with_tls {
         let config = crate::tls::client(
             tls.ca_cert.as_deref(),
             tls.cert.as_deref(),
@@ -128,10 +151,62 @@ pub async fn connect(addr: &str, tls: &TlsArgs) -> Result<tonic::transport::Chan
         .map_err(|e| e.to_string())?;
         endpoint = endpoint
             .tls_config(config)
-            .map_err(|e| format!("TLS for {addr}: {e}"))?;
+            .map_err(|e| format!("TLS for {url}: {}", error_chain(&e)))?;
     }
-    endpoint
-        .connect()
-        .await
-        .map_err(|e| format!("cannot connect to {addr}: {e}"))
+    endpoint.connect().await.map_err(|e| {
+        format!(
+            "cannot connect to {url}: {}",
+            explain(&error_chain(&e), with_tls)
+        )
+    })
+}
+
+/// An error and its sources, joined with ": ", without the generic
+/// "transport error" and without repeats.
+pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut next = Some(e);
+    while let Some(e) = next {
+        let text = e.to_string();
+        if text != "transport error" && !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        next = e.source();
+    }
+    if parts.is_empty() {
+        "transport error".to_owned()
+    } else {
+        parts.join(": ")
+    }
+}
+
+/// Adds what a user most likely has to do about a connection failure.
+pub fn explain(cause: &str, with_tls: bool) -> String {
+    let lower = cause.to_lowercase();
+    let hint = if lower.contains("connection refused") {
+        "connection refused: is batchgate running there, on that port?"
+    } else if lower.contains("certificaterequired") || lower.contains("certificate required") {
+        "the server requires a client certificate: give --cert and --key"
+    } else if lower.contains("certificate") || lower.contains("unknownissuer") {
+        "TLS certificate problem: give the server's CA with --ca-cert (and --cert/--key if it requires client certificates)"
+    } else if with_tls
+        && (lower.contains("corrupt message")
+            || lower.contains("invalidcontenttype")
+            || lower.contains("wrong version"))
+    {
+        "TLS handshake failed: the server does not seem to speak TLS (use http://)"
+    } else if !with_tls
+        && (lower.contains("connection reset")
+            || lower.contains("closed before")
+            || lower.contains("broken pipe")
+            || lower.contains("frame with invalid size")
+            || lower.contains("protocol error"))
+    {
+        "the server closed the connection: it may expect TLS (use https:// and --ca-cert)"
+    } else if with_tls && (lower.contains("broken pipe") || lower.contains("connection reset")) {
+        "the server closed the TLS connection: it may require a client certificate (--cert and --key)"
+    } else {
+        return cause.to_owned();
+    };
+    format!("{hint} ({cause})")
 }

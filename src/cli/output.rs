@@ -1,11 +1,59 @@
 //! How the client subcommands print results: text for people, JSON lines
 //! for programs.
 
+use std::io::Write;
+
 use base64::Engine;
 use serde_json::{Value, json};
 use tonic::Code;
 
 use crate::pb;
+
+/// Writes to stdout and flushes, so each line reaches a pipe at once. When
+/// the reader has gone away (`batchgate ctl queues | head -2`) the process
+/// exits 0 at once, quietly: nobody is left to read the rest.
+pub fn write_out(args: std::fmt::Arguments<'_>, newline: bool) {
+    let mut out = std::io::stdout().lock();
+    let written = out
+        .write_fmt(args)
+        .and_then(|()| {
+            if newline {
+                out.write_all(b"\n")
+            } else {
+                Ok(())
+            }
+        })
+        .and_then(|()| out.flush());
+    if let Err(e) = written {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(0);
+        }
+        eprintln!("batchgate: cannot write to stdout: {e}");
+        std::process::exit(1);
+    }
+}
+
+/// A failed call as `CODE: message`; when tonic's message is only the
+/// generic "transport error", the cause from its sources is said instead,
+/// and a connection-level failure gets a hint (`with_tls`: whether the
+/// client spoke TLS).
+pub fn status_text(status: &tonic::Status, with_tls: bool) -> String {
+    let message = status.message();
+    let detail = match std::error::Error::source(status) {
+        Some(source) if message.is_empty() || message == "transport error" => {
+            super::explain(&super::error_chain(source), with_tls)
+        }
+        _ if matches!(
+            status.code(),
+            Code::Unknown | Code::Unavailable | Code::Internal
+        ) =>
+        {
+            super::explain(message, with_tls)
+        }
+        _ => message.to_owned(),
+    };
+    format!("{}: {detail}", code_name(status.code()))
+}
 
 /// A payload as text when it is UTF-8, else as `base64:<…>`.
 pub fn payload_text(payload: &[u8]) -> String {

@@ -73,7 +73,7 @@ pub async fn run(args: ServeArgs) -> ExitCode {
         }
     };
     if args.check_config {
-        println!("{config:#?}");
+        outln!("{config:#?}");
         return ExitCode::SUCCESS;
     }
     telemetry::init(config.server.log_format);

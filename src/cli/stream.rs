@@ -3,7 +3,7 @@
 //! printed as one line the moment it arrives, so the command fits in a shell
 //! pipeline. Exits 1 if any item failed.
 
-use std::{io::Write, process::ExitCode};
+use std::process::ExitCode;
 
 use tokio::{
     io::{AsyncBufReadExt, BufReader},
@@ -55,26 +55,23 @@ pub async fn run(args: StreamArgs) -> ExitCode {
         Ok(r) => r.into_inner(),
         Err(status) => {
             eprintln!(
-                "error: {}: {}",
-                output::code_name(status.code()),
-                status.message()
+                "error: {}",
+                output::status_text(&status, args.client.with_tls())
             );
             return ExitCode::FAILURE;
         }
     };
     let mut failed = false;
-    let mut out = std::io::stdout().lock();
     loop {
         match responses.message().await {
             Ok(Some(response)) => {
-                failed |= print(&mut out, &response, args.client.json);
+                failed |= print(&response, args.client.json);
             }
             Ok(None) => break,
             Err(status) => {
                 eprintln!(
-                    "stream ended: {}: {}",
-                    output::code_name(status.code()),
-                    status.message()
+                    "stream ended: {}",
+                    output::status_text(&status, args.client.with_tls())
                 );
                 failed = true;
                 break;
@@ -90,7 +87,7 @@ pub async fn run(args: StreamArgs) -> ExitCode {
 }
 
 /// Prints one answer; returns whether it was an error.
-fn print(out: &mut impl Write, response: &pb::StreamResponse, json: bool) -> bool {
+fn print(response: &pb::StreamResponse, json: bool) -> bool {
     use pb::stream_response::Outcome;
     let id = response.id.as_str();
     let (line, failed) = match &response.outcome {
@@ -117,6 +114,6 @@ fn print(out: &mut impl Write, response: &pb::StreamResponse, json: bool) -> boo
         }
         None => (format!("{id}\terror: empty answer"), true),
     };
-    let _ = writeln!(out, "{line}").and_then(|()| out.flush());
+    outln!("{line}");
     failed
 }

@@ -44,26 +44,25 @@ pub async fn run(args: SubmitArgs) -> ExitCode {
         Ok(response) => {
             let response = response.into_inner();
             if args.client.json {
-                println!("{}", output::result_json(None, &response));
+                outln!("{}", output::result_json(None, &response));
             } else {
-                println!("{}", output::payload_text(&response.payload));
+                outln!("{}", output::payload_text(&response.payload));
                 if let Some(batch) = &response.batch {
-                    println!("{}", output::batch_text(batch));
+                    outln!("{}", output::batch_text(batch));
                 }
             }
             ExitCode::SUCCESS
         }
         Err(status) => {
             if args.client.json {
-                println!(
+                outln!(
                     "{}",
                     output::error_json(None, status.code(), status.message())
                 );
             } else {
                 eprintln!(
-                    "error: {}: {}",
-                    output::code_name(status.code()),
-                    status.message()
+                    "error: {}",
+                    output::status_text(&status, args.client.with_tls())
                 );
             }
             ExitCode::FAILURE
