@@ -6,7 +6,7 @@
 
 use std::{collections::BTreeMap, fmt, net::SocketAddr, path::Path, time::Duration};
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// The configuration `batchgate serve` runs with when given no file.
 pub const DEFAULT_CONFIG_TOML: &str = include_str!("../examples/batchgate.toml");
@@ -23,7 +23,7 @@ const MIN_HTTP2_WINDOW: u32 = 1024;
 const MAX_HTTP2_WINDOW: u32 = (1 << 31) - 1;
 
 /// Everything the server needs to start.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
     /// Listeners and process-wide limits.
@@ -35,7 +35,7 @@ pub struct Config {
 }
 
 /// Listeners and process-wide limits.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct ServerConfig {
     /// Address of the gRPC data plane (Batcher, health, reflection).
@@ -67,20 +67,24 @@ pub struct ServerConfig {
     /// Log line format.
     pub log_format: LogFormat,
     /// Address of the BatchControl service; unset: served on `grpc_addr`.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub control_addr: Option<SocketAddr>,
     /// File holding the bearer token every control call must carry (the
     /// `BATCHGATE_CONTROL_TOKEN` variable takes precedence). Unset and no
     /// variable: the control plane needs no token.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub control_token_file: Option<std::path::PathBuf>,
     /// A plaintext listener serving only `grpc.health.v1.Health`, for
     /// probes that cannot speak TLS (Kubernetes' gRPC probes).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub health_addr: Option<SocketAddr>,
     /// TLS for the gRPC and control listeners; unset: plaintext.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub tls: Option<TlsConfig>,
 }
 
 /// Server TLS: certificate files (PEM), so they can come from a Secret.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct TlsConfig {
     /// The server's certificate chain.
@@ -89,7 +93,7 @@ pub struct TlsConfig {
     pub key_file: std::path::PathBuf,
     /// CA bundle for client certificates; set: every client must present a
     /// certificate it signed (mutual TLS).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client_ca_file: Option<std::path::PathBuf>,
 }
 
@@ -113,7 +117,7 @@ impl Default for ServerConfig {
 }
 
 /// How log lines look.
-#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, Default, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum LogFormat {
     /// One compact human-readable line per event.
@@ -124,7 +128,7 @@ pub enum LogFormat {
 }
 
 /// A queue: its batching policy and the handler its batches go to.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct QueueConfig {
     /// A batch closes when it holds this many items (trigger `size`).
@@ -176,7 +180,7 @@ impl Default for QueueConfig {
 }
 
 /// When a queue dispatches.
-#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum Mode {
     /// Size, bytes and delay triggers dispatch.
@@ -187,7 +191,7 @@ pub enum Mode {
 }
 
 /// The kinds of handler.
-#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum HandlerKind {
     /// Returns every payload and its attributes unchanged.
@@ -234,18 +238,17 @@ impl HandlerKind {
     }
 }
 
-/// Which handler processes a queue's batches, and its settings. Fields that
-/// do not apply to the kind are ignored.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields, default)]
+/// Which handler processes a queue's batches, and its settings. A field
+/// that does not apply to the kind is refused when the config is read (a
+/// `sim` with `endpoints` is a mistake, not something to ignore).
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(try_from = "RawHandler", into = "RawHandler")]
 pub struct HandlerConfig {
     /// `echo`, `sim`, `grpc` or `http`.
     pub kind: HandlerKind,
     /// sim: fixed cost of one batch.
-    #[serde(with = "humantime_serde")]
     pub base: Duration,
     /// sim: added cost of each item in the batch.
-    #[serde(with = "humantime_serde")]
     pub per_item: Duration,
     /// grpc/http: endpoint URLs (more may register at runtime).
     pub endpoints: Vec<String>,
@@ -253,7 +256,6 @@ pub struct HandlerConfig {
     pub max_in_flight: usize,
     /// grpc/http: longest a backend call may take (the batch's earliest item
     /// deadline may cut it shorter).
-    #[serde(with = "humantime_serde")]
     pub timeout: Duration,
     /// grpc/http: retries of a batch that failed for availability reasons
     /// (connection, UNAVAILABLE, 5xx), each on another endpoint if any.
@@ -261,10 +263,8 @@ pub struct HandlerConfig {
     /// grpc/http: wait before the first retry; each further retry waits
     /// twice as long (up to `retry_backoff_max`), plus a random jitter of
     /// up to the same again, and never past the batch's deadline.
-    #[serde(with = "humantime_serde")]
     pub retry_backoff: Duration,
     /// grpc/http: longest wait between two retries.
-    #[serde(with = "humantime_serde")]
     pub retry_backoff_max: Duration,
     /// grpc/http: split a batch the backend rejected as a whole, so a poison
     /// item fails alone.
@@ -272,7 +272,6 @@ pub struct HandlerConfig {
     /// grpc/http: consecutive failures after which an endpoint is ejected.
     pub eject_after: u32,
     /// grpc/http: how long an ejected endpoint gets no batches.
-    #[serde(with = "humantime_serde")]
     pub eject_for: Duration,
     /// grpc: call `ProcessBatchStream` and forward each result as it comes.
     pub streaming: bool,
@@ -302,6 +301,183 @@ impl Default for HandlerConfig {
             streaming: false,
             json_payloads: false,
             tls_ca_file: None,
+        }
+    }
+}
+
+/// The handler table as written: every field optional, so reading can tell
+/// a field that was given from a default, and printing can leave out the
+/// fields of other kinds.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawHandler {
+    #[serde(default)]
+    pub(crate) kind: HandlerKind,
+    #[serde(
+        default,
+        with = "humantime_serde",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub(crate) base: Option<Duration>,
+    #[serde(
+        default,
+        with = "humantime_serde",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub(crate) per_item: Option<Duration>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) endpoints: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) max_in_flight: Option<usize>,
+    #[serde(
+        default,
+        with = "humantime_serde",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub(crate) timeout: Option<Duration>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) retries: Option<u32>,
+    #[serde(
+        default,
+        with = "humantime_serde",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub(crate) retry_backoff: Option<Duration>,
+    #[serde(
+        default,
+        with = "humantime_serde",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub(crate) retry_backoff_max: Option<Duration>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) bisect: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) eject_after: Option<u32>,
+    #[serde(
+        default,
+        with = "humantime_serde",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub(crate) eject_for: Option<Duration>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) streaming: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) json_payloads: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) tls_ca_file: Option<std::path::PathBuf>,
+}
+
+/// The handler fields each kind takes (besides `kind`).
+fn fields_of(kind: HandlerKind) -> &'static [&'static str] {
+    match kind {
+        HandlerKind::Echo => &[],
+        HandlerKind::Sim => &["base", "per_item"],
+        HandlerKind::Grpc => &[
+            "endpoints",
+            "max_in_flight",
+            "timeout",
+            "retries",
+            "retry_backoff",
+            "retry_backoff_max",
+            "bisect",
+            "eject_after",
+            "eject_for",
+            "streaming",
+            "tls_ca_file",
+        ],
+        HandlerKind::Http => &[
+            "endpoints",
+            "max_in_flight",
+            "timeout",
+            "retries",
+            "retry_backoff",
+            "retry_backoff_max",
+            "bisect",
+            "eject_after",
+            "eject_for",
+            "json_payloads",
+        ],
+    }
+}
+
+impl TryFrom<RawHandler> for HandlerConfig {
+    type Error = String;
+
+    fn try_from(raw: RawHandler) -> Result<Self, String> {
+        let given = [
+            ("base", raw.base.is_some()),
+            ("per_item", raw.per_item.is_some()),
+            ("endpoints", raw.endpoints.is_some()),
+            ("max_in_flight", raw.max_in_flight.is_some()),
+            ("timeout", raw.timeout.is_some()),
+            ("retries", raw.retries.is_some()),
+            ("retry_backoff", raw.retry_backoff.is_some()),
+            ("retry_backoff_max", raw.retry_backoff_max.is_some()),
+            ("bisect", raw.bisect.is_some()),
+            ("eject_after", raw.eject_after.is_some()),
+            ("eject_for", raw.eject_for.is_some()),
+            ("streaming", raw.streaming.is_some()),
+            ("json_payloads", raw.json_payloads.is_some()),
+            ("tls_ca_file", raw.tls_ca_file.is_some()),
+        ];
+        let allowed = fields_of(raw.kind);
+        if let Some((field, _)) = given.iter().find(|(f, set)| *set && !allowed.contains(f)) {
+            let takes = if allowed.is_empty() {
+                "no other fields".to_owned()
+            } else {
+                format!("only {}", allowed.join(", "))
+            };
+            return Err(format!(
+                "handler field `{field}` does not apply to kind \"{}\" (it takes {takes})",
+                raw.kind.as_str()
+            ));
+        }
+        let d = HandlerConfig::of(raw.kind);
+        Ok(HandlerConfig {
+            kind: raw.kind,
+            base: raw.base.unwrap_or(d.base),
+            per_item: raw.per_item.unwrap_or(d.per_item),
+            endpoints: raw.endpoints.unwrap_or(d.endpoints),
+            max_in_flight: raw.max_in_flight.unwrap_or(d.max_in_flight),
+            timeout: raw.timeout.unwrap_or(d.timeout),
+            retries: raw.retries.unwrap_or(d.retries),
+            retry_backoff: raw.retry_backoff.unwrap_or(d.retry_backoff),
+            retry_backoff_max: raw.retry_backoff_max.unwrap_or(d.retry_backoff_max),
+            bisect: raw.bisect.unwrap_or(d.bisect),
+            eject_after: raw.eject_after.unwrap_or(d.eject_after),
+            eject_for: raw.eject_for.unwrap_or(d.eject_for),
+            streaming: raw.streaming.unwrap_or(d.streaming),
+            json_payloads: raw.json_payloads.unwrap_or(d.json_payloads),
+            tls_ca_file: raw.tls_ca_file.or(d.tls_ca_file),
+        })
+    }
+}
+
+impl From<HandlerConfig> for RawHandler {
+    /// The fields of the handler's kind, every one with its effective value.
+    fn from(h: HandlerConfig) -> Self {
+        let kind = h.kind;
+        let remote = kind.is_remote();
+        RawHandler {
+            kind,
+            base: (kind == HandlerKind::Sim).then_some(h.base),
+            per_item: (kind == HandlerKind::Sim).then_some(h.per_item),
+            endpoints: remote.then_some(h.endpoints),
+            max_in_flight: remote.then_some(h.max_in_flight),
+            timeout: remote.then_some(h.timeout),
+            retries: remote.then_some(h.retries),
+            retry_backoff: remote.then_some(h.retry_backoff),
+            retry_backoff_max: remote.then_some(h.retry_backoff_max),
+            bisect: remote.then_some(h.bisect),
+            eject_after: remote.then_some(h.eject_after),
+            eject_for: remote.then_some(h.eject_for),
+            streaming: (kind == HandlerKind::Grpc).then_some(h.streaming),
+            json_payloads: (kind == HandlerKind::Http).then_some(h.json_payloads),
+            tls_ca_file: if kind == HandlerKind::Grpc {
+                h.tls_ca_file
+            } else {
+                None
+            },
         }
     }
 }
@@ -514,6 +690,15 @@ impl Config {
     /// Never in a released build: a unit test parses the embedded text.
     pub fn embedded_default() -> Self {
         Self::from_toml(DEFAULT_CONFIG_TOML).expect("embedded default config parses")
+    }
+
+    /// The configuration as TOML, the way a config file writes it (a
+    /// handler shows only its kind's fields).
+    ///
+    /// # Errors
+    /// A message if a value cannot be written as TOML.
+    pub fn to_toml(&self) -> Result<String, String> {
+        toml::to_string_pretty(self).map_err(|e| e.to_string())
     }
 
     /// Checks every value the types alone cannot, naming the first bad field.
@@ -1012,5 +1197,63 @@ mod tests {
         ))
         .unwrap();
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn the_printed_config_reads_back_the_same() {
+        let mut config = Config::from_toml(
+            r#"
+            [server]
+            control_addr = "127.0.0.1:50052"
+            [queues.r]
+            max_delay = "1m 30s"
+            handler = { kind = "grpc", endpoints = ["http://127.0.0.1:7000"], retries = 5 }
+            [queues.h]
+            handler = { kind = "http", json_payloads = true }
+            "#,
+        )
+        .unwrap();
+        config.queues.insert(
+            "sim".into(),
+            Config::embedded_default().queues["sim"].clone(),
+        );
+        let text = config.to_toml().unwrap();
+        assert_eq!(Config::from_toml(&text).unwrap(), config, "{text}");
+        assert!(text.contains("max_delay = \"1m 30s\""), "{text}");
+        assert!(
+            !text.contains("json_payloads = false"),
+            "grpc shows no http fields: {text}"
+        );
+        let json = serde_json::to_string(&config).unwrap();
+        assert_eq!(Config::from_json(&json).unwrap(), config);
+    }
+
+    #[test]
+    fn handler_fields_of_another_kind_are_refused() {
+        let err = Config::from_toml(
+            "[queues.s]\nhandler = { kind = \"sim\", endpoints = [\"http://x:1\"] }\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("handler field `endpoints` does not apply to kind \"sim\" (it takes only base, per_item)"),
+            "{err}"
+        );
+        let err = Config::from_toml("[queues.e]\nhandler = { kind = \"echo\", base = \"1ms\" }\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("(it takes no other fields)"), "{err}");
+        let err =
+            Config::from_toml("[queues.g]\nhandler = { kind = \"grpc\", json_payloads = true }\n")
+                .unwrap_err()
+                .to_string();
+        assert!(
+            err.contains("`json_payloads` does not apply to kind \"grpc\""),
+            "{err}"
+        );
+        let err = Config::from_toml("[queues.g]\nhandler = { kind = \"grpc\", colour = 1 }\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("colour"), "{err}");
     }
 }

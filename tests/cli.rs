@@ -222,3 +222,52 @@ async fn host_port_addresses_work_and_refused_ones_say_so() {
         stderr(&refused)
     );
 }
+
+#[test]
+fn check_config_prints_the_effective_config_as_toml_or_json() {
+    let output = batchgate()
+        .args(["serve", "--check-config"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let text = String::from_utf8(output.stdout).unwrap();
+    let config = batchgate::config::Config::from_toml(&text).expect("prints TOML that reads back");
+    assert_eq!(config, batchgate::config::Config::embedded_default());
+    assert!(
+        text.contains(
+            "[queues.sim.handler]\nkind = \"sim\"\nbase = \"5ms\"\nper_item = \"20us\"\n"
+        ),
+        "{text}"
+    );
+    assert!(
+        !text.contains("endpoints"),
+        "only the kind's fields: {text}"
+    );
+
+    let json = batchgate()
+        .args(["serve", "--check-config", "--json"])
+        .output()
+        .unwrap();
+    let config =
+        batchgate::config::Config::from_json(&String::from_utf8(json.stdout).unwrap()).unwrap();
+    assert_eq!(config, batchgate::config::Config::embedded_default());
+}
+
+#[test]
+fn a_handler_field_of_another_kind_is_refused() {
+    let config = TempConfig::new("kind");
+    let path = config.write(
+        "[queues.s]\nhandler = { kind = \"sim\", endpoints = [\"http://127.0.0.1:7000\"] }\n",
+    );
+    let output = batchgate()
+        .args(["serve", "--check-config", "--config"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(64));
+    assert!(
+        stderr(&output).contains("handler field `endpoints` does not apply to kind \"sim\""),
+        "{}",
+        stderr(&output)
+    );
+}

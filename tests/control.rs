@@ -121,6 +121,26 @@ async fn list_get_create_and_bad_creates() {
         .await
         .unwrap_err();
     assert_eq!(bad_kind.code(), Code::InvalidArgument);
+    let misplaced = ctl
+        .create_queue(pb::CreateQueueRequest {
+            name: "odd".into(),
+            policy: None,
+            handler: Some(pb::HandlerSpec {
+                kind: "sim".into(),
+                endpoints: vec!["http://127.0.0.1:7000".into()],
+                ..Default::default()
+            }),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(misplaced.code(), Code::InvalidArgument);
+    assert!(
+        misplaced
+            .message()
+            .contains("handler field `endpoints` does not apply to kind \"sim\""),
+        "{}",
+        misplaced.message()
+    );
     server.shutdown().await;
 }
 

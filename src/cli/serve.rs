@@ -29,9 +29,13 @@ pub struct ServeArgs {
     /// Shutdown grace, e.g. "30s" (overrides server.shutdown_grace).
     #[arg(long, env = "BATCHGATE_SHUTDOWN_GRACE", value_parser = humantime::parse_duration)]
     pub shutdown_grace: Option<Duration>,
-    /// Validate the configuration, print it, and exit.
+    /// Validate the configuration, print the effective configuration (as
+    /// TOML, or JSON with --json), and exit.
     #[arg(long)]
     pub check_config: bool,
+    /// With --check-config: print JSON instead of TOML.
+    #[arg(long, requires = "check_config")]
+    pub json: bool,
 }
 
 impl ServeArgs {
@@ -73,8 +77,22 @@ pub async fn run(args: ServeArgs) -> ExitCode {
         }
     };
     if args.check_config {
-        outln!("{config:#?}");
-        return ExitCode::SUCCESS;
+        let text = if args.json {
+            serde_json::to_string_pretty(&config).map_err(|e| e.to_string())
+        } else {
+            config.to_toml()
+        };
+        return match text {
+            Ok(text) => {
+                out!("{}", text.trim_end());
+                outln!("");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("batchgate: cannot print the configuration: {e}");
+                ExitCode::FAILURE
+            }
+        };
     }
     telemetry::init(config.server.log_format);
     // An address that cannot be bound is a configuration error too.

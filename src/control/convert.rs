@@ -5,7 +5,7 @@ use std::time::Duration;
 use tonic::Status;
 
 use crate::{
-    config::{HandlerConfig, HandlerKind, Mode, QueueConfig},
+    config::{HandlerConfig, HandlerKind, Mode, QueueConfig, RawHandler},
     metrics::{Percentiles, QueueCounts},
     pb,
     queue::ActorStats,
@@ -140,27 +140,25 @@ pub fn handler_config(spec: Option<pb::HandlerSpec>) -> Result<HandlerConfig, St
     } else {
         HandlerKind::parse(&spec.kind).map_err(Status::invalid_argument)?
     };
-    let mut h = HandlerConfig::of(kind);
-    if kind == HandlerKind::Sim {
-        h.base = Duration::from_micros(spec.sim_base_us);
-        h.per_item = Duration::from_micros(spec.sim_per_item_us);
-    }
-    h.endpoints = spec.endpoints;
-    if spec.max_in_flight > 0 {
-        h.max_in_flight = spec.max_in_flight as usize;
-    }
-    if spec.timeout_ms > 0 {
-        h.timeout = Duration::from_millis(spec.timeout_ms);
-    }
-    if let Some(retries) = spec.retries {
-        h.retries = retries;
-    }
-    if let Some(bisect) = spec.bisect {
-        h.bisect = bisect;
-    }
-    h.streaming = spec.streaming;
-    h.json_payloads = spec.json_payloads;
-    Ok(h)
+    // Unset (zero, empty, false) fields take the kind's defaults; a field
+    // of another kind is refused, exactly as in a config file.
+    let raw = RawHandler {
+        kind,
+        // A sim's costs are always taken as given (0 is a valid cost).
+        base: (kind == HandlerKind::Sim || spec.sim_base_us > 0)
+            .then(|| Duration::from_micros(spec.sim_base_us)),
+        per_item: (kind == HandlerKind::Sim || spec.sim_per_item_us > 0)
+            .then(|| Duration::from_micros(spec.sim_per_item_us)),
+        endpoints: (!spec.endpoints.is_empty()).then_some(spec.endpoints),
+        max_in_flight: (spec.max_in_flight > 0).then_some(spec.max_in_flight as usize),
+        timeout: (spec.timeout_ms > 0).then(|| Duration::from_millis(spec.timeout_ms)),
+        retries: spec.retries,
+        bisect: spec.bisect,
+        streaming: spec.streaming.then_some(true),
+        json_payloads: spec.json_payloads.then_some(true),
+        ..RawHandler::default()
+    };
+    HandlerConfig::try_from(raw).map_err(Status::invalid_argument)
 }
 
 fn percentiles(p: Percentiles) -> pb::Percentiles {
