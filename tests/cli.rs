@@ -271,3 +271,92 @@ fn a_handler_field_of_another_kind_is_refused() {
         stderr(&output)
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn submit_sends_files_attributes_and_headers_and_stream_sends_attributes() {
+    let server = common::TestServer::start(common::config("[queues.a]\n")).await;
+    let addr = server.grpc.to_string();
+    let files = TempConfig::new("payload");
+    let binary = files.path("payload.bin");
+    std::fs::write(&binary, [0u8, 255, 1]).unwrap();
+    let binary = binary.display().to_string();
+
+    let by_flag = run_cli(
+        strings(&[
+            "submit",
+            "--addr",
+            &addr,
+            "-q",
+            "a",
+            "--file",
+            &binary,
+            "--attr",
+            "lang=rust",
+            "-H",
+            "x-request-id:abc",
+            "--json",
+        ]),
+        "",
+        false,
+    )
+    .await;
+    assert_eq!(by_flag.status.code(), Some(0), "{}", stderr(&by_flag));
+    let line: serde_json::Value = serde_json::from_slice(&by_flag.stdout).unwrap();
+    assert_eq!(line["payload"], "base64:AP8B", "{line}");
+    assert_eq!(line["attributes"]["lang"], "rust", "{line}");
+
+    let at_file = run_cli(
+        strings(&["submit", "--addr", &addr, "-q", "a", &format!("@{binary}")]),
+        "",
+        false,
+    )
+    .await;
+    assert_eq!(
+        String::from_utf8_lossy(&at_file.stdout).lines().next(),
+        Some("base64:AP8B")
+    );
+
+    let from_stdin = run_cli(
+        strings(&["submit", "--addr", &addr, "-q", "a", "--file", "-"]),
+        "piped",
+        false,
+    )
+    .await;
+    assert_eq!(
+        String::from_utf8_lossy(&from_stdin.stdout).lines().next(),
+        Some("piped")
+    );
+
+    let bad_header = run_cli(
+        strings(&["submit", "--addr", &addr, "-H", "no-colon", "x"]),
+        "",
+        false,
+    )
+    .await;
+    assert_eq!(bad_header.status.code(), Some(2));
+    assert!(
+        stderr(&bad_header).contains("expected key:value"),
+        "{}",
+        stderr(&bad_header)
+    );
+
+    let stream = run_cli(
+        strings(&[
+            "stream", "--addr", &addr, "-q", "a", "--attr", "k=v", "--json",
+        ]),
+        "one\ntwo\n",
+        false,
+    )
+    .await;
+    assert_eq!(stream.status.code(), Some(0), "{}", stderr(&stream));
+    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&stream.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 2);
+    assert!(
+        lines.iter().all(|l| l["attributes"]["k"] == "v"),
+        "{lines:?}"
+    );
+    server.shutdown().await;
+}

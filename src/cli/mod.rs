@@ -82,12 +82,58 @@ pub struct ClientArgs {
     /// Print one JSON object per result instead of text.
     #[arg(long)]
     pub json: bool,
+    /// An item attribute `key=value` (repeatable).
+    #[arg(long = "attr", value_name = "KEY=VALUE", value_parser = parse_attr)]
+    pub attrs: Vec<(String, String)>,
+    /// A request header `key:value` (repeatable), e.g.
+    /// `-H x-request-id:abc` (which becomes the items' trace id).
+    #[arg(short = 'H', long = "header", value_name = "KEY:VALUE", value_parser = parse_header)]
+    pub headers: Vec<(String, String)>,
     /// TLS settings (for an `https://` address).
     #[command(flatten)]
     pub tls: TlsArgs,
 }
 
+fn parse_attr(text: &str) -> Result<(String, String), String> {
+    text.split_once('=')
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .ok_or_else(|| format!("expected key=value, got {text:?}"))
+}
+
+fn parse_header(text: &str) -> Result<(String, String), String> {
+    let (key, value) = text
+        .split_once(':')
+        .ok_or_else(|| format!("expected key:value, got {text:?}"))?;
+    let key = key.trim().to_ascii_lowercase();
+    let value = value.trim().to_owned();
+    tonic::metadata::MetadataKey::<tonic::metadata::Ascii>::from_bytes(key.as_bytes())
+        .map_err(|_| format!("{key:?} is not a valid header name"))?;
+    tonic::metadata::MetadataValue::<tonic::metadata::Ascii>::try_from(value.as_str())
+        .map_err(|_| format!("the value of header {key:?} is not printable ASCII"))?;
+    Ok((key, value))
+}
+
 impl ClientArgs {
+    /// Wraps `message` in a request carrying the `-H` headers.
+    pub fn request<T>(&self, message: T) -> tonic::Request<T> {
+        let mut request = tonic::Request::new(message);
+        for (key, value) in &self.headers {
+            // Both were checked when the flags were parsed.
+            if let (Ok(key), Ok(value)) = (
+                tonic::metadata::MetadataKey::<tonic::metadata::Ascii>::from_bytes(key.as_bytes()),
+                value.parse(),
+            ) {
+                request.metadata_mut().append(key, value);
+            }
+        }
+        request
+    }
+
+    /// The `--attr` attributes.
+    pub fn attributes(&self) -> std::collections::HashMap<String, String> {
+        self.attrs.iter().cloned().collect()
+    }
+
     /// Whether the connection speaks TLS.
     pub fn with_tls(&self) -> bool {
         address_url(&self.addr, &self.tls).starts_with("https://") || self.tls.ca_cert.is_some()

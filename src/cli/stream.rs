@@ -42,7 +42,7 @@ pub async fn run(args: StreamArgs) -> ExitCode {
                 id: n.to_string(),
                 queue: item.queue.clone(),
                 payload: line.into_bytes().into(),
-                attributes: Default::default(),
+                attributes: item.attributes(),
                 priority: item.priority,
                 timeout_ms: item.timeout_ms,
             };
@@ -51,7 +51,10 @@ pub async fn run(args: StreamArgs) -> ExitCode {
             }
         }
     });
-    let mut responses = match client.stream_submit(ReceiverStream::new(rx)).await {
+    let mut responses = match client
+        .stream_submit(args.client.request(ReceiverStream::new(rx)))
+        .await
+    {
         Ok(r) => r.into_inner(),
         Err(status) => {
             eprintln!(

@@ -1,6 +1,6 @@
 //! `batchgate submit`: one item through `Submit`.
 
-use std::{collections::HashMap, process::ExitCode};
+use std::{io::Read, path::PathBuf, process::ExitCode};
 
 use super::{ClientArgs, output};
 use crate::pb;
@@ -11,21 +11,44 @@ pub struct SubmitArgs {
     /// Connection and item flags.
     #[command(flatten)]
     pub client: ClientArgs,
-    /// An attribute `key=value` (repeatable).
-    #[arg(long = "attr", value_parser = parse_attr)]
-    pub attrs: Vec<(String, String)>,
-    /// The payload (as UTF-8 text).
-    pub payload: String,
+    /// Read the payload from this file, as bytes (`-`: standard input).
+    #[arg(long, value_name = "PATH", conflicts_with = "payload")]
+    pub file: Option<PathBuf>,
+    /// The payload as text; `@PATH` reads it from a file, as bytes, like
+    /// --file.
+    #[arg(required_unless_present = "file")]
+    pub payload: Option<String>,
 }
 
-fn parse_attr(text: &str) -> Result<(String, String), String> {
-    text.split_once('=')
-        .map(|(k, v)| (k.to_owned(), v.to_owned()))
-        .ok_or_else(|| format!("expected key=value, got {text:?}"))
+/// The payload the flags name.
+fn payload(args: &SubmitArgs) -> Result<Vec<u8>, String> {
+    let path = match (&args.file, &args.payload) {
+        (Some(path), _) => path.clone(),
+        (None, Some(text)) => match text.strip_prefix('@') {
+            Some(path) => PathBuf::from(path),
+            None => return Ok(text.clone().into_bytes()),
+        },
+        (None, None) => return Err("give a payload, @PATH or --file PATH".into()),
+    };
+    if path.as_os_str() == "-" {
+        let mut bytes = Vec::new();
+        std::io::stdin()
+            .read_to_end(&mut bytes)
+            .map_err(|e| format!("cannot read standard input: {e}"))?;
+        return Ok(bytes);
+    }
+    std::fs::read(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))
 }
 
 /// Runs `batchgate submit`.
 pub async fn run(args: SubmitArgs) -> ExitCode {
+    let payload = match payload(&args) {
+        Ok(payload) => payload,
+        Err(e) => {
+            eprintln!("batchgate: {e}");
+            return ExitCode::from(super::EXIT_BAD_CONFIG);
+        }
+    };
     let mut client = match args.client.connect().await {
         Ok(c) => c,
         Err(e) => {
@@ -33,13 +56,13 @@ pub async fn run(args: SubmitArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let request = pb::SubmitRequest {
+    let request = args.client.request(pb::SubmitRequest {
         queue: args.client.queue.clone(),
-        payload: args.payload.into_bytes().into(),
-        attributes: args.attrs.into_iter().collect::<HashMap<_, _>>(),
+        payload: payload.into(),
+        attributes: args.client.attributes(),
         priority: args.client.priority,
         timeout_ms: args.client.timeout_ms,
-    };
+    });
     match client.submit(request).await {
         Ok(response) => {
             let response = response.into_inner();
