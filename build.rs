@@ -39,6 +39,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             "#[derive(serde::Serialize)]",
         );
     }
+    // The queue state prints by name, not number.
+    builder = builder.field_attribute(
+        ".batchgate.v1.QueueInfo.state",
+        "#[serde(serialize_with = \"crate::cli::serialize_queue_state\")]",
+    );
     // Undecodable messages are INVALID_ARGUMENT, not prost's INTERNAL.
     builder
         .codec_path("crate::codec::ProtoCodec")

@@ -18,12 +18,15 @@ handler = { kind = "echo" }
 
 [queues.held]
 mode = "manual"
+max_batch_size = 2
+max_batch_bytes = 2048
 max_queue_items = 2
 item_timeout = "1h"
 handler = { kind = "echo" }
 
 [queues.lazy]
 max_delay = "200ms"
+max_batch_bytes = 2048
 handler = { kind = "echo" }
 
 [server]

@@ -360,3 +360,115 @@ async fn submit_sends_files_attributes_and_headers_and_stream_sends_attributes()
     );
     server.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ctl_takes_handler_fields_prints_names_durations_and_aligned_tables() {
+    let server = common::TestServer::start(common::config("[queues.echo]\n")).await;
+    let addr = server.grpc.to_string();
+    let long = "a_queue_name_well_over_twenty_characters";
+    let created = run_cli(
+        strings(&[
+            "ctl",
+            "create",
+            long,
+            "--kind",
+            "sim",
+            "--base",
+            "3ms",
+            "--per-item",
+            "0s",
+            "--max-delay",
+            "1ms",
+            "--addr",
+            &addr,
+        ]),
+        "",
+        false,
+    )
+    .await;
+    assert_eq!(created.status.code(), Some(0), "{}", stderr(&created));
+
+    // Global flags after the subcommand; state by name in JSON.
+    let json = run_cli(
+        strings(&["ctl", "describe", long, "--addr", &addr, "--json"]),
+        "",
+        false,
+    )
+    .await;
+    assert_eq!(json.status.code(), Some(0), "{}", stderr(&json));
+    let info: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(info["state"], "active", "{info}");
+    assert_eq!(info["handler"]["sim_base_us"], 3000, "{info}");
+
+    let described = run_cli(
+        strings(&["ctl", "describe", long, "--addr", &addr]),
+        "",
+        false,
+    )
+    .await;
+    let text = String::from_utf8_lossy(&described.stdout).into_owned();
+    for line in [
+        "  max_delay = 1ms",
+        "  item_timeout = 30s",
+        "  kind = sim",
+        "  base = 3ms",
+        "  per_item = 0s",
+    ] {
+        assert!(text.lines().any(|l| l == line), "{line:?} in\n{text}");
+    }
+
+    let queues = run_cli(strings(&["ctl", "queues", "--addr", &addr]), "", false).await;
+    let text = String::from_utf8_lossy(&queues.stdout).into_owned();
+    let lines: Vec<&str> = text.lines().collect();
+    let state_at = lines[0].find("STATE").unwrap();
+    for line in &lines[1..] {
+        assert_eq!(
+            &line[state_at..state_at + 6],
+            "active",
+            "columns line up:\n{text}"
+        );
+    }
+
+    // watch: the time, then rates from the second snapshot on.
+    let addr_for_watch = addr.clone();
+    let watched = tokio::task::spawn_blocking(move || {
+        use std::io::BufRead;
+        let mut child = batchgate()
+            .args([
+                "ctl",
+                "watch",
+                "--interval",
+                "100ms",
+                "--addr",
+                &addr_for_watch,
+            ])
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+        let mut seen = Vec::new();
+        while let Some(Ok(line)) = lines.next() {
+            seen.push(line);
+            if seen.iter().filter(|l| l.starts_with("20")).count() == 3 {
+                break;
+            }
+        }
+        child.kill().unwrap();
+        let _ = child.wait();
+        seen
+    })
+    .await
+    .unwrap();
+    let rate_rows: Vec<&String> = watched.iter().filter(|l| l.starts_with("echo")).collect();
+    assert!(rate_rows.len() >= 2, "{watched:?}");
+    assert!(watched.iter().any(|l| l.contains("OK/s")), "{watched:?}");
+    assert!(
+        rate_rows[0].contains(" - "),
+        "no rate without a previous snapshot: {watched:?}"
+    );
+    assert!(
+        rate_rows[1].contains("0.0"),
+        "a rate from the second on: {watched:?}"
+    );
+    server.shutdown().await;
+}

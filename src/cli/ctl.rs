@@ -3,6 +3,7 @@
 
 use std::{process::ExitCode, time::Duration};
 
+use comfy_table::{Cell, Table};
 use serde::Serialize;
 use tokio_stream::StreamExt;
 use tonic::{Request, Status, transport::Channel};
@@ -15,12 +16,18 @@ pub struct CtlArgs {
     /// Control-plane address.
     #[arg(
         long,
+        global = true,
         env = "BATCHGATE_CONTROL_ADDR",
         default_value = "http://127.0.0.1:50051"
     )]
     pub addr: String,
     /// Bearer token, when the server requires one.
-    #[arg(long, env = "BATCHGATE_CONTROL_TOKEN", hide_env_values = true)]
+    #[arg(
+        long,
+        global = true,
+        env = "BATCHGATE_CONTROL_TOKEN",
+        hide_env_values = true
+    )]
     pub token: Option<String>,
     /// Print JSON instead of tables.
     #[arg(long, global = true)]
@@ -44,29 +51,95 @@ impl CtlArgs {
 /// Policy fields; only those given change.
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct PolicyArgs {
+    /// Close a batch at this many items.
     #[arg(long)]
     max_batch_size: Option<u32>,
+    /// Close a batch before its payloads pass this many bytes.
     #[arg(long)]
     max_batch_bytes: Option<u64>,
-    /// e.g. "2ms".
+    /// Close a batch when its oldest item has waited this long, e.g. "2ms".
     #[arg(long, value_parser = humantime::parse_duration)]
     max_delay: Option<Duration>,
+    /// A delay-triggered batch needs at least this many items.
     #[arg(long)]
     min_batch_size: Option<u32>,
+    /// Count only live items towards min_batch_size (true or false).
     #[arg(long)]
     strict: Option<bool>,
-    /// auto or manual.
+    /// auto (size, bytes, delay dispatch) or manual (only flush does).
     #[arg(long)]
     mode: Option<String>,
+    /// Items the queue may hold; more are refused RESOURCE_EXHAUSTED.
     #[arg(long)]
     max_queue_items: Option<u32>,
+    /// Batches of the queue processed at once.
     #[arg(long)]
     max_in_flight_batches: Option<u32>,
-    /// e.g. "30s".
+    /// How long an item may wait when its request sets no timeout, e.g. "30s".
     #[arg(long, value_parser = humantime::parse_duration)]
     item_timeout: Option<Duration>,
+    /// Priority levels (items carry 0 .. levels-1).
     #[arg(long)]
     priority_levels: Option<u32>,
+}
+
+/// Handler fields of a new queue; unset ones take the kind's defaults.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct HandlerArgs {
+    /// echo, sim, grpc or http.
+    #[arg(long, default_value = "echo")]
+    kind: String,
+    /// sim: fixed cost of a batch, e.g. "5ms".
+    #[arg(long, value_parser = humantime::parse_duration)]
+    base: Option<Duration>,
+    /// sim: added cost of each item, e.g. "20us".
+    #[arg(long, value_parser = humantime::parse_duration)]
+    per_item: Option<Duration>,
+    /// grpc/http: an endpoint URL (repeatable).
+    #[arg(long = "endpoint")]
+    endpoints: Vec<String>,
+    /// grpc/http: batches one endpoint may process at once.
+    #[arg(long)]
+    max_in_flight: Option<u32>,
+    /// grpc/http: longest a backend call may take, e.g. "30s".
+    #[arg(long, value_parser = humantime::parse_duration)]
+    timeout: Option<Duration>,
+    /// grpc/http: retries of a batch that failed for availability.
+    #[arg(long)]
+    retries: Option<u32>,
+    /// grpc/http: split a rejected batch so a poison item fails alone (true or false).
+    #[arg(long)]
+    bisect: Option<bool>,
+    /// grpc: call ProcessBatchStream and forward each result as it comes.
+    #[arg(long)]
+    streaming: bool,
+    /// http: payloads are raw JSON documents instead of base64 strings.
+    #[arg(long)]
+    json_payloads: bool,
+}
+
+impl HandlerArgs {
+    fn to_spec(&self) -> pb::HandlerSpec {
+        let micros =
+            |d: Option<Duration>| d.map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX));
+        let sim = self.kind == "sim";
+        let default_sim = crate::config::HandlerConfig::of(crate::config::HandlerKind::Sim);
+        pb::HandlerSpec {
+            kind: self.kind.clone(),
+            // A sim's costs are always sent; unset ones are the defaults.
+            sim_base_us: micros(self.base.or(sim.then_some(default_sim.base))),
+            sim_per_item_us: micros(self.per_item.or(sim.then_some(default_sim.per_item))),
+            endpoints: self.endpoints.clone(),
+            max_in_flight: self.max_in_flight.unwrap_or(0),
+            timeout_ms: self
+                .timeout
+                .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
+            retries: self.retries,
+            bisect: self.bisect,
+            streaming: self.streaming,
+            json_payloads: self.json_payloads,
+        }
+    }
 }
 
 impl PolicyArgs {
@@ -94,43 +167,61 @@ pub enum Action {
     /// List queues with live stats.
     Queues,
     /// Show one queue: policy, handler, endpoints, stats.
-    Describe { name: String },
+    Describe {
+        /// The queue.
+        name: String,
+    },
     /// Create a queue.
     Create {
+        /// The new queue's name.
         name: String,
-        /// echo, sim, grpc or http.
-        #[arg(long, default_value = "echo")]
-        kind: String,
-        /// Endpoint URL of a grpc or http queue (repeatable).
-        #[arg(long = "endpoint")]
-        endpoints: Vec<String>,
+        #[command(flatten)]
+        handler: HandlerArgs,
         #[command(flatten)]
         policy: PolicyArgs,
     },
     /// Change policy fields of a queue (applies from its next batch).
     Update {
+        /// The queue.
         name: String,
         #[command(flatten)]
         policy: PolicyArgs,
     },
     /// Delete a queue (drains it; --force answers pending items UNAVAILABLE).
     Delete {
+        /// The queue.
         name: String,
+        /// Answer pending items UNAVAILABLE instead of dispatching them.
         #[arg(long)]
         force: bool,
     },
     /// Stop dispatching (items still accepted).
-    Pause { name: String },
+    Pause {
+        /// The queue.
+        name: String,
+    },
     /// Dispatch again.
-    Resume { name: String },
+    Resume {
+        /// The queue.
+        name: String,
+    },
     /// Dispatch everything pending now.
-    Flush { name: String },
+    Flush {
+        /// The queue.
+        name: String,
+    },
     /// Refuse new items and dispatch the rest.
-    Drain { name: String },
+    Drain {
+        /// The queue.
+        name: String,
+    },
     /// Add an endpoint to a grpc/http queue or renew its lease.
     Register {
+        /// The queue.
         queue: String,
+        /// The endpoint URL.
         address: String,
+        /// Batches it may process at once (0: the queue's default).
         #[arg(long, default_value_t = 0)]
         max_in_flight: u32,
         /// Lease, e.g. "30s" (none: permanent).
@@ -138,13 +229,23 @@ pub enum Action {
         ttl: Option<Duration>,
     },
     /// Remove an endpoint.
-    Deregister { queue: String, address: String },
+    Deregister {
+        /// The queue.
+        queue: String,
+        /// The endpoint URL.
+        address: String,
+    },
     /// List a queue's endpoints.
-    Endpoints { queue: String },
-    /// Print stats snapshots until interrupted.
+    Endpoints {
+        /// The queue.
+        queue: String,
+    },
+    /// Print a stats snapshot every interval, with the time and the rates
+    /// since the previous one, until interrupted.
     Watch {
         /// One queue (default: all).
         queue: Option<String>,
+        /// Time between snapshots, e.g. "2s".
         #[arg(long, value_parser = humantime::parse_duration, default_value = "1s")]
         interval: Duration,
     },
@@ -192,8 +293,7 @@ async fn execute(args: &CtlArgs) -> Result<(), Status> {
         }
         Action::Create {
             name,
-            kind,
-            endpoints,
+            handler,
             policy,
         } => {
             let info = ctl
@@ -201,11 +301,7 @@ async fn execute(args: &CtlArgs) -> Result<(), Status> {
                     pb::CreateQueueRequest {
                         name: name.clone(),
                         policy: Some(policy.to_policy()),
-                        handler: Some(pb::HandlerSpec {
-                            kind: kind.clone(),
-                            endpoints: endpoints.clone(),
-                            ..Default::default()
-                        }),
+                        handler: Some(handler.to_spec()),
                     },
                     token,
                 )?)
@@ -331,14 +427,24 @@ async fn execute(args: &CtlArgs) -> Result<(), Status> {
                 )?)
                 .await?
                 .into_inner();
+            let mut previous: Option<(std::time::Instant, Vec<pb::QueueInfo>)> = None;
             while let Some(snapshot) = stream.next().await {
                 let snapshot = snapshot?;
                 if json {
                     print_json(&snapshot);
-                } else {
-                    print_queue_table(&snapshot.queues);
-                    outln!("");
+                    continue;
                 }
+                let now = std::time::Instant::now();
+                let rates = previous
+                    .as_ref()
+                    .map(|(at, before)| (now.duration_since(*at).as_secs_f64(), before.as_slice()));
+                outln!(
+                    "{}",
+                    humantime::format_rfc3339_seconds(std::time::SystemTime::now())
+                );
+                print_watch_table(&snapshot.queues, rates);
+                outln!("");
+                previous = Some((now, snapshot.queues));
             }
         }
     }
@@ -369,7 +475,8 @@ fn print_json(value: &impl Serialize) {
     }
 }
 
-fn state_name(state: i32) -> &'static str {
+/// The lower-case name of a queue state.
+pub fn state_name(state: i32) -> &'static str {
     match pb::QueueState::try_from(state) {
         Ok(pb::QueueState::Active) => "active",
         Ok(pb::QueueState::Paused) => "paused",
@@ -379,9 +486,41 @@ fn state_name(state: i32) -> &'static str {
     }
 }
 
+/// A table with plain columns, as `kubectl get` prints them.
+fn table(header: &[&str]) -> Table {
+    let mut table = Table::new();
+    table
+        .load_style(comfy_table::presets::NOTHING)
+        .set_content_arrangement(comfy_table::ContentArrangement::Disabled)
+        .set_header(header.iter().map(Cell::new));
+    table
+}
+
+/// Lays the columns out: two spaces between them, the columns `from..`
+/// (numbers) right-aligned.
+fn numbers_from(table: &mut Table, from: usize) {
+    for i in 0..table.column_count() {
+        if let Some(column) = table.column_mut(i) {
+            column.set_padding((0, 2));
+            if i >= from {
+                column.set_cell_alignment(comfy_table::CellAlignment::Right);
+            }
+        }
+    }
+}
+
+fn print_table(table: &Table) {
+    for line in table.lines() {
+        outln!("{}", line.trim_end());
+    }
+}
+
+fn failed(stats: &pb::QueueStats) -> u64 {
+    stats.items_error + stats.items_rejected + stats.items_timeout
+}
+
 fn print_queue_table(queues: &[pb::QueueInfo]) {
-    outln!(
-        "{:<20} {:<9} {:<7} {:>8} {:>6} {:>10} {:>8} {:>8} {:>9} {:>11}",
+    let mut t = table(&[
         "QUEUE",
         "STATE",
         "HANDLER",
@@ -391,25 +530,80 @@ fn print_queue_table(queues: &[pb::QueueInfo]) {
         "FAILED",
         "BATCHES",
         "SIZE p50",
-        "ITEM p99 ms"
-    );
+        "ITEM p99 ms",
+    ]);
     for q in queues {
         let stats = q.stats.unwrap_or_default();
-        let failed = stats.items_error + stats.items_rejected + stats.items_timeout;
-        outln!(
-            "{:<20} {:<9} {:<7} {:>8} {:>6} {:>10} {:>8} {:>8} {:>9.0} {:>11.3}",
-            q.name,
-            state_name(q.state),
-            q.handler.as_ref().map_or("", |h| h.kind.as_str()),
-            stats.depth,
-            stats.in_flight_batches,
-            stats.items_ok,
-            failed,
-            stats.batches,
-            stats.batch_size.unwrap_or_default().p50,
-            stats.item_ms.unwrap_or_default().p99,
-        );
+        t.add_row(vec![
+            q.name.clone(),
+            state_name(q.state).to_owned(),
+            q.handler
+                .as_ref()
+                .map_or("", |h| h.kind.as_str())
+                .to_owned(),
+            stats.depth.to_string(),
+            stats.in_flight_batches.to_string(),
+            stats.items_ok.to_string(),
+            failed(&stats).to_string(),
+            stats.batches.to_string(),
+            format!("{:.0}", stats.batch_size.unwrap_or_default().p50),
+            format!("{:.3}", stats.item_ms.unwrap_or_default().p99),
+        ]);
     }
+    numbers_from(&mut t, 3);
+    print_table(&t);
+}
+
+/// The queue table of `watch`, with rates since the previous snapshot
+/// (`seconds` ago) when there was one.
+fn print_watch_table(queues: &[pb::QueueInfo], previous: Option<(f64, &[pb::QueueInfo])>) {
+    let mut t = table(&[
+        "QUEUE",
+        "STATE",
+        "DEPTH",
+        "FLIGHT",
+        "OK/s",
+        "FAILED/s",
+        "BATCHES/s",
+        "SIZE p50",
+        "ITEM p99 ms",
+    ]);
+    for q in queues {
+        let stats = q.stats.unwrap_or_default();
+        let rate = |pick: fn(&pb::QueueStats) -> u64| -> String {
+            let Some((seconds, before)) = previous else {
+                return "-".to_owned();
+            };
+            let Some(old) = before.iter().find(|b| b.name == q.name) else {
+                return "-".to_owned();
+            };
+            let delta = pick(&stats).saturating_sub(pick(&old.stats.unwrap_or_default()));
+            format!("{:.1}", delta as f64 / seconds.max(1e-9))
+        };
+        t.add_row(vec![
+            q.name.clone(),
+            state_name(q.state).to_owned(),
+            stats.depth.to_string(),
+            stats.in_flight_batches.to_string(),
+            rate(|s| s.items_ok),
+            rate(failed),
+            rate(|s| s.batches),
+            format!("{:.0}", stats.batch_size.unwrap_or_default().p50),
+            format!("{:.3}", stats.item_ms.unwrap_or_default().p99),
+        ]);
+    }
+    numbers_from(&mut t, 2);
+    print_table(&t);
+}
+
+/// A duration in microseconds as the config writes durations ("2ms").
+fn micros_text(us: u64) -> String {
+    humantime::format_duration(Duration::from_micros(us)).to_string()
+}
+
+/// A duration in milliseconds as the config writes durations ("30s").
+fn millis_text(ms: u64) -> String {
+    humantime::format_duration(Duration::from_millis(ms)).to_string()
 }
 
 fn show_queue(info: &pb::QueueInfo, json: bool) {
@@ -419,21 +613,71 @@ fn show_queue(info: &pb::QueueInfo, json: bool) {
     }
     print_queue_table(std::slice::from_ref(info));
     if let Some(p) = &info.policy {
-        outln!(
-            "policy: max_batch_size={} max_batch_bytes={} max_delay={}us min_batch_size={} strict={} mode={} max_queue_items={} max_in_flight_batches={} item_timeout={}ms priority_levels={}",
-            p.max_batch_size.unwrap_or_default(),
-            p.max_batch_bytes.unwrap_or_default(),
-            p.max_delay_us.unwrap_or_default(),
-            p.min_batch_size.unwrap_or_default(),
-            p.strict.unwrap_or_default(),
-            p.mode.as_deref().unwrap_or_default(),
-            p.max_queue_items.unwrap_or_default(),
-            p.max_in_flight_batches.unwrap_or_default(),
-            p.item_timeout_ms.unwrap_or_default(),
-            p.priority_levels.unwrap_or_default(),
-        );
+        outln!("");
+        outln!("policy:");
+        let fields = [
+            (
+                "max_batch_size",
+                p.max_batch_size.unwrap_or_default().to_string(),
+            ),
+            (
+                "max_batch_bytes",
+                p.max_batch_bytes.unwrap_or_default().to_string(),
+            ),
+            ("max_delay", micros_text(p.max_delay_us.unwrap_or_default())),
+            (
+                "min_batch_size",
+                p.min_batch_size.unwrap_or_default().to_string(),
+            ),
+            ("strict", p.strict.unwrap_or_default().to_string()),
+            ("mode", p.mode.clone().unwrap_or_default()),
+            (
+                "max_queue_items",
+                p.max_queue_items.unwrap_or_default().to_string(),
+            ),
+            (
+                "max_in_flight_batches",
+                p.max_in_flight_batches.unwrap_or_default().to_string(),
+            ),
+            (
+                "item_timeout",
+                millis_text(p.item_timeout_ms.unwrap_or_default()),
+            ),
+            (
+                "priority_levels",
+                p.priority_levels.unwrap_or_default().to_string(),
+            ),
+        ];
+        for (name, value) in fields {
+            outln!("  {name} = {value}");
+        }
+    }
+    if let Some(h) = &info.handler {
+        outln!("");
+        outln!("handler:");
+        outln!("  kind = {}", h.kind);
+        match h.kind.as_str() {
+            "sim" => {
+                outln!("  base = {}", micros_text(h.sim_base_us));
+                outln!("  per_item = {}", micros_text(h.sim_per_item_us));
+            }
+            "grpc" | "http" => {
+                outln!("  endpoints = {:?}", h.endpoints);
+                outln!("  max_in_flight = {}", h.max_in_flight);
+                outln!("  timeout = {}", millis_text(h.timeout_ms));
+                outln!("  retries = {}", h.retries.unwrap_or_default());
+                outln!("  bisect = {}", h.bisect.unwrap_or_default());
+                if h.kind == "grpc" {
+                    outln!("  streaming = {}", h.streaming);
+                } else {
+                    outln!("  json_payloads = {}", h.json_payloads);
+                }
+            }
+            _ => {}
+        }
     }
     if !info.endpoints.is_empty() {
+        outln!("");
         show_endpoints(&info.endpoints, false);
     }
 }
@@ -443,26 +687,33 @@ fn show_endpoints(endpoints: &[pb::EndpointInfo], json: bool) {
         print_json(&endpoints);
         return;
     }
-    outln!(
-        "{:<32} {:>6} {:>6} {:>10} {:>10} {:>8} {:>8}",
+    let mut t = table(&[
         "ENDPOINT",
         "FLIGHT",
         "MAX",
-        "LEASE ms",
-        "EJECT ms",
+        "LEASE",
+        "EJECTED FOR",
         "OK",
-        "FAILED"
-    );
+        "FAILED",
+    ]);
+    let left = |ms: u64| {
+        if ms == 0 {
+            "-".to_owned()
+        } else {
+            millis_text(ms)
+        }
+    };
     for e in endpoints {
-        outln!(
-            "{:<32} {:>6} {:>6} {:>10} {:>10} {:>8} {:>8}",
-            e.address,
-            e.in_flight,
-            e.max_in_flight,
-            e.lease_remaining_ms,
-            e.ejected_for_ms,
-            e.batches_ok,
-            e.batches_failed
-        );
+        t.add_row(vec![
+            e.address.clone(),
+            e.in_flight.to_string(),
+            e.max_in_flight.to_string(),
+            left(e.lease_remaining_ms),
+            left(e.ejected_for_ms),
+            e.batches_ok.to_string(),
+            e.batches_failed.to_string(),
+        ]);
     }
+    numbers_from(&mut t, 1);
+    print_table(&t);
 }

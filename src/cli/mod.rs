@@ -19,6 +19,15 @@ use clap::{Parser, Subcommand};
 pub use self::output::{code_name, write_out};
 pub use self::{ctl::CtlArgs, serve::ServeArgs, stream::StreamArgs, submit::SubmitArgs};
 
+/// Writes a queue state by name in `ctl --json` (the protobuf enum is a
+/// number on the wire).
+///
+/// # Errors
+/// The serializer's.
+pub fn serialize_queue_state<S: serde::Serializer>(state: &i32, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(ctl::state_name(*state))
+}
+
 /// Exit code for a configuration the server cannot run with (EX_USAGE).
 pub const EXIT_BAD_CONFIG: u8 = 64;
 
@@ -245,11 +254,16 @@ pub fn explain(cause: &str, with_tls: bool) -> String {
         && (lower.contains("connection reset")
             || lower.contains("closed before")
             || lower.contains("broken pipe")
+            || lower.contains("operation was canceled")
             || lower.contains("frame with invalid size")
             || lower.contains("protocol error"))
     {
         "the server closed the connection: it may expect TLS (use https:// and --ca-cert)"
-    } else if with_tls && (lower.contains("broken pipe") || lower.contains("connection reset")) {
+    } else if with_tls
+        && (lower.contains("broken pipe")
+            || lower.contains("connection reset")
+            || lower.contains("operation was canceled"))
+    {
         "the server closed the TLS connection: it may require a client certificate (--cert and --key)"
     } else {
         return cause.to_owned();

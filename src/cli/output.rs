@@ -45,7 +45,7 @@ pub fn status_text(status: &tonic::Status, with_tls: bool) -> String {
         }
         _ if matches!(
             status.code(),
-            Code::Unknown | Code::Unavailable | Code::Internal
+            Code::Unknown | Code::Unavailable | Code::Internal | Code::Cancelled
         ) =>
         {
             super::explain(message, with_tls)

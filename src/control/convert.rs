@@ -115,8 +115,16 @@ impl PolicyChange {
 pub fn handler(h: &HandlerConfig) -> pb::HandlerSpec {
     pb::HandlerSpec {
         kind: h.kind.as_str().to_owned(),
-        sim_base_us: micros(h.base),
-        sim_per_item_us: micros(h.per_item),
+        sim_base_us: if h.kind == HandlerKind::Sim {
+            micros(h.base)
+        } else {
+            0
+        },
+        sim_per_item_us: if h.kind == HandlerKind::Sim {
+            micros(h.per_item)
+        } else {
+            0
+        },
         endpoints: h.endpoints.clone(),
         max_in_flight: to_u32(h.max_in_flight),
         timeout_ms: millis(h.timeout),
