@@ -472,3 +472,32 @@ async fn ctl_takes_handler_fields_prints_names_durations_and_aligned_tables() {
     );
     server.shutdown().await;
 }
+
+#[test]
+fn bench_sweeps_print_csv_with_exact_batch_sizes() {
+    // Batches of 256 are where a 2-digit HDR histogram said 257.
+    let config = TempConfig::new("bench");
+    let path = config.write("[queues.echo]\nmax_batch_size = 256\nmax_delay = \"20ms\"\n");
+    let output = batchgate()
+        .args(["bench", "--in-process", "--config"])
+        .arg(&path)
+        .args(["--concurrency-range", "64:256", "--duration", "300ms"])
+        .args(["--warmup", "0s", "--csv"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let text = String::from_utf8(output.stdout).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 4, "a header and one line per point:\n{text}");
+    let header: Vec<&str> = lines[0].split(',').collect();
+    let column = |name: &str| header.iter().position(|h| *h == name).unwrap();
+    for (line, concurrency) in lines[1..].iter().zip([64, 128, 256]) {
+        let fields: Vec<&str> = line.split(',').collect();
+        assert_eq!(fields[column("concurrency")], concurrency.to_string());
+        let max: u64 = fields[column("batch_max")].parse().unwrap();
+        assert!(
+            max <= concurrency,
+            "a batch is never larger than the calls in flight: {line}"
+        );
+    }
+}

@@ -85,6 +85,113 @@ pub struct BenchArgs {
     /// items were answered.
     #[arg(long)]
     pub fail_on_error: bool,
+    /// Sweep the concurrency: `START:END[:STEP]`, STEP `x2` (times, the
+    /// default) or `+16` (plus); one run (warm-up + duration) per point.
+    #[arg(long, value_name = "START:END[:STEP]", value_parser = Sweep::parse)]
+    pub concurrency_range: Option<Sweep>,
+    /// Sweep the open-loop rate (items/s), like --concurrency-range.
+    #[arg(long, value_name = "START:END[:STEP]", value_parser = Sweep::parse)]
+    pub rate_range: Option<Sweep>,
+    /// Print one CSV line per run (with a header line) instead of a table.
+    #[arg(long, conflicts_with = "json")]
+    pub csv: bool,
+}
+
+/// A range of values to sweep.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Sweep {
+    /// First value.
+    start: f64,
+    /// Last value (inclusive when a step lands on it).
+    end: f64,
+    /// How the next value follows.
+    step: Step,
+}
+
+/// How a sweep steps.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Step {
+    /// Multiply by this (> 1).
+    Times(f64),
+    /// Add this (> 0).
+    Plus(f64),
+}
+
+/// Most runs one sweep may ask for.
+const MAX_SWEEP_POINTS: usize = 100;
+
+impl Sweep {
+    /// Parses `START:END[:STEP]`.
+    ///
+    /// # Errors
+    /// What is wrong with the text.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let parts: Vec<&str> = text.split(':').collect();
+        let number = |s: &str| -> Result<f64, String> {
+            s.trim()
+                .parse::<f64>()
+                .ok()
+                .filter(|v| v.is_finite() && *v > 0.0)
+                .ok_or_else(|| format!("{s:?} is not a positive number"))
+        };
+        let (start, end, step) = match parts.as_slice() {
+            [start, end] => (number(start)?, number(end)?, Step::Times(2.0)),
+            [start, end, step] => {
+                let step = if let Some(f) = step.strip_prefix('x').or(step.strip_prefix('*')) {
+                    Step::Times(number(f)?)
+                } else if let Some(n) = step.strip_prefix('+') {
+                    Step::Plus(number(n)?)
+                } else {
+                    return Err(format!("step {step:?} must be xFACTOR or +AMOUNT"));
+                };
+                (number(start)?, number(end)?, step)
+            }
+            _ => return Err(format!("expected START:END[:STEP], got {text:?}")),
+        };
+        if end < start {
+            return Err(format!("the end {end} is below the start {start}"));
+        }
+        if matches!(step, Step::Times(f) if f <= 1.0) {
+            return Err("a xFACTOR step must be above 1".into());
+        }
+        let sweep = Self { start, end, step };
+        if sweep.points().len() > MAX_SWEEP_POINTS {
+            return Err(format!(
+                "more than {MAX_SWEEP_POINTS} runs: take a larger step"
+            ));
+        }
+        Ok(sweep)
+    }
+
+    /// The values, from start to at most end.
+    pub fn points(&self) -> Vec<f64> {
+        let mut points = Vec::new();
+        let mut v = self.start;
+        while v <= self.end * (1.0 + 1e-9) && points.len() <= MAX_SWEEP_POINTS {
+            points.push(v);
+            v = match self.step {
+                Step::Times(f) => v * f,
+                Step::Plus(n) => v + n,
+            };
+        }
+        points
+    }
+}
+
+/// The (concurrency, rate) of each run the flags ask for.
+fn runs(args: &BenchArgs) -> Vec<(usize, f64)> {
+    let concurrencies: Vec<usize> = match &args.concurrency_range {
+        Some(sweep) => sweep.points().iter().map(|c| c.round() as usize).collect(),
+        None => vec![args.concurrency],
+    };
+    let rates = match &args.rate_range {
+        Some(sweep) => sweep.points(),
+        None => vec![args.rate],
+    };
+    concurrencies
+        .iter()
+        .flat_map(|&c| rates.iter().map(move |&r| (c.max(1), r.max(0.0))))
+        .collect()
 }
 
 /// unary or stream.
@@ -134,35 +241,64 @@ async fn execute(args: BenchArgs) -> Result<ExitCode, String> {
     for _ in 0..args.connections.max(1) {
         channels.push(connect(&addr).await?);
     }
+    if args.csv {
+        outln!("{}", Report::CSV_HEADER);
+    }
+    let mut failed = false;
+    for (concurrency, rate) in runs(&args) {
+        failed |= run_one(&args, &channels, concurrency, rate, in_process.is_some()).await?;
+    }
+    if let Some((stop, server)) = in_process {
+        let _ = stop.send(());
+        let _ = server.await;
+    }
+    Ok(if args.fail_on_error && failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// One run at `concurrency` and `rate`, printed; returns whether it failed
+/// (an item failed, none was answered, or not exactly `--items`).
+async fn run_one(
+    args: &BenchArgs,
+    channels: &[Channel],
+    concurrency: usize,
+    rate: f64,
+    in_process: bool,
+) -> Result<bool, String> {
     let plan = Plan {
         queue: args.queue.clone(),
         payload: Bytes::from(vec![b'x'; args.payload_size]),
-        concurrency: args.concurrency.max(1),
+        concurrency,
         streams: match args.mode {
             Mode::Unary => 0,
             Mode::Stream => args.streams.max(1),
         },
-        rate: args.rate.max(0.0),
+        rate,
         duration: args.duration,
         items: args.items,
         warmup: args.warmup,
     };
     let progress = Arc::new(Progress::default());
-    let bar = (!args.quiet && !args.json).then(|| progress_bar(&args));
+    let bar = (!args.quiet && !args.json && !args.csv).then(|| progress_bar(&plan));
     let ticker = bar.clone().map(|bar| {
         let progress = progress.clone();
+        let plan = plan.clone();
         tokio::spawn(async move {
+            let started = std::time::Instant::now();
             let mut tick = tokio::time::interval(Duration::from_millis(200));
             loop {
                 tick.tick().await;
-                bar.set_position(progress.done.load(std::sync::atomic::Ordering::Relaxed));
+                show_progress(&bar, &plan, &progress, started.elapsed());
             }
         })
     });
 
     let cpu_before = process_cpu();
     let wall = std::time::Instant::now();
-    let (tally, measured) = load::run(plan.clone(), channels, progress).await;
+    let (tally, measured) = load::run(plan.clone(), channels.to_vec(), progress).await;
     let (cpu, wall) = (process_cpu().saturating_sub(cpu_before), wall.elapsed());
     if let Some(t) = ticker {
         t.abort();
@@ -171,7 +307,11 @@ async fn execute(args: BenchArgs) -> Result<ExitCode, String> {
         bar.finish_and_clear();
     }
     let label = if args.label.is_empty() {
-        format!("{:?} {} c={}", args.mode, args.queue, args.concurrency).to_lowercase()
+        let mut label = format!("{:?} {} c={concurrency}", args.mode, args.queue).to_lowercase();
+        if rate > 0.0 {
+            label.push_str(&format!(" r={rate}"));
+        }
+        label
     } else {
         args.label.clone()
     };
@@ -184,7 +324,7 @@ async fn execute(args: BenchArgs) -> Result<ExitCode, String> {
         cpu,
         wall,
     );
-    if in_process.is_some() {
+    if in_process {
         // Server and generator share this process: the CPU is both.
         report.client_cpu_percent = f64::NAN;
     }
@@ -193,12 +333,10 @@ async fn execute(args: BenchArgs) -> Result<ExitCode, String> {
             "{}",
             serde_json::to_string(&report).map_err(|e| e.to_string())?
         );
+    } else if args.csv {
+        outln!("{}", report.csv_line());
     } else {
         out!("{}", report.table());
-    }
-    if let Some((stop, server)) = in_process {
-        let _ = stop.send(());
-        let _ = server.await;
     }
     let wrong_count = args.items > 0 && report.items != args.items;
     let failed = report.failed() > 0 || report.items == 0 || wrong_count;
@@ -213,9 +351,8 @@ async fn execute(args: BenchArgs) -> Result<ExitCode, String> {
             },
             report.failed()
         );
-        return Ok(ExitCode::FAILURE);
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(failed)
 }
 
 async fn connect(addr: &str) -> Result<Channel, String> {
@@ -227,17 +364,41 @@ async fn connect(addr: &str) -> Result<Channel, String> {
         .map_err(|e| format!("cannot connect to {addr}: {e}"))
 }
 
-fn progress_bar(args: &BenchArgs) -> ProgressBar {
-    let bar = if args.items > 0 {
-        ProgressBar::new(args.items)
+/// A bar that fills over the measured items (`--items`) or the measured
+/// time, with the measured items and their rate as its message.
+fn progress_bar(plan: &Plan) -> ProgressBar {
+    let length = if plan.items > 0 {
+        plan.items
     } else {
-        ProgressBar::new_spinner()
+        u64::try_from(plan.duration.as_millis()).unwrap_or(u64::MAX)
     };
+    let bar = ProgressBar::new(length);
     bar.set_style(
-        ProgressStyle::with_template("{spinner} {elapsed} {pos} items ({per_sec}) {wide_bar}")
+        ProgressStyle::with_template("{spinner} {elapsed:>4} {wide_bar} {msg}")
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
+    bar.set_message("warming up");
     bar
+}
+
+/// Updates the bar `elapsed` after the run started: position by items or
+/// measured time, rate as the report will compute it (measured items over
+/// measured time, warm-up excluded).
+fn show_progress(bar: &ProgressBar, plan: &Plan, progress: &Progress, elapsed: Duration) {
+    let measured = elapsed.saturating_sub(plan.warmup);
+    if measured.is_zero() {
+        return;
+    }
+    let done = progress.done.load(std::sync::atomic::Ordering::Relaxed);
+    bar.set_position(if plan.items > 0 {
+        done
+    } else {
+        u64::try_from(measured.as_millis()).unwrap_or(u64::MAX)
+    });
+    bar.set_message(format!(
+        "{done} items · {:.0} items/s",
+        done as f64 / measured.as_secs_f64()
+    ));
 }
 
 /// Flags of `batchgate bare-echo`.
@@ -267,5 +428,45 @@ pub async fn bare_echo(args: BareEchoArgs) -> ExitCode {
             }
         },
         () = crate::shutdown::signal() => ExitCode::SUCCESS,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sweeps_parse_and_step() {
+        let points = |t: &str| Sweep::parse(t).map(|s| s.points());
+        assert_eq!(points("16:256"), Ok(vec![16.0, 32.0, 64.0, 128.0, 256.0]));
+        assert_eq!(points("1000:3000:+1000"), Ok(vec![1000.0, 2000.0, 3000.0]));
+        assert_eq!(points("1:10:x3"), Ok(vec![1.0, 3.0, 9.0]));
+        for bad in ["5", "0:4", "8:4", "1:4:x1", "1:4:-1", "1:1000000:+1", "a:b"] {
+            assert!(Sweep::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn the_bar_fills_over_measured_time_and_shows_the_reported_rate() {
+        let plan = Plan {
+            queue: "q".into(),
+            payload: Bytes::new(),
+            concurrency: 1,
+            streams: 0,
+            rate: 0.0,
+            duration: Duration::from_secs(10),
+            items: 0,
+            warmup: Duration::from_secs(1),
+        };
+        let bar = progress_bar(&plan);
+        let progress = Progress::default();
+        progress
+            .done
+            .store(5_000, std::sync::atomic::Ordering::Relaxed);
+        show_progress(&bar, &plan, &progress, Duration::from_millis(500));
+        assert_eq!((bar.position(), bar.message()), (0, "warming up".into()));
+        show_progress(&bar, &plan, &progress, Duration::from_secs(11));
+        assert_eq!(bar.position(), bar.length().unwrap(), "full at the end");
+        assert_eq!(bar.message(), "5000 items · 500 items/s");
     }
 }

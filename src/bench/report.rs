@@ -6,6 +6,15 @@ use serde::{Deserialize, Serialize};
 
 use super::load::Tally;
 
+/// A CSV field, quoted when it needs to be.
+fn csv_field(text: &str) -> String {
+    if text.contains([',', '"', '\n']) {
+        format!("\"{}\"", text.replace('"', "\"\""))
+    } else {
+        text.to_owned()
+    }
+}
+
 /// Latency percentiles in microseconds.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Latency {
@@ -90,11 +99,45 @@ impl Report {
             },
             batch_size: BatchSizes {
                 mean: tally.batch_sizes.mean(),
-                p50: tally.batch_sizes.value_at_quantile(0.5),
-                max: tally.batch_sizes.max(),
+                p50: u64::from(tally.batch_sizes.quantile(0.5)),
+                max: u64::from(tally.batch_sizes.max()),
             },
             client_cpu_percent: 100.0 * cpu.as_secs_f64() / wall.as_secs_f64().max(1e-9),
         }
+    }
+
+    /// The columns of [`Report::csv_line`].
+    pub const CSV_HEADER: &'static str = "label,mode,queue,concurrency,connections,streams,rate,payload_bytes,seconds,items,failed,items_per_sec,p50_us,p90_us,p99_us,p999_us,max_us,mean_us,batch_mean,batch_p50,batch_max,client_cpu_percent";
+
+    /// The report as one CSV line (columns as [`Report::CSV_HEADER`]).
+    pub fn csv_line(&self) -> String {
+        let l = &self.latency_us;
+        let b = &self.batch_size;
+        format!(
+            "{},{},{},{},{},{},{},{},{:.3},{},{},{:.1},{},{},{},{},{},{:.1},{:.2},{},{},{:.1}",
+            csv_field(&self.label),
+            self.mode,
+            csv_field(&self.queue),
+            self.concurrency,
+            self.connections,
+            self.streams,
+            self.rate,
+            self.payload_bytes,
+            self.seconds,
+            self.items,
+            self.failed(),
+            self.items_per_sec,
+            l.p50,
+            l.p90,
+            l.p99,
+            l.p999,
+            l.max,
+            l.mean,
+            b.mean,
+            b.p50,
+            b.max,
+            self.client_cpu_percent
+        )
     }
 
     /// The number of failed items.
