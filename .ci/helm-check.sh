@@ -31,7 +31,7 @@ for values in "$chart"/ci/*.yaml; do
   "$helm" template ci "$chart" -f "$values" --show-only templates/configmap.yaml \
     | python3 -c 'import sys; t=sys.stdin.read().split("config.json: |\n",1)[1]; print("\n".join(l[4:] for l in t.splitlines()))' \
     >"$work/$name.json"
-  "$bin" serve --check-config --config "$work/$name.json" >/dev/null
+  "$bin" serve --check-config --skip-file-checks --config "$work/$name.json" >/dev/null
   echo "chart ok with $name: $(grep -c '^kind:' "$work/$name.yaml") objects"
 done
 

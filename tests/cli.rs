@@ -101,6 +101,26 @@ fn missing_files_exit_64_before_binding_and_name_the_field() {
 }
 
 #[test]
+fn a_config_for_another_machine_can_be_checked_without_its_files() {
+    let config = TempConfig::new("skip");
+    let path = config.write(
+        "[server.tls]\ncert_file = \"/nonexistent/tls.crt\"\nkey_file = \"/nonexistent/tls.key\"\n",
+    );
+    let checked = |skip: bool| {
+        let mut command = batchgate();
+        command
+            .args(["serve", "--check-config", "--config"])
+            .arg(&path);
+        if skip {
+            command.arg("--skip-file-checks");
+        }
+        command.output().unwrap().status.code()
+    };
+    assert_eq!(checked(false), Some(64));
+    assert_eq!(checked(true), Some(0));
+}
+
+#[test]
 fn an_address_that_cannot_be_bound_exits_64_naming_the_field() {
     let output = serve_with("bind", "");
     let err = stderr(&output);

@@ -238,32 +238,22 @@ pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
 /// Adds what a user most likely has to do about a connection failure.
 pub fn explain(cause: &str, with_tls: bool) -> String {
     let lower = cause.to_lowercase();
-    let hint = if lower.contains("connection refused") {
+    let says = |phrases: &[&str]| phrases.iter().any(|p| lower.contains(p));
+    // The peer hung up: before TLS, it may want TLS; after, a certificate.
+    let hung_up = says(&["connection reset", "broken pipe", "operation was canceled"]);
+    let hint = if says(&["connection refused"]) {
         "connection refused: is batchgate running there, on that port?"
-    } else if lower.contains("certificaterequired") || lower.contains("certificate required") {
+    } else if says(&["certificaterequired", "certificate required"]) {
         "the server requires a client certificate: give --cert and --key"
-    } else if lower.contains("certificate") || lower.contains("unknownissuer") {
+    } else if says(&["certificate", "unknownissuer"]) {
         "TLS certificate problem: give the server's CA with --ca-cert (and --cert/--key if it requires client certificates)"
-    } else if with_tls
-        && (lower.contains("corrupt message")
-            || lower.contains("invalidcontenttype")
-            || lower.contains("wrong version"))
-    {
+    } else if with_tls && says(&["corrupt message", "invalidcontenttype", "wrong version"]) {
         "TLS handshake failed: the server does not seem to speak TLS (use http://)"
     } else if !with_tls
-        && (lower.contains("connection reset")
-            || lower.contains("closed before")
-            || lower.contains("broken pipe")
-            || lower.contains("operation was canceled")
-            || lower.contains("frame with invalid size")
-            || lower.contains("protocol error"))
+        && (hung_up || says(&["closed before", "frame with invalid size", "protocol error"]))
     {
         "the server closed the connection: it may expect TLS (use https:// and --ca-cert)"
-    } else if with_tls
-        && (lower.contains("broken pipe")
-            || lower.contains("connection reset")
-            || lower.contains("operation was canceled"))
-    {
+    } else if with_tls && hung_up {
         "the server closed the TLS connection: it may require a client certificate (--cert and --key)"
     } else {
         return cause.to_owned();

@@ -36,6 +36,11 @@ pub struct ServeArgs {
     /// With --check-config: print JSON instead of TOML.
     #[arg(long, requires = "check_config")]
     pub json: bool,
+    /// With --check-config: do not check that the files the config names
+    /// (TLS, token) exist here, for a config meant for another machine
+    /// (e.g. the one a Helm chart renders for its pods).
+    #[arg(long, requires = "check_config")]
+    pub skip_file_checks: bool,
 }
 
 impl ServeArgs {
@@ -62,7 +67,9 @@ impl ServeArgs {
             server.shutdown_grace = grace;
         }
         config.validate()?;
-        config.check_files()?;
+        if !self.skip_file_checks {
+            config.check_files()?;
+        }
         Ok(config)
     }
 }
