@@ -42,7 +42,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // The queue state prints by name, not number.
     builder = builder.field_attribute(
         ".batchgate.v1.QueueInfo.state",
-        "#[serde(serialize_with = \"crate::cli::serialize_queue_state\")]",
+        "#[serde(serialize_with = \"crate::pb::serialize_queue_state\")]",
     );
     // Undecodable messages are INVALID_ARGUMENT, not prost's INTERNAL.
     builder

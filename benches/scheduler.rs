@@ -84,7 +84,7 @@ async fn batchgate_round(queue: &QueueHandle, submitters: usize, payload: &Bytes
                     })
                     .await;
                 let answer = rx.await.expect("answered");
-                assert!(answer.is_ok());
+                assert!(answer.result.is_ok());
             }
         }));
     }

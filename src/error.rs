@@ -7,7 +7,7 @@
 
 use std::time::Duration;
 
-use tonic::Status;
+use tonic::{Code, Status};
 
 /// A reason the service refuses an item before any handler saw it.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -88,18 +88,26 @@ pub fn quoted(name: &str) -> String {
     format!("{:?}… ({} bytes)", &name[..end], name.len())
 }
 
-impl From<crate::registry::RegistryError> for Status {
-    fn from(e: crate::registry::RegistryError) -> Self {
-        use crate::registry::RegistryError;
-        let message = e.to_string();
-        match e {
-            RegistryError::Exists(_) => Status::already_exists(message),
-            RegistryError::NotFound(_) => Status::not_found(message),
-            RegistryError::Config(_) | RegistryError::Handler { .. } => {
-                Status::invalid_argument(message)
-            }
-            RegistryError::Stopped(_) => Status::failed_precondition(message),
-        }
+/// The canonical upper-case name of a gRPC status code.
+pub fn code_name(code: Code) -> &'static str {
+    match code {
+        Code::Ok => "OK",
+        Code::Cancelled => "CANCELLED",
+        Code::Unknown => "UNKNOWN",
+        Code::InvalidArgument => "INVALID_ARGUMENT",
+        Code::DeadlineExceeded => "DEADLINE_EXCEEDED",
+        Code::NotFound => "NOT_FOUND",
+        Code::AlreadyExists => "ALREADY_EXISTS",
+        Code::PermissionDenied => "PERMISSION_DENIED",
+        Code::ResourceExhausted => "RESOURCE_EXHAUSTED",
+        Code::FailedPrecondition => "FAILED_PRECONDITION",
+        Code::Aborted => "ABORTED",
+        Code::OutOfRange => "OUT_OF_RANGE",
+        Code::Unimplemented => "UNIMPLEMENTED",
+        Code::Internal => "INTERNAL",
+        Code::Unavailable => "UNAVAILABLE",
+        Code::DataLoss => "DATA_LOSS",
+        Code::Unauthenticated => "UNAUTHENTICATED",
     }
 }
 

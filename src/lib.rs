@@ -21,6 +21,8 @@
 //! - [`api`]: the tonic services (convert, enqueue, answer; no logic).
 //! - [`control`]: the BatchControl service (runtime queue management).
 //! - [`registry`]: queue name → running queue.
+//! - [`contract`]: the handler contract both the queue and the handlers use
+//!   (batch, item, output, trigger, the answering [`contract::ResultSink`]).
 //! - [`queue`]: the policy (pure), pending items, the per-queue actor, batches.
 //! - [`handler`]: the handler trait, the built-in handlers and the remote
 //!   (gRPC, HTTP) backends with their endpoint pools.
@@ -28,7 +30,7 @@
 //! - [`metrics`]: Prometheus metric names, per-queue handles, `/metrics`.
 //! - [`telemetry`], [`shutdown`]: logging and signals for the binary.
 //! - [`tls`]: certificates from files for servers, backends and the CLI.
-//! - [`cli`]: the command line, server and client.
+//! - [`cli`]: the command line, server and client; [`stdout`]: its output.
 //! - [`bench`]: the load generator, the no-batching baseline, charts.
 //! - [`pb`]: the generated protobuf code; [`codec`]: its codec.
 //!
@@ -41,14 +43,14 @@
 /// such as `head` went away) the process ends quietly instead of panicking.
 macro_rules! outln {
     ($($arg:tt)*) => {
-        $crate::cli::write_out(format_args!($($arg)*), true)
+        $crate::stdout::write_out(format_args!($($arg)*), true)
     };
 }
 
 /// `print!` with the same broken-pipe handling as [`outln!`].
 macro_rules! out {
     ($($arg:tt)*) => {
-        $crate::cli::write_out(format_args!($($arg)*), false)
+        $crate::stdout::write_out(format_args!($($arg)*), false)
     };
 }
 
@@ -58,6 +60,7 @@ pub mod bench;
 pub mod cli;
 pub mod codec;
 pub mod config;
+pub mod contract;
 pub mod control;
 pub mod error;
 pub mod handler;
@@ -67,5 +70,6 @@ pub mod queue;
 pub mod ready;
 pub mod registry;
 pub mod shutdown;
+pub mod stdout;
 pub mod telemetry;
 pub mod tls;

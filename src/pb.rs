@@ -8,3 +8,36 @@ tonic::include_proto!("batchgate.v1");
 
 /// Encoded `FileDescriptorSet` of every batchgate proto, for reflection.
 pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("batchgate_descriptor");
+
+/// The lower-case name of a queue state (`active`, `paused`, …).
+pub fn queue_state_name(state: i32) -> &'static str {
+    match QueueState::try_from(state) {
+        Ok(QueueState::Active) => "active",
+        Ok(QueueState::Paused) => "paused",
+        Ok(QueueState::Draining) => "draining",
+        Ok(QueueState::Drained) => "drained",
+        _ => "unknown",
+    }
+}
+
+/// Writes a queue state by name in `ctl --json` (the protobuf enum is a
+/// number on the wire).
+///
+/// # Errors
+/// The serializer's.
+pub fn serialize_queue_state<S: serde::Serializer>(state: &i32, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(queue_state_name(*state))
+}
+
+impl From<crate::contract::Trigger> for Trigger {
+    fn from(t: crate::contract::Trigger) -> Self {
+        use crate::contract::Trigger as T;
+        match t {
+            T::Size => Trigger::Size,
+            T::Bytes => Trigger::Bytes,
+            T::Delay => Trigger::Delay,
+            T::Flush => Trigger::Flush,
+            T::Drain => Trigger::Drain,
+        }
+    }
+}

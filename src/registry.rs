@@ -37,6 +37,20 @@ pub enum RegistryError {
     Stopped(String),
 }
 
+impl From<RegistryError> for tonic::Status {
+    fn from(e: crate::registry::RegistryError) -> Self {
+        let message = e.to_string();
+        match e {
+            RegistryError::Exists(_) => tonic::Status::already_exists(message),
+            RegistryError::NotFound(_) => tonic::Status::not_found(message),
+            RegistryError::Config(_) | RegistryError::Handler { .. } => {
+                tonic::Status::invalid_argument(message)
+            }
+            RegistryError::Stopped(_) => tonic::Status::failed_precondition(message),
+        }
+    }
+}
+
 /// One running queue, as the control plane sees it.
 #[derive(Debug, Clone)]
 pub struct QueueEntry {

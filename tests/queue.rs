@@ -10,13 +10,11 @@ use std::{
 
 use batchgate::{
     config::Mode,
+    contract::{Batch, ItemOutput, ResultSink, Trigger},
     handler::{BoxFuture, Handler},
     metrics::Metrics,
     pb,
-    queue::{
-        Batch, Command, Item, ItemOutput, Policy, QueueHandle, QueueSpec, Reply, ResultSink,
-        Trigger,
-    },
+    queue::{Command, Item, Policy, QueueHandle, QueueSpec, Reply},
 };
 use bytes::Bytes;
 use tokio::{
@@ -64,7 +62,7 @@ impl Handler for Fake {
     fn process<'a>(
         &'a self,
         batch: &'a Batch,
-        sink: &'a mut ResultSink,
+        sink: &'a mut dyn ResultSink,
     ) -> BoxFuture<'a, Result<(), Status>> {
         Box::pin(async move {
             let payloads = batch
@@ -121,7 +119,22 @@ struct TestQueue {
     actor: JoinHandle<()>,
 }
 
-type Answered = oneshot::Receiver<Result<pb::SubmitResponse, Status>>;
+/// An item's answer as the API would return it (`Submit`'s response or
+/// status), or an error if it was dropped unanswered.
+struct Answered(oneshot::Receiver<batchgate::queue::Answer>);
+
+impl std::future::Future for Answered {
+    type Output = Result<Result<pb::SubmitResponse, Status>, oneshot::error::RecvError>;
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        std::pin::Pin::new(&mut self.0)
+            .poll(cx)
+            .map(|answer| answer.map(batchgate::api::submit_response))
+    }
+}
 
 fn policy() -> Policy {
     Policy {
@@ -184,7 +197,7 @@ impl TestQueue {
                 reply: Reply::Unary(tx),
             })
             .await;
-        rx
+        Answered(rx)
     }
 
     async fn submit(&self, payload: &str) -> Answered {
@@ -818,7 +831,7 @@ fn spawn_submit(handle: &Arc<QueueHandle>, payload: String) -> (JoinHandle<()>, 
             })
             .await;
     });
-    (task, rx)
+    (task, Answered(rx))
 }
 
 #[tokio::test(start_paused = true)]
@@ -907,5 +920,5 @@ async fn an_item_sent_as_a_control_command_takes_the_normal_way_in() {
         .await
         .unwrap();
     assert_eq!(q.next_batch().await.payloads, ["via-control"]);
-    assert_eq!(ok(rx).await.payload, "via-control".as_bytes());
+    assert_eq!(ok(Answered(rx)).await.payload, "via-control".as_bytes());
 }

@@ -52,7 +52,7 @@ impl Batcher for BatcherService {
             None => rx.await,
         };
         match answer {
-            Ok(answer) => answer.map(Response::new),
+            Ok(answer) => convert::submit_response(answer).map(Response::new),
             Err(_) => Err(Status::internal("item was dropped without an answer")),
         }
     }

@@ -1,10 +1,16 @@
-//! Request → item conversion, and the gRPC deadline header.
+//! Request → item and answer → response conversion, and the gRPC deadline
+//! header: the only place the data plane's protobuf meets the queue's types.
 
 use std::time::Duration;
 
 use tonic::metadata::MetadataMap;
 
-use crate::queue::{Item, Reply};
+use tonic::Status;
+
+use crate::{
+    pb,
+    queue::{Answer, BatchFacts, Item, Reply, StreamAnswer},
+};
 
 /// Reads the `grpc-timeout` header a client sets with its call deadline
 /// (`<1..8 digits><unit>`, unit one of `H M S m u n`).
@@ -59,6 +65,52 @@ pub fn unary_item(request: crate::pb::SubmitRequest, metadata: &MetadataMap, rep
         timeout: item_timeout(request.timeout_ms, parse_grpc_timeout(metadata)),
         trace_id: request_id(metadata),
         reply,
+    }
+}
+
+/// The protobuf facts of a batch.
+pub fn batch_info(b: BatchFacts) -> pb::BatchInfo {
+    pb::BatchInfo {
+        batch_id: b.id,
+        batch_size: b.size,
+        trigger: pb::Trigger::from(b.trigger) as i32,
+        queued_us: b.queued_us,
+        handler_us: b.handler_us,
+    }
+}
+
+/// The response of a `Submit` call, or its status.
+///
+/// # Errors
+/// The status the item failed with.
+pub fn submit_response(answer: Answer) -> Result<pb::SubmitResponse, Status> {
+    let output = answer.result?;
+    Ok(pb::SubmitResponse {
+        payload: output.payload,
+        attributes: output.attributes,
+        batch: answer.batch.map(batch_info),
+    })
+}
+
+/// One answer on a `StreamSubmit` stream.
+pub fn stream_response(a: StreamAnswer) -> pb::StreamResponse {
+    use pb::stream_response::Outcome;
+    let batch = a.answer.batch.map(batch_info);
+    let outcome = match a.answer.result {
+        Ok(output) => Outcome::Result(pb::SubmitResponse {
+            payload: output.payload,
+            attributes: output.attributes,
+            batch,
+        }),
+        Err(status) => Outcome::Error(pb::ItemError {
+            code: status.code() as i32,
+            message: status.message().to_owned(),
+            batch,
+        }),
+    };
+    pb::StreamResponse {
+        id: a.id,
+        outcome: Some(outcome),
     }
 }
 

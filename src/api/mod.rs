@@ -10,7 +10,7 @@ use std::sync::Arc;
 use tokio_util::task::TaskTracker;
 
 pub use self::batcher::BatcherService;
-pub use self::convert::parse_grpc_timeout;
+pub use self::convert::{parse_grpc_timeout, stream_response, submit_response};
 use crate::{error::Refusal, queue::QueueHandle, registry::Registry, shutdown::Stop};
 
 /// What every data-plane call needs.

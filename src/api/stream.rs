@@ -21,7 +21,7 @@ use super::{ApiState, convert};
 use crate::{
     error::Refusal,
     pb,
-    queue::{Item, QueueHandle, Reply, StreamLink, StreamReply},
+    queue::{Item, QueueHandle, Reply, StreamAnswer, StreamLink, StreamReply},
     ready::ready_now,
 };
 
@@ -34,7 +34,7 @@ use crate::{
 #[derive(Debug)]
 pub struct OutStream {
     /// Answers from the queues.
-    answers: mpsc::Receiver<pb::StreamResponse>,
+    answers: mpsc::Receiver<StreamAnswer>,
     /// Shared with the reader and every item.
     link: Arc<StreamLink>,
     /// Set once the final status has been yielded.
@@ -49,7 +49,7 @@ impl Stream for OutStream {
             return Poll::Ready(None);
         }
         match self.answers.poll_recv(cx) {
-            Poll::Ready(Some(answer)) => Poll::Ready(Some(Ok(answer))),
+            Poll::Ready(Some(answer)) => Poll::Ready(Some(Ok(convert::stream_response(answer)))),
             Poll::Ready(None) => {
                 self.finished = true;
                 Poll::Ready(self.link.terminal().map(Err))
@@ -109,7 +109,7 @@ impl Chunk {
 /// What became of one read.
 enum Read {
     /// An item (with the place for its answer).
-    Item(Box<pb::StreamRequest>, OwnedPermit<pb::StreamResponse>),
+    Item(Box<pb::StreamRequest>, OwnedPermit<StreamAnswer>),
     /// The client half-closed.
     End,
     /// The request stream broke, or the server stops accepting.
@@ -122,7 +122,7 @@ enum Read {
 async fn read(
     state: ApiState,
     mut inbound: Streaming<pb::StreamRequest>,
-    tx: mpsc::Sender<pb::StreamResponse>,
+    tx: mpsc::Sender<StreamAnswer>,
     link: Arc<StreamLink>,
     request_id: Option<String>,
 ) {
@@ -193,7 +193,7 @@ async fn read(
 
 fn to_read(
     message: Result<Option<pb::StreamRequest>, Status>,
-    permit: OwnedPermit<pb::StreamResponse>,
+    permit: OwnedPermit<StreamAnswer>,
 ) -> Read {
     match message {
         Ok(Some(request)) => Read::Item(Box::new(request), permit),
@@ -210,7 +210,7 @@ async fn accept(
     request_id: &Option<String>,
     chunk: &mut Chunk,
     request: pb::StreamRequest,
-    permit: OwnedPermit<pb::StreamResponse>,
+    permit: OwnedPermit<StreamAnswer>,
 ) {
     let empty_id = request.id.is_empty();
     let trace_id = request_id.as_ref().map(|r| format!("{r}/{}", request.id));

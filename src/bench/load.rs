@@ -84,7 +84,7 @@ impl Tally {
     fn failure(&mut self, code: tonic::Code) {
         *self
             .errors
-            .entry(crate::cli::code_name(code).to_owned())
+            .entry(crate::error::code_name(code).to_owned())
             .or_default() += 1;
     }
 

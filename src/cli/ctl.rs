@@ -475,17 +475,6 @@ fn print_json(value: &impl Serialize) {
     }
 }
 
-/// The lower-case name of a queue state.
-pub fn state_name(state: i32) -> &'static str {
-    match pb::QueueState::try_from(state) {
-        Ok(pb::QueueState::Active) => "active",
-        Ok(pb::QueueState::Paused) => "paused",
-        Ok(pb::QueueState::Draining) => "draining",
-        Ok(pb::QueueState::Drained) => "drained",
-        _ => "unknown",
-    }
-}
-
 /// A table with plain columns, as `kubectl get` prints them.
 fn table(header: &[&str]) -> Table {
     let mut table = Table::new();
@@ -536,7 +525,7 @@ fn print_queue_table(queues: &[pb::QueueInfo]) {
         let stats = q.stats.unwrap_or_default();
         t.add_row(vec![
             q.name.clone(),
-            state_name(q.state).to_owned(),
+            pb::queue_state_name(q.state).to_owned(),
             q.handler
                 .as_ref()
                 .map_or("", |h| h.kind.as_str())
@@ -582,7 +571,7 @@ fn print_watch_table(queues: &[pb::QueueInfo], previous: Option<(f64, &[pb::Queu
         };
         t.add_row(vec![
             q.name.clone(),
-            state_name(q.state).to_owned(),
+            pb::queue_state_name(q.state).to_owned(),
             stats.depth.to_string(),
             stats.in_flight_batches.to_string(),
             rate(|s| s.items_ok),

@@ -16,17 +16,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-pub use self::output::{code_name, write_out};
+pub use self::output::code_name;
 pub use self::{ctl::CtlArgs, serve::ServeArgs, stream::StreamArgs, submit::SubmitArgs};
-
-/// Writes a queue state by name in `ctl --json` (the protobuf enum is a
-/// number on the wire).
-///
-/// # Errors
-/// The serializer's.
-pub fn serialize_queue_state<S: serde::Serializer>(state: &i32, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_str(ctl::state_name(*state))
-}
 
 /// Exit code for a configuration the server cannot run with (EX_USAGE).
 pub const EXIT_BAD_CONFIG: u8 = 64;

@@ -1,37 +1,13 @@
 //! How the client subcommands print results: text for people, JSON lines
 //! for programs.
 
-use std::io::Write;
-
 use base64::Engine;
 use serde_json::{Value, json};
 use tonic::Code;
 
 use crate::pb;
 
-/// Writes to stdout and flushes, so each line reaches a pipe at once. When
-/// the reader has gone away (`batchgate ctl queues | head -2`) the process
-/// exits 0 at once, quietly: nobody is left to read the rest.
-pub fn write_out(args: std::fmt::Arguments<'_>, newline: bool) {
-    let mut out = std::io::stdout().lock();
-    let written = out
-        .write_fmt(args)
-        .and_then(|()| {
-            if newline {
-                out.write_all(b"\n")
-            } else {
-                Ok(())
-            }
-        })
-        .and_then(|()| out.flush());
-    if let Err(e) = written {
-        if e.kind() == std::io::ErrorKind::BrokenPipe {
-            std::process::exit(0);
-        }
-        eprintln!("batchgate: cannot write to stdout: {e}");
-        std::process::exit(1);
-    }
-}
+pub use crate::error::code_name;
 
 /// A failed call as `CODE: message`; when tonic's message is only the
 /// generic "transport error", the cause from its sources is said instead,
@@ -87,29 +63,6 @@ pub fn trigger_name(trigger: i32) -> &'static str {
         Ok(pb::Trigger::Flush) => "flush",
         Ok(pb::Trigger::Drain) => "drain",
         _ => "unspecified",
-    }
-}
-
-/// The canonical upper-case name of a gRPC status code.
-pub fn code_name(code: Code) -> &'static str {
-    match code {
-        Code::Ok => "OK",
-        Code::Cancelled => "CANCELLED",
-        Code::Unknown => "UNKNOWN",
-        Code::InvalidArgument => "INVALID_ARGUMENT",
-        Code::DeadlineExceeded => "DEADLINE_EXCEEDED",
-        Code::NotFound => "NOT_FOUND",
-        Code::AlreadyExists => "ALREADY_EXISTS",
-        Code::PermissionDenied => "PERMISSION_DENIED",
-        Code::ResourceExhausted => "RESOURCE_EXHAUSTED",
-        Code::FailedPrecondition => "FAILED_PRECONDITION",
-        Code::Aborted => "ABORTED",
-        Code::OutOfRange => "OUT_OF_RANGE",
-        Code::Unimplemented => "UNIMPLEMENTED",
-        Code::Internal => "INTERNAL",
-        Code::Unavailable => "UNAVAILABLE",
-        Code::DataLoss => "DATA_LOSS",
-        Code::Unauthenticated => "UNAUTHENTICATED",
     }
 }
 

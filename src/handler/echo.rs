@@ -5,7 +5,7 @@
 use tonic::Status;
 
 use super::{BoxFuture, Handler};
-use crate::queue::{Batch, ItemOutput, ResultSink};
+use crate::contract::{Batch, ItemOutput, ResultSink};
 
 /// Returns each payload and its attributes unchanged.
 #[derive(Debug, Clone, Copy, Default)]
@@ -13,10 +13,10 @@ pub struct Echo;
 
 impl Echo {
     /// Answers every item of `batch` with itself.
-    pub(crate) fn answer_all(batch: &Batch, sink: &mut ResultSink) {
+    pub(crate) fn answer_all(batch: &Batch, sink: &mut dyn ResultSink) {
         // Indexes come from the batch itself, so they are in range and each
         // used once: nothing is skipped.
-        sink.send_all(batch.items.iter().enumerate().map(|(i, item)| {
+        sink.send_all(&mut batch.items.iter().enumerate().map(|(i, item)| {
             let output = ItemOutput {
                 payload: item.payload.clone(),
                 attributes: item.attributes.clone(),
@@ -34,7 +34,7 @@ impl Handler for Echo {
     fn process<'a>(
         &'a self,
         batch: &'a Batch,
-        sink: &'a mut ResultSink,
+        sink: &'a mut dyn ResultSink,
     ) -> BoxFuture<'a, Result<(), Status>> {
         Self::answer_all(batch, sink);
         Box::pin(std::future::ready(Ok(())))

@@ -23,8 +23,8 @@ use tonic::Status;
 pub use self::{echo::Echo, remote::Remote, sim::Sim};
 use crate::{
     config::{HandlerConfig, HandlerKind},
+    contract::{Batch, ResultSink},
     metrics::Metrics,
-    queue::{Batch, ResultSink},
 };
 
 /// A boxed future, so handlers can be trait objects.
@@ -42,7 +42,7 @@ pub trait Handler: Send + Sync + fmt::Debug + 'static {
     fn process<'a>(
         &'a self,
         batch: &'a Batch,
-        sink: &'a mut ResultSink,
+        sink: &'a mut dyn ResultSink,
     ) -> BoxFuture<'a, Result<(), Status>>;
 
     /// The endpoints of a remote handler, for registration at runtime.

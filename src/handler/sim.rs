@@ -8,7 +8,7 @@ use std::time::Duration;
 use tonic::Status;
 
 use super::{BoxFuture, Echo, Handler};
-use crate::queue::{Batch, ResultSink};
+use crate::contract::{Batch, ResultSink};
 
 /// A handler that sleeps `base + per_item × n` per batch, then echoes.
 #[derive(Debug, Clone, Copy)]
@@ -34,7 +34,7 @@ impl Handler for Sim {
     fn process<'a>(
         &'a self,
         batch: &'a Batch,
-        sink: &'a mut ResultSink,
+        sink: &'a mut dyn ResultSink,
     ) -> BoxFuture<'a, Result<(), Status>> {
         let cost = self.cost(batch.items.len());
         Box::pin(async move {

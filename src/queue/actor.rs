@@ -31,6 +31,7 @@ use tokio::{
 };
 use tokio_util::sync::CancellationToken;
 use tonic::Status;
+use tracing::Instrument;
 
 use super::{
     batch,
@@ -387,7 +388,7 @@ impl Actor {
         self.pending.push(
             priority,
             Waiting {
-                item: batch::BatchItem {
+                item: crate::contract::BatchItem {
                     payload: item.payload,
                     attributes: item.attributes,
                     trace_id: item.trace_id,
@@ -538,12 +539,18 @@ impl Actor {
             parts.metrics.clone(),
         );
         tracing::trace!(queue = %parts.name, batch = id, size = batch.items.len(), trigger = trigger.as_str(), "dispatch");
-        let mut run = Box::pin(batch::run(
-            parts.handler.clone(),
-            batch,
-            sink,
-            parts.abort.clone(),
-        ));
+        // One span per batch, entered whenever the batch (and so its
+        // handler) runs. Debug level: free at the default `info` filter.
+        let span = tracing::debug_span!(
+            "batch",
+            queue = %parts.name,
+            batch = id,
+            size = batch.items.len(),
+            trigger = trigger.as_str()
+        );
+        let mut run = Box::pin(
+            batch::run(parts.handler.clone(), batch, sink, parts.abort.clone()).instrument(span),
+        );
         // A handler that finishes at once (echo) is done here, without a
         // task of its own; one that must wait goes on as a task.
         if ready_now(run.as_mut()).is_none() {

@@ -1,5 +1,6 @@
-//! A dispatched batch: what the handler reads ([`Batch`]) and where it writes
-//! each item's result ([`ResultSink`]).
+//! A dispatched batch: what the handler reads ([`Batch`]) and the queue's
+//! side of where it writes each item's result ([`BatchSink`], the
+//! contract's [`ResultSink`]).
 //!
 //! The two are split so a handler borrows payloads while it answers items
 //! one by one, in any order, as soon as each result exists. The sink answers
@@ -7,66 +8,22 @@
 //! item, returns early, panics or is cancelled can never leave a caller
 //! hanging.
 
-use std::{collections::HashMap, sync::Arc, time::Duration};
+use std::{sync::Arc, time::Duration};
 
-use bytes::Bytes;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tonic::Status;
 
-use super::{item::Reply, pending::Waiting, policy::Trigger};
+use super::{
+    item::{BatchFacts, Reply},
+    pending::Waiting,
+};
 use crate::{
+    contract::{Batch, ItemResult, ResultSink, SinkError, Trigger},
     error::Refusal,
     handler::Handler,
     metrics::{Outcome, QueueMetrics, buckets::LocalDurations},
-    pb,
 };
-
-/// The items of one batch, as a handler sees them.
-#[derive(Debug)]
-pub struct Batch {
-    /// Server-unique batch id.
-    pub id: u64,
-    /// The queue the batch comes from.
-    pub queue: Arc<str>,
-    /// Why it closed.
-    pub trigger: Trigger,
-    /// The items, indexed as the [`ResultSink`] expects.
-    pub items: Vec<BatchItem>,
-    /// The earliest deadline of its items: a remote handler's call timeout.
-    pub deadline: Instant,
-}
-
-/// One item of a batch.
-#[derive(Debug, Clone)]
-pub struct BatchItem {
-    /// Opaque bytes from the client.
-    pub payload: Bytes,
-    /// String attributes from the client.
-    pub attributes: HashMap<String, String>,
-    /// The client's request id, passed on to remote backends.
-    pub trace_id: Option<String>,
-}
-
-/// A handler's result for one item.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct ItemOutput {
-    /// Bytes returned to the client.
-    pub payload: Bytes,
-    /// Attributes returned to the client.
-    pub attributes: HashMap<String, String>,
-}
-
-/// A result a handler sent that the sink could not take.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum SinkError {
-    /// The index names no item of the batch.
-    #[error("result for item {index}, but the batch has {len} items")]
-    OutOfRange { index: usize, len: usize },
-    /// The item was answered already; the first answer stands.
-    #[error("second result for item {0}")]
-    Duplicate(usize),
-}
 
 /// An item's way back, held until its result arrives.
 #[derive(Debug)]
@@ -78,11 +35,12 @@ struct Slot {
     queued_ns: u64,
 }
 
-/// Where a handler puts each item's result.
+/// The queue's [`ResultSink`]: each item's reply, and the timings and
+/// counts its answers add to the metrics.
 #[derive(Debug)]
-pub struct ResultSink {
+pub struct BatchSink {
     /// Batch facts stamped on every answer.
-    info: pb::BatchInfo,
+    info: BatchFacts,
     /// When the batch was dispatched.
     dispatched_at: Instant,
     /// One slot per item; `None` once answered.
@@ -101,7 +59,7 @@ pub struct ResultSink {
     metrics: Arc<QueueMetrics>,
 }
 
-impl ResultSink {
+impl BatchSink {
     fn new(
         id: u64,
         trigger: Trigger,
@@ -109,10 +67,10 @@ impl ResultSink {
         slots: Vec<Option<Slot>>,
         metrics: Arc<QueueMetrics>,
     ) -> Self {
-        let info = pb::BatchInfo {
-            batch_id: id,
-            batch_size: u32::try_from(slots.len()).unwrap_or(u32::MAX),
-            trigger: pb::Trigger::from(trigger) as i32,
+        let info = BatchFacts {
+            id,
+            size: u32::try_from(slots.len()).unwrap_or(u32::MAX),
+            trigger,
             queued_us: 0,
             handler_us: 0,
         };
@@ -129,27 +87,12 @@ impl ResultSink {
         }
     }
 
-    /// Items in the batch.
-    pub fn len(&self) -> usize {
-        self.slots.len()
-    }
-
-    /// Whether the batch has no items.
-    pub fn is_empty(&self) -> bool {
-        self.slots.is_empty()
-    }
-
     /// Whether every item has been answered.
     pub fn is_complete(&self) -> bool {
         self.open == 0
     }
 
-    /// Whether item `index` still waits for its result.
-    pub fn is_open(&self, index: usize) -> bool {
-        self.slots.get(index).is_some_and(Option::is_some)
-    }
-
-    /// Indexes of the items still waiting for a result (for retries).
+    /// Indexes of the items still waiting for a result.
     pub fn unanswered(&self) -> impl Iterator<Item = usize> + '_ {
         self.slots
             .iter()
@@ -157,16 +100,44 @@ impl ResultSink {
             .filter_map(|(i, s)| s.as_ref().map(|_| i))
     }
 
-    /// Answers item `index` at once.
-    ///
-    /// # Errors
-    /// [`SinkError`] if `index` is out of range or was answered before; the
-    /// earlier answer stands and nothing is sent.
-    pub fn send(
-        &mut self,
-        index: usize,
-        result: Result<ItemOutput, Status>,
-    ) -> Result<(), SinkError> {
+    /// Time since dispatch, nanoseconds: read once per call that answers,
+    /// shared by every item it answers.
+    fn handler_ns(&self) -> u64 {
+        nanos(self.dispatched_at.elapsed())
+    }
+
+    fn answer(&mut self, slot: Slot, result: ItemResult, handler_ns: u64) {
+        let info = BatchFacts {
+            queued_us: slot.queued_ns / 1_000,
+            handler_us: handler_ns / 1_000,
+            ..self.info
+        };
+        let total_ns = slot.queued_ns.saturating_add(handler_ns);
+        self.item_buckets.record_ns(total_ns);
+        self.item_times_ns.push(total_ns);
+        match result {
+            Ok(out) => {
+                self.answered_ok += 1;
+                slot.reply.ok(out, info);
+            }
+            Err(status) => {
+                self.answered_err += 1;
+                slot.reply.err(status, Some(info));
+            }
+        }
+    }
+}
+
+impl ResultSink for BatchSink {
+    fn len(&self) -> usize {
+        self.slots.len()
+    }
+
+    fn is_open(&self, index: usize) -> bool {
+        self.slots.get(index).is_some_and(Option::is_some)
+    }
+
+    fn send(&mut self, index: usize, result: ItemResult) -> Result<(), SinkError> {
         let len = self.slots.len();
         let slot = self
             .slots
@@ -180,13 +151,7 @@ impl ResultSink {
         Ok(())
     }
 
-    /// Answers many items at once (one clock read for all of them); results
-    /// the sink cannot take are skipped, as [`ResultSink::send`] would
-    /// refuse them. Returns how many were skipped.
-    pub fn send_all(
-        &mut self,
-        results: impl IntoIterator<Item = (usize, Result<ItemOutput, Status>)>,
-    ) -> usize {
+    fn send_all(&mut self, results: &mut dyn Iterator<Item = (usize, ItemResult)>) -> usize {
         let handler_ns = self.handler_ns();
         let mut skipped = 0;
         for (index, result) in results {
@@ -201,8 +166,7 @@ impl ResultSink {
         skipped
     }
 
-    /// Fails every item not answered yet with `status`.
-    pub fn fail_unanswered(&mut self, status: &Status) {
+    fn fail_unanswered(&mut self, status: &Status) {
         if self.open == 0 {
             return;
         }
@@ -214,45 +178,14 @@ impl ResultSink {
         }
         self.open = 0;
     }
-
-    /// Time since dispatch, nanoseconds: read once per call that answers,
-    /// shared by every item it answers.
-    fn handler_ns(&self) -> u64 {
-        nanos(self.dispatched_at.elapsed())
-    }
-
-    fn answer(&mut self, slot: Slot, result: Result<ItemOutput, Status>, handler_ns: u64) {
-        let info = pb::BatchInfo {
-            queued_us: slot.queued_ns / 1_000,
-            handler_us: handler_ns / 1_000,
-            ..self.info
-        };
-        let total_ns = slot.queued_ns.saturating_add(handler_ns);
-        self.item_buckets.record_ns(total_ns);
-        self.item_times_ns.push(total_ns);
-        match result {
-            Ok(out) => {
-                self.answered_ok += 1;
-                slot.reply.ok(pb::SubmitResponse {
-                    payload: out.payload,
-                    attributes: out.attributes,
-                    batch: Some(info),
-                });
-            }
-            Err(status) => {
-                self.answered_err += 1;
-                slot.reply.err(status, Some(info));
-            }
-        }
-    }
 }
 
-impl Drop for ResultSink {
+impl Drop for BatchSink {
     fn drop(&mut self) {
         if self.open > 0 {
             self.fail_unanswered(&Status::internal(format!(
                 "handler returned no result for this item (batch {})",
-                self.info.batch_id
+                self.info.id
             )));
         }
         self.item_buckets
@@ -270,18 +203,6 @@ fn nanos(d: Duration) -> u64 {
     u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
 }
 
-impl From<Trigger> for pb::Trigger {
-    fn from(t: Trigger) -> Self {
-        match t {
-            Trigger::Size => pb::Trigger::Size,
-            Trigger::Bytes => pb::Trigger::Bytes,
-            Trigger::Delay => pb::Trigger::Delay,
-            Trigger::Flush => pb::Trigger::Flush,
-            Trigger::Drain => pb::Trigger::Drain,
-        }
-    }
-}
-
 /// Builds the batch and its sink from the items leaving a queue.
 pub(crate) fn assemble(
     id: u64,
@@ -290,7 +211,7 @@ pub(crate) fn assemble(
     items: Vec<Waiting>,
     now: Instant,
     metrics: Arc<QueueMetrics>,
-) -> (Batch, ResultSink) {
+) -> (Batch, BatchSink) {
     let mut batch_items = Vec::with_capacity(items.len());
     let mut slots = Vec::with_capacity(items.len());
     let mut deadline = now + Duration::from_secs(24 * 3600);
@@ -308,7 +229,7 @@ pub(crate) fn assemble(
     waits.flush_into(&metrics.timings.queue_wait);
     metrics.batch(trigger);
     metrics.batch_size.record(batch_items.len() as f64);
-    let sink = ResultSink::new(id, trigger, now, slots, metrics);
+    let sink = BatchSink::new(id, trigger, now, slots, metrics);
     let batch = Batch {
         id,
         queue,
@@ -326,9 +247,16 @@ pub(crate) fn assemble(
 pub(crate) async fn run(
     handler: Arc<dyn Handler>,
     batch: Batch,
-    mut sink: ResultSink,
+    mut sink: BatchSink,
     abort: CancellationToken,
 ) {
+    if tracing::enabled!(tracing::Level::TRACE) {
+        for (index, item) in batch.items.iter().enumerate() {
+            if let Some(trace_id) = &item.trace_id {
+                tracing::trace!(index, %trace_id, "item in batch");
+            }
+        }
+    }
     let started = Instant::now();
     // The handler goes first: a batch that finishes at once never touches
     // the abort token (checking it takes a lock).

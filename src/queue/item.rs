@@ -3,7 +3,8 @@
 //!
 //! A [`Reply`] is consumed by answering, so an item can be answered at most
 //! once by construction; whoever holds it last (queue, batch, or drop path)
-//! answers it, so it is answered at least once too.
+//! answers it, so it is answered at least once too. Answers are plain
+//! [`Answer`]s; the API turns them into protobuf.
 
 use std::{
     collections::HashMap,
@@ -18,7 +19,7 @@ use bytes::Bytes;
 use tokio::sync::{mpsc::OwnedPermit, oneshot};
 use tonic::Status;
 
-use crate::pb;
+use crate::contract::{ItemOutput, ItemResult, Trigger};
 
 /// One client request on its way to a queue.
 #[derive(Debug)]
@@ -38,11 +39,45 @@ pub struct Item {
     pub reply: Reply,
 }
 
+/// Facts about the batch an item rode in, stamped on its answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BatchFacts {
+    /// Server-unique batch id.
+    pub id: u64,
+    /// Items in the batch.
+    pub size: u32,
+    /// Why it closed.
+    pub trigger: Trigger,
+    /// How long this item waited for dispatch, microseconds.
+    pub queued_us: u64,
+    /// How long the batch had been in the handler when this item was
+    /// answered, microseconds.
+    pub handler_us: u64,
+}
+
+/// The one answer an item gets.
+#[derive(Debug)]
+pub struct Answer {
+    /// Its output, or why it failed.
+    pub result: ItemResult,
+    /// The batch it rode in, if it was dispatched.
+    pub batch: Option<BatchFacts>,
+}
+
+/// The answer of one stream item, with the client's id for it.
+#[derive(Debug)]
+pub struct StreamAnswer {
+    /// The client's id for the item.
+    pub id: String,
+    /// The answer.
+    pub answer: Answer,
+}
+
 /// The one-shot way back to whoever submitted an item.
 #[derive(Debug)]
 pub enum Reply {
     /// A unary `Submit` call waiting on its answer.
-    Unary(oneshot::Sender<Result<pb::SubmitResponse, Status>>),
+    Unary(oneshot::Sender<Answer>),
     /// An item of a `StreamSubmit` stream.
     Stream(StreamReply),
 }
@@ -55,7 +90,7 @@ pub struct StreamReply {
     pub id: String,
     /// A reserved place in the stream's bounded outbound channel; the
     /// stream's window is exactly these permits.
-    pub permit: OwnedPermit<pb::StreamResponse>,
+    pub permit: OwnedPermit<StreamAnswer>,
     /// Shared state of the stream, to see whether the client went away.
     pub link: Arc<StreamLink>,
 }
@@ -102,38 +137,32 @@ impl Reply {
         }
     }
 
-    /// Delivers a successful result.
-    pub fn ok(self, response: pb::SubmitResponse) {
+    /// Delivers the answer.
+    pub fn answer(self, answer: Answer) {
         match self {
             Reply::Unary(tx) => {
-                let _ = tx.send(Ok(response));
+                let _ = tx.send(answer);
             }
             Reply::Stream(s) => {
-                s.permit.send(pb::StreamResponse {
-                    id: s.id,
-                    outcome: Some(pb::stream_response::Outcome::Result(response)),
-                });
+                s.permit.send(StreamAnswer { id: s.id, answer });
             }
         }
     }
 
+    /// Delivers a successful result of batch `batch`.
+    pub fn ok(self, output: ItemOutput, batch: BatchFacts) {
+        self.answer(Answer {
+            result: Ok(output),
+            batch: Some(batch),
+        });
+    }
+
     /// Delivers a failure, with the batch the item rode in if it was
-    /// dispatched (streams carry it; unary calls carry only the status).
-    pub fn err(self, status: Status, batch: Option<pb::BatchInfo>) {
-        match self {
-            Reply::Unary(tx) => {
-                let _ = tx.send(Err(status));
-            }
-            Reply::Stream(s) => {
-                s.permit.send(pb::StreamResponse {
-                    id: s.id,
-                    outcome: Some(pb::stream_response::Outcome::Error(pb::ItemError {
-                        code: status.code() as i32,
-                        message: status.message().to_owned(),
-                        batch,
-                    })),
-                });
-            }
-        }
+    /// dispatched.
+    pub fn err(self, status: Status, batch: Option<BatchFacts>) {
+        self.answer(Answer {
+            result: Err(status),
+            batch,
+        });
     }
 }

@@ -18,9 +18,9 @@ use tokio_util::sync::CancellationToken;
 
 pub use self::{
     actor::{ActorStats, Command},
-    batch::{Batch, BatchItem, ItemOutput, ResultSink, SinkError},
-    item::{Item, Reply, StreamLink, StreamReply},
-    policy::{Decision, PendingView, Policy, Trigger, decide},
+    batch::BatchSink,
+    item::{Answer, BatchFacts, Item, Reply, StreamAnswer, StreamLink, StreamReply},
+    policy::{Decision, PendingView, Policy, decide},
 };
 use crate::{
     error::Refusal,

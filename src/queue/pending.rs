@@ -6,7 +6,8 @@ use std::collections::VecDeque;
 
 use tokio::time::Instant;
 
-use super::{batch::BatchItem, item::Reply};
+use super::item::Reply;
+use crate::contract::BatchItem;
 
 /// An accepted item waiting for its batch.
 #[derive(Debug)]

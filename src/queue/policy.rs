@@ -15,43 +15,7 @@
 use std::time::Duration;
 
 use crate::config::{Mode, QueueConfig};
-
-/// Why a batch closed; mirrors `batchgate.v1.Trigger`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Trigger {
-    /// `max_batch_size` items were pending.
-    Size,
-    /// `max_batch_bytes` bytes were pending.
-    Bytes,
-    /// The oldest item waited `max_delay`.
-    Delay,
-    /// An explicit flush.
-    Flush,
-    /// The queue drains (deletion or shutdown).
-    Drain,
-}
-
-impl Trigger {
-    /// Every trigger, for pre-registering one metric handle each.
-    pub const ALL: [Trigger; 5] = [
-        Trigger::Size,
-        Trigger::Bytes,
-        Trigger::Delay,
-        Trigger::Flush,
-        Trigger::Drain,
-    ];
-
-    /// Lower-case name, used as a metric label and in logs.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Trigger::Size => "size",
-            Trigger::Bytes => "bytes",
-            Trigger::Delay => "delay",
-            Trigger::Flush => "flush",
-            Trigger::Drain => "drain",
-        }
-    }
-}
+pub use crate::contract::Trigger;
 
 /// The batching policy of one queue, as the actor applies it.
 #[derive(Debug, Clone, PartialEq)]

@@ -4,8 +4,8 @@ use tonic::Status;
 
 use super::{CallError, CallInput};
 use crate::{
+    contract::ItemOutput,
     pb::{self, backend_client::BackendClient, item_result::Outcome},
-    queue::ItemOutput,
 };
 
 /// Sends the items of `input` in one call and delivers each result.

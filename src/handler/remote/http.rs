@@ -23,7 +23,7 @@ use serde_json::value::RawValue;
 use tonic::Status;
 
 use super::{CallError, CallInput, item_error};
-use crate::queue::ItemOutput;
+use crate::contract::ItemOutput;
 
 #[derive(Serialize)]
 struct Request<'a> {

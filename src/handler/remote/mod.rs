@@ -35,9 +35,9 @@ pub use self::pool::{Endpoint, EndpointPool, Lease, PoolSettings};
 use super::{BoxFuture, Handler};
 use crate::{
     config::{HandlerConfig, HandlerKind},
+    contract::{Batch, ItemOutput, ResultSink},
     metrics::{CallOutcome, Metrics},
     pb::backend_client::BackendClient,
-    queue::{Batch, ItemOutput, ResultSink},
 };
 
 /// Time kept back from a batch's deadline for the answer to travel back.
@@ -226,7 +226,7 @@ impl Remote {
     fn run_part<'a>(
         &'a self,
         batch: &'a Batch,
-        sink: &'a mut ResultSink,
+        sink: &'a mut dyn ResultSink,
         part: Vec<usize>,
     ) -> BoxFuture<'a, ()> {
         Box::pin(async move {
@@ -323,7 +323,7 @@ impl Remote {
         &self,
         lease: &Lease,
         input: &CallInput<'_>,
-        sink: &mut ResultSink,
+        sink: &mut dyn ResultSink,
     ) -> Result<(), CallError> {
         let indexes = input.indexes;
         let queue = &input.batch.queue;
@@ -366,7 +366,7 @@ pub(crate) fn item_error(code: i32, message: String) -> Status {
     }
 }
 
-fn fail(sink: &mut ResultSink, indexes: &[usize], status: &Status) {
+fn fail(sink: &mut dyn ResultSink, indexes: &[usize], status: &Status) {
     for &i in indexes {
         if sink.is_open(i) {
             let _ = sink.send(i, Err(status.clone()));
@@ -382,7 +382,7 @@ impl Handler for Remote {
     fn process<'a>(
         &'a self,
         batch: &'a Batch,
-        sink: &'a mut ResultSink,
+        sink: &'a mut dyn ResultSink,
     ) -> BoxFuture<'a, Result<(), Status>> {
         Box::pin(async move {
             self.run_part(batch, sink, (0..batch.items.len()).collect())

@@ -1,0 +1,116 @@
+//! The pre-registered metric handles of a queue and of a remote endpoint:
+//! registered once, so the hot path never looks a label up.
+
+use std::{
+    sync::{
+        Arc, Mutex, PoisonError,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::Duration,
+};
+
+use metrics::{Counter, Gauge, Histogram};
+
+use super::{
+    buckets::DurationHistogram,
+    names::{CallOutcome, Outcome},
+    recent::{Percentiles, QueueCounts, RECENT, Recent, push_capped},
+};
+use crate::contract::Trigger;
+
+/// The per-item timing histograms of one queue.
+#[derive(Debug, Default)]
+pub struct ItemTimings {
+    /// [`QUEUE_WAIT_SECONDS`].
+    pub queue_wait: DurationHistogram,
+    /// [`ITEM_SECONDS`].
+    pub item_seconds: DurationHistogram,
+}
+
+/// The pre-registered metric handles of one remote endpoint.
+#[derive(Debug)]
+pub struct EndpointMetrics {
+    /// [`BACKEND_CALLS_TOTAL`] by [`CallOutcome`].
+    pub(super) calls: [Counter; 4],
+    /// [`BACKEND_RETRIES_TOTAL`].
+    pub retries: Counter,
+    /// [`BACKEND_EJECTIONS_TOTAL`].
+    pub ejections: Counter,
+    /// [`BACKEND_IN_FLIGHT`].
+    pub in_flight: Gauge,
+}
+
+impl EndpointMetrics {
+    /// Counts one call that ended with `outcome`.
+    pub fn call(&self, outcome: CallOutcome) {
+        let i = CallOutcome::ALL
+            .iter()
+            .position(|&o| o == outcome)
+            .unwrap_or_default();
+        self.calls[i].increment(1);
+    }
+}
+
+/// The pre-registered metric handles of one queue.
+#[derive(Debug)]
+pub struct QueueMetrics {
+    /// [`ITEMS_TOTAL`] by [`Outcome`].
+    pub(super) items: [Counter; 5],
+    /// [`BATCHES_TOTAL`] by [`Trigger`].
+    pub(super) batches: [Counter; 5],
+    /// [`BATCH_SIZE`].
+    pub batch_size: Histogram,
+    /// [`QUEUE_WAIT_SECONDS`] and [`ITEM_SECONDS`].
+    pub timings: Arc<ItemTimings>,
+    /// [`HANDLER_SECONDS`].
+    pub handler_seconds: Histogram,
+    /// [`QUEUE_DEPTH`].
+    pub depth: Gauge,
+    /// [`IN_FLIGHT_BATCHES`].
+    pub in_flight: Gauge,
+    /// Readable copies of the item counters, by [`Outcome::ALL`] order.
+    pub(super) counts: [AtomicU64; 5],
+    /// Readable copy of the batch counter.
+    pub(super) batches_count: AtomicU64,
+    /// The most recent batches, for percentiles in the control API.
+    pub(super) recent: Mutex<Recent>,
+}
+
+impl QueueMetrics {
+    /// Counts `n` items that ended with `outcome`.
+    pub fn items(&self, outcome: Outcome, n: u64) {
+        let i = Outcome::ALL.iter().position(|o| *o == outcome).unwrap_or(0);
+        self.items[i].increment(n);
+        self.counts[i].fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Counts one batch dispatched by `trigger`.
+    pub fn batch(&self, trigger: Trigger) {
+        let i = Trigger::ALL.iter().position(|t| *t == trigger).unwrap_or(0);
+        self.batches[i].increment(1);
+        self.batches_count.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Keeps a finished batch's size, handler time and item times for the
+    /// recent percentiles.
+    pub fn remember_batch(&self, size: usize, handler: Duration, item_times_ns: &[u64]) {
+        let mut recent = self.recent.lock().unwrap_or_else(PoisonError::into_inner);
+        push_capped(&mut recent.batch_sizes, size as f64);
+        push_capped(&mut recent.handler_ms, handler.as_secs_f64() * 1e3);
+        for &ns in item_times_ns.iter().rev().take(RECENT).rev() {
+            push_capped(&mut recent.item_ms, ns as f64 / 1e6);
+        }
+    }
+
+    /// Counters and recent percentiles.
+    pub fn counts(&self) -> QueueCounts {
+        let recent = self.recent.lock().unwrap_or_else(PoisonError::into_inner);
+        QueueCounts {
+            items: std::array::from_fn(|i| self.counts[i].load(Ordering::Relaxed)),
+            batches: self.batches_count.load(Ordering::Relaxed),
+            batch_size: Percentiles::of(&recent.batch_sizes),
+            handler_ms: Percentiles::of(&recent.handler_ms),
+            item_ms: Percentiles::of(&recent.item_ms),
+        }
+    }
+}

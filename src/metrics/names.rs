@@ -1,0 +1,160 @@
+//! Metric names, their label values and their HELP texts, in one place.
+
+use metrics::{Recorder, SharedString, Unit};
+use metrics_exporter_prometheus::PrometheusRecorder;
+
+/// Items answered, by queue and outcome.
+pub const ITEMS_TOTAL: &str = "batchgate_items_total";
+/// Batches dispatched, by queue and trigger.
+pub const BATCHES_TOTAL: &str = "batchgate_batches_total";
+/// Items per dispatched batch.
+pub const BATCH_SIZE: &str = "batchgate_batch_size";
+/// Time an item waited in its queue before dispatch.
+pub const QUEUE_WAIT_SECONDS: &str = "batchgate_queue_wait_seconds";
+/// Time a handler took for a whole batch.
+pub const HANDLER_SECONDS: &str = "batchgate_handler_duration_seconds";
+/// Time from accepting an item to answering it.
+pub const ITEM_SECONDS: &str = "batchgate_item_duration_seconds";
+/// Items waiting in a queue.
+pub const QUEUE_DEPTH: &str = "batchgate_queue_depth";
+/// Batches being processed.
+pub const IN_FLIGHT_BATCHES: &str = "batchgate_in_flight_batches";
+
+/// Calls to a remote backend endpoint, by queue, endpoint and outcome.
+pub const BACKEND_CALLS_TOTAL: &str = "batchgate_backend_calls_total";
+/// Calls to an endpoint that failed for availability and were retried.
+pub const BACKEND_RETRIES_TOTAL: &str = "batchgate_backend_retries_total";
+/// Times an endpoint was ejected after failures in a row.
+pub const BACKEND_EJECTIONS_TOTAL: &str = "batchgate_backend_ejections_total";
+/// Batches (or parts of one) an endpoint is processing.
+pub const BACKEND_IN_FLIGHT: &str = "batchgate_backend_in_flight_calls";
+
+/// How an item ended; the `outcome` label of [`ITEMS_TOTAL`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// The handler returned a result.
+    Ok,
+    /// The handler returned an error for it (or failed its batch).
+    Error,
+    /// Refused before queueing (full, bad input, draining).
+    Rejected,
+    /// Its timeout passed while it waited.
+    Timeout,
+    /// Its caller went away before dispatch.
+    Cancelled,
+}
+
+impl Outcome {
+    /// Every outcome, in the order of [`QueueMetrics::counts`].
+    pub const ALL: [Outcome; 5] = [
+        Outcome::Ok,
+        Outcome::Error,
+        Outcome::Rejected,
+        Outcome::Timeout,
+        Outcome::Cancelled,
+    ];
+
+    pub(super) fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Ok => "ok",
+            Outcome::Error => "error",
+            Outcome::Rejected => "rejected",
+            Outcome::Timeout => "timeout",
+            Outcome::Cancelled => "cancelled",
+        }
+    }
+}
+
+/// How a call to a remote endpoint ended; the `outcome` label of
+/// [`BACKEND_CALLS_TOTAL`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CallOutcome {
+    /// The backend answered.
+    Ok,
+    /// The backend refused the batch as a whole.
+    Rejected,
+    /// The endpoint could not serve it (connection, UNAVAILABLE, …).
+    Unavailable,
+    /// The call was cut at its deadline.
+    Deadline,
+}
+
+impl CallOutcome {
+    /// Every outcome, in the order of [`EndpointMetrics::calls`].
+    pub const ALL: [CallOutcome; 4] = [
+        CallOutcome::Ok,
+        CallOutcome::Rejected,
+        CallOutcome::Unavailable,
+        CallOutcome::Deadline,
+    ];
+
+    pub(super) fn as_str(self) -> &'static str {
+        match self {
+            CallOutcome::Ok => "ok",
+            CallOutcome::Rejected => "rejected",
+            CallOutcome::Unavailable => "unavailable",
+            CallOutcome::Deadline => "deadline",
+        }
+    }
+}
+
+/// Gives every metric its unit and HELP text (promtool needs both).
+pub(super) fn describe_all(recorder: &PrometheusRecorder) {
+    let describe = |name: &'static str, unit: Unit, help: &'static str| {
+        let name = metrics::KeyName::from_const_str(name);
+        let help = SharedString::const_str(help);
+        match name.as_str() {
+            ITEMS_TOTAL
+            | BATCHES_TOTAL
+            | BACKEND_CALLS_TOTAL
+            | BACKEND_RETRIES_TOTAL
+            | BACKEND_EJECTIONS_TOTAL => recorder.describe_counter(name, Some(unit), help),
+            QUEUE_DEPTH | IN_FLIGHT_BATCHES | BACKEND_IN_FLIGHT => {
+                recorder.describe_gauge(name, Some(unit), help)
+            }
+            _ => recorder.describe_histogram(name, Some(unit), help),
+        }
+    };
+    describe(
+        ITEMS_TOTAL,
+        Unit::Count,
+        "Items answered, by queue and outcome (ok, error, rejected, timeout, cancelled).",
+    );
+    describe(
+        BATCHES_TOTAL,
+        Unit::Count,
+        "Batches dispatched, by queue and trigger (size, bytes, delay, flush, drain).",
+    );
+    describe(BATCH_SIZE, Unit::Count, "Items per dispatched batch.");
+    describe(
+        HANDLER_SECONDS,
+        Unit::Seconds,
+        "Time the handler took to process a whole batch.",
+    );
+    describe(QUEUE_DEPTH, Unit::Count, "Items waiting in the queue.");
+    describe(
+        IN_FLIGHT_BATCHES,
+        Unit::Count,
+        "Batches of the queue being processed by its handler.",
+    );
+    describe(
+        BACKEND_CALLS_TOTAL,
+        Unit::Count,
+        "Calls to a remote backend endpoint, by queue, endpoint and outcome (ok, rejected, unavailable, deadline).",
+    );
+    describe(
+        BACKEND_RETRIES_TOTAL,
+        Unit::Count,
+        "Calls to a remote backend endpoint that failed for availability and whose items were retried.",
+    );
+    describe(
+        BACKEND_EJECTIONS_TOTAL,
+        Unit::Count,
+        "Times a remote backend endpoint was ejected after eject_after failures in a row.",
+    );
+    describe(
+        BACKEND_IN_FLIGHT,
+        Unit::Count,
+        "Calls a remote backend endpoint is processing now.",
+    );
+}
