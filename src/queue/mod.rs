@@ -5,7 +5,11 @@
 //! the only owner of the queue's state.
 
 mod actor;
+mod alarm;
+mod backlog;
 mod batch;
+mod command;
+mod inbox;
 mod item;
 mod pending;
 mod policy;
@@ -17,8 +21,9 @@ use tokio::sync::{Semaphore, mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 pub use self::{
-    actor::{ActorStats, Command},
+    backlog::GONE_SWEEP_EVERY,
     batch::BatchSink,
+    command::{ActorStats, Command},
     item::{Answer, BatchFacts, Item, Reply, StreamAnswer, StreamLink, StreamReply},
     policy::{Decision, PendingView, Policy, decide},
 };
@@ -45,11 +50,6 @@ pub(crate) fn refuse_gone(
         metrics.items(Outcome::Rejected, n);
     }
 }
-
-/// Item commands that may wait in a queue's inbox; beyond it submitters
-/// wait their turn, first come first served (backpressure), they are not
-/// refused. Control commands do not count and never wait.
-const INBOX_ROOM: usize = 128;
 
 /// A cloneable handle to a running queue.
 #[derive(Debug, Clone)]
@@ -91,24 +91,14 @@ impl QueueHandle {
     /// caller spawns (or drives itself in a test).
     pub fn new(spec: QueueSpec) -> (Self, impl Future<Output = ()> + Send + 'static) {
         let (tx, rx) = mpsc::unbounded_channel();
-        let room = Arc::new(Semaphore::new(INBOX_ROOM));
+        let room = Arc::new(Semaphore::new(inbox::INBOX_ROOM));
         let handle = Self {
             name: spec.name.clone(),
             commands: tx,
             room: room.clone(),
             metrics: spec.metrics.clone(),
         };
-        let actor = actor::run(actor::ActorParts {
-            name: spec.name,
-            policy: spec.policy,
-            handler: spec.handler,
-            commands: rx,
-            room: actor::Room(room),
-            metrics: spec.metrics,
-            batch_ids: spec.batch_ids,
-            abort: spec.abort,
-            precise: spec.precise,
-        });
+        let actor = actor::run(spec, inbox::Inbox::new(rx, room));
         (handle, actor)
     }
 

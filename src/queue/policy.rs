@@ -14,8 +14,39 @@
 
 use std::time::Duration;
 
-use crate::config::{Mode, QueueConfig};
 pub use crate::contract::Trigger;
+use crate::{
+    config::{Mode, QueueConfig},
+    error::Refusal,
+};
+
+/// Checks an item of `queue` against the policy's per-item limits: its
+/// priority must be a level, its payload must fit in a batch.
+///
+/// # Errors
+/// The [`Refusal`] (INVALID_ARGUMENT) naming the limit.
+pub fn check_item(
+    policy: &Policy,
+    queue: &str,
+    priority: u32,
+    payload_len: usize,
+) -> Result<(), Refusal> {
+    if priority >= policy.priority_levels {
+        return Err(Refusal::BadPriority {
+            queue: queue.to_owned(),
+            priority,
+            max: policy.priority_levels - 1,
+        });
+    }
+    if payload_len > policy.max_batch_bytes {
+        return Err(Refusal::PayloadTooLarge {
+            queue: queue.to_owned(),
+            size: payload_len,
+            limit: policy.max_batch_bytes,
+        });
+    }
+    Ok(())
+}
 
 /// The batching policy of one queue, as the actor applies it.
 #[derive(Debug, Clone, PartialEq)]
@@ -199,5 +230,25 @@ mod tests {
             decide(&p, view(1, 1, 0)),
             Decision::Dispatch(Trigger::Delay)
         );
+    }
+
+    #[test]
+    fn items_are_checked_against_priority_levels_and_batch_bytes() {
+        let mut policy = policy();
+        policy.priority_levels = 2;
+        policy.max_batch_bytes = 10;
+        assert_eq!(check_item(&policy, "q", 1, 10), Ok(()));
+        assert!(matches!(
+            check_item(&policy, "q", 2, 1),
+            Err(Refusal::BadPriority { max: 1, .. })
+        ));
+        assert!(matches!(
+            check_item(&policy, "q", 0, 11),
+            Err(Refusal::PayloadTooLarge {
+                size: 11,
+                limit: 10,
+                ..
+            })
+        ));
     }
 }

@@ -1,0 +1,75 @@
+//! What a queue's handles ask of its actor, and what the actor reports.
+
+use tokio::sync::oneshot;
+
+use super::{item::Item, policy::Policy};
+use crate::metrics::QueueMetrics;
+
+/// Commands a queue actor takes.
+#[derive(Debug)]
+pub enum Command {
+    /// Accept (or refuse) one item.
+    Submit(Item),
+    /// Accept (or refuse) several items, in order.
+    SubmitMany(Vec<Item>),
+    /// Dispatch everything pending now, ignoring `min_batch_size` and mode;
+    /// answers with the number of items that were pending.
+    Flush(oneshot::Sender<usize>),
+    /// Refuse new items, dispatch everything pending, finish in-flight
+    /// batches, then stop. With `force` (a forced delete), pending items
+    /// are answered UNAVAILABLE (queue deleted) instead of dispatched; `dropped` learns how many.
+    Drain {
+        force: bool,
+        dropped: Option<oneshot::Sender<u64>>,
+    },
+    /// Stop dispatching (items still accepted, timeouts still run).
+    Pause,
+    /// Dispatch again after a pause.
+    Resume,
+    /// Apply a new policy from the next batch on.
+    Update(Policy),
+    /// Report the queue's state.
+    Stats(oneshot::Sender<ActorStats>),
+}
+
+/// What a queue actor reports about itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ActorStats {
+    /// Items waiting.
+    pub depth: usize,
+    /// Batches being processed.
+    pub in_flight: usize,
+    /// Paused by the control plane.
+    pub paused: bool,
+    /// Draining: refusing new items.
+    pub draining: bool,
+}
+
+impl Command {
+    /// Answers a command the stopped actor can no longer carry out: items
+    /// are refused UNAVAILABLE (counted as rejected), questions get empty
+    /// answers.
+    pub(super) fn refuse(self, queue: &str, metrics: &QueueMetrics, paused: bool) {
+        match self {
+            Command::Submit(item) => super::refuse_gone(queue, metrics, [item]),
+            Command::SubmitMany(items) => super::refuse_gone(queue, metrics, items),
+            Command::Flush(reply) => {
+                let _ = reply.send(0);
+            }
+            Command::Drain { dropped, .. } => {
+                if let Some(dropped) = dropped {
+                    let _ = dropped.send(0);
+                }
+            }
+            Command::Stats(reply) => {
+                let _ = reply.send(ActorStats {
+                    depth: 0,
+                    in_flight: 0,
+                    paused,
+                    draining: true,
+                });
+            }
+            Command::Pause | Command::Resume | Command::Update(_) => {}
+        }
+    }
+}
