@@ -8,11 +8,13 @@
 //!
 //! Run: `cargo bench --bench scheduler`
 
+#[path = "../tests/common/queue.rs"]
+mod test_queue;
+
 use std::{
-    collections::HashMap,
     future::Future,
     pin::Pin,
-    sync::{Arc, atomic::AtomicU64},
+    sync::Arc,
     task::{Context, Poll},
     time::Duration,
 };
@@ -21,11 +23,10 @@ use batchgate::{
     config::Mode,
     handler::Echo,
     metrics::Metrics,
-    queue::{Item, Policy, QueueHandle, QueueSpec, Reply},
+    queue::{Policy, QueueHandle},
 };
 use bytes::Bytes;
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use tokio::sync::oneshot;
 use tower::{Service, ServiceExt};
 use tower_batch::{Batch, BatchControl};
 
@@ -51,16 +52,14 @@ fn policy() -> Policy {
 
 /// A queue with the echo handler, its actor running on the current runtime.
 fn batchgate_queue() -> QueueHandle {
-    let metrics = Metrics::new();
-    let (handle, actor) = QueueHandle::new(QueueSpec {
-        name: "bench".into(),
-        policy: policy(),
-        handler: Arc::new(Echo),
-        metrics: Arc::new(metrics.queue("bench")),
-        batch_ids: Arc::new(AtomicU64::new(1)),
-        abort: Default::default(),
-        precise: None,
-    });
+    let spec = test_queue::spec(
+        "bench",
+        policy(),
+        Arc::new(Echo),
+        &Metrics::new(),
+        Default::default(),
+    );
+    let (handle, actor) = QueueHandle::new(spec);
     tokio::spawn(actor);
     handle
 }
@@ -72,17 +71,8 @@ async fn batchgate_round(queue: &QueueHandle, submitters: usize, payload: &Bytes
         let payload = payload.clone();
         tasks.push(tokio::spawn(async move {
             for _ in 0..ITEMS / submitters {
-                let (tx, rx) = oneshot::channel();
-                queue
-                    .submit(Item {
-                        payload: payload.clone(),
-                        attributes: HashMap::new(),
-                        priority: 0,
-                        timeout: None,
-                        trace_id: None,
-                        reply: Reply::Unary(tx),
-                    })
-                    .await;
+                let (item, rx) = test_queue::item(payload.clone(), 0, None);
+                queue.submit(item).await;
                 let answer = rx.await.expect("answered");
                 assert!(answer.result.is_ok());
             }

@@ -3,7 +3,7 @@
 
 mod common;
 
-use std::{collections::HashSet, time::Duration};
+use std::collections::HashSet;
 
 use batchgate::pb::{
     self, QueueRef, batch_control_client::BatchControlClient, stream_response::Outcome,
@@ -444,23 +444,19 @@ async fn endpoints_register_renew_expire_and_deregister() {
     ctl.register_endpoint(register("http://127.0.0.1:2", 30))
         .await
         .unwrap();
-    let lapsed = async {
-        loop {
+    let left = common::wait_until("the short lease to lapse", || {
+        let mut ctl = ctl.clone();
+        async move {
             let listed = ctl
                 .list_endpoints(name("remote"))
                 .await
                 .unwrap()
                 .into_inner()
                 .endpoints;
-            if listed.len() == 1 {
-                return listed;
-            }
-            tokio::time::sleep(Duration::from_millis(5)).await;
+            (listed.len() == 1).then_some(listed)
         }
-    };
-    let left = tokio::time::timeout(Duration::from_secs(10), lapsed)
-        .await
-        .unwrap();
+    })
+    .await;
     assert_eq!(left[0].address, "http://127.0.0.1:1");
 
     ctl.deregister_endpoint(pb::EndpointRef {

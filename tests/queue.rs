@@ -2,11 +2,9 @@
 //! deterministic to the microsecond. A fake handler reports each batch it
 //! gets over a channel and, when gated, holds it until the test says so.
 
-use std::{
-    collections::HashMap,
-    sync::{Arc, atomic::AtomicU64},
-    time::Duration,
-};
+mod common;
+
+use std::{collections::HashMap, sync::Arc, time::Duration};
 
 use batchgate::{
     config::Mode,
@@ -14,9 +12,8 @@ use batchgate::{
     handler::{BoxFuture, Handler},
     metrics::Metrics,
     pb,
-    queue::{Command, Item, Policy, QueueHandle, QueueSpec, Reply},
+    queue::{Command, Policy, QueueHandle},
 };
-use bytes::Bytes;
 use tokio::{
     sync::{Semaphore, mpsc, oneshot},
     task::JoinHandle,
@@ -156,19 +153,18 @@ fn start(policy: Policy, gated: bool, answer: Answer) -> TestQueue {
     let gate = Arc::new(Semaphore::new(0));
     let metrics = Arc::new(Metrics::new());
     let abort = CancellationToken::new();
-    let (handle, actor) = QueueHandle::new(QueueSpec {
-        name: "q".into(),
-        policy,
-        handler: Arc::new(Fake {
-            seen: tx,
-            gate: gated.then(|| gate.clone()),
-            answer,
-        }),
-        metrics: Arc::new(metrics.queue("q")),
-        batch_ids: Arc::new(AtomicU64::new(1)),
-        abort: abort.clone(),
-        precise: None,
+    let handler = Arc::new(Fake {
+        seen: tx,
+        gate: gated.then(|| gate.clone()),
+        answer,
     });
+    let (handle, actor) = QueueHandle::new(common::queue::spec(
+        "q",
+        policy,
+        handler,
+        &metrics,
+        abort.clone(),
+    ));
     TestQueue {
         handle,
         seen,
@@ -186,17 +182,8 @@ impl TestQueue {
         priority: u32,
         timeout: Option<Duration>,
     ) -> Answered {
-        let (tx, rx) = oneshot::channel();
-        self.handle
-            .submit(Item {
-                payload: Bytes::copy_from_slice(payload.as_bytes()),
-                attributes: HashMap::new(),
-                priority,
-                timeout,
-                trace_id: None,
-                reply: Reply::Unary(tx),
-            })
-            .await;
+        let (item, rx) = common::queue::item(payload.to_owned(), priority, timeout);
+        self.handle.submit(item).await;
         Answered(rx)
     }
 
@@ -210,13 +197,6 @@ impl TestQueue {
             answers.push(self.submit(&p).await);
         }
         answers
-    }
-
-    /// Lets the actor run without moving the clock.
-    async fn settle(&self) {
-        for _ in 0..10 {
-            tokio::task::yield_now().await;
-        }
     }
 
     fn assert_no_batch(&mut self) {
@@ -279,9 +259,12 @@ async fn bytes_trigger_closes_before_the_byte_limit_is_crossed() {
         false,
         Answer::Echo,
     );
+    let t0 = Instant::now();
     let _a = q.submit("aaaa").await;
     let _b = q.submit("bbbb").await;
-    q.settle().await;
+    // Just before the delay would close them (advance, unlike a sleep, is
+    // not rounded up to tokio's next millisecond tick).
+    tokio::time::advance(t0 + Duration::from_micros(1_900) - Instant::now()).await;
     q.assert_no_batch();
     let _c = q.submit("cccc").await;
     let batch = q.next_batch().await;
@@ -302,7 +285,8 @@ async fn delay_counts_from_the_oldest_item() {
     let a = q.submit("a").await;
     sleep(Duration::from_millis(1)).await;
     let b = q.submit("b").await;
-    q.settle().await;
+    // Just before the oldest item's delay is up.
+    tokio::time::advance(t0 + Duration::from_micros(1_900) - Instant::now()).await;
     q.assert_no_batch();
     let batch = q.next_batch().await;
     assert_eq!(batch.trigger, Trigger::Delay);
@@ -617,7 +601,6 @@ async fn cancelled_items_leave_a_held_queue_within_100_ms() {
         }
         let live = q.submit("live").await;
         drop(q.submit_all(names("gone", 2)).await);
-        q.settle().await;
         sleep(Duration::from_millis(100)).await;
         let stats = q.handle.stats().await.unwrap();
         assert_eq!(stats.depth, 1, "{what}: the two cancelled items left");
@@ -668,7 +651,8 @@ async fn max_in_flight_batches_is_respected() {
     assert!(first.iter().all(|b| b.payloads.len() == 2));
     q.gate.add_permits(1);
     let third = q.next_batch().await;
-    q.settle().await;
+    // Long past every delay: still no fourth batch while two run.
+    sleep(Duration::from_millis(50)).await;
     q.assert_no_batch();
     assert_eq!(third.payloads, ["i4", "i5"]);
     q.gate.add_permits(100);
@@ -798,39 +782,27 @@ fn unstarted(
     mpsc::Receiver<Seen>,
 ) {
     let (tx, seen) = mpsc::channel(1024);
-    let metrics = Metrics::new();
-    let (handle, actor) = QueueHandle::new(QueueSpec {
-        name: "q".into(),
-        policy,
-        handler: Arc::new(Fake {
-            seen: tx,
-            gate: None,
-            answer: Answer::Echo,
-        }),
-        metrics: Arc::new(metrics.queue("q")),
-        batch_ids: Arc::new(AtomicU64::new(1)),
-        abort: CancellationToken::new(),
-        precise: None,
+    let handler = Arc::new(Fake {
+        seen: tx,
+        gate: None,
+        answer: Answer::Echo,
     });
+    let spec = common::queue::spec(
+        "q",
+        policy,
+        handler,
+        &Metrics::new(),
+        CancellationToken::new(),
+    );
+    let (handle, actor) = QueueHandle::new(spec);
     (Arc::new(handle), actor, seen)
 }
 
 /// Submits one item from a task of its own: the task, and the answer.
 fn spawn_submit(handle: &Arc<QueueHandle>, payload: String) -> (JoinHandle<()>, Answered) {
     let handle = handle.clone();
-    let (reply, rx) = oneshot::channel();
-    let task = tokio::spawn(async move {
-        handle
-            .submit(Item {
-                payload: Bytes::from(payload),
-                attributes: HashMap::new(),
-                priority: 0,
-                timeout: None,
-                trace_id: None,
-                reply: Reply::Unary(reply),
-            })
-            .await;
-    });
+    let (item, rx) = common::queue::item(payload, 0, None);
+    let task = tokio::spawn(async move { handle.submit(item).await });
     (task, Answered(rx))
 }
 
@@ -907,16 +879,9 @@ async fn an_item_sent_as_a_control_command_takes_the_normal_way_in() {
         false,
         Answer::Echo,
     );
-    let (reply, rx) = oneshot::channel();
+    let (item, rx) = common::queue::item("via-control", 0, None);
     q.handle
-        .control(batchgate::queue::Command::Submit(Item {
-            payload: Bytes::from_static(b"via-control"),
-            attributes: HashMap::new(),
-            priority: 0,
-            timeout: None,
-            trace_id: None,
-            reply: Reply::Unary(reply),
-        }))
+        .control(batchgate::queue::Command::Submit(item))
         .await
         .unwrap();
     assert_eq!(q.next_batch().await.payloads, ["via-control"]);

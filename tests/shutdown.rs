@@ -147,9 +147,10 @@ async fn shutdown_reports_not_serving_refuses_new_items_and_finishes_in_flight()
         .await;
     server.signal_shutdown();
 
-    let mut health = HealthClient::new(server.channel().await);
-    let not_serving = async {
-        loop {
+    let health = HealthClient::new(server.channel().await);
+    common::wait_until("health to go NOT_SERVING while draining", || {
+        let mut health = health.clone();
+        async move {
             let status = health
                 .check(HealthCheckRequest {
                     service: "batchgate.v1.Batcher".into(),
@@ -158,15 +159,10 @@ async fn shutdown_reports_not_serving_refuses_new_items_and_finishes_in_flight()
                 .unwrap()
                 .into_inner()
                 .status;
-            if status == ServingStatus::NotServing as i32 {
-                return;
-            }
-            tokio::task::yield_now().await;
+            (status == ServingStatus::NotServing as i32).then_some(())
         }
-    };
-    tokio::time::timeout(std::time::Duration::from_secs(10), not_serving)
-        .await
-        .expect("health went NOT_SERVING while draining");
+    })
+    .await;
 
     let mut c = client.clone();
     let refused = c.submit(request("slow", "late")).await.unwrap_err();

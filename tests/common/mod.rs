@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod queue;
+
 use std::net::SocketAddr;
 
 use batchgate::{
@@ -96,18 +98,7 @@ impl TestServer {
 
     /// GET /metrics, as text.
     pub async fn metrics_text(&self) -> String {
-        let mut conn = TcpStream::connect(self.metrics).await.unwrap();
-        conn.write_all(b"GET /metrics HTTP/1.0\r\nHost: test\r\n\r\n")
-            .await
-            .unwrap();
-        let mut raw = String::new();
-        conn.read_to_string(&mut raw).await.unwrap();
-        let (head, body) = raw.split_once("\r\n\r\n").expect("an HTTP response");
-        assert!(
-            head.starts_with("HTTP/1.0 200") || head.starts_with("HTTP/1.1 200"),
-            "{head}"
-        );
-        body.to_owned()
+        metrics_text(self.metrics).await
     }
 
     /// The value of one sample line, e.g. `name{labels}`.
@@ -115,6 +106,43 @@ impl TestServer {
         let text = self.metrics_text().await;
         sample(&text, series).unwrap_or_else(|| panic!("no sample {series} in\n{text}"))
     }
+}
+
+/// GET /metrics at `addr`, as text.
+pub async fn metrics_text(addr: SocketAddr) -> String {
+    let mut conn = TcpStream::connect(addr).await.unwrap();
+    conn.write_all(b"GET /metrics HTTP/1.0\r\nHost: test\r\n\r\n")
+        .await
+        .unwrap();
+    let mut raw = String::new();
+    conn.read_to_string(&mut raw).await.unwrap();
+    let (head, body) = raw.split_once("\r\n\r\n").expect("an HTTP response");
+    assert!(
+        head.starts_with("HTTP/1.0 200") || head.starts_with("HTTP/1.1 200"),
+        "{head}"
+    );
+    body.to_owned()
+}
+
+/// Polls `check` every 5 ms until it returns `Some`, and returns that;
+/// panics naming `what` if it has not after 10 s. The one way tests wait
+/// for something a real server does in its own time.
+pub async fn wait_until<T, F, Fut>(what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let polled = async {
+        loop {
+            if let Some(value) = check().await {
+                return value;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(10), polled)
+        .await
+        .unwrap_or_else(|_| panic!("waited 10 s for {what}"))
 }
 
 /// Finds `series` (name with labels, exactly as exposed) in exposition text.
@@ -131,18 +159,14 @@ pub fn sample(text: &str, series: &str) -> Option<f64> {
 impl TestServer {
     /// Polls /metrics until `series` reaches at least `value` (10 s at most).
     pub async fn wait_for_metric(&self, series: &str, value: f64) {
-        let reached = async {
-            loop {
-                let text = self.metrics_text().await;
-                if sample(&text, series).is_some_and(|v| v >= value) {
-                    return;
-                }
-                tokio::task::yield_now().await;
-            }
-        };
-        tokio::time::timeout(std::time::Duration::from_secs(10), reached)
-            .await
-            .unwrap_or_else(|_| panic!("{series} never reached {value}"));
+        let metrics = self.metrics;
+        wait_until(&format!("{series} to reach {value}"), || async move {
+            let text = metrics_text(metrics).await;
+            sample(&text, series)
+                .is_some_and(|v| v >= value)
+                .then_some(())
+        })
+        .await;
     }
 
     /// Waits for `app::run` to return after a signal.
