@@ -74,7 +74,7 @@ impl From<Refusal> for Status {
 /// Longest part of a client-supplied name quoted in a message.
 const QUOTED_MAX: usize = 64;
 
-/// `name` in quotes, cut to its first [`QUOTED_MAX`] bytes (on a character
+/// `name` in quotes, cut to its first 64 bytes (on a character
 /// boundary) with its full length said, so a huge name cannot blow up a
 /// status message.
 pub fn quoted(name: &str) -> String {

@@ -23,7 +23,8 @@
 //! - [`registry`]: queue name → running queue.
 //! - [`contract`]: the handler contract both the queue and the handlers use
 //!   (batch, item, output, trigger, the answering [`contract::ResultSink`]).
-//! - [`queue`]: the policy (pure), pending items, the per-queue actor, batches.
+//! - [`queue`]: the policy (pure), the backlog, the per-queue actor with its
+//!   inbox and alarm, batches.
 //! - [`handler`]: the handler trait, the built-in handlers and the remote
 //!   (gRPC, HTTP) backends with their endpoint pools.
 //! - [`error`]: refusals and their gRPC status codes, in one place.
@@ -31,13 +32,20 @@
 //! - [`telemetry`], [`shutdown`]: logging and signals for the binary.
 //! - [`tls`]: certificates from files for servers, backends and the CLI.
 //! - [`cli`]: the command line, server and client; [`stdout`]: its output.
-//! - [`bench`]: the load generator, the no-batching baseline, charts.
+//! - [`bench`](mod@bench): the load generator, the no-batching baseline, charts.
 //! - [`pb`]: the generated protobuf code; [`codec`]: its codec.
 //!
 //! # Guarantees
 //! Every accepted item gets exactly one answer: its [`queue::Reply`] is
 //! consumed by answering, and whoever holds it last (the queue, a batch's
-//! [`queue::ResultSink`], the shutdown path) answers it.
+//! [`queue::BatchSink`], the shutdown path) answers it.
+//!
+//! # Layers
+//! Arrows run one way (`.ci/layers.py` checks that no module imports one
+//! that imports it back): `api` → `queue` → `handler` → `contract`, with
+//! `queue` → `contract` too; answers come back through the contract's
+//! [`contract::ResultSink`] as plain [`queue::Answer`]s, and `api` alone
+//! turns them into protobuf.
 
 /// `println!` for the client subcommands: when stdout is closed (a reader
 /// such as `head` went away) the process ends quietly instead of panicking.

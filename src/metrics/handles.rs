@@ -21,22 +21,22 @@ use crate::contract::Trigger;
 /// The per-item timing histograms of one queue.
 #[derive(Debug, Default)]
 pub struct ItemTimings {
-    /// [`QUEUE_WAIT_SECONDS`].
+    /// [`QUEUE_WAIT_SECONDS`](super::QUEUE_WAIT_SECONDS).
     pub queue_wait: DurationHistogram,
-    /// [`ITEM_SECONDS`].
+    /// [`ITEM_SECONDS`](super::ITEM_SECONDS).
     pub item_seconds: DurationHistogram,
 }
 
 /// The pre-registered metric handles of one remote endpoint.
 #[derive(Debug)]
 pub struct EndpointMetrics {
-    /// [`BACKEND_CALLS_TOTAL`] by [`CallOutcome`].
+    /// [`BACKEND_CALLS_TOTAL`](super::BACKEND_CALLS_TOTAL) by [`CallOutcome`].
     pub(super) calls: [Counter; 4],
-    /// [`BACKEND_RETRIES_TOTAL`].
+    /// [`BACKEND_RETRIES_TOTAL`](super::BACKEND_RETRIES_TOTAL).
     pub retries: Counter,
-    /// [`BACKEND_EJECTIONS_TOTAL`].
+    /// [`BACKEND_EJECTIONS_TOTAL`](super::BACKEND_EJECTIONS_TOTAL).
     pub ejections: Counter,
-    /// [`BACKEND_IN_FLIGHT`].
+    /// [`BACKEND_IN_FLIGHT`](super::BACKEND_IN_FLIGHT).
     pub in_flight: Gauge,
 }
 
@@ -54,21 +54,21 @@ impl EndpointMetrics {
 /// The pre-registered metric handles of one queue.
 #[derive(Debug)]
 pub struct QueueMetrics {
-    /// [`ITEMS_TOTAL`] by [`Outcome`].
+    /// [`ITEMS_TOTAL`](super::ITEMS_TOTAL) by [`Outcome`].
     pub(super) items: [Counter; 5],
-    /// [`BATCHES_TOTAL`] by [`Trigger`].
+    /// [`BATCHES_TOTAL`](super::BATCHES_TOTAL) by [`Trigger`].
     pub(super) batches: [Counter; 5],
-    /// [`BATCH_SIZE`].
+    /// [`BATCH_SIZE`](super::BATCH_SIZE).
     pub batch_size: Histogram,
-    /// [`QUEUE_WAIT_SECONDS`] and [`ITEM_SECONDS`].
+    /// [`QUEUE_WAIT_SECONDS`](super::QUEUE_WAIT_SECONDS) and [`ITEM_SECONDS`](super::ITEM_SECONDS).
     pub timings: Arc<ItemTimings>,
-    /// [`HANDLER_SECONDS`].
+    /// [`HANDLER_SECONDS`](super::HANDLER_SECONDS).
     pub handler_seconds: Histogram,
-    /// [`QUEUE_DEPTH`].
+    /// [`QUEUE_DEPTH`](super::QUEUE_DEPTH).
     pub depth: Gauge,
-    /// [`IN_FLIGHT_BATCHES`].
+    /// [`IN_FLIGHT_BATCHES`](super::IN_FLIGHT_BATCHES).
     pub in_flight: Gauge,
-    /// Readable copies of the item counters, by [`Outcome::ALL`] order.
+    /// Readable copies of the item counters, by [`Outcome::ALL`](super::Outcome::ALL) order.
     pub(super) counts: [AtomicU64; 5],
     /// Readable copy of the batch counter.
     pub(super) batches_count: AtomicU64,

@@ -45,7 +45,7 @@ pub enum Outcome {
 }
 
 impl Outcome {
-    /// Every outcome, in the order of [`QueueMetrics::counts`].
+    /// Every outcome, in the order of [`QueueMetrics::counts`](super::QueueMetrics::counts).
     pub const ALL: [Outcome; 5] = [
         Outcome::Ok,
         Outcome::Error,
@@ -80,7 +80,7 @@ pub enum CallOutcome {
 }
 
 impl CallOutcome {
-    /// Every outcome, in the order of [`EndpointMetrics::calls`].
+    /// Every outcome, in the order of the calls counters of [`EndpointMetrics`](super::EndpointMetrics).
     pub const ALL: [CallOutcome; 4] = [
         CallOutcome::Ok,
         CallOutcome::Rejected,

@@ -61,7 +61,7 @@ impl Percentiles {
 /// Counters and recent percentiles of a queue, for the control API.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct QueueCounts {
-    /// Items by outcome, in [`Outcome::ALL`] order.
+    /// Items by outcome, in [`Outcome::ALL`](super::Outcome::ALL) order.
     pub items: [u64; 5],
     /// Batches dispatched.
     pub batches: u64,
