@@ -4,9 +4,18 @@
 //! The embedded default is `examples/batchgate.toml`, so the commented example
 //! and what `batchgate serve` runs with can never drift apart.
 
-use std::{collections::BTreeMap, fmt, net::SocketAddr, path::Path, time::Duration};
+use std::{collections::BTreeMap, net::SocketAddr, path::Path, time::Duration};
 
 use serde::{Deserialize, Serialize};
+
+use crate::validation::{at_most, duration_at_most, invalid};
+pub use crate::{
+    handler::config::{HandlerConfig, HandlerKind, validate_endpoint},
+    queue::{Mode, Policy},
+    telemetry::LogFormat,
+    tls::TlsConfig,
+    validation::ConfigError,
+};
 
 /// The configuration `batchgate serve` runs with when given no file.
 pub const DEFAULT_CONFIG_TOML: &str = include_str!("../examples/batchgate.toml");
@@ -83,20 +92,6 @@ pub struct ServerConfig {
     pub tls: Option<TlsConfig>,
 }
 
-/// Server TLS: certificate files (PEM), so they can come from a Secret.
-#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct TlsConfig {
-    /// The server's certificate chain.
-    pub cert_file: std::path::PathBuf,
-    /// Its private key.
-    pub key_file: std::path::PathBuf,
-    /// CA bundle for client certificates; set: every client must present a
-    /// certificate it signed (mutual TLS).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub client_ca_file: Option<std::path::PathBuf>,
-}
-
 impl Default for ServerConfig {
     fn default() -> Self {
         Self {
@@ -116,537 +111,59 @@ impl Default for ServerConfig {
     }
 }
 
-/// How log lines look.
-#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, Default, clap::ValueEnum)]
-#[serde(rename_all = "lowercase")]
-pub enum LogFormat {
-    /// One compact human-readable line per event.
-    #[default]
-    Compact,
-    /// One JSON object per line, for log collectors.
-    Json,
-}
-
-/// A queue: its batching policy and the handler its batches go to.
-#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
-#[serde(deny_unknown_fields, default)]
+/// A queue: its batching policy (owned by the queue) and the handler its
+/// batches go to (owned by the handler).
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
 pub struct QueueConfig {
-    /// A batch closes when it holds this many items (trigger `size`).
-    pub max_batch_size: usize,
-    /// A batch closes when its payloads reach this many bytes (trigger
-    /// `bytes`); a single payload larger than this is refused.
-    pub max_batch_bytes: usize,
-    /// A batch closes when its oldest item has waited this long (trigger
-    /// `delay`), provided it holds `min_batch_size` items.
-    #[serde(with = "humantime_serde")]
-    pub max_delay: Duration,
-    /// A delay-triggered batch needs at least this many items; fewer wait on
-    /// (until size, bytes, flush, their own timeout or drain).
-    pub min_batch_size: usize,
-    /// With `strict`, only live items (not cancelled, not expired) count
-    /// towards `min_batch_size`.
-    pub strict: bool,
-    /// `auto` dispatches by the triggers above; `manual` only on flush.
-    pub mode: Mode,
-    /// Items the queue may hold; beyond it Submit gets RESOURCE_EXHAUSTED.
-    pub max_queue_items: usize,
-    /// Batches of this queue the handler may process at once.
-    pub max_in_flight_batches: usize,
-    /// How long an item may wait when its request names no timeout.
-    #[serde(with = "humantime_serde")]
-    pub item_timeout: Duration,
-    /// Number of priority levels: items may carry priority 0..levels-1.
-    pub priority_levels: u32,
+    /// The policy fields, written at the top level of the queue's table.
+    #[serde(flatten)]
+    pub policy: Policy,
     /// What processes this queue's batches.
     pub handler: HandlerConfig,
 }
 
-impl Default for QueueConfig {
-    fn default() -> Self {
-        Self {
-            max_batch_size: 64,
-            max_batch_bytes: 4 * 1024 * 1024,
-            max_delay: Duration::from_millis(2),
-            min_batch_size: 1,
-            strict: false,
-            mode: Mode::Auto,
-            max_queue_items: 100_000,
-            max_in_flight_batches: 4,
-            item_timeout: Duration::from_secs(30),
-            priority_levels: 4,
-            handler: HandlerConfig::default(),
-        }
+impl<'de> Deserialize<'de> for QueueConfig {
+    /// The table minus `handler` is the policy, read with its own unknown
+    /// field check (serde's `flatten` would let unknown fields through).
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+        let mut table = serde_json::Map::<String, serde_json::Value>::deserialize(d)?;
+        let handler = match table.remove("handler") {
+            Some(h) => serde_json::from_value(h).map_err(D::Error::custom)?,
+            None => HandlerConfig::default(),
+        };
+        let policy =
+            serde_json::from_value(serde_json::Value::Object(table)).map_err(D::Error::custom)?;
+        Ok(Self { policy, handler })
     }
 }
 
-/// When a queue dispatches.
-#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, Default)]
-#[serde(rename_all = "lowercase")]
-pub enum Mode {
-    /// Size, bytes and delay triggers dispatch.
-    #[default]
-    Auto,
-    /// Only an explicit flush (or drain) dispatches.
-    Manual,
-}
-
-/// The kinds of handler.
-#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, Default)]
-#[serde(rename_all = "lowercase")]
-pub enum HandlerKind {
-    /// Returns every payload and its attributes unchanged.
-    #[default]
-    Echo,
-    /// A simulated model: each batch takes `base + per_item × n`, then echoes.
-    Sim,
-    /// A remote backend implementing `batchgate.v1.Backend` over gRPC.
-    Grpc,
-    /// A remote backend taking one JSON POST per batch.
-    Http,
-}
-
-impl HandlerKind {
-    /// The lower-case name, as in the config.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            HandlerKind::Echo => "echo",
-            HandlerKind::Sim => "sim",
-            HandlerKind::Grpc => "grpc",
-            HandlerKind::Http => "http",
-        }
-    }
-
-    /// Parses a name as written in the config.
-    ///
-    /// # Errors
-    /// The unknown name.
-    pub fn parse(name: &str) -> Result<Self, String> {
-        match name {
-            "echo" => Ok(HandlerKind::Echo),
-            "sim" => Ok(HandlerKind::Sim),
-            "grpc" => Ok(HandlerKind::Grpc),
-            "http" => Ok(HandlerKind::Http),
-            other => Err(format!(
-                "unknown handler kind {other:?} (echo, sim, grpc, http)"
-            )),
-        }
-    }
-
-    /// Whether batches go to remote endpoints.
-    pub fn is_remote(self) -> bool {
-        matches!(self, HandlerKind::Grpc | HandlerKind::Http)
-    }
-}
-
-/// Which handler processes a queue's batches, and its settings. A field
-/// that does not apply to the kind is refused when the config is read (a
-/// `sim` with `endpoints` is a mistake, not something to ignore).
-#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
-#[serde(try_from = "RawHandler", into = "RawHandler")]
-pub struct HandlerConfig {
-    /// `echo`, `sim`, `grpc` or `http`.
-    pub kind: HandlerKind,
-    /// sim: fixed cost of one batch.
-    pub base: Duration,
-    /// sim: added cost of each item in the batch.
-    pub per_item: Duration,
-    /// grpc/http: endpoint URLs (more may register at runtime).
-    pub endpoints: Vec<String>,
-    /// grpc/http: batches one endpoint may process at once.
-    pub max_in_flight: usize,
-    /// grpc/http: longest a backend call may take (the batch's earliest item
-    /// deadline may cut it shorter).
-    pub timeout: Duration,
-    /// grpc/http: retries of a batch that failed for availability reasons
-    /// (connection, UNAVAILABLE, 5xx), each on another endpoint if any.
-    pub retries: u32,
-    /// grpc/http: wait before the first retry; each further retry waits
-    /// twice as long (up to `retry_backoff_max`), plus a random jitter of
-    /// up to the same again, and never past the batch's deadline.
-    pub retry_backoff: Duration,
-    /// grpc/http: longest wait between two retries.
-    pub retry_backoff_max: Duration,
-    /// grpc/http: split a batch the backend rejected as a whole, so a poison
-    /// item fails alone.
-    pub bisect: bool,
-    /// grpc/http: consecutive failures after which an endpoint is ejected.
-    pub eject_after: u32,
-    /// grpc/http: how long an ejected endpoint gets no batches.
-    pub eject_for: Duration,
-    /// grpc: call `ProcessBatchStream` and forward each result as it comes.
-    pub streaming: bool,
-    /// http: payloads are JSON documents, sent and returned as raw JSON
-    /// instead of base64 strings.
-    pub json_payloads: bool,
-    /// grpc: CA bundle (PEM) to verify `https://` endpoints; unset: the
-    /// public web PKI roots.
-    pub tls_ca_file: Option<std::path::PathBuf>,
-}
-
-impl Default for HandlerConfig {
-    fn default() -> Self {
-        Self {
-            kind: HandlerKind::Echo,
-            base: Duration::from_millis(5),
-            per_item: Duration::from_micros(20),
-            endpoints: Vec::new(),
-            max_in_flight: 4,
-            timeout: Duration::from_secs(30),
-            retries: 2,
-            retry_backoff: Duration::from_millis(10),
-            retry_backoff_max: Duration::from_secs(1),
-            bisect: true,
-            eject_after: 3,
-            eject_for: Duration::from_secs(5),
-            streaming: false,
-            json_payloads: false,
-            tls_ca_file: None,
-        }
-    }
-}
-
-/// The handler table as written: every field optional, so reading can tell
-/// a field that was given from a default, and printing can leave out the
-/// fields of other kinds.
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct RawHandler {
-    #[serde(default)]
-    pub(crate) kind: HandlerKind,
-    #[serde(
-        default,
-        with = "humantime_serde",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub(crate) base: Option<Duration>,
-    #[serde(
-        default,
-        with = "humantime_serde",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub(crate) per_item: Option<Duration>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub(crate) endpoints: Option<Vec<String>>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub(crate) max_in_flight: Option<usize>,
-    #[serde(
-        default,
-        with = "humantime_serde",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub(crate) timeout: Option<Duration>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub(crate) retries: Option<u32>,
-    #[serde(
-        default,
-        with = "humantime_serde",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub(crate) retry_backoff: Option<Duration>,
-    #[serde(
-        default,
-        with = "humantime_serde",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub(crate) retry_backoff_max: Option<Duration>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub(crate) bisect: Option<bool>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub(crate) eject_after: Option<u32>,
-    #[serde(
-        default,
-        with = "humantime_serde",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub(crate) eject_for: Option<Duration>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub(crate) streaming: Option<bool>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub(crate) json_payloads: Option<bool>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub(crate) tls_ca_file: Option<std::path::PathBuf>,
-}
-
-/// The handler fields each kind takes (besides `kind`).
-fn fields_of(kind: HandlerKind) -> &'static [&'static str] {
-    match kind {
-        HandlerKind::Echo => &[],
-        HandlerKind::Sim => &["base", "per_item"],
-        HandlerKind::Grpc => &[
-            "endpoints",
-            "max_in_flight",
-            "timeout",
-            "retries",
-            "retry_backoff",
-            "retry_backoff_max",
-            "bisect",
-            "eject_after",
-            "eject_for",
-            "streaming",
-            "tls_ca_file",
-        ],
-        HandlerKind::Http => &[
-            "endpoints",
-            "max_in_flight",
-            "timeout",
-            "retries",
-            "retry_backoff",
-            "retry_backoff_max",
-            "bisect",
-            "eject_after",
-            "eject_for",
-            "json_payloads",
-        ],
-    }
-}
-
-impl TryFrom<RawHandler> for HandlerConfig {
-    type Error = String;
-
-    fn try_from(raw: RawHandler) -> Result<Self, String> {
-        let given = [
-            ("base", raw.base.is_some()),
-            ("per_item", raw.per_item.is_some()),
-            ("endpoints", raw.endpoints.is_some()),
-            ("max_in_flight", raw.max_in_flight.is_some()),
-            ("timeout", raw.timeout.is_some()),
-            ("retries", raw.retries.is_some()),
-            ("retry_backoff", raw.retry_backoff.is_some()),
-            ("retry_backoff_max", raw.retry_backoff_max.is_some()),
-            ("bisect", raw.bisect.is_some()),
-            ("eject_after", raw.eject_after.is_some()),
-            ("eject_for", raw.eject_for.is_some()),
-            ("streaming", raw.streaming.is_some()),
-            ("json_payloads", raw.json_payloads.is_some()),
-            ("tls_ca_file", raw.tls_ca_file.is_some()),
-        ];
-        let allowed = fields_of(raw.kind);
-        if let Some((field, _)) = given.iter().find(|(f, set)| *set && !allowed.contains(f)) {
-            let takes = if allowed.is_empty() {
-                "no other fields".to_owned()
-            } else {
-                format!("only {}", allowed.join(", "))
-            };
-            return Err(format!(
-                "handler field `{field}` does not apply to kind \"{}\" (it takes {takes})",
-                raw.kind.as_str()
-            ));
-        }
-        let d = HandlerConfig::of(raw.kind);
-        Ok(HandlerConfig {
-            kind: raw.kind,
-            base: raw.base.unwrap_or(d.base),
-            per_item: raw.per_item.unwrap_or(d.per_item),
-            endpoints: raw.endpoints.unwrap_or(d.endpoints),
-            max_in_flight: raw.max_in_flight.unwrap_or(d.max_in_flight),
-            timeout: raw.timeout.unwrap_or(d.timeout),
-            retries: raw.retries.unwrap_or(d.retries),
-            retry_backoff: raw.retry_backoff.unwrap_or(d.retry_backoff),
-            retry_backoff_max: raw.retry_backoff_max.unwrap_or(d.retry_backoff_max),
-            bisect: raw.bisect.unwrap_or(d.bisect),
-            eject_after: raw.eject_after.unwrap_or(d.eject_after),
-            eject_for: raw.eject_for.unwrap_or(d.eject_for),
-            streaming: raw.streaming.unwrap_or(d.streaming),
-            json_payloads: raw.json_payloads.unwrap_or(d.json_payloads),
-            tls_ca_file: raw.tls_ca_file.or(d.tls_ca_file),
-        })
-    }
-}
-
-impl From<HandlerConfig> for RawHandler {
-    /// The fields of the handler's kind, every one with its effective value.
-    fn from(h: HandlerConfig) -> Self {
-        let kind = h.kind;
-        let remote = kind.is_remote();
-        RawHandler {
-            kind,
-            base: (kind == HandlerKind::Sim).then_some(h.base),
-            per_item: (kind == HandlerKind::Sim).then_some(h.per_item),
-            endpoints: remote.then_some(h.endpoints),
-            max_in_flight: remote.then_some(h.max_in_flight),
-            timeout: remote.then_some(h.timeout),
-            retries: remote.then_some(h.retries),
-            retry_backoff: remote.then_some(h.retry_backoff),
-            retry_backoff_max: remote.then_some(h.retry_backoff_max),
-            bisect: remote.then_some(h.bisect),
-            eject_after: remote.then_some(h.eject_after),
-            eject_for: remote.then_some(h.eject_for),
-            streaming: (kind == HandlerKind::Grpc).then_some(h.streaming),
-            json_payloads: (kind == HandlerKind::Http).then_some(h.json_payloads),
-            tls_ca_file: if kind == HandlerKind::Grpc {
-                h.tls_ca_file
-            } else {
-                None
-            },
-        }
-    }
-}
-
-impl HandlerConfig {
-    /// A handler of `kind` with default settings.
-    pub fn of(kind: HandlerKind) -> Self {
-        Self {
-            kind,
-            ..Self::default()
-        }
-    }
-
-    /// Checks the settings that apply to the kind; `path` prefixes names.
+impl QueueConfig {
+    /// Checks this queue's values; `path` prefixes the field names and
+    /// `max_message_bytes` is the server's `max_message_bytes`.
     ///
     /// # Errors
     /// [`ConfigError::Invalid`] naming the first bad field.
-    pub fn validate(&self, path: &str) -> Result<(), ConfigError> {
-        let field = |name: &str| format!("{path}.{name}");
-        if self.kind == HandlerKind::Sim {
-            duration_at_most(&field("base"), self.base, limits::MAX_SHORT)?;
-            duration_at_most(&field("per_item"), self.per_item, limits::MAX_SHORT)?;
-        }
-        if !self.kind.is_remote() {
-            return Ok(());
-        }
-        if self.max_in_flight == 0 {
-            return Err(invalid(field("max_in_flight"), "must be ≥ 1"));
-        }
-        at_most(
-            &field("max_in_flight"),
-            self.max_in_flight,
-            limits::MAX_IN_FLIGHT,
-            "",
-        )?;
-        if self.timeout.is_zero() {
-            return Err(invalid(field("timeout"), "must be > 0"));
-        }
-        duration_at_most(&field("timeout"), self.timeout, limits::MAX_TIMEOUT)?;
-        at_most(&field("retries"), self.retries, limits::MAX_RETRIES, "")?;
-        duration_at_most(
-            &field("retry_backoff"),
-            self.retry_backoff,
-            limits::MAX_SHORT,
-        )?;
-        duration_at_most(
-            &field("retry_backoff_max"),
-            self.retry_backoff_max,
-            limits::MAX_SHORT,
-        )?;
-        if self.retry_backoff > self.retry_backoff_max {
-            return Err(invalid(
-                field("retry_backoff"),
-                "must be ≤ retry_backoff_max",
-            ));
-        }
-        if self.eject_after == 0 {
-            return Err(invalid(field("eject_after"), "must be ≥ 1"));
-        }
-        at_most(
-            &field("eject_after"),
-            self.eject_after,
-            limits::MAX_EJECT_AFTER,
-            "",
-        )?;
-        duration_at_most(&field("eject_for"), self.eject_for, limits::MAX_TIMEOUT)?;
-        for (i, endpoint) in self.endpoints.iter().enumerate() {
-            validate_endpoint(endpoint)
-                .map_err(|problem| invalid(format!("{path}.endpoints[{i}]"), problem))?;
-        }
-        Ok(())
+    pub fn validate(&self, path: &str, max_message_bytes: usize) -> Result<(), ConfigError> {
+        self.policy.validate(path, max_message_bytes)?;
+        self.handler.validate(&format!("{path}.handler"))
     }
 }
 
-/// Checks an endpoint URL: `http://host:port` (or `https://`), nothing else.
-///
-/// # Errors
-/// What is wrong with it.
-pub fn validate_endpoint(url: &str) -> Result<(), String> {
-    let rest = url
-        .strip_prefix("http://")
-        .or_else(|| url.strip_prefix("https://"))
-        .ok_or_else(|| format!("{url:?} must start with http:// or https://"))?;
-    let authority = rest.split('/').next().unwrap_or_default();
-    if authority.is_empty() || authority.contains(char::is_whitespace) {
-        return Err(format!("{url:?} has no host"));
-    }
-    Ok(())
-}
-
-/// A configuration that cannot run: which field, and what is wrong with it.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum ConfigError {
-    /// The file could not be read.
-    #[error("cannot read config {path}: {reason}")]
-    Read { path: String, reason: String },
-    /// The TOML did not parse or had unknown or mistyped fields.
-    #[error("invalid config: {0}")]
-    Parse(String),
-    /// A field has a value the server cannot run with.
-    #[error("{field} {problem}")]
-    Invalid { field: String, problem: String },
-}
-
-fn invalid(field: impl fmt::Display, problem: impl Into<String>) -> ConfigError {
-    ConfigError::Invalid {
-        field: field.to_string(),
-        problem: problem.into(),
-    }
-}
-
-/// Upper bounds of the numeric fields: generous for any real deployment,
-/// small enough that no arithmetic on them overflows (a duration added to
-/// the clock, a count of items held in memory).
-pub mod limits {
+/// Upper bounds of the server fields.
+mod limits {
     use std::time::Duration;
 
-    /// `max_delay`.
-    pub const MAX_DELAY: Duration = Duration::from_secs(3600);
-    /// `item_timeout`, a handler's `timeout`, `eject_for`.
-    pub const MAX_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
-    /// `shutdown_grace`, `retry_backoff`, `retry_backoff_max`, sim `base`
-    /// and `per_item`.
+    /// `shutdown_grace`.
     pub const MAX_SHORT: Duration = Duration::from_secs(3600);
-    /// `max_queue_items`.
-    pub const MAX_QUEUE_ITEMS: usize = 10_000_000;
-    /// `max_batch_size`.
-    pub const MAX_BATCH_SIZE: usize = 1_000_000;
-    /// `max_in_flight_batches` and a handler's `max_in_flight`.
-    pub const MAX_IN_FLIGHT: usize = 1024;
-    /// A handler's `retries`.
-    pub const MAX_RETRIES: u32 = 100;
-    /// A handler's `eject_after`.
-    pub const MAX_EJECT_AFTER: u32 = 10_000;
     /// `server.stream_window`.
     pub const MAX_STREAM_WINDOW: usize = 1 << 20;
     /// `server.max_message_bytes`.
     pub const MAX_MESSAGE_BYTES: usize = 1 << 30;
 }
 
-/// Checks `value <= max` for field `field`.
-fn at_most<T: PartialOrd + fmt::Debug>(
-    field: &str,
-    value: T,
-    max: T,
-    unit: &str,
-) -> Result<(), ConfigError> {
-    if value > max {
-        return Err(invalid(field, format!("must be ≤ {max:?}{unit}")));
-    }
-    Ok(())
-}
-
-/// Checks that a duration is at most `max`, printing it as the config
-/// writes durations.
-fn duration_at_most(field: &str, value: Duration, max: Duration) -> Result<(), ConfigError> {
-    if value > max {
-        return Err(invalid(
-            field,
-            format!("must be ≤ {}", humantime::format_duration(max)),
-        ));
-    }
-    Ok(())
-}
-
 /// Longest queue name; names are metric label values, so they stay short.
 const MAX_QUEUE_NAME: usize = 64;
-/// Most priority levels a queue may have (each is a FIFO of its own).
-const MAX_PRIORITY_LEVELS: u32 = 64;
 
 impl Config {
     /// Parses a TOML document.
@@ -861,86 +378,6 @@ pub fn validate_queue_name(name: &str) -> Result<(), ConfigError> {
     Ok(())
 }
 
-impl QueueConfig {
-    /// Checks this queue's values; `path` prefixes the field names and
-    /// `max_message_bytes` is the server's `max_message_bytes`.
-    ///
-    /// # Errors
-    /// [`ConfigError::Invalid`] naming the first bad field.
-    pub fn validate(&self, path: &str, max_message_bytes: usize) -> Result<(), ConfigError> {
-        let field = |name: &str| format!("{path}.{name}");
-        if self.max_batch_size == 0 {
-            return Err(invalid(field("max_batch_size"), "must be ≥ 1"));
-        }
-        at_most(
-            &field("max_batch_size"),
-            self.max_batch_size,
-            limits::MAX_BATCH_SIZE,
-            "",
-        )?;
-        if self.max_batch_size > self.max_queue_items {
-            return Err(invalid(
-                field("max_batch_size"),
-                format!(
-                    "must be ≤ max_queue_items ({}): a batch that size could never fill",
-                    self.max_queue_items
-                ),
-            ));
-        }
-        if self.max_batch_bytes == 0 {
-            return Err(invalid(field("max_batch_bytes"), "must be ≥ 1"));
-        }
-        if self.max_batch_bytes > max_message_bytes {
-            return Err(invalid(
-                field("max_batch_bytes"),
-                format!(
-                    "must be ≤ server.max_message_bytes ({max_message_bytes}): a batch goes to a remote backend as one message, and gRPC servers refuse messages over their limit (4 MiB by default); raise server.max_message_bytes first"
-                ),
-            ));
-        }
-        duration_at_most(&field("max_delay"), self.max_delay, limits::MAX_DELAY)?;
-        if self.min_batch_size == 0 || self.min_batch_size > self.max_batch_size {
-            return Err(invalid(
-                field("min_batch_size"),
-                format!("must be in 1..={} (max_batch_size)", self.max_batch_size),
-            ));
-        }
-        if self.max_queue_items == 0 {
-            return Err(invalid(field("max_queue_items"), "must be ≥ 1"));
-        }
-        at_most(
-            &field("max_queue_items"),
-            self.max_queue_items,
-            limits::MAX_QUEUE_ITEMS,
-            "",
-        )?;
-        if self.max_in_flight_batches == 0 {
-            return Err(invalid(field("max_in_flight_batches"), "must be ≥ 1"));
-        }
-        at_most(
-            &field("max_in_flight_batches"),
-            self.max_in_flight_batches,
-            limits::MAX_IN_FLIGHT,
-            "",
-        )?;
-        if self.item_timeout.is_zero() {
-            return Err(invalid(field("item_timeout"), "must be > 0"));
-        }
-        duration_at_most(
-            &field("item_timeout"),
-            self.item_timeout,
-            limits::MAX_TIMEOUT,
-        )?;
-        if self.priority_levels == 0 || self.priority_levels > MAX_PRIORITY_LEVELS {
-            return Err(invalid(
-                field("priority_levels"),
-                format!("must be in 1..={MAX_PRIORITY_LEVELS}"),
-            ));
-        }
-        self.handler.validate(&field("handler"))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -966,8 +403,11 @@ mod tests {
         )
         .unwrap();
         let q = &config.queues["q"];
-        assert_eq!(q.max_delay, Duration::from_micros(750));
-        assert_eq!(q.max_batch_size, QueueConfig::default().max_batch_size);
+        assert_eq!(q.policy.max_delay, Duration::from_micros(750));
+        assert_eq!(
+            q.policy.max_batch_size,
+            QueueConfig::default().policy.max_batch_size
+        );
         assert_eq!(q.handler.kind, HandlerKind::Sim);
         assert_eq!(q.handler.base, Duration::from_millis(5));
         assert_eq!(q.handler.per_item, Duration::from_micros(20));
@@ -980,8 +420,8 @@ mod tests {
             config.validate().unwrap_err().to_string(),
             "queues.sim.max_batch_size must be ≥ 1"
         );
-        config.queues.get_mut("sim").unwrap().max_batch_size = 8;
-        config.queues.get_mut("sim").unwrap().min_batch_size = 9;
+        config.queues.get_mut("sim").unwrap().policy.max_batch_size = 8;
+        config.queues.get_mut("sim").unwrap().policy.min_batch_size = 9;
         assert_eq!(
             config.validate().unwrap_err().to_string(),
             "queues.sim.min_batch_size must be in 1..=8 (max_batch_size)"
@@ -1011,7 +451,10 @@ mod tests {
         )
         .unwrap();
         config.validate().unwrap();
-        assert_eq!(config.queues["q"].max_delay, Duration::from_millis(3));
+        assert_eq!(
+            config.queues["q"].policy.max_delay,
+            Duration::from_millis(3)
+        );
         assert!(config.server.tls.unwrap().client_ca_file.is_none());
         assert!(Config::from_json(r#"{"queues": {"q": {"max_batch_size": "x"}}}"#).is_err());
     }

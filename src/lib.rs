@@ -16,7 +16,9 @@
 //! ```
 //!
 //! # Modules
-//! - [`config`]: the TOML configuration, its defaults and validation.
+//! - [`config`]: reads the configuration file and maps it onto the types
+//!   each layer owns (policy in [`queue`], handler settings in [`handler`],
+//!   TLS in [`tls`]); [`validation`]: the error and checks they share.
 //! - [`app`]: wiring and ordered shutdown.
 //! - [`api`]: the tonic services (convert, enqueue, answer; no logic).
 //! - [`control`]: the BatchControl service (runtime queue management).
@@ -81,3 +83,4 @@ pub mod shutdown;
 pub mod stdout;
 pub mod telemetry;
 pub mod tls;
+pub mod validation;

@@ -14,7 +14,7 @@ use crate::{
     config::{ConfigError, QueueConfig, validate_queue_name},
     handler::{self, Handler, remote::EndpointPool},
     metrics::{Metrics, Outcome, QueueMetrics},
-    queue::{Command, Policy, QueueHandle, QueueSpec, timer::PreciseTimer},
+    queue::{Command, QueueHandle, QueueSpec, timer::PreciseTimer},
 };
 
 /// A registry change that cannot be made.
@@ -139,7 +139,7 @@ impl Registry {
         let metrics = Arc::new(self.metrics.queue(&name));
         let (handle, actor) = QueueHandle::new(QueueSpec {
             name: name.clone(),
-            policy: Policy::from(config),
+            policy: config.policy.clone(),
             handler: handler.clone(),
             metrics: metrics.clone(),
             batch_ids: self.batch_ids.clone(),
@@ -235,7 +235,7 @@ impl Registry {
             (entry.handle.clone(), config)
         };
         handle
-            .control(Command::Update(Policy::from(&config)))
+            .control(Command::Update(config.policy.clone()))
             .await
             .map_err(|_| RegistryError::Stopped(name.to_owned()))?;
         self.entry(name)

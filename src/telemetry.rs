@@ -7,7 +7,18 @@ use std::io::IsTerminal;
 
 use tracing_subscriber::{EnvFilter, fmt};
 
-use crate::config::LogFormat;
+use serde::{Deserialize, Serialize};
+
+/// How log lines look.
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, Default, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// One compact human-readable line per event.
+    #[default]
+    Compact,
+    /// One JSON object per line, for log collectors.
+    Json,
+}
 
 /// The log filter when `RUST_LOG` is unset.
 const DEFAULT_FILTER: &str = "info,tonic::transport::server=debug";

@@ -5,7 +5,21 @@ use std::path::Path;
 
 use tonic::transport::{Certificate, ClientTlsConfig, Identity, ServerTlsConfig};
 
-use crate::config::TlsConfig;
+use serde::{Deserialize, Serialize};
+
+/// Server TLS: certificate files (PEM), so they can come from a Secret.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// The server's certificate chain.
+    pub cert_file: std::path::PathBuf,
+    /// Its private key.
+    pub key_file: std::path::PathBuf,
+    /// CA bundle for client certificates; set: every client must present a
+    /// certificate it signed (mutual TLS).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_ca_file: Option<std::path::PathBuf>,
+}
 
 /// A TLS file that could not be used.
 #[derive(Debug, thiserror::Error)]

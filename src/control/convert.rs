@@ -5,7 +5,8 @@ use std::time::Duration;
 use tonic::Status;
 
 use crate::{
-    config::{HandlerConfig, HandlerKind, Mode, QueueConfig, RawHandler},
+    config::{HandlerConfig, HandlerKind, Mode, QueueConfig},
+    handler::config::RawHandler,
     metrics::{Percentiles, QueueCounts},
     pb,
     queue::ActorStats,
@@ -43,16 +44,16 @@ fn to_u32(n: usize) -> u32 {
 /// The full policy of a queue.
 pub fn policy(c: &QueueConfig) -> pb::QueuePolicy {
     pb::QueuePolicy {
-        max_batch_size: Some(to_u32(c.max_batch_size)),
-        max_batch_bytes: Some(c.max_batch_bytes as u64),
-        max_delay_us: Some(micros(c.max_delay)),
-        min_batch_size: Some(to_u32(c.min_batch_size)),
-        strict: Some(c.strict),
-        mode: Some(mode_name(c.mode).to_owned()),
-        max_queue_items: Some(to_u32(c.max_queue_items)),
-        max_in_flight_batches: Some(to_u32(c.max_in_flight_batches)),
-        item_timeout_ms: Some(millis(c.item_timeout)),
-        priority_levels: Some(c.priority_levels),
+        max_batch_size: Some(to_u32(c.policy.max_batch_size)),
+        max_batch_bytes: Some(c.policy.max_batch_bytes as u64),
+        max_delay_us: Some(micros(c.policy.max_delay)),
+        min_batch_size: Some(to_u32(c.policy.min_batch_size)),
+        strict: Some(c.policy.strict),
+        mode: Some(mode_name(c.policy.mode).to_owned()),
+        max_queue_items: Some(to_u32(c.policy.max_queue_items)),
+        max_in_flight_batches: Some(to_u32(c.policy.max_in_flight_batches)),
+        item_timeout_ms: Some(millis(c.policy.item_timeout)),
+        priority_levels: Some(c.policy.priority_levels),
     }
 }
 
@@ -79,34 +80,34 @@ impl PolicyChange {
         let p = &self.policy;
         let size = |n: u32| n as usize;
         if let Some(v) = p.max_batch_size {
-            c.max_batch_size = size(v);
+            c.policy.max_batch_size = size(v);
         }
         if let Some(v) = p.max_batch_bytes {
-            c.max_batch_bytes = usize::try_from(v).unwrap_or(usize::MAX);
+            c.policy.max_batch_bytes = usize::try_from(v).unwrap_or(usize::MAX);
         }
         if let Some(v) = p.max_delay_us {
-            c.max_delay = Duration::from_micros(v);
+            c.policy.max_delay = Duration::from_micros(v);
         }
         if let Some(v) = p.min_batch_size {
-            c.min_batch_size = size(v);
+            c.policy.min_batch_size = size(v);
         }
         if let Some(v) = p.strict {
-            c.strict = v;
+            c.policy.strict = v;
         }
         if let Some(mode) = self.mode {
-            c.mode = mode;
+            c.policy.mode = mode;
         }
         if let Some(v) = p.max_queue_items {
-            c.max_queue_items = size(v);
+            c.policy.max_queue_items = size(v);
         }
         if let Some(v) = p.max_in_flight_batches {
-            c.max_in_flight_batches = size(v);
+            c.policy.max_in_flight_batches = size(v);
         }
         if let Some(v) = p.item_timeout_ms {
-            c.item_timeout = Duration::from_millis(v);
+            c.policy.item_timeout = Duration::from_millis(v);
         }
         if let Some(v) = p.priority_levels {
-            c.priority_levels = v;
+            c.policy.priority_levels = v;
         }
     }
 }

@@ -12,6 +12,7 @@
 //!   answered yet get that status, the answered ones keep their results;
 //! - items left unanswered when `process` returns `Ok` get INTERNAL.
 
+pub mod config;
 mod echo;
 pub mod remote;
 mod sim;
@@ -20,9 +21,13 @@ use std::{fmt, future::Future, pin::Pin, sync::Arc};
 
 use tonic::Status;
 
-pub use self::{echo::Echo, remote::Remote, sim::Sim};
-use crate::{
+pub use self::{
     config::{HandlerConfig, HandlerKind},
+    echo::Echo,
+    remote::Remote,
+    sim::Sim,
+};
+use crate::{
     contract::{Batch, ResultSink},
     metrics::Metrics,
 };

@@ -25,7 +25,7 @@ pub use self::{
     batch::BatchSink,
     command::{ActorStats, Command},
     item::{Answer, BatchFacts, Item, Reply, StreamAnswer, StreamLink, StreamReply},
-    policy::{Decision, PendingView, Policy, decide},
+    policy::{Decision, Mode, PendingView, Policy, decide},
 };
 use crate::{
     error::Refusal,

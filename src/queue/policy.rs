@@ -14,11 +14,33 @@
 
 use std::time::Duration;
 
+use serde::{Deserialize, Serialize};
+
 pub use crate::contract::Trigger;
 use crate::{
-    config::{Mode, QueueConfig},
     error::Refusal,
+    validation::{ConfigError, at_most, duration_at_most, invalid},
 };
+
+/// Upper bounds of the policy fields: generous for any real deployment,
+/// small enough that no arithmetic on them overflows (a duration added to
+/// the clock, a count of items held in memory).
+mod limits {
+    use std::time::Duration;
+
+    /// `max_delay`.
+    pub const MAX_DELAY: Duration = Duration::from_secs(3600);
+    /// `item_timeout`.
+    pub const MAX_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
+    /// `max_queue_items`.
+    pub const MAX_QUEUE_ITEMS: usize = 10_000_000;
+    /// `max_batch_size`.
+    pub const MAX_BATCH_SIZE: usize = 1_000_000;
+    /// `max_in_flight_batches`.
+    pub const MAX_IN_FLIGHT: usize = 1024;
+    /// Most priority levels a queue may have (each is a FIFO of its own).
+    pub const MAX_PRIORITY_LEVELS: u32 = 64;
+}
 
 /// Checks an item of `queue` against the policy's per-item limits: its
 /// priority must be a level, its payload must fit in a batch.
@@ -48,44 +70,52 @@ pub fn check_item(
     Ok(())
 }
 
-/// The batching policy of one queue, as the actor applies it.
-#[derive(Debug, Clone, PartialEq)]
+/// The batching policy of one queue: the fields of a `[queues.NAME]` table
+/// besides `handler`, and what the actor applies.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
 pub struct Policy {
-    /// Items in a full batch.
+    /// A batch closes when it holds this many items (trigger `size`).
     pub max_batch_size: usize,
-    /// Payload bytes in a full batch.
+    /// A batch closes when its payloads reach this many bytes (trigger
+    /// `bytes`); a single payload larger than this is refused.
     pub max_batch_bytes: usize,
-    /// Longest wait of the oldest item before a delay-triggered batch.
+    /// A batch closes when its oldest item has waited this long (trigger
+    /// `delay`), provided it holds `min_batch_size` items.
+    #[serde(with = "humantime_serde")]
     pub max_delay: Duration,
-    /// Fewest items a delay-triggered batch may have.
+    /// A delay-triggered batch needs at least this many items; fewer wait on
+    /// (until size, bytes, flush, their own timeout or drain).
     pub min_batch_size: usize,
-    /// Count only live items towards `min_batch_size`.
+    /// With `strict`, only live items (not cancelled, not expired) count
+    /// towards `min_batch_size`.
     pub strict: bool,
-    /// Auto or manual dispatch.
+    /// `auto` dispatches by the triggers above; `manual` only on flush.
     pub mode: Mode,
-    /// Items the queue may hold.
+    /// Items the queue may hold; beyond it Submit gets RESOURCE_EXHAUSTED.
     pub max_queue_items: usize,
-    /// Batches processed at once.
+    /// Batches of this queue the handler may process at once.
     pub max_in_flight_batches: usize,
-    /// Timeout of an item that names none.
+    /// How long an item may wait when its request names no timeout.
+    #[serde(with = "humantime_serde")]
     pub item_timeout: Duration,
-    /// Number of priority levels.
+    /// Number of priority levels: items may carry priority 0..levels-1.
     pub priority_levels: u32,
 }
 
-impl From<&QueueConfig> for Policy {
-    fn from(c: &QueueConfig) -> Self {
+impl Default for Policy {
+    fn default() -> Self {
         Self {
-            max_batch_size: c.max_batch_size,
-            max_batch_bytes: c.max_batch_bytes,
-            max_delay: c.max_delay,
-            min_batch_size: c.min_batch_size,
-            strict: c.strict,
-            mode: c.mode,
-            max_queue_items: c.max_queue_items,
-            max_in_flight_batches: c.max_in_flight_batches,
-            item_timeout: c.item_timeout,
-            priority_levels: c.priority_levels,
+            max_batch_size: 64,
+            max_batch_bytes: 4 * 1024 * 1024,
+            max_delay: Duration::from_millis(2),
+            min_batch_size: 1,
+            strict: false,
+            mode: Mode::Auto,
+            max_queue_items: 100_000,
+            max_in_flight_batches: 4,
+            item_timeout: Duration::from_secs(30),
+            priority_levels: 4,
         }
     }
 }
@@ -128,6 +158,97 @@ pub fn decide(policy: &Policy, pending: PendingView) -> Decision {
         _ if pending.len >= policy.min_batch_size => Decision::Dispatch(Trigger::Delay),
         _ => Decision::Idle,
     }
+}
+
+impl Policy {
+    /// Checks the policy's values; `path` prefixes the field names and
+    /// `max_message_bytes` is the server's `max_message_bytes`.
+    ///
+    /// # Errors
+    /// [`ConfigError::Invalid`] naming the first bad field.
+    pub fn validate(&self, path: &str, max_message_bytes: usize) -> Result<(), ConfigError> {
+        let field = |name: &str| format!("{path}.{name}");
+        if self.max_batch_size == 0 {
+            return Err(invalid(field("max_batch_size"), "must be ≥ 1"));
+        }
+        at_most(
+            &field("max_batch_size"),
+            self.max_batch_size,
+            limits::MAX_BATCH_SIZE,
+            "",
+        )?;
+        if self.max_batch_size > self.max_queue_items {
+            return Err(invalid(
+                field("max_batch_size"),
+                format!(
+                    "must be ≤ max_queue_items ({}): a batch that size could never fill",
+                    self.max_queue_items
+                ),
+            ));
+        }
+        if self.max_batch_bytes == 0 {
+            return Err(invalid(field("max_batch_bytes"), "must be ≥ 1"));
+        }
+        if self.max_batch_bytes > max_message_bytes {
+            return Err(invalid(
+                field("max_batch_bytes"),
+                format!(
+                    "must be ≤ server.max_message_bytes ({max_message_bytes}): a batch goes to a remote backend as one message, and gRPC servers refuse messages over their limit (4 MiB by default); raise server.max_message_bytes first"
+                ),
+            ));
+        }
+        duration_at_most(&field("max_delay"), self.max_delay, limits::MAX_DELAY)?;
+        if self.min_batch_size == 0 || self.min_batch_size > self.max_batch_size {
+            return Err(invalid(
+                field("min_batch_size"),
+                format!("must be in 1..={} (max_batch_size)", self.max_batch_size),
+            ));
+        }
+        if self.max_queue_items == 0 {
+            return Err(invalid(field("max_queue_items"), "must be ≥ 1"));
+        }
+        at_most(
+            &field("max_queue_items"),
+            self.max_queue_items,
+            limits::MAX_QUEUE_ITEMS,
+            "",
+        )?;
+        if self.max_in_flight_batches == 0 {
+            return Err(invalid(field("max_in_flight_batches"), "must be ≥ 1"));
+        }
+        at_most(
+            &field("max_in_flight_batches"),
+            self.max_in_flight_batches,
+            limits::MAX_IN_FLIGHT,
+            "",
+        )?;
+        if self.item_timeout.is_zero() {
+            return Err(invalid(field("item_timeout"), "must be > 0"));
+        }
+        duration_at_most(
+            &field("item_timeout"),
+            self.item_timeout,
+            limits::MAX_TIMEOUT,
+        )?;
+        if self.priority_levels == 0 || self.priority_levels > limits::MAX_PRIORITY_LEVELS {
+            return Err(invalid(
+                field("priority_levels"),
+                format!("must be in 1..={}", limits::MAX_PRIORITY_LEVELS),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// When a queue dispatches.
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// Size, bytes and delay triggers dispatch.
+    #[default]
+    Auto,
+    /// Only an explicit flush (or drain) dispatches.
+    Manual,
 }
 
 #[cfg(test)]

@@ -34,8 +34,8 @@ use tonic::{Code, Status};
 pub use self::pool::{Endpoint, EndpointPool, Lease, PoolSettings};
 use super::{BoxFuture, Handler};
 use crate::{
-    config::{HandlerConfig, HandlerKind},
     contract::{Batch, ItemOutput, ResultSink},
+    handler::config::{HandlerConfig, HandlerKind},
     metrics::{CallOutcome, Metrics},
     pb::backend_client::BackendClient,
 };

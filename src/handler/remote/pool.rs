@@ -23,7 +23,7 @@ use tonic::Status;
 
 use super::Conn;
 use crate::{
-    config::HandlerKind,
+    handler::config::HandlerKind,
     metrics::{CallOutcome, EndpointMetrics, Metrics},
     pb,
 };
@@ -172,7 +172,7 @@ impl EndpointPool {
         lease: Option<Duration>,
         configured: bool,
     ) -> Result<pb::EndpointInfo, Status> {
-        crate::config::validate_endpoint(address).map_err(Status::invalid_argument)?;
+        crate::handler::config::validate_endpoint(address).map_err(Status::invalid_argument)?;
         let now = Instant::now();
         let lease_until = lease.map(|ttl| now + ttl);
         let mut endpoints = self.write();

@@ -1,0 +1,402 @@
+//! A queue's handler settings, as the config file (and CreateQueue) give
+//! them: which kind, and the fields of that kind.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::validation::{ConfigError, at_most, duration_at_most, invalid};
+
+/// Upper bounds of the handler fields.
+mod limits {
+    use std::time::Duration;
+
+    /// A handler's `timeout` and `eject_for`.
+    pub const MAX_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
+    /// `retry_backoff`, `retry_backoff_max`, sim `base` and `per_item`.
+    pub const MAX_SHORT: Duration = Duration::from_secs(3600);
+    /// A handler's `max_in_flight`.
+    pub const MAX_IN_FLIGHT: usize = 1024;
+    /// A handler's `retries`.
+    pub const MAX_RETRIES: u32 = 100;
+    /// A handler's `eject_after`.
+    pub const MAX_EJECT_AFTER: u32 = 10_000;
+}
+
+/// The kinds of handler.
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum HandlerKind {
+    /// Returns every payload and its attributes unchanged.
+    #[default]
+    Echo,
+    /// A simulated model: each batch takes `base + per_item × n`, then echoes.
+    Sim,
+    /// A remote backend implementing `batchgate.v1.Backend` over gRPC.
+    Grpc,
+    /// A remote backend taking one JSON POST per batch.
+    Http,
+}
+
+impl HandlerKind {
+    /// The lower-case name, as in the config.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HandlerKind::Echo => "echo",
+            HandlerKind::Sim => "sim",
+            HandlerKind::Grpc => "grpc",
+            HandlerKind::Http => "http",
+        }
+    }
+
+    /// Parses a name as written in the config.
+    ///
+    /// # Errors
+    /// The unknown name.
+    pub fn parse(name: &str) -> Result<Self, String> {
+        match name {
+            "echo" => Ok(HandlerKind::Echo),
+            "sim" => Ok(HandlerKind::Sim),
+            "grpc" => Ok(HandlerKind::Grpc),
+            "http" => Ok(HandlerKind::Http),
+            other => Err(format!(
+                "unknown handler kind {other:?} (echo, sim, grpc, http)"
+            )),
+        }
+    }
+
+    /// Whether batches go to remote endpoints.
+    pub fn is_remote(self) -> bool {
+        matches!(self, HandlerKind::Grpc | HandlerKind::Http)
+    }
+}
+
+/// Which handler processes a queue's batches, and its settings. A field
+/// that does not apply to the kind is refused when the config is read (a
+/// `sim` with `endpoints` is a mistake, not something to ignore).
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(try_from = "RawHandler", into = "RawHandler")]
+pub struct HandlerConfig {
+    /// `echo`, `sim`, `grpc` or `http`.
+    pub kind: HandlerKind,
+    /// sim: fixed cost of one batch.
+    pub base: Duration,
+    /// sim: added cost of each item in the batch.
+    pub per_item: Duration,
+    /// grpc/http: endpoint URLs (more may register at runtime).
+    pub endpoints: Vec<String>,
+    /// grpc/http: batches one endpoint may process at once.
+    pub max_in_flight: usize,
+    /// grpc/http: longest a backend call may take (the batch's earliest item
+    /// deadline may cut it shorter).
+    pub timeout: Duration,
+    /// grpc/http: retries of a batch that failed for availability reasons
+    /// (connection, UNAVAILABLE, 5xx), each on another endpoint if any.
+    pub retries: u32,
+    /// grpc/http: wait before the first retry; each further retry waits
+    /// twice as long (up to `retry_backoff_max`), plus a random jitter of
+    /// up to the same again, and never past the batch's deadline.
+    pub retry_backoff: Duration,
+    /// grpc/http: longest wait between two retries.
+    pub retry_backoff_max: Duration,
+    /// grpc/http: split a batch the backend rejected as a whole, so a poison
+    /// item fails alone.
+    pub bisect: bool,
+    /// grpc/http: consecutive failures after which an endpoint is ejected.
+    pub eject_after: u32,
+    /// grpc/http: how long an ejected endpoint gets no batches.
+    pub eject_for: Duration,
+    /// grpc: call `ProcessBatchStream` and forward each result as it comes.
+    pub streaming: bool,
+    /// http: payloads are JSON documents, sent and returned as raw JSON
+    /// instead of base64 strings.
+    pub json_payloads: bool,
+    /// grpc: CA bundle (PEM) to verify `https://` endpoints; unset: the
+    /// public web PKI roots.
+    pub tls_ca_file: Option<std::path::PathBuf>,
+}
+
+impl Default for HandlerConfig {
+    fn default() -> Self {
+        Self {
+            kind: HandlerKind::Echo,
+            base: Duration::from_millis(5),
+            per_item: Duration::from_micros(20),
+            endpoints: Vec::new(),
+            max_in_flight: 4,
+            timeout: Duration::from_secs(30),
+            retries: 2,
+            retry_backoff: Duration::from_millis(10),
+            retry_backoff_max: Duration::from_secs(1),
+            bisect: true,
+            eject_after: 3,
+            eject_for: Duration::from_secs(5),
+            streaming: false,
+            json_payloads: false,
+            tls_ca_file: None,
+        }
+    }
+}
+
+/// The handler table as written: every field optional, so reading can tell
+/// a field that was given from a default, and printing can leave out the
+/// fields of other kinds.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawHandler {
+    #[serde(default)]
+    pub(crate) kind: HandlerKind,
+    #[serde(
+        default,
+        with = "humantime_serde",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub(crate) base: Option<Duration>,
+    #[serde(
+        default,
+        with = "humantime_serde",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub(crate) per_item: Option<Duration>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) endpoints: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) max_in_flight: Option<usize>,
+    #[serde(
+        default,
+        with = "humantime_serde",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub(crate) timeout: Option<Duration>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) retries: Option<u32>,
+    #[serde(
+        default,
+        with = "humantime_serde",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub(crate) retry_backoff: Option<Duration>,
+    #[serde(
+        default,
+        with = "humantime_serde",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub(crate) retry_backoff_max: Option<Duration>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) bisect: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) eject_after: Option<u32>,
+    #[serde(
+        default,
+        with = "humantime_serde",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub(crate) eject_for: Option<Duration>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) streaming: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) json_payloads: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) tls_ca_file: Option<std::path::PathBuf>,
+}
+
+/// The handler fields each kind takes (besides `kind`).
+fn fields_of(kind: HandlerKind) -> &'static [&'static str] {
+    match kind {
+        HandlerKind::Echo => &[],
+        HandlerKind::Sim => &["base", "per_item"],
+        HandlerKind::Grpc => &[
+            "endpoints",
+            "max_in_flight",
+            "timeout",
+            "retries",
+            "retry_backoff",
+            "retry_backoff_max",
+            "bisect",
+            "eject_after",
+            "eject_for",
+            "streaming",
+            "tls_ca_file",
+        ],
+        HandlerKind::Http => &[
+            "endpoints",
+            "max_in_flight",
+            "timeout",
+            "retries",
+            "retry_backoff",
+            "retry_backoff_max",
+            "bisect",
+            "eject_after",
+            "eject_for",
+            "json_payloads",
+        ],
+    }
+}
+
+impl TryFrom<RawHandler> for HandlerConfig {
+    type Error = String;
+
+    fn try_from(raw: RawHandler) -> Result<Self, String> {
+        let given = [
+            ("base", raw.base.is_some()),
+            ("per_item", raw.per_item.is_some()),
+            ("endpoints", raw.endpoints.is_some()),
+            ("max_in_flight", raw.max_in_flight.is_some()),
+            ("timeout", raw.timeout.is_some()),
+            ("retries", raw.retries.is_some()),
+            ("retry_backoff", raw.retry_backoff.is_some()),
+            ("retry_backoff_max", raw.retry_backoff_max.is_some()),
+            ("bisect", raw.bisect.is_some()),
+            ("eject_after", raw.eject_after.is_some()),
+            ("eject_for", raw.eject_for.is_some()),
+            ("streaming", raw.streaming.is_some()),
+            ("json_payloads", raw.json_payloads.is_some()),
+            ("tls_ca_file", raw.tls_ca_file.is_some()),
+        ];
+        let allowed = fields_of(raw.kind);
+        if let Some((field, _)) = given.iter().find(|(f, set)| *set && !allowed.contains(f)) {
+            let takes = if allowed.is_empty() {
+                "no other fields".to_owned()
+            } else {
+                format!("only {}", allowed.join(", "))
+            };
+            return Err(format!(
+                "handler field `{field}` does not apply to kind \"{}\" (it takes {takes})",
+                raw.kind.as_str()
+            ));
+        }
+        let d = HandlerConfig::of(raw.kind);
+        Ok(HandlerConfig {
+            kind: raw.kind,
+            base: raw.base.unwrap_or(d.base),
+            per_item: raw.per_item.unwrap_or(d.per_item),
+            endpoints: raw.endpoints.unwrap_or(d.endpoints),
+            max_in_flight: raw.max_in_flight.unwrap_or(d.max_in_flight),
+            timeout: raw.timeout.unwrap_or(d.timeout),
+            retries: raw.retries.unwrap_or(d.retries),
+            retry_backoff: raw.retry_backoff.unwrap_or(d.retry_backoff),
+            retry_backoff_max: raw.retry_backoff_max.unwrap_or(d.retry_backoff_max),
+            bisect: raw.bisect.unwrap_or(d.bisect),
+            eject_after: raw.eject_after.unwrap_or(d.eject_after),
+            eject_for: raw.eject_for.unwrap_or(d.eject_for),
+            streaming: raw.streaming.unwrap_or(d.streaming),
+            json_payloads: raw.json_payloads.unwrap_or(d.json_payloads),
+            tls_ca_file: raw.tls_ca_file.or(d.tls_ca_file),
+        })
+    }
+}
+
+impl From<HandlerConfig> for RawHandler {
+    /// The fields of the handler's kind, every one with its effective value.
+    fn from(h: HandlerConfig) -> Self {
+        let kind = h.kind;
+        let remote = kind.is_remote();
+        RawHandler {
+            kind,
+            base: (kind == HandlerKind::Sim).then_some(h.base),
+            per_item: (kind == HandlerKind::Sim).then_some(h.per_item),
+            endpoints: remote.then_some(h.endpoints),
+            max_in_flight: remote.then_some(h.max_in_flight),
+            timeout: remote.then_some(h.timeout),
+            retries: remote.then_some(h.retries),
+            retry_backoff: remote.then_some(h.retry_backoff),
+            retry_backoff_max: remote.then_some(h.retry_backoff_max),
+            bisect: remote.then_some(h.bisect),
+            eject_after: remote.then_some(h.eject_after),
+            eject_for: remote.then_some(h.eject_for),
+            streaming: (kind == HandlerKind::Grpc).then_some(h.streaming),
+            json_payloads: (kind == HandlerKind::Http).then_some(h.json_payloads),
+            tls_ca_file: if kind == HandlerKind::Grpc {
+                h.tls_ca_file
+            } else {
+                None
+            },
+        }
+    }
+}
+
+impl HandlerConfig {
+    /// A handler of `kind` with default settings.
+    pub fn of(kind: HandlerKind) -> Self {
+        Self {
+            kind,
+            ..Self::default()
+        }
+    }
+
+    /// Checks the settings that apply to the kind; `path` prefixes names.
+    ///
+    /// # Errors
+    /// [`ConfigError::Invalid`] naming the first bad field.
+    pub fn validate(&self, path: &str) -> Result<(), ConfigError> {
+        let field = |name: &str| format!("{path}.{name}");
+        if self.kind == HandlerKind::Sim {
+            duration_at_most(&field("base"), self.base, limits::MAX_SHORT)?;
+            duration_at_most(&field("per_item"), self.per_item, limits::MAX_SHORT)?;
+        }
+        if !self.kind.is_remote() {
+            return Ok(());
+        }
+        if self.max_in_flight == 0 {
+            return Err(invalid(field("max_in_flight"), "must be ≥ 1"));
+        }
+        at_most(
+            &field("max_in_flight"),
+            self.max_in_flight,
+            limits::MAX_IN_FLIGHT,
+            "",
+        )?;
+        if self.timeout.is_zero() {
+            return Err(invalid(field("timeout"), "must be > 0"));
+        }
+        duration_at_most(&field("timeout"), self.timeout, limits::MAX_TIMEOUT)?;
+        at_most(&field("retries"), self.retries, limits::MAX_RETRIES, "")?;
+        duration_at_most(
+            &field("retry_backoff"),
+            self.retry_backoff,
+            limits::MAX_SHORT,
+        )?;
+        duration_at_most(
+            &field("retry_backoff_max"),
+            self.retry_backoff_max,
+            limits::MAX_SHORT,
+        )?;
+        if self.retry_backoff > self.retry_backoff_max {
+            return Err(invalid(
+                field("retry_backoff"),
+                "must be ≤ retry_backoff_max",
+            ));
+        }
+        if self.eject_after == 0 {
+            return Err(invalid(field("eject_after"), "must be ≥ 1"));
+        }
+        at_most(
+            &field("eject_after"),
+            self.eject_after,
+            limits::MAX_EJECT_AFTER,
+            "",
+        )?;
+        duration_at_most(&field("eject_for"), self.eject_for, limits::MAX_TIMEOUT)?;
+        for (i, endpoint) in self.endpoints.iter().enumerate() {
+            validate_endpoint(endpoint)
+                .map_err(|problem| invalid(format!("{path}.endpoints[{i}]"), problem))?;
+        }
+        Ok(())
+    }
+}
+
+/// Checks an endpoint URL: `http://host:port` (or `https://`), nothing else.
+///
+/// # Errors
+/// What is wrong with it.
+pub fn validate_endpoint(url: &str) -> Result<(), String> {
+    let rest = url
+        .strip_prefix("http://")
+        .or_else(|| url.strip_prefix("https://"))
+        .ok_or_else(|| format!("{url:?} must start with http:// or https://"))?;
+    let authority = rest.split('/').next().unwrap_or_default();
+    if authority.is_empty() || authority.contains(char::is_whitespace) {
+        return Err(format!("{url:?} has no host"));
+    }
+    Ok(())
+}

@@ -1,0 +1,55 @@
+//! What makes a configuration field unusable: [`ConfigError`], and the
+//! checks each layer's validation uses for the fields it owns (the queue
+//! its policy, the handler its settings, the server its listeners).
+
+use std::{fmt, time::Duration};
+
+/// A configuration that cannot run: which field, and what is wrong with it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config {path}: {reason}")]
+    Read { path: String, reason: String },
+    /// The TOML did not parse or had unknown or mistyped fields.
+    #[error("invalid config: {0}")]
+    Parse(String),
+    /// A field has a value the server cannot run with.
+    #[error("{field} {problem}")]
+    Invalid { field: String, problem: String },
+}
+
+pub(crate) fn invalid(field: impl fmt::Display, problem: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        field: field.to_string(),
+        problem: problem.into(),
+    }
+}
+
+/// Checks `value <= max` for field `field`.
+pub(crate) fn at_most<T: PartialOrd + fmt::Debug>(
+    field: &str,
+    value: T,
+    max: T,
+    unit: &str,
+) -> Result<(), ConfigError> {
+    if value > max {
+        return Err(invalid(field, format!("must be ≤ {max:?}{unit}")));
+    }
+    Ok(())
+}
+
+/// Checks that a duration is at most `max`, printing it as the config
+/// writes durations.
+pub(crate) fn duration_at_most(
+    field: &str,
+    value: Duration,
+    max: Duration,
+) -> Result<(), ConfigError> {
+    if value > max {
+        return Err(invalid(
+            field,
+            format!("must be ≤ {}", humantime::format_duration(max)),
+        ));
+    }
+    Ok(())
+}
