@@ -48,40 +48,111 @@ impl CtlArgs {
     }
 }
 
-/// Policy fields; only those given change.
-#[derive(Debug, Clone, Default, clap::Args)]
-pub struct PolicyArgs {
-    /// Close a batch at this many items.
-    #[arg(long)]
-    max_batch_size: Option<u32>,
-    /// Close a batch before its payloads pass this many bytes.
-    #[arg(long)]
-    max_batch_bytes: Option<u64>,
-    /// Close a batch when its oldest item has waited this long, e.g. "2ms".
-    #[arg(long, value_parser = humantime::parse_duration)]
-    max_delay: Option<Duration>,
-    /// A delay-triggered batch needs at least this many items.
-    #[arg(long)]
-    min_batch_size: Option<u32>,
-    /// Count only live items towards min_batch_size (true or false).
-    #[arg(long)]
-    strict: Option<bool>,
-    /// auto (size, bytes, delay dispatch) or manual (only flush does).
-    #[arg(long)]
-    mode: Option<String>,
-    /// Items the queue may hold; more are refused RESOURCE_EXHAUSTED.
-    #[arg(long)]
-    max_queue_items: Option<u32>,
-    /// Batches of the queue processed at once.
-    #[arg(long)]
-    max_in_flight_batches: Option<u32>,
-    /// How long an item may wait when its request sets no timeout, e.g. "30s".
-    #[arg(long, value_parser = humantime::parse_duration)]
-    item_timeout: Option<Duration>,
-    /// Priority levels (items carry 0 .. levels-1).
-    #[arg(long)]
-    priority_levels: Option<u32>,
+/// The flag type of a policy field.
+macro_rules! flag_type {
+    (count) => {
+        u32
+    };
+    (bytes) => {
+        u64
+    };
+    (micros) => {
+        Duration
+    };
+    (millis) => {
+        Duration
+    };
+    (flag) => {
+        bool
+    };
+    (mode) => {
+        String
+    };
+    (levels) => {
+        u32
+    };
 }
+
+/// How a policy flag is parsed.
+macro_rules! flag_parser {
+    (micros) => {
+        humantime::parse_duration
+    };
+    (millis) => {
+        humantime::parse_duration
+    };
+    (count) => {
+        clap::value_parser!(u32)
+    };
+    (bytes) => {
+        clap::value_parser!(u64)
+    };
+    (flag) => {
+        clap::value_parser!(bool)
+    };
+    (mode) => {
+        clap::builder::PossibleValuesParser::new(["auto", "manual"])
+    };
+    (levels) => {
+        clap::value_parser!(u32)
+    };
+}
+
+/// A policy flag's value as the control API carries it.
+macro_rules! flag_to_pb {
+    (micros, $v:expr) => {
+        u64::try_from($v.as_micros()).unwrap_or(u64::MAX)
+    };
+    (millis, $v:expr) => {
+        u64::try_from($v.as_millis()).unwrap_or(u64::MAX)
+    };
+    ($kind:ident, $v:expr) => {
+        $v
+    };
+}
+
+/// A policy value from the control API as `describe` prints it (durations
+/// as the config writes them).
+macro_rules! pb_text {
+    (micros, $v:expr) => {
+        micros_text($v.unwrap_or_default())
+    };
+    (millis, $v:expr) => {
+        millis_text($v.unwrap_or_default())
+    };
+    ($kind:ident, $v:expr) => {
+        $v.clone().unwrap_or_default().to_string()
+    };
+}
+
+macro_rules! policy_args {
+    (; $(($name:ident, $pb:ident, $kind:ident, $help:literal)),* $(,)?) => {
+        /// Policy fields; only those given change.
+        #[derive(Debug, Clone, Default, clap::Args)]
+        pub struct PolicyArgs {
+            $(
+                #[doc = $help]
+                #[arg(long, value_parser = flag_parser!($kind))]
+                $name: Option<flag_type!($kind)>,
+            )*
+        }
+
+        impl PolicyArgs {
+            fn to_policy(&self) -> pb::QueuePolicy {
+                pb::QueuePolicy {
+                    $( $pb: self.$name.clone().map(|v| flag_to_pb!($kind, v)), )*
+                }
+            }
+        }
+
+        /// Every policy field of `p`, named as in the config, as text.
+        fn policy_lines(p: &pb::QueuePolicy) -> Vec<(&'static str, String)> {
+            vec![ $( (stringify!($name), pb_text!($kind, p.$pb)), )* ]
+        }
+    };
+}
+
+crate::policy_fields!(policy_args);
 
 /// Handler fields of a new queue; unset ones take the kind's defaults.
 #[derive(Debug, Clone, Default, clap::Args)]
@@ -138,25 +209,6 @@ impl HandlerArgs {
             bisect: self.bisect,
             streaming: self.streaming,
             json_payloads: self.json_payloads,
-        }
-    }
-}
-
-impl PolicyArgs {
-    fn to_policy(&self) -> pb::QueuePolicy {
-        let micros = |d: Duration| u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
-        let millis = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
-        pb::QueuePolicy {
-            max_batch_size: self.max_batch_size,
-            max_batch_bytes: self.max_batch_bytes,
-            max_delay_us: self.max_delay.map(micros),
-            min_batch_size: self.min_batch_size,
-            strict: self.strict,
-            mode: self.mode.clone(),
-            max_queue_items: self.max_queue_items,
-            max_in_flight_batches: self.max_in_flight_batches,
-            item_timeout_ms: self.item_timeout.map(millis),
-            priority_levels: self.priority_levels,
         }
     }
 }
@@ -604,39 +656,7 @@ fn show_queue(info: &pb::QueueInfo, json: bool) {
     if let Some(p) = &info.policy {
         outln!("");
         outln!("policy:");
-        let fields = [
-            (
-                "max_batch_size",
-                p.max_batch_size.unwrap_or_default().to_string(),
-            ),
-            (
-                "max_batch_bytes",
-                p.max_batch_bytes.unwrap_or_default().to_string(),
-            ),
-            ("max_delay", micros_text(p.max_delay_us.unwrap_or_default())),
-            (
-                "min_batch_size",
-                p.min_batch_size.unwrap_or_default().to_string(),
-            ),
-            ("strict", p.strict.unwrap_or_default().to_string()),
-            ("mode", p.mode.clone().unwrap_or_default()),
-            (
-                "max_queue_items",
-                p.max_queue_items.unwrap_or_default().to_string(),
-            ),
-            (
-                "max_in_flight_batches",
-                p.max_in_flight_batches.unwrap_or_default().to_string(),
-            ),
-            (
-                "item_timeout",
-                millis_text(p.item_timeout_ms.unwrap_or_default()),
-            ),
-            (
-                "priority_levels",
-                p.priority_levels.unwrap_or_default().to_string(),
-            ),
-        ];
+        let fields = policy_lines(p);
         for (name, value) in fields {
             outln!("  {name} = {value}");
         }

@@ -41,74 +41,97 @@ fn to_u32(n: usize) -> u32 {
     u32::try_from(n).unwrap_or(u32::MAX)
 }
 
-/// The full policy of a queue.
-pub fn policy(c: &QueueConfig) -> pb::QueuePolicy {
-    pb::QueuePolicy {
-        max_batch_size: Some(to_u32(c.policy.max_batch_size)),
-        max_batch_bytes: Some(c.policy.max_batch_bytes as u64),
-        max_delay_us: Some(micros(c.policy.max_delay)),
-        min_batch_size: Some(to_u32(c.policy.min_batch_size)),
-        strict: Some(c.policy.strict),
-        mode: Some(mode_name(c.policy.mode).to_owned()),
-        max_queue_items: Some(to_u32(c.policy.max_queue_items)),
-        max_in_flight_batches: Some(to_u32(c.policy.max_in_flight_batches)),
-        item_timeout_ms: Some(millis(c.policy.item_timeout)),
-        priority_levels: Some(c.policy.priority_levels),
-    }
+/// A policy field as the control API carries it.
+macro_rules! pb_value {
+    (count, $v:expr) => {
+        to_u32($v)
+    };
+    (bytes, $v:expr) => {
+        $v as u64
+    };
+    (micros, $v:expr) => {
+        micros($v)
+    };
+    (millis, $v:expr) => {
+        millis($v)
+    };
+    (flag, $v:expr) => {
+        $v
+    };
+    (mode, $v:expr) => {
+        mode_name($v).to_owned()
+    };
+    (levels, $v:expr) => {
+        $v
+    };
 }
 
-/// A policy change, checked for what types alone cannot express, ready to
-/// apply to a configuration.
+/// A policy field from the control API, as the policy holds it (a mode
+/// was checked by [`PolicyChange::new`]).
+macro_rules! policy_value {
+    (count, $v:expr) => {
+        $v as usize
+    };
+    (bytes, $v:expr) => {
+        usize::try_from($v).unwrap_or(usize::MAX)
+    };
+    (micros, $v:expr) => {
+        Duration::from_micros($v)
+    };
+    (millis, $v:expr) => {
+        Duration::from_millis($v)
+    };
+    (flag, $v:expr) => {
+        $v
+    };
+    (mode, $v:expr) => {
+        parse_mode(&$v).unwrap_or_default()
+    };
+    (levels, $v:expr) => {
+        $v
+    };
+}
+
+macro_rules! to_pb {
+    ($p:ident; $(($name:ident, $pb:ident, $kind:ident, $help:literal)),* $(,)?) => {
+        pb::QueuePolicy { $( $pb: Some(pb_value!($kind, $p.$name)), )* }
+    };
+}
+
+macro_rules! apply_pb {
+    ($change:ident, $p:ident; $(($name:ident, $pb:ident, $kind:ident, $help:literal)),* $(,)?) => {
+        $( if let Some(v) = $change.$pb.clone() { $p.$name = policy_value!($kind, v); } )*
+    };
+}
+
+/// The whole policy of `c`, every field set.
+pub fn policy(c: &QueueConfig) -> pb::QueuePolicy {
+    let p = &c.policy;
+    crate::policy_fields!(to_pb, p)
+}
+
+/// A policy change from the control API: the fields it sets.
 pub struct PolicyChange {
     policy: pb::QueuePolicy,
-    mode: Option<Mode>,
 }
 
 impl PolicyChange {
-    /// Checks the fields that need parsing.
+    /// Checks the change's mode name, if it sets one.
     ///
     /// # Errors
-    /// INVALID_ARGUMENT for an unknown mode.
+    /// INVALID_ARGUMENT for a mode that is neither auto nor manual.
     pub fn new(policy: Option<pb::QueuePolicy>) -> Result<Self, Status> {
         let policy = policy.unwrap_or_default();
-        let mode = policy.mode.as_deref().map(parse_mode).transpose()?;
-        Ok(Self { policy, mode })
+        if let Some(mode) = &policy.mode {
+            parse_mode(mode)?;
+        }
+        Ok(Self { policy })
     }
 
-    /// Sets the fields that are set.
+    /// Sets the fields the change sets; the others stay.
     pub fn apply(&self, c: &mut QueueConfig) {
-        let p = &self.policy;
-        let size = |n: u32| n as usize;
-        if let Some(v) = p.max_batch_size {
-            c.policy.max_batch_size = size(v);
-        }
-        if let Some(v) = p.max_batch_bytes {
-            c.policy.max_batch_bytes = usize::try_from(v).unwrap_or(usize::MAX);
-        }
-        if let Some(v) = p.max_delay_us {
-            c.policy.max_delay = Duration::from_micros(v);
-        }
-        if let Some(v) = p.min_batch_size {
-            c.policy.min_batch_size = size(v);
-        }
-        if let Some(v) = p.strict {
-            c.policy.strict = v;
-        }
-        if let Some(mode) = self.mode {
-            c.policy.mode = mode;
-        }
-        if let Some(v) = p.max_queue_items {
-            c.policy.max_queue_items = size(v);
-        }
-        if let Some(v) = p.max_in_flight_batches {
-            c.policy.max_in_flight_batches = size(v);
-        }
-        if let Some(v) = p.item_timeout_ms {
-            c.policy.item_timeout = Duration::from_millis(v);
-        }
-        if let Some(v) = p.priority_levels {
-            c.policy.priority_levels = v;
-        }
+        let (change, p) = (&self.policy, &mut c.policy);
+        crate::policy_fields!(apply_pb, change, p);
     }
 }
 

@@ -42,6 +42,40 @@ mod limits {
     pub const MAX_PRIORITY_LEVELS: u32 = 64;
 }
 
+/// The policy fields, written once for every place that lists them one by
+/// one (the control API's `QueuePolicy` both ways, `ctl`'s flags and its
+/// `describe`): name in [`Policy`], name in `QueuePolicy`, kind (how the
+/// value travels: `count` u32, `bytes` u64, `micros`/`millis` a duration
+/// in those units, `flag` bool, `mode` a name, `levels` u32) and the help
+/// text. `policy_fields!(m, args…)` expands to `m!(args…; (field, …), …)`.
+#[macro_export]
+macro_rules! policy_fields {
+    ($m:ident $(, $arg:tt)*) => {
+        $m! { $($arg),* ;
+            (max_batch_size, max_batch_size, count,
+                "Close a batch at this many items (trigger size)."),
+            (max_batch_bytes, max_batch_bytes, bytes,
+                "Close a batch before its payloads pass this many bytes (trigger bytes)."),
+            (max_delay, max_delay_us, micros,
+                "Close a batch when its oldest item has waited this long, e.g. \"2ms\" (trigger delay)."),
+            (min_batch_size, min_batch_size, count,
+                "A delay-triggered batch needs at least this many items."),
+            (strict, strict, flag,
+                "Count only live items towards min_batch_size (true or false)."),
+            (mode, mode, mode,
+                "auto (size, bytes and delay dispatch) or manual (only a flush does)."),
+            (max_queue_items, max_queue_items, count,
+                "Items the queue may hold; more are refused RESOURCE_EXHAUSTED."),
+            (max_in_flight_batches, max_in_flight_batches, count,
+                "Batches of the queue processed at once."),
+            (item_timeout, item_timeout_ms, millis,
+                "How long an item may wait when its request sets no timeout, e.g. \"30s\"."),
+            (priority_levels, priority_levels, levels,
+                "Priority levels (items carry 0 .. levels-1)."),
+        }
+    };
+}
+
 /// Checks an item of `queue` against the policy's per-item limits: its
 /// priority must be a level, its payload must fit in a batch.
 ///
