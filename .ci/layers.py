@@ -28,7 +28,8 @@ def strip_comments(text):
 
 def referenced(text):
     """Top-level modules named after `crate::`, including `crate::{a, b::c}`."""
-    names = set(re.findall(r"\bcrate::([a-z_][a-z0-9_]*)", text))
+    # `crate::name!` is a macro, not a module.
+    names = set(re.findall(r"\bcrate::([a-z_][a-z0-9_]*)\b(?!!)", text))
     for start in (m.end() for m in re.finditer(r"\bcrate::\{", text)):
         depth, item, i = 1, "", start
         while i < len(text) and depth:
