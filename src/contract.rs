@@ -98,6 +98,10 @@ pub enum SinkError {
     /// The item was answered already; the first answer stands.
     #[error("second result for item {0}")]
     Duplicate(usize),
+    /// The item's deadline passed while the handler worked; it was
+    /// answered DEADLINE_EXCEEDED and its late result is dropped.
+    #[error("result for item {0} after its deadline")]
+    Expired(usize),
 }
 
 /// Where a handler puts each item's result, in any order, the moment it

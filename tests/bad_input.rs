@@ -218,6 +218,26 @@ async fn the_grpc_deadline_also_bounds_the_wait() {
 }
 
 #[tokio::test]
+async fn a_call_deadline_passing_in_the_handler_is_answered_by_the_queue() {
+    let server = TestServer::start(config(
+        "[queues.slow]\nmax_delay = \"0s\"\nhandler = { kind = \"sim\", base = \"5s\", per_item = \"0s\" }\n",
+    ))
+    .await;
+    let mut client = server.client().await;
+    let mut req = tonic::Request::new(request("slow", b"x"));
+    req.set_timeout(Duration::from_millis(300));
+    // Dispatched at once, then stuck in a 5 s handler: the queue answers at
+    // the deadline with the same message as for a queued item (or tonic's
+    // client, enforcing the same deadline, says CANCELLED first on a
+    // loaded machine).
+    let status = client.submit(req).await.unwrap_err();
+    let client_side = status.code() == Code::Cancelled && status.message() == "Timeout expired";
+    let by_queue =
+        status.code() == Code::DeadlineExceeded && status.message().contains("past its timeout");
+    assert!(client_side || by_queue, "{status:?}");
+}
+
+#[tokio::test]
 async fn a_message_over_max_message_bytes_is_refused_and_the_server_lives_on() {
     let server = server().await;
     let (code, _) = submit_code(&server, request("echo", [0; 4096])).await;

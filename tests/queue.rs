@@ -8,7 +8,7 @@ use std::{collections::HashMap, sync::Arc, time::Duration};
 
 use batchgate::{
     config::Mode,
-    contract::{Batch, ItemOutput, ResultSink, Trigger},
+    contract::{Batch, ItemOutput, ResultSink, SinkError, Trigger},
     handler::{BoxFuture, Handler},
     metrics::Metrics,
     pb,
@@ -41,6 +41,8 @@ enum Answer {
     FirstThenFail,
     /// Answer item 0 twice and an index past the end.
     Misbehave,
+    /// Answer every item, each of which must have expired meanwhile.
+    EchoExpired,
 }
 
 #[derive(Debug)]
@@ -89,6 +91,11 @@ impl Handler for Fake {
                     }
                 }
                 Answer::FirstOnly => sink.send(0, echo(0)).unwrap(),
+                Answer::EchoExpired => {
+                    for i in 0..batch.items.len() {
+                        assert_eq!(sink.send(i, echo(i)), Err(SinkError::Expired(i)));
+                    }
+                }
                 Answer::FirstThenFail => {
                     sink.send(0, echo(0)).unwrap();
                     return Err(Status::unavailable("backend fell over"));
@@ -724,6 +731,32 @@ async fn drain_dispatches_everything_then_refuses() {
     let late = q.submit("late").await;
     assert_eq!(code(late).await, Code::Unavailable);
     q.actor.await.unwrap();
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_queue_keeps_a_call_deadline_while_the_handler_runs() {
+    let mut q = start(
+        Policy {
+            max_batch_size: 1,
+            ..policy()
+        },
+        true,
+        Answer::EchoExpired,
+    );
+    let t0 = Instant::now();
+    let (mut item, rx) = common::queue::item("slow", 0, None);
+    item.answer_within = Some(Duration::from_millis(100));
+    q.handle.submit(item).await;
+    // Dispatched at once; the handler waits at its gate.
+    q.next_batch().await;
+    let status = Answered(rx).await.unwrap().unwrap_err();
+    assert_eq!(status.code(), Code::DeadlineExceeded);
+    assert!(status.message().contains("past its timeout"), "{status:?}");
+    assert_eq!(Instant::now() - t0, Duration::from_millis(100));
+    // The handler's late result is refused as expired (the fake checks).
+    q.gate.add_permits(1);
+    sleep(Duration::from_millis(1)).await;
+    assert_eq!((q.metric("timeout"), q.metric("error")), (1, 0));
 }
 
 #[tokio::test(start_paused = true)]

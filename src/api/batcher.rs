@@ -31,27 +31,15 @@ impl Batcher for BatcherService {
     ) -> Result<Response<pb::SubmitResponse>, Status> {
         let (metadata, _, request) = request.into_parts();
         let queue = self.state.queue(&request.queue)?;
-        let call_timeout = convert::parse_grpc_timeout(&metadata);
         let (tx, rx) = oneshot::channel();
         queue
             .submit(convert::unary_item(request, &metadata, Reply::Unary(tx)))
             .await;
-        // If this future is dropped (the client cancelled, or the deadline
-        // below passed), `rx` goes with it and the queue skips the item
-        // before dispatch.
-        let answer = match call_timeout {
-            // Answer just before tonic's own deadline timer would answer
-            // CANCELLED, so the client sees DEADLINE_EXCEEDED.
-            Some(t) => tokio::time::timeout(t.saturating_sub(convert::GRPC_DEADLINE_MARGIN), rx)
-                .await
-                .map_err(|_| {
-                    Status::deadline_exceeded(
-                        "the call's deadline passed before the item's batch finished",
-                    )
-                })?,
-            None => rx.await,
-        };
-        match answer {
+        // The queue owns the call's deadline (it answers DEADLINE_EXCEEDED
+        // just before tonic's own timer would say CANCELLED), queued or in
+        // the handler. If this future is dropped (the client cancelled),
+        // `rx` goes with it and the queue skips the item before dispatch.
+        match rx.await {
             Ok(answer) => convert::submit_response(answer).map(Response::new),
             Err(_) => Err(Status::internal("item was dropped without an answer")),
         }

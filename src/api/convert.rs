@@ -58,11 +58,13 @@ pub fn request_id(metadata: &MetadataMap) -> Option<String> {
 
 /// Builds the item of a `Submit` call.
 pub fn unary_item(request: crate::pb::SubmitRequest, metadata: &MetadataMap, reply: Reply) -> Item {
+    let call_timeout = parse_grpc_timeout(metadata);
     Item {
         payload: request.payload,
         attributes: request.attributes,
         priority: request.priority,
-        timeout: item_timeout(request.timeout_ms, parse_grpc_timeout(metadata)),
+        timeout: item_timeout(request.timeout_ms, call_timeout),
+        answer_within: call_timeout.map(|t| t.saturating_sub(GRPC_DEADLINE_MARGIN)),
         trace_id: request_id(metadata),
         reply,
     }

@@ -241,6 +241,7 @@ async fn accept(
         attributes: request.attributes,
         priority: request.priority,
         timeout: convert::item_timeout(request.timeout_ms, None),
+        answer_within: None,
         trace_id,
         reply,
     });

@@ -229,6 +229,7 @@ impl Actor {
                 reply: item.reply,
                 enqueued_at: now,
                 deadline,
+                answer_by: item.answer_within.map(|d| now + d),
             },
         );
     }

@@ -7,8 +7,19 @@
 //! every item it still holds when it is dropped, so a handler that forgets an
 //! item, returns early, panics or is cancelled can never leave a caller
 //! hanging.
+//!
+//! The queue owns every item's deadline, before dispatch (the backlog) and
+//! after it (here): while the handler runs, [`run`] answers each item whose
+//! deadline passes DEADLINE_EXCEEDED with the same message the backlog
+//! uses, and the handler's late result for it is refused as
+//! [`SinkError::Expired`]. That is why the sink's state sits behind a lock
+//! shared by the handler's [`SinkHandle`] and the deadline watch; the lock
+//! is never contended for long (one per answering call).
 
-use std::{sync::Arc, time::Duration};
+use std::{
+    sync::{Arc, Mutex, MutexGuard, PoisonError},
+    time::Duration,
+};
 
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -23,6 +34,7 @@ use crate::{
     error::Refusal,
     handler::Handler,
     metrics::{Outcome, QueueMetrics, buckets::LocalDurations},
+    ready::ready_now,
 };
 
 /// An item's way back, held until its result arrives.
@@ -33,12 +45,30 @@ struct Slot {
     /// How long it waited for dispatch, nanoseconds (its end-to-end time is
     /// this plus the batch's time in the handler so far).
     queued_ns: u64,
+    /// When it must be answered even though it is in the handler (a
+    /// unary call's own deadline).
+    answer_by: Option<Instant>,
 }
 
-/// The queue's [`ResultSink`]: each item's reply, and the timings and
-/// counts its answers add to the metrics.
+/// The queue's side of a batch's answers: the sink's state, behind a lock
+/// shared by the handler's [`SinkHandle`] and the deadline watch of [`run`].
 #[derive(Debug)]
 pub struct BatchSink {
+    /// The state; locked once per answering call.
+    state: Mutex<SinkState>,
+}
+
+/// The [`ResultSink`] a handler writes to.
+#[derive(Debug)]
+pub struct SinkHandle<'a> {
+    /// The batch's sink.
+    sink: &'a BatchSink,
+}
+
+/// Each item's reply, and the timings and counts its answers add to the
+/// metrics.
+#[derive(Debug)]
+struct SinkState {
     /// Batch facts stamped on every answer.
     info: BatchFacts,
     /// When the batch was dispatched.
@@ -55,11 +85,49 @@ pub struct BatchSink {
     /// once, when the sink is dropped.
     answered_ok: u64,
     answered_err: u64,
+    /// Items answered DEADLINE_EXCEEDED by the deadline watch.
+    answered_timeout: u64,
+    /// Items whose deadline passed in the handler (a late result for one
+    /// of them is refused as expired, not as a duplicate).
+    expired: Vec<usize>,
     /// Where outcomes are counted.
     metrics: Arc<QueueMetrics>,
 }
 
 impl BatchSink {
+    fn lock(&self) -> MutexGuard<'_, SinkState> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The handler's way in.
+    pub fn handle(&self) -> SinkHandle<'_> {
+        SinkHandle { sink: self }
+    }
+}
+
+impl ResultSink for SinkHandle<'_> {
+    fn len(&self) -> usize {
+        self.sink.lock().slots.len()
+    }
+
+    fn is_open(&self, index: usize) -> bool {
+        self.sink.lock().is_open(index)
+    }
+
+    fn send(&mut self, index: usize, result: ItemResult) -> Result<(), SinkError> {
+        self.sink.lock().send(index, result)
+    }
+
+    fn send_all(&mut self, results: &mut dyn Iterator<Item = (usize, ItemResult)>) -> usize {
+        self.sink.lock().send_all(results)
+    }
+
+    fn fail_unanswered(&mut self, status: &Status) {
+        self.sink.lock().fail_unanswered(status);
+    }
+}
+
+impl SinkState {
     fn new(
         id: u64,
         trigger: Trigger,
@@ -82,22 +150,50 @@ impl BatchSink {
             item_buckets: LocalDurations::default(),
             answered_ok: 0,
             answered_err: 0,
+            answered_timeout: 0,
+            expired: Vec::new(),
             slots,
             metrics,
         }
     }
 
-    /// Whether every item has been answered.
-    pub fn is_complete(&self) -> bool {
-        self.open == 0
-    }
-
-    /// Indexes of the items still waiting for a result.
-    pub fn unanswered(&self) -> impl Iterator<Item = usize> + '_ {
+    /// The earliest time an open item must be answered by, if any must.
+    fn next_answer_by(&self) -> Option<Instant> {
         self.slots
             .iter()
-            .enumerate()
-            .filter_map(|(i, s)| s.as_ref().map(|_| i))
+            .flatten()
+            .filter_map(|s| s.answer_by)
+            .min()
+    }
+
+    /// Answers every open item whose deadline is `now` or earlier
+    /// DEADLINE_EXCEEDED; returns the earliest deadline still open.
+    fn expire_due(&mut self, now: Instant, queue: &str) -> Option<Instant> {
+        let handler_ns = self.handler_ns();
+        let mut next: Option<Instant> = None;
+        for i in 0..self.slots.len() {
+            let Some(deadline) = self.slots[i].as_ref().and_then(|s| s.answer_by) else {
+                continue;
+            };
+            if deadline > now {
+                next = Some(next.map_or(deadline, |n| n.min(deadline)));
+                continue;
+            }
+            if let Some(slot) = self.slots[i].take() {
+                self.open -= 1;
+                self.expired.push(i);
+                let waited = Duration::from_nanos(slot.queued_ns.saturating_add(handler_ns));
+                let status = Status::from(Refusal::Expired {
+                    queue: queue.to_owned(),
+                    waited,
+                });
+                self.answer(slot, Err(status), handler_ns);
+                // A timeout, not a handler error.
+                self.answered_err -= 1;
+                self.answered_timeout += 1;
+            }
+        }
+        next
     }
 
     /// Time since dispatch, nanoseconds: read once per call that answers,
@@ -128,11 +224,7 @@ impl BatchSink {
     }
 }
 
-impl ResultSink for BatchSink {
-    fn len(&self) -> usize {
-        self.slots.len()
-    }
-
+impl SinkState {
     fn is_open(&self, index: usize) -> bool {
         self.slots.get(index).is_some_and(Option::is_some)
     }
@@ -143,8 +235,14 @@ impl ResultSink for BatchSink {
             .slots
             .get_mut(index)
             .ok_or(SinkError::OutOfRange { index, len })?
-            .take()
-            .ok_or(SinkError::Duplicate(index))?;
+            .take();
+        let Some(slot) = slot else {
+            return Err(if self.expired.contains(&index) {
+                SinkError::Expired(index)
+            } else {
+                SinkError::Duplicate(index)
+            });
+        };
         self.open -= 1;
         let handler_ns = self.handler_ns();
         self.answer(slot, result, handler_ns);
@@ -180,7 +278,7 @@ impl ResultSink for BatchSink {
     }
 }
 
-impl Drop for BatchSink {
+impl Drop for SinkState {
     fn drop(&mut self) {
         if self.open > 0 {
             self.fail_unanswered(&Status::internal(format!(
@@ -195,6 +293,9 @@ impl Drop for BatchSink {
         }
         if self.answered_err > 0 {
             self.metrics.items(Outcome::Error, self.answered_err);
+        }
+        if self.answered_timeout > 0 {
+            self.metrics.items(Outcome::Timeout, self.answered_timeout);
         }
     }
 }
@@ -224,12 +325,15 @@ pub(crate) fn assemble(
         slots.push(Some(Slot {
             reply: d.reply,
             queued_ns,
+            answer_by: d.answer_by,
         }));
     }
     waits.flush_into(&metrics.timings.queue_wait);
     metrics.batch(trigger);
     metrics.batch_size.record(batch_items.len() as f64);
-    let sink = BatchSink::new(id, trigger, now, slots, metrics);
+    let sink = BatchSink {
+        state: Mutex::new(SinkState::new(id, trigger, now, slots, metrics)),
+    };
     let batch = Batch {
         id,
         queue,
@@ -247,7 +351,7 @@ pub(crate) fn assemble(
 pub(crate) async fn run(
     handler: Arc<dyn Handler>,
     batch: Batch,
-    mut sink: BatchSink,
+    sink: BatchSink,
     abort: CancellationToken,
 ) {
     if tracing::enabled!(tracing::Level::TRACE) {
@@ -258,26 +362,44 @@ pub(crate) async fn run(
         }
     }
     let started = Instant::now();
-    // The handler goes first: a batch that finishes at once never touches
-    // the abort token (checking it takes a lock).
-    let outcome = tokio::select! {
-        biased;
-        result = handler.process(&batch, &mut sink) => result,
-        () = abort.cancelled() => Err(Status::from(Refusal::Aborted)),
+    let outcome = {
+        let mut handle = sink.handle();
+        let work = handler.process(&batch, &mut handle);
+        tokio::pin!(work);
+        // A batch that finishes at once (echo) arms no timer and never
+        // touches the abort token (checking it takes a lock).
+        match ready_now(work.as_mut()) {
+            Some(result) => result,
+            None => {
+                let mut next = sink.lock().next_answer_by();
+                loop {
+                    let due = next.unwrap_or(started);
+                    tokio::select! {
+                        biased;
+                        result = &mut work => break result,
+                        () = abort.cancelled() => break Err(Status::from(Refusal::Aborted)),
+                        () = tokio::time::sleep_until(due), if next.is_some() => {
+                            next = sink.lock().expire_due(Instant::now(), &batch.queue);
+                        }
+                    }
+                }
+            }
+        }
     };
     let handler_time = started.elapsed();
-    sink.metrics.handler_seconds.record(handler_time);
+    let mut state = sink.lock();
+    state.metrics.handler_seconds.record(handler_time);
     match outcome {
-        Err(status) => sink.fail_unanswered(&status),
-        Ok(()) if !sink.is_complete() => {
-            let missing = sink.unanswered().count();
+        Err(status) => state.fail_unanswered(&status),
+        Ok(()) if state.open > 0 => {
+            let missing = state.open;
             tracing::warn!(
                 queue = %batch.queue,
                 batch = batch.id,
                 missing,
                 "handler returned fewer results than items"
             );
-            sink.fail_unanswered(&Status::internal(format!(
+            state.fail_unanswered(&Status::internal(format!(
                 "handler returned no result for this item (batch {}, {missing} of {} missing)",
                 batch.id,
                 batch.items.len()
@@ -285,6 +407,7 @@ pub(crate) async fn run(
         }
         Ok(()) => {}
     }
-    sink.metrics
-        .remember_batch(batch.items.len(), handler_time, &sink.item_times_ns);
+    state
+        .metrics
+        .remember_batch(batch.items.len(), handler_time, &state.item_times_ns);
 }

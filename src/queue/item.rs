@@ -33,6 +33,10 @@ pub struct Item {
     /// The timeout the request asked for, if any; the queue's default item
     /// timeout caps it.
     pub timeout: Option<Duration>,
+    /// The call's own deadline (a unary call's `grpc-timeout`, less a
+    /// margin): the item must be answered by then, queued or in its
+    /// batch's handler. The queue owns it either way.
+    pub answer_within: Option<Duration>,
     /// The client's request id (`x-request-id`), for the backend's logs.
     pub trace_id: Option<String>,
     /// Where the answer goes.

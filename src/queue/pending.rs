@@ -20,6 +20,9 @@ pub struct Waiting {
     pub enqueued_at: Instant,
     /// When it expires if still waiting.
     pub deadline: Instant,
+    /// When it must be answered even if dispatched (a unary call's own
+    /// deadline).
+    pub answer_by: Option<Instant>,
 }
 
 /// Pending items by priority.
@@ -196,6 +199,7 @@ mod tests {
             reply: Reply::Unary(tx),
             enqueued_at: at,
             deadline: at,
+            answer_by: None,
         }
     }
 

@@ -50,6 +50,7 @@ pub fn item(
         attributes: HashMap::new(),
         priority,
         timeout,
+        answer_within: None,
         trace_id: None,
         reply: Reply::Unary(tx),
     };

@@ -34,7 +34,7 @@ use tonic::{Code, Status};
 pub use self::pool::{Endpoint, EndpointPool, Lease, PoolSettings};
 use super::{BoxFuture, Handler};
 use crate::{
-    contract::{Batch, ItemOutput, ResultSink},
+    contract::{Batch, ItemOutput, ResultSink, SinkError},
     handler::config::{HandlerConfig, HandlerKind},
     metrics::{CallOutcome, Metrics},
     pb::backend_client::BackendClient,
@@ -334,8 +334,12 @@ impl Remote {
                 tracing::warn!(%queue, batch = batch_id, index, "backend answered an item it was not sent; ignored");
                 return;
             }
-            if let Err(e) = sink.send(i, result) {
-                tracing::warn!(%queue, batch = batch_id, error = %e, "backend result ignored");
+            match sink.send(i, result) {
+                // Answered DEADLINE_EXCEEDED already; the result is late.
+                Ok(()) | Err(SinkError::Expired(_)) => {}
+                Err(e) => {
+                    tracing::warn!(%queue, batch = batch_id, error = %e, "backend result ignored");
+                }
             }
         };
         let call = async {
