@@ -2,21 +2,15 @@
 //! its in-flight batches. Callers talk to it only through [`Command`]s on
 //! its [`Inbox`], so the queue's state is never locked.
 //!
-//! Each turn reads the clock once and goes admit → dispatch → wait:
-//! - the backlog does what is due (expired items answered, items whose
-//!   caller went away dropped);
-//! - as many batches are dispatched as the policy and
-//!   `max_in_flight_batches` allow;
-//! - the alarm is set for the next moment something is due (an empty queue
-//!   sets none) and the actor waits for a finished batch, the alarm, a
-//!   command or the abort signal. Commands already waiting are taken in the
-//!   same turn (up to [`MAX_COMMANDS_PER_TURN`], and no more once a full
-//!   batch is pending); while a batch is still filling the actor yields
-//!   once, so the submitters that are ready run first and their items
-//!   arrive in one turn rather than one wake-up each.
-//!
-//! It drains (dispatches everything, then stops) on `Drain` or when every
-//! handle is gone.
+//! Each turn reads the clock once and goes admit → dispatch → wait: the
+//! backlog does what is due (expiry, callers gone), as many batches go out
+//! as the policy and `max_in_flight_batches` allow, and the alarm is set for
+//! the next moment something is due (none for an empty queue). Commands
+//! already waiting are taken in the same turn, up to
+//! [`MAX_COMMANDS_PER_TURN`] and no more once a full batch is pending; while
+//! a batch is still filling the actor yields once, so ready submitters'
+//! items arrive in one turn. It drains on `Drain` or when every handle is
+//! gone.
 
 use std::sync::atomic::Ordering;
 
@@ -35,7 +29,7 @@ use super::{
     pending::Waiting,
     policy::{self, Decision, PendingView, Trigger},
 };
-use crate::{contract::BatchItem, error::Refusal, metrics::Outcome, ready::ready_now};
+use crate::{error::Refusal, metrics::Outcome, ready::ready_now};
 
 /// Commands handled per turn before the actor dispatches, so one busy
 /// producer cannot starve dispatch.
@@ -212,46 +206,27 @@ impl Actor {
 
     /// Queues an item, or answers it with the reason it cannot be queued.
     fn accept(&mut self, item: Item, now: Instant) {
-        if let Err(refusal) = self.admit(&item, now) {
-            self.spec.metrics.items(Outcome::Rejected, 1);
-            item.reply.err(refusal.into(), None);
-            return;
-        }
-        let deadline = now + item.timeout.unwrap_or(self.spec.policy.item_timeout);
-        self.backlog.push(
-            item.priority as usize,
-            Waiting {
-                item: BatchItem {
-                    payload: item.payload,
-                    attributes: item.attributes,
-                    trace_id: item.trace_id,
-                },
-                reply: item.reply,
-                enqueued_at: now,
-                deadline,
-                answer_by: item.answer_within.map(|d| now + d),
-            },
-        );
-    }
-
-    fn admit(&mut self, item: &Item, now: Instant) -> Result<(), Refusal> {
-        let policy = &self.spec.policy;
-        if self.draining {
-            return Err(Refusal::Draining(self.spec.name.to_string()));
-        }
-        policy::check_item(policy, &self.spec.name, item.priority, item.payload.len())?;
-        let limit = policy.max_queue_items;
-        if self.backlog.pending().len() >= limit {
-            let dropped = self.backlog.make_room(now, &self.spec.name);
+        let spec = &self.spec;
+        let mut admitted = if self.draining {
+            Err(Refusal::Draining(spec.name.to_string()))
+        } else {
+            policy::check_item(&spec.policy, &spec.name, item.priority, item.payload.len())
+        };
+        if admitted.is_ok() {
+            let limit = spec.policy.max_queue_items;
+            let (room, dropped) = self.backlog.room_for_one(limit, now, &spec.name);
             self.count(dropped);
-            if self.backlog.pending().len() >= limit {
-                return Err(Refusal::QueueFull {
-                    queue: self.spec.name.to_string(),
-                    limit,
-                });
+            admitted = room;
+        }
+        match admitted {
+            Ok(()) => self
+                .backlog
+                .push_item(item, now, self.spec.policy.item_timeout),
+            Err(refusal) => {
+                self.spec.metrics.items(Outcome::Rejected, 1);
+                item.reply.err(refusal.into(), None);
             }
         }
-        Ok(())
     }
 
     /// Dispatches every batch that is due and may start; returns when the

@@ -11,8 +11,11 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::pending::{Pending, Waiting};
-use crate::error::Refusal;
+use super::{
+    item::Item,
+    pending::{Pending, Waiting},
+};
+use crate::{contract::BatchItem, error::Refusal};
 
 /// Least time between two sweeps of a full queue for cancelled items.
 const FULL_SWEEP_EVERY: Duration = Duration::from_millis(10);
@@ -75,6 +78,47 @@ impl Backlog {
         let deadline = item.deadline;
         self.next_expiry = Some(self.next_expiry.map_or(deadline, |at| at.min(deadline)));
         self.pending.push(priority, item);
+    }
+
+    /// Queues `item`, accepted `now`; `item_timeout` is the queue's
+    /// default for an item that names no timeout.
+    pub(super) fn push_item(&mut self, item: Item, now: Instant, item_timeout: Duration) {
+        let waiting = Waiting {
+            item: BatchItem {
+                payload: item.payload,
+                attributes: item.attributes,
+                trace_id: item.trace_id,
+            },
+            reply: item.reply,
+            enqueued_at: now,
+            deadline: now + item.timeout.unwrap_or(item_timeout),
+            answer_by: item.answer_within.map(|d| now + d),
+        };
+        self.push(item.priority as usize, waiting);
+    }
+
+    /// Whether one more item fits under `limit`, after making room if the
+    /// backlog is full (see [`Backlog::make_room`]); the refusal says so
+    /// if not.
+    pub(super) fn room_for_one(
+        &mut self,
+        limit: usize,
+        now: Instant,
+        queue: &str,
+    ) -> (Result<(), Refusal>, Dropped) {
+        let mut dropped = Dropped::default();
+        if self.pending.len() >= limit {
+            dropped = self.make_room(now, queue);
+        }
+        let room = if self.pending.len() >= limit {
+            Err(Refusal::QueueFull {
+                queue: queue.to_owned(),
+                limit,
+            })
+        } else {
+            Ok(())
+        };
+        (room, dropped)
     }
 
     /// Changes the number of priority levels.
