@@ -24,6 +24,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     for message in [
         "QueueInfo",
         "QueuePolicy",
+        "BatchSizes",
         "HandlerSpec",
         "EndpointInfo",
         "QueueStats",

@@ -64,6 +64,9 @@ pub struct Batch {
     pub items: Vec<BatchItem>,
     /// The earliest deadline of its items: a remote handler's call timeout.
     pub deadline: Instant,
+    /// With `allowed_batch_sizes`, when the item count is not allowed: the
+    /// allowed size the backend should pad the batch to.
+    pub pad_to: Option<usize>,
 }
 
 /// One item of a batch.

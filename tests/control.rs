@@ -593,3 +593,74 @@ async fn a_token_guards_the_control_plane_on_its_own_port() {
     server.shutdown().await;
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[tokio::test]
+async fn allowed_batch_sizes_and_packed_encoding_are_set_and_checked_through_the_api() {
+    let server = TestServer::start(config("[queues.q]\nmax_batch_size = 8\n")).await;
+    let mut ctl = control(&server).await;
+    let sizes = |s: &[u32]| pb::BatchSizes { sizes: s.to_vec() };
+    let update = |allowed| pb::UpdateQueueRequest {
+        name: "q".into(),
+        policy: Some(pb::QueuePolicy {
+            allowed_batch_sizes: Some(allowed),
+            ..Default::default()
+        }),
+    };
+    let updated = ctl
+        .update_queue(update(sizes(&[2, 4, 8])))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        updated.policy.unwrap().allowed_batch_sizes,
+        Some(sizes(&[2, 4, 8]))
+    );
+    for (bad, why) in [
+        (sizes(&[2, 4]), "must end with max_batch_size (8)"),
+        (sizes(&[4, 2, 8]), "strictly ascending"),
+        (sizes(&[0, 8]), "≥ 1"),
+    ] {
+        let refused = ctl.update_queue(update(bad)).await.unwrap_err();
+        assert_eq!(refused.code(), Code::InvalidArgument);
+        assert!(refused.message().contains(why), "{}", refused.message());
+        assert!(refused.message().contains("queues.q.allowed_batch_sizes"));
+    }
+    // An empty list clears it: any size again.
+    let cleared = ctl
+        .update_queue(update(sizes(&[])))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        cleared.policy.unwrap().allowed_batch_sizes,
+        Some(sizes(&[]))
+    );
+
+    let create = |kind: &str, encoding: &str| pb::CreateQueueRequest {
+        name: format!("{kind}-{encoding}"),
+        policy: None,
+        handler: Some(pb::HandlerSpec {
+            kind: kind.into(),
+            endpoints: vec!["http://127.0.0.1:7000".into()],
+            encoding: encoding.into(),
+            ..Default::default()
+        }),
+    };
+    let packed = ctl.create_queue(create("grpc", "packed")).await.unwrap();
+    assert_eq!(packed.into_inner().handler.unwrap().encoding, "packed");
+    let unknown = ctl.create_queue(create("grpc", "arrow")).await.unwrap_err();
+    assert_eq!(unknown.code(), Code::InvalidArgument);
+    assert!(unknown.message().contains("unknown encoding \"arrow\""));
+    let http = ctl
+        .create_queue(create("http", "packed"))
+        .await
+        .unwrap_err();
+    assert_eq!(http.code(), Code::InvalidArgument);
+    assert!(
+        http.message()
+            .contains("`encoding` does not apply to kind \"http\""),
+        "{}",
+        http.message()
+    );
+    server.shutdown().await;
+}

@@ -28,6 +28,7 @@ struct Seen {
     trigger: Trigger,
     payloads: Vec<String>,
     at: Instant,
+    pad_to: Option<usize>,
 }
 
 /// How the fake handler answers.
@@ -73,6 +74,7 @@ impl Handler for Fake {
                 trigger: batch.trigger,
                 payloads,
                 at: Instant::now(),
+                pad_to: batch.pad_to,
             };
             self.seen.send(seen).await.unwrap();
             if let Some(gate) = &self.gate {
@@ -152,6 +154,7 @@ fn policy() -> Policy {
         max_in_flight_batches: 8,
         item_timeout: Duration::from_secs(10),
         priority_levels: 4,
+        allowed_batch_sizes: Vec::new(),
     }
 }
 
@@ -919,4 +922,144 @@ async fn an_item_sent_as_a_control_command_takes_the_normal_way_in() {
         .unwrap();
     assert_eq!(q.next_batch().await.payloads, ["via-control"]);
     assert_eq!(ok(Answered(rx)).await.payload, "via-control".as_bytes());
+}
+
+fn sized(allowed: &[usize]) -> Policy {
+    Policy {
+        max_batch_size: *allowed.last().unwrap(),
+        allowed_batch_sizes: allowed.to_vec(),
+        ..policy()
+    }
+}
+
+/// (trigger, size, pad_to, ms after t0) of the next batch.
+async fn shape(q: &mut TestQueue, t0: Instant) -> (Trigger, usize, Option<usize>, u128) {
+    let b = q.next_batch().await;
+    (
+        b.trigger,
+        b.payloads.len(),
+        b.pad_to,
+        (b.at - t0).as_millis(),
+    )
+}
+
+#[tokio::test(start_paused = true)]
+async fn allowed_sizes_a_delay_batch_takes_the_largest_pending_and_holds_the_rest_once() {
+    let mut q = start(sized(&[2, 4, 8]), false, Answer::Echo);
+    let t0 = Instant::now();
+    let answers = q.submit_all(names("i", 7)).await;
+    assert_eq!(shape(&mut q, t0).await, (Trigger::Delay, 4, None, 2));
+    // The 3 held back wait one more max_delay, then go padded to 4.
+    assert_eq!(shape(&mut q, t0).await, (Trigger::Delay, 3, Some(4), 4));
+    for rx in answers {
+        ok(rx).await;
+    }
+    q.assert_no_batch();
+}
+
+#[tokio::test(start_paused = true)]
+async fn allowed_sizes_items_held_back_fill_up_with_new_ones() {
+    let mut q = start(sized(&[2, 4, 8]), false, Answer::Echo);
+    let t0 = Instant::now();
+    let _first = q.submit_all(names("a", 7)).await;
+    assert_eq!(shape(&mut q, t0).await, (Trigger::Delay, 4, None, 2));
+    sleep(Duration::from_millis(1)).await;
+    let _more = q.submit_all(names("b", 6)).await;
+    let b = q.next_batch().await;
+    assert_eq!(
+        (b.trigger, b.pad_to, (b.at - t0).as_millis()),
+        (Trigger::Size, None, 3)
+    );
+    assert_eq!(b.payloads[..3], ["a4", "a5", "a6"], "held items go first");
+    assert_eq!(b.payloads.len(), 8);
+    // One new item is left; it waits its own max_delay and goes padded.
+    assert_eq!(shape(&mut q, t0).await, (Trigger::Delay, 1, Some(2), 5));
+}
+
+#[tokio::test(start_paused = true)]
+async fn allowed_sizes_fewer_than_the_smallest_go_at_the_delay_padded() {
+    let mut q = start(sized(&[4, 8]), false, Answer::Echo);
+    let t0 = Instant::now();
+    let answers = q.submit_all(names("i", 3)).await;
+    assert_eq!(shape(&mut q, t0).await, (Trigger::Delay, 3, Some(4), 2));
+    for rx in answers {
+        let info = ok(rx).await.batch.unwrap();
+        assert_eq!(info.batch_size, 3, "callers see the real batch size");
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn allowed_sizes_below_min_batch_size_are_skipped() {
+    let mut q = start(
+        Policy {
+            min_batch_size: 3,
+            ..sized(&[2, 4, 8])
+        },
+        false,
+        Answer::Echo,
+    );
+    let t0 = Instant::now();
+    let _two = q.submit_all(names("i", 2)).await;
+    sleep(Duration::from_millis(10)).await;
+    q.assert_no_batch();
+    let _third = q.submit("i2").await;
+    // 3 pending: the allowed 2 is below min_batch_size, so all 3 go.
+    assert_eq!(shape(&mut q, t0).await, (Trigger::Delay, 3, Some(4), 10));
+}
+
+#[tokio::test(start_paused = true)]
+async fn allowed_sizes_strict_batches_count_live_items() {
+    let mut q = start(
+        Policy {
+            min_batch_size: 2,
+            strict: true,
+            ..sized(&[2, 4, 8])
+        },
+        false,
+        Answer::Echo,
+    );
+    let t0 = Instant::now();
+    let a = q.submit("a").await;
+    drop(q.submit("gone").await);
+    let _rest = q.submit_all(names("c", 3)).await;
+    // 5 pending, 4 live: the allowed 4 takes every live one, nothing is held.
+    let b = q.next_batch().await;
+    assert_eq!(
+        (b.trigger, b.pad_to, (b.at - t0).as_millis()),
+        (Trigger::Delay, None, 2)
+    );
+    assert_eq!(b.payloads, ["a", "c0", "c1", "c2"]);
+    ok(a).await;
+    sleep(Duration::from_secs(1)).await;
+    q.assert_no_batch();
+}
+
+#[tokio::test(start_paused = true)]
+async fn allowed_sizes_bytes_and_flush_batches_go_padded() {
+    let mut q = start(
+        Policy {
+            max_batch_bytes: 10,
+            ..sized(&[2, 4, 8])
+        },
+        false,
+        Answer::Echo,
+    );
+    let t0 = Instant::now();
+    let _a = q
+        .submit_all(["aaa", "bbb", "ccc", "ddd"].map(String::from))
+        .await;
+    assert_eq!(shape(&mut q, t0).await, (Trigger::Bytes, 3, Some(4), 0));
+    let mut q = start(
+        Policy {
+            mode: Mode::Manual,
+            ..sized(&[2, 4, 8])
+        },
+        false,
+        Answer::Echo,
+    );
+    let t0 = Instant::now();
+    let _b = q.submit_all(names("i", 11)).await;
+    q.handle.flush().await.unwrap();
+    assert_eq!(shape(&mut q, t0).await, (Trigger::Flush, 8, None, 0));
+    assert_eq!(shape(&mut q, t0).await, (Trigger::Flush, 3, Some(4), 0));
 }

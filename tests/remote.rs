@@ -125,7 +125,10 @@ impl Backend for Svc {
                 outcome: results[0].outcome.clone(),
             });
         }
-        Ok(Response::new(BatchResponse { results }))
+        Ok(Response::new(BatchResponse {
+            results,
+            ..Default::default()
+        }))
     }
 
     type ProcessBatchStreamStream =

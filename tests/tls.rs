@@ -223,7 +223,10 @@ impl Backend for Upper {
                 })),
             })
             .collect();
-        Ok(Response::new(BatchResponse { results }))
+        Ok(Response::new(BatchResponse {
+            results,
+            ..Default::default()
+        }))
     }
 
     type ProcessBatchStreamStream = Pin<Box<dyn Stream<Item = Result<ItemResult, Status>> + Send>>;

@@ -84,7 +84,10 @@ impl Backend for BareEcho {
         r: Request<pb::BatchRequest>,
     ) -> Result<Response<pb::BatchResponse>, Status> {
         let results = r.into_inner().items.into_iter().map(echo_item).collect();
-        Ok(Response::new(pb::BatchResponse { results }))
+        Ok(Response::new(pb::BatchResponse {
+            results,
+            ..Default::default()
+        }))
     }
 
     type ProcessBatchStreamStream =

@@ -71,6 +71,9 @@ macro_rules! flag_type {
     (levels) => {
         u32
     };
+    (sizes) => {
+        pb::BatchSizes
+    };
 }
 
 /// How a policy flag is parsed.
@@ -96,6 +99,9 @@ macro_rules! flag_parser {
     (levels) => {
         clap::value_parser!(u32)
     };
+    (sizes) => {
+        parse_sizes
+    };
 }
 
 /// A policy flag's value as the control API carries it.
@@ -119,6 +125,9 @@ macro_rules! pb_text {
     };
     (millis, $v:expr) => {
         millis_text($v.unwrap_or_default())
+    };
+    (sizes, $v:expr) => {
+        sizes_text($v.as_ref())
     };
     ($kind:ident, $v:expr) => {
         $v.clone().unwrap_or_default().to_string()
@@ -154,6 +163,34 @@ macro_rules! policy_args {
 
 crate::policy_fields!(policy_args);
 
+/// Parses `--allowed-batch-sizes 1,8,32` ("" for any size).
+fn parse_sizes(text: &str) -> Result<pb::BatchSizes, String> {
+    let sizes = text
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|s| {
+            s.parse::<u32>().map_err(|_| {
+                format!("{s:?} is not a batch size (a comma-separated list of counts)")
+            })
+        })
+        .collect::<Result<_, _>>()?;
+    Ok(pb::BatchSizes { sizes })
+}
+
+/// Allowed batch sizes as `describe` prints them.
+fn sizes_text(sizes: Option<&pb::BatchSizes>) -> String {
+    match sizes {
+        Some(s) if !s.sizes.is_empty() => s
+            .sizes
+            .iter()
+            .map(u32::to_string)
+            .collect::<Vec<_>>()
+            .join(","),
+        _ => "any".to_owned(),
+    }
+}
+
 /// Handler fields of a new queue; unset ones take the kind's defaults.
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct HandlerArgs {
@@ -184,6 +221,9 @@ pub struct HandlerArgs {
     /// grpc: call ProcessBatchStream and forward each result as it comes.
     #[arg(long)]
     streaming: bool,
+    /// grpc: "items" (a message per item) or "packed" (one buffer per batch).
+    #[arg(long, value_parser = clap::builder::PossibleValuesParser::new(["items", "packed"]))]
+    encoding: Option<String>,
     /// http: payloads are raw JSON documents instead of base64 strings.
     #[arg(long)]
     json_payloads: bool,
@@ -209,6 +249,7 @@ impl HandlerArgs {
             bisect: self.bisect,
             streaming: self.streaming,
             json_payloads: self.json_payloads,
+            encoding: self.encoding.clone().unwrap_or_default(),
         }
     }
 }

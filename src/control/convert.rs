@@ -6,7 +6,7 @@ use tonic::Status;
 
 use crate::{
     config::{HandlerConfig, HandlerKind, Mode, QueueConfig},
-    handler::config::RawHandler,
+    handler::config::{Encoding, RawHandler},
     metrics::{Percentiles, QueueCounts},
     pb,
     queue::ActorStats,
@@ -64,6 +64,11 @@ macro_rules! pb_value {
     (levels, $v:expr) => {
         $v
     };
+    (sizes, $v:expr) => {
+        pb::BatchSizes {
+            sizes: $v.iter().map(|&n| to_u32(n)).collect(),
+        }
+    };
 }
 
 /// A policy field from the control API, as the policy holds it (a mode
@@ -89,6 +94,9 @@ macro_rules! policy_value {
     };
     (levels, $v:expr) => {
         $v
+    };
+    (sizes, $v:expr) => {
+        $v.sizes.iter().map(|&n| n as usize).collect()
     };
 }
 
@@ -156,6 +164,11 @@ pub fn handler(h: &HandlerConfig) -> pb::HandlerSpec {
         bisect: Some(h.bisect),
         streaming: h.streaming,
         json_payloads: h.json_payloads,
+        encoding: if h.kind == HandlerKind::Grpc {
+            h.encoding.as_str().to_owned()
+        } else {
+            String::new()
+        },
     }
 }
 
@@ -174,8 +187,13 @@ pub fn handler_config(spec: Option<pb::HandlerSpec>) -> Result<HandlerConfig, St
     };
     // Unset (zero, empty, false) fields take the kind's defaults; a field
     // of another kind is refused, exactly as in a config file.
+    let encoding = match spec.encoding.as_str() {
+        "" => None,
+        name => Some(Encoding::parse(name).map_err(Status::invalid_argument)?),
+    };
     let raw = RawHandler {
         kind,
+        encoding,
         // A sim's costs are always taken as given (0 is a valid cost).
         base: (kind == HandlerKind::Sim || spec.sim_base_us > 0)
             .then(|| Duration::from_micros(spec.sim_base_us)),

@@ -71,6 +71,40 @@ impl HandlerKind {
     }
 }
 
+/// How a gRPC handler puts a batch on the wire.
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Encoding {
+    /// One `BackendItem` message per item.
+    #[default]
+    Items,
+    /// Every payload in one buffer with offsets (`PackedItems`), answered
+    /// the same way: no per-item message on either side.
+    Packed,
+}
+
+impl Encoding {
+    /// The lower-case name, as in the config.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Encoding::Items => "items",
+            Encoding::Packed => "packed",
+        }
+    }
+
+    /// Parses a name as written in the config.
+    ///
+    /// # Errors
+    /// The unknown name.
+    pub fn parse(name: &str) -> Result<Self, String> {
+        match name {
+            "items" => Ok(Encoding::Items),
+            "packed" => Ok(Encoding::Packed),
+            other => Err(format!("unknown encoding {other:?} (items, packed)")),
+        }
+    }
+}
+
 /// Which handler processes a queue's batches, and its settings. A field
 /// that does not apply to the kind is refused when the config is read (a
 /// `sim` with `endpoints` is a mistake, not something to ignore).
@@ -108,6 +142,8 @@ pub struct HandlerConfig {
     pub eject_for: Duration,
     /// grpc: call `ProcessBatchStream` and forward each result as it comes.
     pub streaming: bool,
+    /// grpc: `items` (a message per item) or `packed` (one buffer).
+    pub encoding: Encoding,
     /// http: payloads are JSON documents, sent and returned as raw JSON
     /// instead of base64 strings.
     pub json_payloads: bool,
@@ -132,6 +168,7 @@ impl Default for HandlerConfig {
             eject_after: 3,
             eject_for: Duration::from_secs(5),
             streaming: false,
+            encoding: Encoding::Items,
             json_payloads: false,
             tls_ca_file: None,
         }
@@ -195,6 +232,8 @@ pub(crate) struct RawHandler {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) streaming: Option<bool>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) encoding: Option<Encoding>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) json_payloads: Option<bool>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) tls_ca_file: Option<std::path::PathBuf>,
@@ -216,6 +255,7 @@ fn fields_of(kind: HandlerKind) -> &'static [&'static str] {
             "eject_after",
             "eject_for",
             "streaming",
+            "encoding",
             "tls_ca_file",
         ],
         HandlerKind::Http => &[
@@ -250,6 +290,7 @@ impl TryFrom<RawHandler> for HandlerConfig {
             ("eject_after", raw.eject_after.is_some()),
             ("eject_for", raw.eject_for.is_some()),
             ("streaming", raw.streaming.is_some()),
+            ("encoding", raw.encoding.is_some()),
             ("json_payloads", raw.json_payloads.is_some()),
             ("tls_ca_file", raw.tls_ca_file.is_some()),
         ];
@@ -280,6 +321,7 @@ impl TryFrom<RawHandler> for HandlerConfig {
             eject_after: raw.eject_after.unwrap_or(d.eject_after),
             eject_for: raw.eject_for.unwrap_or(d.eject_for),
             streaming: raw.streaming.unwrap_or(d.streaming),
+            encoding: raw.encoding.unwrap_or(d.encoding),
             json_payloads: raw.json_payloads.unwrap_or(d.json_payloads),
             tls_ca_file: raw.tls_ca_file.or(d.tls_ca_file),
         })
@@ -305,6 +347,7 @@ impl From<HandlerConfig> for RawHandler {
             eject_after: remote.then_some(h.eject_after),
             eject_for: remote.then_some(h.eject_for),
             streaming: (kind == HandlerKind::Grpc).then_some(h.streaming),
+            encoding: (kind == HandlerKind::Grpc).then_some(h.encoding),
             json_payloads: (kind == HandlerKind::Http).then_some(h.json_payloads),
             tls_ca_file: if kind == HandlerKind::Grpc {
                 h.tls_ca_file

@@ -1,5 +1,6 @@
 //! The `sim` handler: a simulated model whose batch of `n` items takes
-//! `base + per_item × n`, then echoes every item. It shows what batching is
+//! `base + per_item × n` (n: the size it is padded to, if any), then
+//! echoes every item. It shows what batching is
 //! worth for a backend with a high fixed cost per call (a GPU model, a bulk
 //! insert), and drives the benchmarks.
 
@@ -36,7 +37,8 @@ impl Handler for Sim {
         batch: &'a Batch,
         sink: &'a mut dyn ResultSink,
     ) -> BoxFuture<'a, Result<(), Status>> {
-        let cost = self.cost(batch.items.len());
+        // A padded batch costs what a batch of its padded size does.
+        let cost = self.cost(batch.pad_to.unwrap_or(batch.items.len()));
         Box::pin(async move {
             tokio::time::sleep(cost).await;
             Echo::answer_all(batch, sink);

@@ -53,6 +53,9 @@ struct Actor {
     draining: bool,
     /// Set by `Pause`: dispatch only on flush or drain.
     paused: bool,
+    /// When a delay batch of an allowed size left the rest pending: their
+    /// `max_delay` counts again from then, once.
+    held_at: Option<Instant>,
 }
 
 /// Runs a queue actor until it has drained (after `Drain`, or when every
@@ -67,6 +70,7 @@ pub(super) async fn run(spec: QueueSpec, inbox: Inbox) {
         flush_left: 0,
         draining: false,
         paused: false,
+        held_at: None,
     };
     actor.run().await;
 }
@@ -238,12 +242,12 @@ impl Actor {
                 Err(wake) => return wake,
             };
             let policy = &self.spec.policy;
-            let (items, dropped) = self.backlog.take_batch(
-                policy.max_batch_size,
-                policy.max_batch_bytes,
-                now,
-                &self.spec.name,
-            );
+            let pending = self.backlog.pending().len();
+            let take = policy::batch_len(policy, trigger, pending, self.held_at.is_some());
+            self.held_at = take.hold_rest.then_some(now);
+            let (items, dropped) =
+                self.backlog
+                    .take_batch(take.len, policy.max_batch_bytes, now, &self.spec.name);
             self.count(dropped);
             if self.flush_left > 0 {
                 self.flush_left = self.flush_left.saturating_sub(items.len());
@@ -261,6 +265,7 @@ impl Actor {
         let pending = self.backlog.pending();
         if pending.is_empty() {
             self.flush_left = 0;
+            self.held_at = None;
             return Err(None);
         }
         if self.draining {
@@ -273,10 +278,13 @@ impl Actor {
             return Err(None);
         }
         let policy = &self.spec.policy;
+        // Items held back wait a new `max_delay` from when they were.
+        let oldest = pending.oldest().unwrap_or(now);
+        let waiting_since = self.held_at.map_or(oldest, |held| held.max(oldest));
         let mut view = PendingView {
             len: pending.len(),
             bytes: pending.bytes(),
-            oldest_age: now.saturating_duration_since(pending.oldest().unwrap_or(now)),
+            oldest_age: now.saturating_duration_since(waiting_since),
         };
         let mut decision = policy::decide(policy, view);
         if decision == Decision::Dispatch(Trigger::Delay) && policy.strict {
@@ -293,10 +301,11 @@ impl Actor {
     fn launch(&mut self, trigger: Trigger, items: Vec<Waiting>, now: Instant) {
         let spec = &self.spec;
         let id = spec.batch_ids.fetch_add(1, Ordering::Relaxed);
+        let pad_to = policy::pad_to(&spec.policy, items.len());
         let (batch, sink) = batch::assemble(
             id,
             spec.name.clone(),
-            trigger,
+            (trigger, pad_to),
             items,
             now,
             spec.metrics.clone(),

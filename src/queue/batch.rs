@@ -308,7 +308,7 @@ fn nanos(d: Duration) -> u64 {
 pub(crate) fn assemble(
     id: u64,
     queue: Arc<str>,
-    trigger: Trigger,
+    (trigger, pad_to): (Trigger, Option<usize>),
     items: Vec<Waiting>,
     now: Instant,
     metrics: Arc<QueueMetrics>,
@@ -340,6 +340,7 @@ pub(crate) fn assemble(
         trigger,
         items: batch_items,
         deadline,
+        pad_to,
     };
     (batch, sink)
 }

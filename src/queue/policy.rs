@@ -11,6 +11,16 @@
 //!    `delay`, provided `min_batch_size` items are pending; otherwise idle
 //!    until more items come.
 //! 6. Otherwise wake when the oldest item's `max_delay` is up.
+//!
+//! With `allowed_batch_sizes` ([`batch_len`] and [`pad_to`]): a batch
+//! closed by size has `max_batch_size` items (the largest allowed size). A
+//! batch closed by delay takes the largest allowed size that is pending and
+//! holds the rest back for one more `max_delay` (new items may fill it to
+//! an allowed size); when fewer than the smallest allowed size are pending,
+//! when the largest allowed size pending is below `min_batch_size`, or when
+//! the items were held back once already, it takes them all. Bytes, flush
+//! and drain take what they take. A batch whose count is not allowed goes
+//! out with `pad_to`, the next allowed size: the backend pads to it.
 
 use std::time::Duration;
 
@@ -40,6 +50,8 @@ mod limits {
     pub const MAX_IN_FLIGHT: usize = 1024;
     /// Most priority levels a queue may have (each is a FIFO of its own).
     pub const MAX_PRIORITY_LEVELS: u32 = 64;
+    /// Most entries of `allowed_batch_sizes`.
+    pub const MAX_ALLOWED_SIZES: usize = 64;
 }
 
 /// The policy fields, written once for every place that lists them one by
@@ -72,6 +84,8 @@ macro_rules! policy_fields {
                 "How long an item may wait when its request sets no timeout, e.g. \"30s\"."),
             (priority_levels, priority_levels, levels,
                 "Priority levels (items carry 0 .. levels-1)."),
+            (allowed_batch_sizes, allowed_batch_sizes, sizes,
+                "Batch sizes a batch may have, ascending and ending with max_batch_size, e.g. \"1,8,32,64\" (\"\" for any); other counts go out padded to the next."),
         }
     };
 }
@@ -135,6 +149,10 @@ pub struct Policy {
     pub item_timeout: Duration,
     /// Number of priority levels: items may carry priority 0..levels-1.
     pub priority_levels: u32,
+    /// The batch sizes a backend wants (ascending, the last one
+    /// `max_batch_size`); empty: any size. See the module docs.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub allowed_batch_sizes: Vec<usize>,
 }
 
 impl Default for Policy {
@@ -150,6 +168,7 @@ impl Default for Policy {
             max_in_flight_batches: 4,
             item_timeout: Duration::from_secs(30),
             priority_levels: 4,
+            allowed_batch_sizes: Vec::new(),
         }
     }
 }
@@ -192,6 +211,47 @@ pub fn decide(policy: &Policy, pending: PendingView) -> Decision {
         _ if pending.len >= policy.min_batch_size => Decision::Dispatch(Trigger::Delay),
         _ => Decision::Idle,
     }
+}
+
+/// How many items the next batch takes, and whether the items left after
+/// it are held back for one more `max_delay`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Take {
+    /// At most this many items (fewer if fewer are live or `max_batch_bytes`
+    /// stops it).
+    pub len: usize,
+    /// The rest waits a new `max_delay` before a delay trigger sends it.
+    pub hold_rest: bool,
+}
+
+/// The size of a batch closing with `trigger` while `pending` items wait;
+/// `held` says whether the pending items were held back once already.
+pub fn batch_len(policy: &Policy, trigger: Trigger, pending: usize, held: bool) -> Take {
+    let all = Take {
+        len: policy.max_batch_size,
+        hold_rest: false,
+    };
+    let allowed = &policy.allowed_batch_sizes;
+    if allowed.is_empty() || trigger != Trigger::Delay || held || pending >= policy.max_batch_size {
+        return all;
+    }
+    match allowed.iter().rev().find(|&&size| size <= pending) {
+        Some(&size) if size >= policy.min_batch_size => Take {
+            len: size,
+            hold_rest: size < pending,
+        },
+        _ => all,
+    }
+}
+
+/// The allowed size a batch of `len` items is padded to, when `len` is not
+/// itself allowed.
+pub fn pad_to(policy: &Policy, len: usize) -> Option<usize> {
+    let allowed = &policy.allowed_batch_sizes;
+    if allowed.is_empty() || allowed.binary_search(&len).is_ok() {
+        return None;
+    }
+    allowed.iter().copied().find(|&size| size >= len)
 }
 
 impl Policy {
@@ -270,6 +330,33 @@ impl Policy {
                 format!("must be in 1..={}", limits::MAX_PRIORITY_LEVELS),
             ));
         }
+        self.validate_allowed_sizes(&field("allowed_batch_sizes"))
+    }
+
+    fn validate_allowed_sizes(&self, field: &str) -> Result<(), ConfigError> {
+        let sizes = &self.allowed_batch_sizes;
+        if sizes.is_empty() {
+            return Ok(());
+        }
+        at_most(field, sizes.len(), limits::MAX_ALLOWED_SIZES, " entries")?;
+        if sizes[0] == 0 {
+            return Err(invalid(field, "sizes must be ≥ 1"));
+        }
+        if sizes.windows(2).any(|w| w[0] >= w[1]) {
+            return Err(invalid(
+                field,
+                format!("must be strictly ascending, got {sizes:?}"),
+            ));
+        }
+        if sizes.last() != Some(&self.max_batch_size) {
+            return Err(invalid(
+                field,
+                format!(
+                    "must end with max_batch_size ({}): a batch closed by size has that many items",
+                    self.max_batch_size
+                ),
+            ));
+        }
         Ok(())
     }
 }
@@ -301,6 +388,7 @@ mod tests {
             max_in_flight_batches: 1,
             item_timeout: Duration::from_secs(1),
             priority_levels: 1,
+            allowed_batch_sizes: Vec::new(),
         }
     }
 
@@ -405,5 +493,97 @@ mod tests {
                 ..
             })
         ));
+    }
+
+    fn sized(allowed: &[usize]) -> Policy {
+        Policy {
+            max_batch_size: *allowed.last().unwrap(),
+            max_queue_items: 1000,
+            allowed_batch_sizes: allowed.to_vec(),
+            ..policy()
+        }
+    }
+
+    fn take(len: usize, hold_rest: bool) -> Take {
+        Take { len, hold_rest }
+    }
+
+    #[test]
+    fn without_allowed_sizes_every_batch_takes_up_to_max() {
+        let p = policy();
+        for trigger in Trigger::ALL {
+            assert_eq!(batch_len(&p, trigger, 3, false), take(4, false));
+        }
+        assert_eq!(pad_to(&p, 3), None);
+    }
+
+    #[test]
+    fn delay_takes_the_largest_allowed_size_pending_and_holds_the_rest() {
+        let p = sized(&[1, 8, 32]);
+        assert_eq!(batch_len(&p, Trigger::Delay, 13, false), take(8, true));
+        assert_eq!(batch_len(&p, Trigger::Delay, 31, false), take(8, true));
+        assert_eq!(batch_len(&p, Trigger::Delay, 8, false), take(8, false));
+        assert_eq!(batch_len(&p, Trigger::Delay, 5, false), take(1, true));
+        // Held back once: all of them go, padded.
+        assert_eq!(batch_len(&p, Trigger::Delay, 13, true), take(32, false));
+        assert_eq!(pad_to(&p, 13), Some(32));
+        assert_eq!(pad_to(&p, 8), None);
+    }
+
+    #[test]
+    fn fewer_than_the_smallest_allowed_size_go_at_once_padded() {
+        let p = sized(&[8, 32]);
+        assert_eq!(batch_len(&p, Trigger::Delay, 3, false), take(32, false));
+        assert_eq!(pad_to(&p, 3), Some(8));
+    }
+
+    #[test]
+    fn an_allowed_size_below_min_batch_size_is_not_taken() {
+        let p = Policy {
+            min_batch_size: 10,
+            ..sized(&[8, 32])
+        };
+        assert_eq!(batch_len(&p, Trigger::Delay, 12, false), take(32, false));
+        assert_eq!(pad_to(&p, 12), Some(32));
+        let p = Policy {
+            min_batch_size: 8,
+            ..sized(&[8, 32])
+        };
+        assert_eq!(batch_len(&p, Trigger::Delay, 12, false), take(8, true));
+    }
+
+    #[test]
+    fn size_bytes_flush_and_drain_take_what_they_take() {
+        let p = sized(&[1, 8, 32]);
+        for trigger in [
+            Trigger::Size,
+            Trigger::Bytes,
+            Trigger::Flush,
+            Trigger::Drain,
+        ] {
+            assert_eq!(batch_len(&p, trigger, 13, false), take(32, false));
+        }
+    }
+
+    #[test]
+    fn allowed_sizes_must_ascend_and_end_with_max_batch_size() {
+        let check = |allowed: Vec<usize>, max: usize| {
+            Policy {
+                max_batch_size: max,
+                max_queue_items: 1000,
+                allowed_batch_sizes: allowed,
+                ..policy()
+            }
+            .validate("queues.q", 1 << 20)
+        };
+        assert!(check(vec![], 4).is_ok());
+        assert!(check(vec![1, 2, 4], 4).is_ok());
+        assert!(check(vec![4], 4).is_ok());
+        let message = |r: Result<(), ConfigError>| r.unwrap_err().to_string();
+        assert!(message(check(vec![1, 2], 4)).contains("must end with max_batch_size (4)"));
+        assert!(message(check(vec![2, 1, 4], 4)).contains("strictly ascending"));
+        assert!(message(check(vec![2, 2, 4], 4)).contains("strictly ascending"));
+        assert!(message(check(vec![0, 4], 4)).contains("≥ 1"));
+        assert!(message(check((1..=65).collect(), 65)).contains("entries"));
     }
 }

@@ -1,10 +1,12 @@
-//! Calling a `batchgate.v1.Backend` endpoint.
+//! Calling a `batchgate.v1.Backend` endpoint, with a message per item or
+//! packed (see [`super::packed`]).
 
 use tonic::Status;
 
-use super::{CallError, CallInput};
+use super::{CallError, CallInput, item_error, packed};
 use crate::{
     contract::ItemOutput,
+    handler::config::Encoding,
     pb::{self, backend_client::BackendClient, item_result::Outcome},
 };
 
@@ -12,20 +14,28 @@ use crate::{
 pub(super) async fn call(
     mut client: BackendClient<tonic::transport::Channel>,
     input: &CallInput<'_>,
-    streaming: bool,
+    (streaming, encoding): (bool, Encoding),
     deliver: &mut impl FnMut(u32, Result<ItemOutput, Status>),
 ) -> Result<(), CallError> {
     let batch = input.batch;
-    let items = input
-        .indexes
-        .iter()
-        .map(|&i| pb::BackendItem {
-            index: u32::try_from(i).unwrap_or(u32::MAX),
-            payload: batch.items[i].payload.clone(),
-            attributes: batch.items[i].attributes.clone(),
-            trace_id: input.trace_id(i),
-        })
-        .collect();
+    let is_packed = encoding == Encoding::Packed;
+    let (items, packed) = if is_packed {
+        let packed = packed::pack(input.indexes.iter().map(|&i| &batch.items[i]))
+            .map_err(|e| CallError::Rejected(Status::internal(e)))?;
+        (Vec::new(), Some(packed))
+    } else {
+        let items = input
+            .indexes
+            .iter()
+            .map(|&i| pb::BackendItem {
+                index: u32::try_from(i).unwrap_or(u32::MAX),
+                payload: batch.items[i].payload.clone(),
+                attributes: batch.items[i].attributes.clone(),
+                trace_id: input.trace_id(i),
+            })
+            .collect();
+        (items, None)
+    };
     let timeout_ms = input.timeout_ms();
     let mut request = tonic::Request::new(pb::BatchRequest {
         batch_id: batch.id,
@@ -33,8 +43,15 @@ pub(super) async fn call(
         timeout_ms,
         items,
         trigger: pb::Trigger::from(batch.trigger) as i32,
+        packed,
+        pad_to: input.pad_to(),
     });
     request.set_timeout(std::time::Duration::from_millis(u64::from(timeout_ms)));
+    // In a packed call results name positions; map them to batch indexes.
+    let mut answers = Answers {
+        positions: is_packed.then_some(input.indexes),
+        deliver,
+    };
     if streaming {
         let mut results = client
             .process_batch_stream(request)
@@ -42,7 +59,7 @@ pub(super) async fn call(
             .map_err(CallError::from_status)?
             .into_inner();
         while let Some(result) = results.message().await.map_err(CallError::from_status)? {
-            deliver_one(result, deliver);
+            answers.result(result);
         }
     } else {
         let response = client
@@ -50,21 +67,100 @@ pub(super) async fn call(
             .await
             .map_err(CallError::from_status)?
             .into_inner();
-        for result in response.results {
-            deliver_one(result, deliver);
-        }
+        answers.response(response, input.indexes)?;
     }
     Ok(())
 }
 
-fn deliver_one(result: pb::ItemResult, deliver: &mut impl FnMut(u32, Result<ItemOutput, Status>)) {
-    let outcome = match result.outcome {
-        Some(Outcome::Ok(out)) => Ok(ItemOutput {
-            payload: out.payload,
-            attributes: out.attributes,
-        }),
-        Some(Outcome::Error(e)) => Err(super::item_error(e.code, e.message)),
-        None => Err(Status::internal("backend result has neither ok nor error")),
-    };
-    deliver(result.index, outcome);
+/// Turns a backend's answers into deliveries by batch index.
+struct Answers<'a, F> {
+    /// For a packed request: the batch index of each position.
+    positions: Option<&'a [usize]>,
+    deliver: &'a mut F,
+}
+
+impl<'a, F: FnMut(u32, Result<ItemOutput, Status>)> Answers<'a, F> {
+    /// The batch index an answer's `index` names (a position in a packed
+    /// call); `None` for a position past the request's items.
+    fn index(&self, named: u32) -> Option<u32> {
+        match self.positions {
+            None => Some(named),
+            Some(indexes) => indexes
+                .get(named as usize)
+                .map(|&i| u32::try_from(i).unwrap_or(u32::MAX)),
+        }
+    }
+
+    fn result(&mut self, result: pb::ItemResult) {
+        let outcome = match result.outcome {
+            Some(Outcome::Ok(out)) => Ok(ItemOutput {
+                payload: out.payload,
+                attributes: out.attributes,
+            }),
+            Some(Outcome::Error(e)) => Err(item_error(e.code, e.message)),
+            None => Err(Status::internal("backend result has neither ok nor error")),
+        };
+        self.at_position(result.index, outcome);
+    }
+
+    fn at_position(&mut self, named: u32, outcome: Result<ItemOutput, Status>) {
+        match self.index(named) {
+            Some(index) => (self.deliver)(index, outcome),
+            None => tracing::warn!(
+                position = named,
+                "backend answered a position past the packed request; ignored"
+            ),
+        }
+    }
+
+    /// A whole response: the packed answer (checked first, all or
+    /// nothing), its errors, then any per-item results.
+    fn response(
+        &mut self,
+        response: pb::BatchResponse,
+        sent: &'a [usize],
+    ) -> Result<(), CallError> {
+        let outputs = match response.packed {
+            Some(p) => {
+                if p.count as usize != sent.len() {
+                    return Err(bad_answer(format!(
+                        "{} packed results for {} items",
+                        p.count,
+                        sent.len()
+                    )));
+                }
+                Some(packed::unpack(p).map_err(bad_answer)?)
+            }
+            None => None,
+        };
+        // Packed positions always name request positions.
+        let positions = self.positions.replace(sent);
+        let mut failed = vec![false; sent.len()];
+        for e in response.errors {
+            let status = match e.error {
+                Some(e) => item_error(e.code, e.message),
+                None => Status::unknown("backend reported a failure without a status"),
+            };
+            if let Some(slot) = failed.get_mut(e.position as usize) {
+                *slot = true;
+            }
+            self.at_position(e.position, Err(status));
+        }
+        for (position, output) in outputs.into_iter().flatten().enumerate() {
+            if !failed[position] {
+                self.at_position(u32::try_from(position).unwrap_or(u32::MAX), Ok(output));
+            }
+        }
+        self.positions = positions;
+        for result in response.results {
+            self.result(result);
+        }
+        Ok(())
+    }
+}
+
+fn bad_answer(problem: String) -> CallError {
+    CallError::BadAnswer(Status::internal(format!(
+        "backend's packed answer is malformed: {problem}"
+    )))
 }

@@ -2,7 +2,7 @@
 //!
 //! Request body:
 //! ```json
-//! {"batch_id": 7, "queue": "q", "timeout_ms": 950, "trigger": "size",
+//! {"batch_id": 7, "queue": "q", "timeout_ms": 950, "trigger": "delay", "pad_to": 8,
 //!  "items": [{"index": 0, "payload": "aGVsbG8=", "attributes": {}, "trace_id": "7.0"}]}
 //! ```
 //! Response body (status 200):
@@ -32,6 +32,8 @@ struct Request<'a> {
     timeout_ms: u32,
     trigger: &'static str,
     items: Vec<RequestItem<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pad_to: Option<u32>,
 }
 
 #[derive(Serialize)]
@@ -122,6 +124,7 @@ pub(super) async fn call(
         timeout_ms: input.timeout_ms(),
         trigger: batch.trigger.as_str(),
         items,
+        pad_to: Some(input.pad_to()).filter(|&n| n > 0),
     };
     let timeout = input
         .deadline

@@ -16,13 +16,17 @@
 //!   sent on its own, down to single items, so a poison item fails alone;
 //!   without it, the unanswered items fail with the backend's status;
 //! - a response without a result for an item fails that item INTERNAL;
-//!   duplicate or unknown indexes are ignored (the first result stands).
+//!   duplicate or unknown indexes are ignored (the first result stands);
+//! - a packed answer of the wrong shape (count, offsets, item size) fails
+//!   every item of the call INTERNAL with the fault, never retried or
+//!   bisected: the backend is broken, not the items.
 //!
 //! Items are answered the moment their result arrives, so a retry or a
 //! bisection never answers an item twice.
 
 mod grpc;
 mod http;
+mod packed;
 mod pool;
 
 use std::{sync::Arc, time::Duration};
@@ -35,7 +39,7 @@ pub use self::pool::{Endpoint, EndpointPool, Lease, PoolSettings};
 use super::{BoxFuture, Handler};
 use crate::{
     contract::{Batch, ItemOutput, ResultSink, SinkError},
-    handler::config::{HandlerConfig, HandlerKind},
+    handler::config::{Encoding, HandlerConfig, HandlerKind},
     metrics::{CallOutcome, Metrics},
     pb::backend_client::BackendClient,
 };
@@ -103,6 +107,8 @@ pub(crate) enum CallError {
     Deadline(Status),
     /// The backend refused the batch as a whole.
     Rejected(Status),
+    /// The backend's answer is malformed as a whole.
+    BadAnswer(Status),
 }
 
 impl CallError {
@@ -148,6 +154,18 @@ impl CallInput<'_> {
         u32::try_from(left.as_millis()).unwrap_or(u32::MAX)
     }
 
+    /// The size the backend should pad this call's items to (0: none). A
+    /// call with part of a batch (a retry after some answers, a bisection)
+    /// carries no padding request.
+    fn pad_to(&self) -> u32 {
+        match self.batch.pad_to {
+            Some(n) if self.indexes.len() == self.batch.items.len() => {
+                u32::try_from(n).unwrap_or(u32::MAX)
+            }
+            _ => 0,
+        }
+    }
+
     /// The trace id of item `i`.
     fn trace_id(&self, i: usize) -> String {
         match &self.batch.items[i].trace_id {
@@ -172,6 +190,8 @@ pub struct Remote {
     backoff: ExponentialBuilder,
     /// Use ProcessBatchStream (grpc).
     streaming: bool,
+    /// A message per item or one packed buffer (grpc).
+    encoding: Encoding,
     /// Payloads are raw JSON (http).
     json_payloads: bool,
 }
@@ -213,6 +233,7 @@ impl Remote {
                 .with_jitter()
                 .without_max_times(),
             streaming: config.streaming,
+            encoding: config.encoding,
             json_payloads: config.json_payloads,
         })
     }
@@ -302,6 +323,16 @@ impl Remote {
                         ));
                         return fail(sink, &open, &status);
                     }
+                    Err(CallError::BadAnswer(status)) => {
+                        self.pool.record(&lease.endpoint, CallOutcome::Rejected);
+                        tracing::warn!(
+                            batch = batch.id,
+                            endpoint = %lease.endpoint.address,
+                            error = %status.message(),
+                            "backend answer refused"
+                        );
+                        return fail(sink, &open, &status);
+                    }
                     Err(CallError::Rejected(status)) => {
                         self.pool.record(&lease.endpoint, CallOutcome::Rejected);
                         drop(lease);
@@ -345,7 +376,8 @@ impl Remote {
         let call = async {
             match &lease.endpoint.conn {
                 Conn::Grpc(client) => {
-                    grpc::call(client.clone(), input, self.streaming, &mut deliver).await
+                    let how = (self.streaming, self.encoding);
+                    grpc::call(client.clone(), input, how, &mut deliver).await
                 }
                 Conn::Http { client, url } => {
                     http::call(client, url, input, self.json_payloads, &mut deliver).await
