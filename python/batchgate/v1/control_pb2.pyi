@@ -1,0 +1,255 @@
+from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class QueueState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    QUEUE_STATE_UNSPECIFIED: _ClassVar[QueueState]
+    QUEUE_STATE_ACTIVE: _ClassVar[QueueState]
+    QUEUE_STATE_PAUSED: _ClassVar[QueueState]
+    QUEUE_STATE_DRAINING: _ClassVar[QueueState]
+    QUEUE_STATE_DRAINED: _ClassVar[QueueState]
+QUEUE_STATE_UNSPECIFIED: QueueState
+QUEUE_STATE_ACTIVE: QueueState
+QUEUE_STATE_PAUSED: QueueState
+QUEUE_STATE_DRAINING: QueueState
+QUEUE_STATE_DRAINED: QueueState
+
+class QueueRef(_message.Message):
+    __slots__ = ("name",)
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    def __init__(self, name: _Optional[str] = ...) -> None: ...
+
+class ListQueuesRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ListQueuesResponse(_message.Message):
+    __slots__ = ("queues",)
+    QUEUES_FIELD_NUMBER: _ClassVar[int]
+    queues: _containers.RepeatedCompositeFieldContainer[QueueInfo]
+    def __init__(self, queues: _Optional[_Iterable[_Union[QueueInfo, _Mapping]]] = ...) -> None: ...
+
+class QueuePolicy(_message.Message):
+    __slots__ = ("max_batch_size", "max_batch_bytes", "max_delay_us", "min_batch_size", "strict", "mode", "max_queue_items", "max_in_flight_batches", "item_timeout_ms", "priority_levels", "allowed_batch_sizes")
+    MAX_BATCH_SIZE_FIELD_NUMBER: _ClassVar[int]
+    MAX_BATCH_BYTES_FIELD_NUMBER: _ClassVar[int]
+    MAX_DELAY_US_FIELD_NUMBER: _ClassVar[int]
+    MIN_BATCH_SIZE_FIELD_NUMBER: _ClassVar[int]
+    STRICT_FIELD_NUMBER: _ClassVar[int]
+    MODE_FIELD_NUMBER: _ClassVar[int]
+    MAX_QUEUE_ITEMS_FIELD_NUMBER: _ClassVar[int]
+    MAX_IN_FLIGHT_BATCHES_FIELD_NUMBER: _ClassVar[int]
+    ITEM_TIMEOUT_MS_FIELD_NUMBER: _ClassVar[int]
+    PRIORITY_LEVELS_FIELD_NUMBER: _ClassVar[int]
+    ALLOWED_BATCH_SIZES_FIELD_NUMBER: _ClassVar[int]
+    max_batch_size: int
+    max_batch_bytes: int
+    max_delay_us: int
+    min_batch_size: int
+    strict: bool
+    mode: str
+    max_queue_items: int
+    max_in_flight_batches: int
+    item_timeout_ms: int
+    priority_levels: int
+    allowed_batch_sizes: BatchSizes
+    def __init__(self, max_batch_size: _Optional[int] = ..., max_batch_bytes: _Optional[int] = ..., max_delay_us: _Optional[int] = ..., min_batch_size: _Optional[int] = ..., strict: _Optional[bool] = ..., mode: _Optional[str] = ..., max_queue_items: _Optional[int] = ..., max_in_flight_batches: _Optional[int] = ..., item_timeout_ms: _Optional[int] = ..., priority_levels: _Optional[int] = ..., allowed_batch_sizes: _Optional[_Union[BatchSizes, _Mapping]] = ...) -> None: ...
+
+class BatchSizes(_message.Message):
+    __slots__ = ("sizes",)
+    SIZES_FIELD_NUMBER: _ClassVar[int]
+    sizes: _containers.RepeatedScalarFieldContainer[int]
+    def __init__(self, sizes: _Optional[_Iterable[int]] = ...) -> None: ...
+
+class HandlerSpec(_message.Message):
+    __slots__ = ("kind", "sim_base_us", "sim_per_item_us", "endpoints", "max_in_flight", "timeout_ms", "retries", "bisect", "streaming", "json_payloads", "encoding")
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    SIM_BASE_US_FIELD_NUMBER: _ClassVar[int]
+    SIM_PER_ITEM_US_FIELD_NUMBER: _ClassVar[int]
+    ENDPOINTS_FIELD_NUMBER: _ClassVar[int]
+    MAX_IN_FLIGHT_FIELD_NUMBER: _ClassVar[int]
+    TIMEOUT_MS_FIELD_NUMBER: _ClassVar[int]
+    RETRIES_FIELD_NUMBER: _ClassVar[int]
+    BISECT_FIELD_NUMBER: _ClassVar[int]
+    STREAMING_FIELD_NUMBER: _ClassVar[int]
+    JSON_PAYLOADS_FIELD_NUMBER: _ClassVar[int]
+    ENCODING_FIELD_NUMBER: _ClassVar[int]
+    kind: str
+    sim_base_us: int
+    sim_per_item_us: int
+    endpoints: _containers.RepeatedScalarFieldContainer[str]
+    max_in_flight: int
+    timeout_ms: int
+    retries: int
+    bisect: bool
+    streaming: bool
+    json_payloads: bool
+    encoding: str
+    def __init__(self, kind: _Optional[str] = ..., sim_base_us: _Optional[int] = ..., sim_per_item_us: _Optional[int] = ..., endpoints: _Optional[_Iterable[str]] = ..., max_in_flight: _Optional[int] = ..., timeout_ms: _Optional[int] = ..., retries: _Optional[int] = ..., bisect: _Optional[bool] = ..., streaming: _Optional[bool] = ..., json_payloads: _Optional[bool] = ..., encoding: _Optional[str] = ...) -> None: ...
+
+class CreateQueueRequest(_message.Message):
+    __slots__ = ("name", "policy", "handler")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    POLICY_FIELD_NUMBER: _ClassVar[int]
+    HANDLER_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    policy: QueuePolicy
+    handler: HandlerSpec
+    def __init__(self, name: _Optional[str] = ..., policy: _Optional[_Union[QueuePolicy, _Mapping]] = ..., handler: _Optional[_Union[HandlerSpec, _Mapping]] = ...) -> None: ...
+
+class UpdateQueueRequest(_message.Message):
+    __slots__ = ("name", "policy")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    POLICY_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    policy: QueuePolicy
+    def __init__(self, name: _Optional[str] = ..., policy: _Optional[_Union[QueuePolicy, _Mapping]] = ...) -> None: ...
+
+class DeleteQueueRequest(_message.Message):
+    __slots__ = ("name", "force")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    FORCE_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    force: bool
+    def __init__(self, name: _Optional[str] = ..., force: _Optional[bool] = ...) -> None: ...
+
+class DeleteQueueResponse(_message.Message):
+    __slots__ = ("dropped",)
+    DROPPED_FIELD_NUMBER: _ClassVar[int]
+    dropped: int
+    def __init__(self, dropped: _Optional[int] = ...) -> None: ...
+
+class FlushQueueResponse(_message.Message):
+    __slots__ = ("flushed",)
+    FLUSHED_FIELD_NUMBER: _ClassVar[int]
+    flushed: int
+    def __init__(self, flushed: _Optional[int] = ...) -> None: ...
+
+class QueueInfo(_message.Message):
+    __slots__ = ("name", "state", "policy", "handler", "endpoints", "stats")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    POLICY_FIELD_NUMBER: _ClassVar[int]
+    HANDLER_FIELD_NUMBER: _ClassVar[int]
+    ENDPOINTS_FIELD_NUMBER: _ClassVar[int]
+    STATS_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    state: QueueState
+    policy: QueuePolicy
+    handler: HandlerSpec
+    endpoints: _containers.RepeatedCompositeFieldContainer[EndpointInfo]
+    stats: QueueStats
+    def __init__(self, name: _Optional[str] = ..., state: _Optional[_Union[QueueState, str]] = ..., policy: _Optional[_Union[QueuePolicy, _Mapping]] = ..., handler: _Optional[_Union[HandlerSpec, _Mapping]] = ..., endpoints: _Optional[_Iterable[_Union[EndpointInfo, _Mapping]]] = ..., stats: _Optional[_Union[QueueStats, _Mapping]] = ...) -> None: ...
+
+class QueueStats(_message.Message):
+    __slots__ = ("depth", "in_flight_batches", "items_ok", "items_error", "items_rejected", "items_timeout", "items_cancelled", "batches", "batch_size", "handler_ms", "item_ms")
+    DEPTH_FIELD_NUMBER: _ClassVar[int]
+    IN_FLIGHT_BATCHES_FIELD_NUMBER: _ClassVar[int]
+    ITEMS_OK_FIELD_NUMBER: _ClassVar[int]
+    ITEMS_ERROR_FIELD_NUMBER: _ClassVar[int]
+    ITEMS_REJECTED_FIELD_NUMBER: _ClassVar[int]
+    ITEMS_TIMEOUT_FIELD_NUMBER: _ClassVar[int]
+    ITEMS_CANCELLED_FIELD_NUMBER: _ClassVar[int]
+    BATCHES_FIELD_NUMBER: _ClassVar[int]
+    BATCH_SIZE_FIELD_NUMBER: _ClassVar[int]
+    HANDLER_MS_FIELD_NUMBER: _ClassVar[int]
+    ITEM_MS_FIELD_NUMBER: _ClassVar[int]
+    depth: int
+    in_flight_batches: int
+    items_ok: int
+    items_error: int
+    items_rejected: int
+    items_timeout: int
+    items_cancelled: int
+    batches: int
+    batch_size: Percentiles
+    handler_ms: Percentiles
+    item_ms: Percentiles
+    def __init__(self, depth: _Optional[int] = ..., in_flight_batches: _Optional[int] = ..., items_ok: _Optional[int] = ..., items_error: _Optional[int] = ..., items_rejected: _Optional[int] = ..., items_timeout: _Optional[int] = ..., items_cancelled: _Optional[int] = ..., batches: _Optional[int] = ..., batch_size: _Optional[_Union[Percentiles, _Mapping]] = ..., handler_ms: _Optional[_Union[Percentiles, _Mapping]] = ..., item_ms: _Optional[_Union[Percentiles, _Mapping]] = ...) -> None: ...
+
+class Percentiles(_message.Message):
+    __slots__ = ("p50", "p90", "p99", "max")
+    P50_FIELD_NUMBER: _ClassVar[int]
+    P90_FIELD_NUMBER: _ClassVar[int]
+    P99_FIELD_NUMBER: _ClassVar[int]
+    MAX_FIELD_NUMBER: _ClassVar[int]
+    p50: float
+    p90: float
+    p99: float
+    max: float
+    def __init__(self, p50: _Optional[float] = ..., p90: _Optional[float] = ..., p99: _Optional[float] = ..., max: _Optional[float] = ...) -> None: ...
+
+class RegisterEndpointRequest(_message.Message):
+    __slots__ = ("queue", "address", "kind", "max_in_flight", "lease_ttl_ms")
+    QUEUE_FIELD_NUMBER: _ClassVar[int]
+    ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    MAX_IN_FLIGHT_FIELD_NUMBER: _ClassVar[int]
+    LEASE_TTL_MS_FIELD_NUMBER: _ClassVar[int]
+    queue: str
+    address: str
+    kind: str
+    max_in_flight: int
+    lease_ttl_ms: int
+    def __init__(self, queue: _Optional[str] = ..., address: _Optional[str] = ..., kind: _Optional[str] = ..., max_in_flight: _Optional[int] = ..., lease_ttl_ms: _Optional[int] = ...) -> None: ...
+
+class EndpointRef(_message.Message):
+    __slots__ = ("queue", "address")
+    QUEUE_FIELD_NUMBER: _ClassVar[int]
+    ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    queue: str
+    address: str
+    def __init__(self, queue: _Optional[str] = ..., address: _Optional[str] = ...) -> None: ...
+
+class DeregisterEndpointResponse(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class EndpointInfo(_message.Message):
+    __slots__ = ("address", "max_in_flight", "in_flight", "lease_remaining_ms", "ejected_for_ms", "batches_ok", "batches_failed", "configured")
+    ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    MAX_IN_FLIGHT_FIELD_NUMBER: _ClassVar[int]
+    IN_FLIGHT_FIELD_NUMBER: _ClassVar[int]
+    LEASE_REMAINING_MS_FIELD_NUMBER: _ClassVar[int]
+    EJECTED_FOR_MS_FIELD_NUMBER: _ClassVar[int]
+    BATCHES_OK_FIELD_NUMBER: _ClassVar[int]
+    BATCHES_FAILED_FIELD_NUMBER: _ClassVar[int]
+    CONFIGURED_FIELD_NUMBER: _ClassVar[int]
+    address: str
+    max_in_flight: int
+    in_flight: int
+    lease_remaining_ms: int
+    ejected_for_ms: int
+    batches_ok: int
+    batches_failed: int
+    configured: bool
+    def __init__(self, address: _Optional[str] = ..., max_in_flight: _Optional[int] = ..., in_flight: _Optional[int] = ..., lease_remaining_ms: _Optional[int] = ..., ejected_for_ms: _Optional[int] = ..., batches_ok: _Optional[int] = ..., batches_failed: _Optional[int] = ..., configured: _Optional[bool] = ...) -> None: ...
+
+class ListEndpointsResponse(_message.Message):
+    __slots__ = ("endpoints",)
+    ENDPOINTS_FIELD_NUMBER: _ClassVar[int]
+    endpoints: _containers.RepeatedCompositeFieldContainer[EndpointInfo]
+    def __init__(self, endpoints: _Optional[_Iterable[_Union[EndpointInfo, _Mapping]]] = ...) -> None: ...
+
+class WatchStatsRequest(_message.Message):
+    __slots__ = ("queue", "interval_ms")
+    QUEUE_FIELD_NUMBER: _ClassVar[int]
+    INTERVAL_MS_FIELD_NUMBER: _ClassVar[int]
+    queue: str
+    interval_ms: int
+    def __init__(self, queue: _Optional[str] = ..., interval_ms: _Optional[int] = ...) -> None: ...
+
+class StatsSnapshot(_message.Message):
+    __slots__ = ("unix_ms", "queues")
+    UNIX_MS_FIELD_NUMBER: _ClassVar[int]
+    QUEUES_FIELD_NUMBER: _ClassVar[int]
+    unix_ms: int
+    queues: _containers.RepeatedCompositeFieldContainer[QueueInfo]
+    def __init__(self, unix_ms: _Optional[int] = ..., queues: _Optional[_Iterable[_Union[QueueInfo, _Mapping]]] = ...) -> None: ...

@@ -1,0 +1,114 @@
+"""The SDK against a real batchgate: the sync and asyncio clients, and the
+backend helper serving a packed queue it registered itself with."""
+
+import asyncio
+import time
+
+import grpc
+import numpy as np
+import pytest
+
+import batchgate
+from batchgate import AsyncClient, BatchgateError, Client
+
+ECHO = """
+[queues.echo]
+max_batch_size = 32
+max_delay = "1ms"
+max_batch_bytes = 1024
+"""
+
+
+def test_submit_returns_the_result_and_its_batch(start_batchgate):
+    server = start_batchgate(ECHO)
+    with Client(server.addr) as client:
+        r = client.submit("echo", b"hello", attributes={"k": "v"})
+        assert r.payload == b"hello" and r.attributes["k"] == "v"
+        assert r.batch.batch_size >= 1 and r.batch.trigger in ("delay", "size")
+        with pytest.raises(BatchgateError) as e:
+            client.submit("nope", b"x")
+        assert e.value.code == grpc.StatusCode.NOT_FOUND
+        assert "nope" in e.value.message
+
+
+def test_stream_keeps_order_and_window_and_fails_items_alone(start_batchgate):
+    server = start_batchgate(ECHO)
+    payloads = [f"item-{i}".encode() for i in range(3000)]
+    payloads[7] = b"x" * 2000  # over max_batch_bytes: this item alone fails
+    with Client(server.addr) as client:
+        results = list(client.stream("echo", payloads, window=64))
+        assert [r.index for r in results] == list(range(3000))
+        assert not results[7].ok
+        assert results[7].error.code == grpc.StatusCode.INVALID_ARGUMENT
+        assert all(r.payload == p for r, p in zip(results, payloads) if r.index != 7)
+        unordered = list(client.stream("echo", payloads[:500], window=8, ordered=False))
+        assert sorted(r.index for r in unordered) == list(range(500))
+
+
+def test_the_asyncio_client(start_batchgate):
+    server = start_batchgate(ECHO)
+
+    async def run():
+        async with AsyncClient(f"http://{server.addr}") as client:
+            r = await client.submit("echo", "text")
+            assert r.payload == b"text"
+
+            async def payloads():
+                for i in range(1000):
+                    yield str(i)
+
+            got = [r.payload async for r in client.stream("echo", payloads(), window=32)]
+            assert got == [str(i).encode() for i in range(1000)]
+            with pytest.raises(BatchgateError) as e:
+                await client.submit("nope", b"x")
+            assert e.value.code == grpc.StatusCode.NOT_FOUND
+
+    asyncio.run(run())
+
+
+def test_a_tls_client_against_a_plaintext_server_fails_clearly(start_batchgate):
+    server = start_batchgate(ECHO)
+    with Client(f"https://{server.addr}") as client:
+        with pytest.raises(BatchgateError) as e:
+            client.submit("echo", b"x", timeout=5)
+        assert e.value.code == grpc.StatusCode.UNAVAILABLE
+
+
+def test_a_registered_sdk_backend_serves_a_packed_queue(start_batchgate):
+    server = start_batchgate(
+        """
+[queues.model]
+max_batch_size = 64
+max_delay = "2ms"
+allowed_batch_sizes = [8, 16, 32, 64]
+handler = { kind = "grpc", encoding = "packed", retry_backoff = "50ms" }
+"""
+    )
+    sizes = []
+
+    @batchgate.handler(dtype=np.float32, item_shape=(4,))
+    def negate(x):
+        sizes.append(len(x))
+        return -x
+
+    backend = batchgate.serve(
+        negate, port=0, block=False, register=batchgate.Register("model", control=server.addr)
+    )
+    try:
+        with Client(server.addr) as client:
+            deadline = time.monotonic() + 20
+            while True:
+                try:
+                    client.submit("model", np.zeros(4, np.float32).tobytes(), timeout=5)
+                    break
+                except BatchgateError:
+                    if time.monotonic() > deadline:
+                        raise
+                    time.sleep(0.1)
+            inputs = np.random.default_rng(1).normal(size=(1000, 4)).astype(np.float32)
+            results = list(client.stream("model", (row.tobytes() for row in inputs), window=256))
+            outputs = np.stack([np.frombuffer(r.unwrap(), np.float32) for r in results])
+            assert np.array_equal(outputs, -inputs)
+        assert set(sizes) <= {8, 16, 32, 64}, f"the function saw only allowed sizes: {set(sizes)}"
+    finally:
+        backend.stop()
