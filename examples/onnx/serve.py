@@ -23,7 +23,9 @@ def onnx_handler(path, threads=0):
     session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
     x = session.get_inputs()[0]
 
-    @batchgate.handler(dtype=np.float32, item_shape=(x.shape[1],))
+    # One run at a time: ONNX Runtime spreads each run over `threads` cores;
+    # meanwhile the next batch is decoded and the last one answered.
+    @batchgate.handler(dtype=np.float32, item_shape=(x.shape[1],), concurrency=1)
     def predict(batch):
         return session.run(None, {x.name: batch})[0]
 

@@ -76,8 +76,10 @@ class Handler:
         arrays: bool = True,
         pad: bool = True,
         context: bool = False,
+        concurrency: Optional[int] = None,
     ):
         self.fn = fn
+        self._slots = threading.BoundedSemaphore(concurrency) if concurrency else None
         self.dtype = dtype
         self.item_shape = tuple(item_shape) if item_shape is not None else None
         self.arrays = arrays
@@ -85,7 +87,10 @@ class Handler:
         self.context = context
 
     def __call__(self, *args: Any) -> Any:
-        return self.fn(*args)
+        if self._slots is None:
+            return self.fn(*args)
+        with self._slots:
+            return self.fn(*args)
 
 
 def handler(
@@ -96,6 +101,7 @@ def handler(
     arrays: bool = True,
     pad: bool = True,
     context: bool = False,
+    concurrency: Optional[int] = None,
 ):
     """Marks a batch function (usable bare, ``@handler``, or with options).
 
@@ -104,6 +110,9 @@ def handler(
         always a list of bytes).
     pad: pad to the size batchgate asks for.
     context: call ``fn(inputs, BatchContext)``.
+    concurrency: at most this many calls of ``fn`` at once (e.g. 1 for a
+        model that owns a device or is not thread-safe); decoding and
+        encoding of other batches go on meanwhile. None: no limit.
     """
 
     def wrap(f: Callable[..., Any]) -> Handler:
@@ -114,6 +123,7 @@ def handler(
             arrays=arrays,
             pad=pad,
             context=context,
+            concurrency=concurrency,
         )
 
     return wrap(fn) if fn is not None else wrap
