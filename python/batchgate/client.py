@@ -147,6 +147,21 @@ def _submit_request(queue, payload, attributes, priority, timeout) -> batchgate_
     )
 
 
+def _result(r: batchgate_pb2.SubmitResponse) -> Result:
+    return Result(payload=r.payload, attributes=dict(r.attributes), batch=_batch(r.batch))
+
+
+def _request(queue, index, payload, attributes, priority, timeout_ms) -> batchgate_pb2.StreamRequest:
+    return batchgate_pb2.StreamRequest(
+        id=str(index),
+        queue=queue,
+        payload=_bytes(payload),
+        attributes=attributes or {},
+        priority=priority,
+        timeout_ms=timeout_ms,
+    )
+
+
 def _stream_result(response: batchgate_pb2.StreamResponse) -> StreamResult:
     index = int(response.id)
     if response.HasField("error"):
@@ -229,7 +244,7 @@ class Client:
             r = self._stub.Submit(request, timeout=timeout, metadata=self._metadata)
         except grpc.RpcError as e:
             raise BatchgateError.from_rpc(e) from None
-        return Result(payload=r.payload, attributes=dict(r.attributes), batch=_batch(r.batch))
+        return _result(r)
 
     def stream(
         self,
@@ -258,14 +273,7 @@ class Client:
                         return
                 if stop.is_set():
                     return
-                yield batchgate_pb2.StreamRequest(
-                    id=str(index),
-                    queue=queue,
-                    payload=_bytes(payload),
-                    attributes=attributes or {},
-                    priority=priority,
-                    timeout_ms=timeout_ms,
-                )
+                yield _request(queue, index, payload, attributes, priority, timeout_ms)
 
         call = self._stub.StreamSubmit(requests(), metadata=self._metadata)
         order = _Order(ordered)
@@ -329,7 +337,7 @@ class AsyncClient:
             r = await self._stub.Submit(request, timeout=timeout, metadata=self._metadata)
         except grpc.RpcError as e:
             raise BatchgateError.from_rpc(e) from None
-        return Result(payload=r.payload, attributes=dict(r.attributes), batch=_batch(r.batch))
+        return _result(r)
 
     async def stream(
         self,
@@ -361,16 +369,7 @@ class AsyncClient:
             index = 0
             async for payload in items():
                 await room.acquire()
-                await call.write(
-                    batchgate_pb2.StreamRequest(
-                        id=str(index),
-                        queue=queue,
-                        payload=_bytes(payload),
-                        attributes=attributes or {},
-                        priority=priority,
-                        timeout_ms=timeout_ms,
-                    )
-                )
+                await call.write(_request(queue, index, payload, attributes, priority, timeout_ms))
                 index += 1
             await call.done_writing()
 
