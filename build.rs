@@ -28,6 +28,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "HandlerSpec",
         "EndpointInfo",
         "QueueStats",
+        "Learned",
         "Percentiles",
         "StatsSnapshot",
         "ListQueuesResponse",

@@ -47,6 +47,8 @@ fn policy() -> Policy {
         max_in_flight_batches: 4,
         item_timeout: Duration::from_secs(30),
         priority_levels: 1,
+        target_latency: Duration::from_millis(20),
+        shed: false,
         allowed_batch_sizes: Vec::new(),
     }
 }

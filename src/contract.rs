@@ -27,16 +27,21 @@ pub enum Trigger {
     Flush,
     /// The queue drains (deletion or shutdown).
     Drain,
+    /// `mode = "target"` or `"aimd"` sent what was pending: a handler slot
+    /// was free and waiting would gain nothing, or the oldest item could
+    /// wait no longer.
+    Target,
 }
 
 impl Trigger {
     /// Every trigger, for pre-registering one metric handle each.
-    pub const ALL: [Trigger; 5] = [
+    pub const ALL: [Trigger; 6] = [
         Trigger::Size,
         Trigger::Bytes,
         Trigger::Delay,
         Trigger::Flush,
         Trigger::Drain,
+        Trigger::Target,
     ];
 
     /// Lower-case name, used as a metric label and in logs.
@@ -47,6 +52,7 @@ impl Trigger {
             Trigger::Delay => "delay",
             Trigger::Flush => "flush",
             Trigger::Drain => "drain",
+            Trigger::Target => "target",
         }
     }
 }

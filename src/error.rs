@@ -36,6 +36,17 @@ pub enum Refusal {
     /// The queue already holds `max_queue_items` items.
     #[error("queue {queue:?} is full ({limit} items waiting)")]
     QueueFull { queue: String, limit: usize },
+    /// `mode = "target"` with `shed`: the item would be answered too late.
+    #[error(
+        "queue {queue:?} would answer this item in about {} ms, past its limit of {} ms (target_latency or the item's timeout): shed",
+        predicted.as_millis(),
+        limit.as_millis()
+    )]
+    Shed {
+        queue: String,
+        predicted: Duration,
+        limit: Duration,
+    },
     /// The item waited longer than its timeout.
     #[error("item waited {waited:?} in queue {queue:?}, past its timeout")]
     Expired { queue: String, waited: Duration },
@@ -61,7 +72,7 @@ impl From<Refusal> for Status {
             Refusal::EmptyId | Refusal::PayloadTooLarge { .. } | Refusal::BadPriority { .. } => {
                 Status::invalid_argument(message)
             }
-            Refusal::QueueFull { .. } => Status::resource_exhausted(message),
+            Refusal::QueueFull { .. } | Refusal::Shed { .. } => Status::resource_exhausted(message),
             Refusal::Expired { .. } => Status::deadline_exceeded(message),
             Refusal::Draining(_)
             | Refusal::Deleted(_)
@@ -134,6 +145,14 @@ mod tests {
                     waited: Duration::from_millis(1),
                 },
                 Code::DeadlineExceeded,
+            ),
+            (
+                Refusal::Shed {
+                    queue: "q".into(),
+                    predicted: Duration::from_millis(30),
+                    limit: Duration::from_millis(20),
+                },
+                Code::ResourceExhausted,
             ),
             (Refusal::ShuttingDown, Code::Unavailable),
         ];

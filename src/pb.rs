@@ -38,6 +38,7 @@ impl From<crate::contract::Trigger> for Trigger {
             T::Delay => Trigger::Delay,
             T::Flush => Trigger::Flush,
             T::Drain => Trigger::Drain,
+            T::Target => Trigger::Target,
         }
     }
 }

@@ -154,6 +154,8 @@ fn policy() -> Policy {
         max_in_flight_batches: 8,
         item_timeout: Duration::from_secs(10),
         priority_levels: 4,
+        target_latency: Duration::from_millis(20),
+        shed: false,
         allowed_batch_sizes: Vec::new(),
     }
 }

@@ -94,7 +94,7 @@ macro_rules! flag_parser {
         clap::value_parser!(bool)
     };
     (mode) => {
-        clap::builder::PossibleValuesParser::new(["auto", "manual"])
+        clap::builder::PossibleValuesParser::new(crate::config::Mode::NAMES)
     };
     (levels) => {
         clap::value_parser!(u32)

@@ -42,7 +42,7 @@ pub enum Command {
     /// as it arrives.
     Stream(StreamArgs),
     /// Inspect and steer queues and endpoints (the BatchControl API).
-    Ctl(CtlArgs),
+    Ctl(Box<CtlArgs>),
     /// Load generator: drive a server and report items/s and latency.
     Bench(crate::bench::BenchArgs),
     /// Benchmark baseline: a bare tonic echo of the Batcher API, no batching.
@@ -57,7 +57,7 @@ pub async fn run(cli: Cli) -> ExitCode {
         Command::Serve(args) => serve::run(args).await,
         Command::Submit(args) => submit::run(args).await,
         Command::Stream(args) => stream::run(args).await,
-        Command::Ctl(args) => ctl::run(args).await,
+        Command::Ctl(args) => ctl::run(*args).await,
         Command::Bench(args) => crate::bench::run(args).await,
         Command::BareEcho(args) => crate::bench::bare_echo(args).await,
         Command::BenchChart(args) => crate::bench::chart::run(args),

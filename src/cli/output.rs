@@ -62,6 +62,7 @@ pub fn trigger_name(trigger: i32) -> &'static str {
         Ok(pb::Trigger::Delay) => "delay",
         Ok(pb::Trigger::Flush) => "flush",
         Ok(pb::Trigger::Drain) => "drain",
+        Ok(pb::Trigger::Target) => "target",
         _ => "unspecified",
     }
 }

@@ -13,20 +13,11 @@ use crate::{
 };
 
 fn mode_name(mode: Mode) -> &'static str {
-    match mode {
-        Mode::Auto => "auto",
-        Mode::Manual => "manual",
-    }
+    mode.as_str()
 }
 
 fn parse_mode(name: &str) -> Result<Mode, Status> {
-    match name {
-        "auto" => Ok(Mode::Auto),
-        "manual" => Ok(Mode::Manual),
-        other => Err(Status::invalid_argument(format!(
-            "mode {other:?} is neither \"auto\" nor \"manual\""
-        ))),
-    }
+    Mode::parse(name).map_err(Status::invalid_argument)
 }
 
 fn micros(d: Duration) -> u64 {
@@ -222,7 +213,7 @@ fn percentiles(p: Percentiles) -> pb::Percentiles {
 
 /// Live stats from the actor's report and the queue's counters.
 pub fn stats(actor: Option<ActorStats>, counts: QueueCounts) -> pb::QueueStats {
-    let [ok, error, rejected, timeout, cancelled] = counts.items;
+    let [ok, error, rejected, timeout, cancelled, shed] = counts.items;
     pb::QueueStats {
         depth: actor.map_or(0, |a| a.depth as u64),
         in_flight_batches: actor.map_or(0, |a| to_u32(a.in_flight)),
@@ -231,6 +222,14 @@ pub fn stats(actor: Option<ActorStats>, counts: QueueCounts) -> pb::QueueStats {
         items_rejected: rejected,
         items_timeout: timeout,
         items_cancelled: cancelled,
+        items_shed: shed,
+        learned: actor.and_then(|a| a.learned).map(|l| pb::Learned {
+            base_us: l.base_us,
+            per_item_ns: l.per_item_ns,
+            samples: l.samples,
+            arrivals_per_sec: l.arrivals_per_sec,
+            batch_cap: to_u32(l.batch_cap),
+        }),
         batches: counts.batches,
         batch_size: Some(percentiles(counts.batch_size)),
         handler_ms: Some(percentiles(counts.handler_ms)),

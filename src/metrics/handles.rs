@@ -55,9 +55,9 @@ impl EndpointMetrics {
 #[derive(Debug)]
 pub struct QueueMetrics {
     /// [`ITEMS_TOTAL`](super::ITEMS_TOTAL) by [`Outcome`].
-    pub(super) items: [Counter; 5],
+    pub(super) items: [Counter; 6],
     /// [`BATCHES_TOTAL`](super::BATCHES_TOTAL) by [`Trigger`].
-    pub(super) batches: [Counter; 5],
+    pub(super) batches: [Counter; 6],
     /// [`BATCH_SIZE`](super::BATCH_SIZE).
     pub batch_size: Histogram,
     /// [`QUEUE_WAIT_SECONDS`](super::QUEUE_WAIT_SECONDS) and [`ITEM_SECONDS`](super::ITEM_SECONDS).
@@ -69,7 +69,7 @@ pub struct QueueMetrics {
     /// [`IN_FLIGHT_BATCHES`](super::IN_FLIGHT_BATCHES).
     pub in_flight: Gauge,
     /// Readable copies of the item counters, by [`Outcome::ALL`](super::Outcome::ALL) order.
-    pub(super) counts: [AtomicU64; 5],
+    pub(super) counts: [AtomicU64; 6],
     /// Readable copy of the batch counter.
     pub(super) batches_count: AtomicU64,
     /// The most recent batches, for percentiles in the control API.

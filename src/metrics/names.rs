@@ -42,16 +42,19 @@ pub enum Outcome {
     Timeout,
     /// Its caller went away before dispatch.
     Cancelled,
+    /// Refused at admission: predicted to miss its target (`shed = true`).
+    Shed,
 }
 
 impl Outcome {
     /// Every outcome, in the order of [`QueueMetrics::counts`](super::QueueMetrics::counts).
-    pub const ALL: [Outcome; 5] = [
+    pub const ALL: [Outcome; 6] = [
         Outcome::Ok,
         Outcome::Error,
         Outcome::Rejected,
         Outcome::Timeout,
         Outcome::Cancelled,
+        Outcome::Shed,
     ];
 
     pub(super) fn as_str(self) -> &'static str {
@@ -61,6 +64,7 @@ impl Outcome {
             Outcome::Rejected => "rejected",
             Outcome::Timeout => "timeout",
             Outcome::Cancelled => "cancelled",
+            Outcome::Shed => "shed",
         }
     }
 }

@@ -62,7 +62,7 @@ impl Percentiles {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct QueueCounts {
     /// Items by outcome, in [`Outcome::ALL`](super::Outcome::ALL) order.
-    pub items: [u64; 5],
+    pub items: [u64; 6],
     /// Batches dispatched.
     pub batches: u64,
     /// Recent batch sizes.

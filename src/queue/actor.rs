@@ -22,12 +22,14 @@ use super::{
     QueueSpec,
     alarm::Alarm,
     backlog::{Backlog, Dropped},
-    batch,
-    command::{ActorStats, Command},
+    batch::{self, Done},
+    command::{ActorStats, Command, Learned},
+    fit::{Fit, Rate},
     inbox::Inbox,
     item::Item,
     pending::Waiting,
-    policy::{self, Decision, PendingView, Trigger},
+    policy::{self, Decision, Mode, PendingView, Take, Trigger},
+    target::{self, Known, Verdict},
 };
 use crate::{error::Refusal, metrics::Outcome, ready::ready_now};
 
@@ -44,7 +46,7 @@ struct Actor {
     /// Items waiting for a batch.
     backlog: Backlog,
     /// Batches being processed.
-    in_flight: JoinSet<()>,
+    in_flight: JoinSet<Done>,
     /// The next moment something is due.
     alarm: Alarm,
     /// Items still to be dispatched with trigger `flush`.
@@ -56,6 +58,12 @@ struct Actor {
     /// When a delay batch of an allowed size left the rest pending: their
     /// `max_delay` counts again from then, once.
     held_at: Option<Instant>,
+    /// Adaptive modes: the handler's time against batch size.
+    fit: Fit,
+    /// Adaptive modes: items arriving per second.
+    rate: Rate,
+    /// `mode = "aimd"`: the current batch size cap.
+    aimd_size: usize,
 }
 
 /// Runs a queue actor until it has drained (after `Drain`, or when every
@@ -71,6 +79,9 @@ pub(super) async fn run(spec: QueueSpec, inbox: Inbox) {
         draining: false,
         paused: false,
         held_at: None,
+        fit: Fit::default(),
+        rate: Rate::default(),
+        aimd_size: 1,
     };
     actor.run().await;
 }
@@ -104,8 +115,11 @@ impl Actor {
             tokio::select! {
                 biased;
                 Some(done) = self.in_flight.join_next(), if !self.in_flight.is_empty() => {
-                    if let Err(e) = done {
-                        tracing::error!(queue = %self.spec.name, error = %e, "batch task failed");
+                    match done {
+                        Ok(done) => self.learn(done),
+                        Err(e) => {
+                            tracing::error!(queue = %self.spec.name, error = %e, "batch task failed");
+                        }
                     }
                 }
                 () = self.alarm.ring(), if self.alarm.is_set() => {}
@@ -195,6 +209,9 @@ impl Actor {
             Command::Resume => self.paused = false,
             Command::Update(policy) => {
                 self.backlog.set_levels(policy.priority_levels);
+                if policy.mode != self.spec.policy.mode {
+                    self.aimd_size = 1;
+                }
                 self.spec.policy = policy;
             }
             Command::Stats(reply) => {
@@ -203,6 +220,7 @@ impl Actor {
                     in_flight: self.in_flight.len(),
                     paused: self.paused,
                     draining: self.draining,
+                    learned: self.learned(now),
                 });
             }
         }
@@ -216,6 +234,16 @@ impl Actor {
         } else {
             policy::check_item(&spec.policy, &spec.name, item.priority, item.payload.len())
         };
+        if admitted.is_ok()
+            && spec.policy.mode == Mode::Target
+            && spec.policy.shed
+            && let Err(refusal) = self.shed_check(&item)
+        {
+            self.spec.metrics.items(Outcome::Shed, 1);
+            item.reply.err(refusal.into(), None);
+            return;
+        }
+        let spec = &self.spec;
         if admitted.is_ok() {
             let limit = spec.policy.max_queue_items;
             let (room, dropped) = self.backlog.room_for_one(limit, now, &spec.name);
@@ -223,9 +251,13 @@ impl Actor {
             admitted = room;
         }
         match admitted {
-            Ok(()) => self
-                .backlog
-                .push_item(item, now, self.spec.policy.item_timeout),
+            Ok(()) => {
+                if self.spec.policy.mode.adaptive() {
+                    self.rate.add(now, 1);
+                }
+                self.backlog
+                    .push_item(item, now, self.spec.policy.item_timeout);
+            }
             Err(refusal) => {
                 self.spec.metrics.items(Outcome::Rejected, 1);
                 item.reply.err(refusal.into(), None);
@@ -237,13 +269,19 @@ impl Actor {
     /// oldest item's `max_delay` will be up, if a timer is needed for it.
     fn dispatch_ready(&mut self, now: Instant) -> Option<Instant> {
         while self.in_flight.len() < self.spec.policy.max_in_flight_batches {
-            let trigger = match self.next_trigger(now) {
-                Ok(trigger) => trigger,
+            let (trigger, len) = match self.next_trigger(now) {
+                Ok(next) => next,
                 Err(wake) => return wake,
             };
             let policy = &self.spec.policy;
             let pending = self.backlog.pending().len();
-            let take = policy::batch_len(policy, trigger, pending, self.held_at.is_some());
+            let take = match len {
+                Some(len) => Take {
+                    len,
+                    hold_rest: false,
+                },
+                None => policy::batch_len(policy, trigger, pending, self.held_at.is_some()),
+            };
             self.held_at = take.hold_rest.then_some(now);
             let (items, dropped) =
                 self.backlog
@@ -260,8 +298,9 @@ impl Actor {
         None
     }
 
-    /// The trigger of the next batch, or when to look again.
-    fn next_trigger(&mut self, now: Instant) -> Result<Trigger, Option<Instant>> {
+    /// The trigger of the next batch and, when the mode chose it, its
+    /// size; or when to look again.
+    fn next_trigger(&mut self, now: Instant) -> Result<(Trigger, Option<usize>), Option<Instant>> {
         let pending = self.backlog.pending();
         if pending.is_empty() {
             self.flush_left = 0;
@@ -269,15 +308,39 @@ impl Actor {
             return Err(None);
         }
         if self.draining {
-            return Ok(Trigger::Drain);
+            return Ok((Trigger::Drain, None));
         }
         if self.flush_left > 0 {
-            return Ok(Trigger::Flush);
+            return Ok((Trigger::Flush, None));
         }
         if self.paused {
             return Err(None);
         }
         let policy = &self.spec.policy;
+        match policy.mode {
+            Mode::Target => {
+                let known = Known {
+                    line: self.fit.line(),
+                    rate: self.rate.per_sec(now),
+                };
+                let age = now.saturating_duration_since(pending.oldest().unwrap_or(now));
+                return match target::decide(policy, known, pending.len(), age) {
+                    Verdict::Dispatch(trigger, len) => Ok((trigger, Some(len))),
+                    Verdict::WakeIn(after) => Err(Some(now + after)),
+                    Verdict::Idle => Err(None),
+                };
+            }
+            Mode::Aimd => {
+                let len = pending.len().min(self.aimd_size);
+                let trigger = if len == self.aimd_size {
+                    Trigger::Size
+                } else {
+                    Trigger::Target
+                };
+                return Ok((trigger, Some(len)));
+            }
+            Mode::Auto | Mode::Manual => {}
+        }
         // Items held back wait a new `max_delay` from when they were.
         let oldest = pending.oldest().unwrap_or(now);
         let waiting_since = self.held_at.map_or(oldest, |held| held.max(oldest));
@@ -292,7 +355,7 @@ impl Actor {
             decision = policy::decide(policy, view);
         }
         match decision {
-            Decision::Dispatch(trigger) => Ok(trigger),
+            Decision::Dispatch(trigger) => Ok((trigger, None)),
             Decision::WakeIn(after) => Err(Some(now + after)),
             Decision::Idle => Err(None),
         }
@@ -324,8 +387,67 @@ impl Actor {
         );
         // A handler that finishes at once (echo) is done here, without a
         // task of its own; one that must wait goes on as a task.
-        if ready_now(run.as_mut()).is_none() {
-            self.in_flight.spawn(run);
+        match ready_now(run.as_mut()) {
+            Some(done) => self.learn(done),
+            None => {
+                self.in_flight.spawn(run);
+            }
+        }
+    }
+
+    /// Adaptive modes: learns from a finished batch.
+    fn learn(&mut self, done: Done) {
+        match self.spec.policy.mode {
+            Mode::Target => self.fit.observe(done.size, done.took),
+            Mode::Aimd => {
+                self.fit.observe(done.size, done.took);
+                self.aimd_size = target::aimd_next(&self.spec.policy, self.aimd_size, done.took);
+            }
+            Mode::Auto | Mode::Manual => {}
+        }
+    }
+
+    /// What an adaptive queue learned, for GetQueue.
+    fn learned(&self, now: Instant) -> Option<Learned> {
+        let policy = &self.spec.policy;
+        if !policy.mode.adaptive() {
+            return None;
+        }
+        let line = self.fit.line();
+        let micros = |s: f64| (s * 1e6).round() as u64;
+        Some(Learned {
+            base_us: line.map_or(0, |l| micros(l.base)),
+            per_item_ns: line.map_or(0, |l| (l.per_item * 1e9).round() as u64),
+            samples: self.fit.samples(),
+            arrivals_per_sec: self.rate.per_sec(now).round() as u64,
+            batch_cap: match policy.mode {
+                Mode::Aimd => self.aimd_size,
+                _ => target::max_batch(policy, line),
+            },
+        })
+    }
+
+    /// `shed = true`: whether `item` can be answered within its limit,
+    /// given the queue ahead of it and the learned handler time.
+    fn shed_check(&self, item: &Item) -> Result<(), Refusal> {
+        let policy = &self.spec.policy;
+        if self.fit.samples() < target::SHED_AFTER_SAMPLES {
+            return Ok(());
+        }
+        let predicted = target::predicted_wait(
+            policy,
+            self.fit.line(),
+            self.backlog.pending().len(),
+            self.in_flight.len(),
+        );
+        let limit = target::shed_limit(policy, item.timeout.unwrap_or(policy.item_timeout));
+        match predicted {
+            Some(predicted) if predicted > limit => Err(Refusal::Shed {
+                queue: self.spec.name.to_string(),
+                predicted,
+                limit,
+            }),
+            _ => Ok(()),
         }
     }
 

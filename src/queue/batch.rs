@@ -354,7 +354,7 @@ pub(crate) async fn run(
     batch: Batch,
     sink: BatchSink,
     abort: CancellationToken,
-) {
+) -> Done {
     if tracing::enabled!(tracing::Level::TRACE) {
         for (index, item) in batch.items.iter().enumerate() {
             if let Some(trace_id) = &item.trace_id {
@@ -411,4 +411,18 @@ pub(crate) async fn run(
     state
         .metrics
         .remember_batch(batch.items.len(), handler_time, &state.item_times_ns);
+    Done {
+        size: batch.pad_to.unwrap_or(batch.items.len()),
+        took: handler_time,
+    }
+}
+
+/// A finished batch, for the queue to learn from: the size the handler
+/// processed (padded, if it was) and how long it took.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Done {
+    /// Items the handler processed.
+    pub size: usize,
+    /// Time in the handler.
+    pub took: Duration,
 }

@@ -43,6 +43,23 @@ pub struct ActorStats {
     pub paused: bool,
     /// Draining: refusing new items.
     pub draining: bool,
+    /// What `mode = "target"` / `"aimd"` learned (none in other modes).
+    pub learned: Option<Learned>,
+}
+
+/// What an adaptive queue learned about its handler and its load.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Learned {
+    /// Fitted fixed cost of a batch, microseconds.
+    pub base_us: u64,
+    /// Fitted cost per item, nanoseconds.
+    pub per_item_ns: u64,
+    /// Batches the fit has seen.
+    pub samples: u64,
+    /// Items arriving per second.
+    pub arrivals_per_sec: u64,
+    /// The largest batch it would send now.
+    pub batch_cap: usize,
 }
 
 impl Command {
@@ -67,6 +84,7 @@ impl Command {
                     in_flight: 0,
                     paused,
                     draining: true,
+                    learned: None,
                 });
             }
             Command::Pause | Command::Resume | Command::Update(_) => {}

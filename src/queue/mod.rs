@@ -9,10 +9,12 @@ mod alarm;
 mod backlog;
 mod batch;
 mod command;
+mod fit;
 mod inbox;
 mod item;
 mod pending;
 mod policy;
+mod target;
 pub mod timer;
 
 use std::sync::{Arc, atomic::AtomicU64};
@@ -23,7 +25,7 @@ use tokio_util::sync::CancellationToken;
 pub use self::{
     backlog::GONE_SWEEP_EVERY,
     batch::BatchSink,
-    command::{ActorStats, Command},
+    command::{ActorStats, Command, Learned},
     item::{Answer, BatchFacts, Item, Reply, StreamAnswer, StreamLink, StreamReply},
     policy::{Decision, Mode, PendingView, Policy, decide},
 };

@@ -75,7 +75,7 @@ macro_rules! policy_fields {
             (strict, strict, flag,
                 "Count only live items towards min_batch_size (true or false)."),
             (mode, mode, mode,
-                "auto (size, bytes and delay dispatch) or manual (only a flush does)."),
+                "auto (size, bytes, delay), manual (only a flush), target (a latency target) or aimd (Clipper-style, for comparison)."),
             (max_queue_items, max_queue_items, count,
                 "Items the queue may hold; more are refused RESOURCE_EXHAUSTED."),
             (max_in_flight_batches, max_in_flight_batches, count,
@@ -84,6 +84,10 @@ macro_rules! policy_fields {
                 "How long an item may wait when its request sets no timeout, e.g. \"30s\"."),
             (priority_levels, priority_levels, levels,
                 "Priority levels (items carry 0 .. levels-1)."),
+            (target_latency, target_latency_us, micros,
+                "mode = \"target\": the end-to-end time an item should see at p99, e.g. \"20ms\"."),
+            (shed, shed, flag,
+                "mode = \"target\": refuse (RESOURCE_EXHAUSTED) items predicted to miss the target (true or false)."),
             (allowed_batch_sizes, allowed_batch_sizes, sizes,
                 "Batch sizes a batch may have, ascending and ending with max_batch_size, e.g. \"1,8,32,64\" (\"\" for any); other counts go out padded to the next."),
         }
@@ -138,7 +142,8 @@ pub struct Policy {
     /// With `strict`, only live items (not cancelled, not expired) count
     /// towards `min_batch_size`.
     pub strict: bool,
-    /// `auto` dispatches by the triggers above; `manual` only on flush.
+    /// `auto` dispatches by the triggers above; `manual` only on flush;
+    /// `target` chases `target_latency`; `aimd` is Clipper's rule.
     pub mode: Mode,
     /// Items the queue may hold; beyond it Submit gets RESOURCE_EXHAUSTED.
     pub max_queue_items: usize,
@@ -149,6 +154,12 @@ pub struct Policy {
     pub item_timeout: Duration,
     /// Number of priority levels: items may carry priority 0..levels-1.
     pub priority_levels: u32,
+    /// `mode = "target"`: the p99 end-to-end time to aim for (`aimd`: the
+    /// batch time it backs off past).
+    #[serde(with = "humantime_serde")]
+    pub target_latency: Duration,
+    /// `mode = "target"`: refuse items predicted to miss the target.
+    pub shed: bool,
     /// The batch sizes a backend wants (ascending, the last one
     /// `max_batch_size`); empty: any size. See the module docs.
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -168,6 +179,8 @@ impl Default for Policy {
             max_in_flight_batches: 4,
             item_timeout: Duration::from_secs(30),
             priority_levels: 4,
+            target_latency: Duration::from_millis(20),
+            shed: false,
             allowed_batch_sizes: Vec::new(),
         }
     }
@@ -330,6 +343,23 @@ impl Policy {
                 format!("must be in 1..={}", limits::MAX_PRIORITY_LEVELS),
             ));
         }
+        if self.target_latency.is_zero() {
+            return Err(invalid(field("target_latency"), "must be > 0"));
+        }
+        duration_at_most(
+            &field("target_latency"),
+            self.target_latency,
+            limits::MAX_TIMEOUT,
+        )?;
+        if self.mode.adaptive() && !self.allowed_batch_sizes.is_empty() {
+            return Err(invalid(
+                field("allowed_batch_sizes"),
+                format!(
+                    "does not apply to mode = \"{}\" (its batch sizes follow the learned handler time)",
+                    self.mode.as_str()
+                ),
+            ));
+        }
         self.validate_allowed_sizes(&field("allowed_batch_sizes"))
     }
 
@@ -370,6 +400,48 @@ pub enum Mode {
     Auto,
     /// Only an explicit flush (or drain) dispatches.
     Manual,
+    /// Batches to `target_latency` with a learned handler time (see
+    /// `target.rs`).
+    Target,
+    /// Clipper's additive-increase, multiplicative-decrease batch size, as
+    /// a comparison policy.
+    Aimd,
+}
+
+impl Mode {
+    /// Every mode, by name.
+    pub const NAMES: [&'static str; 4] = ["auto", "manual", "target", "aimd"];
+
+    /// The lower-case name, as in the config.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Auto => "auto",
+            Mode::Manual => "manual",
+            Mode::Target => "target",
+            Mode::Aimd => "aimd",
+        }
+    }
+
+    /// Parses a name as written in the config.
+    ///
+    /// # Errors
+    /// The unknown name.
+    pub fn parse(name: &str) -> Result<Self, String> {
+        match name {
+            "auto" => Ok(Mode::Auto),
+            "manual" => Ok(Mode::Manual),
+            "target" => Ok(Mode::Target),
+            "aimd" => Ok(Mode::Aimd),
+            other => Err(format!(
+                "mode {other:?} is not one of auto, manual, target, aimd"
+            )),
+        }
+    }
+
+    /// Whether batches follow a learned handler time (target, aimd).
+    pub fn adaptive(self) -> bool {
+        matches!(self, Mode::Target | Mode::Aimd)
+    }
 }
 
 #[cfg(test)]
@@ -388,6 +460,8 @@ mod tests {
             max_in_flight_batches: 1,
             item_timeout: Duration::from_secs(1),
             priority_levels: 1,
+            target_latency: Duration::from_millis(20),
+            shed: false,
             allowed_batch_sizes: Vec::new(),
         }
     }

@@ -15,12 +15,14 @@ class Trigger(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     TRIGGER_DELAY: _ClassVar[Trigger]
     TRIGGER_FLUSH: _ClassVar[Trigger]
     TRIGGER_DRAIN: _ClassVar[Trigger]
+    TRIGGER_TARGET: _ClassVar[Trigger]
 TRIGGER_UNSPECIFIED: Trigger
 TRIGGER_SIZE: Trigger
 TRIGGER_BYTES: Trigger
 TRIGGER_DELAY: Trigger
 TRIGGER_FLUSH: Trigger
 TRIGGER_DRAIN: Trigger
+TRIGGER_TARGET: Trigger
 
 class SubmitRequest(_message.Message):
     __slots__ = ("queue", "payload", "attributes", "priority", "timeout_ms")

@@ -37,7 +37,7 @@ class ListQueuesResponse(_message.Message):
     def __init__(self, queues: _Optional[_Iterable[_Union[QueueInfo, _Mapping]]] = ...) -> None: ...
 
 class QueuePolicy(_message.Message):
-    __slots__ = ("max_batch_size", "max_batch_bytes", "max_delay_us", "min_batch_size", "strict", "mode", "max_queue_items", "max_in_flight_batches", "item_timeout_ms", "priority_levels", "allowed_batch_sizes")
+    __slots__ = ("max_batch_size", "max_batch_bytes", "max_delay_us", "min_batch_size", "strict", "mode", "max_queue_items", "max_in_flight_batches", "item_timeout_ms", "priority_levels", "target_latency_us", "shed", "allowed_batch_sizes")
     MAX_BATCH_SIZE_FIELD_NUMBER: _ClassVar[int]
     MAX_BATCH_BYTES_FIELD_NUMBER: _ClassVar[int]
     MAX_DELAY_US_FIELD_NUMBER: _ClassVar[int]
@@ -48,6 +48,8 @@ class QueuePolicy(_message.Message):
     MAX_IN_FLIGHT_BATCHES_FIELD_NUMBER: _ClassVar[int]
     ITEM_TIMEOUT_MS_FIELD_NUMBER: _ClassVar[int]
     PRIORITY_LEVELS_FIELD_NUMBER: _ClassVar[int]
+    TARGET_LATENCY_US_FIELD_NUMBER: _ClassVar[int]
+    SHED_FIELD_NUMBER: _ClassVar[int]
     ALLOWED_BATCH_SIZES_FIELD_NUMBER: _ClassVar[int]
     max_batch_size: int
     max_batch_bytes: int
@@ -59,8 +61,10 @@ class QueuePolicy(_message.Message):
     max_in_flight_batches: int
     item_timeout_ms: int
     priority_levels: int
+    target_latency_us: int
+    shed: bool
     allowed_batch_sizes: BatchSizes
-    def __init__(self, max_batch_size: _Optional[int] = ..., max_batch_bytes: _Optional[int] = ..., max_delay_us: _Optional[int] = ..., min_batch_size: _Optional[int] = ..., strict: _Optional[bool] = ..., mode: _Optional[str] = ..., max_queue_items: _Optional[int] = ..., max_in_flight_batches: _Optional[int] = ..., item_timeout_ms: _Optional[int] = ..., priority_levels: _Optional[int] = ..., allowed_batch_sizes: _Optional[_Union[BatchSizes, _Mapping]] = ...) -> None: ...
+    def __init__(self, max_batch_size: _Optional[int] = ..., max_batch_bytes: _Optional[int] = ..., max_delay_us: _Optional[int] = ..., min_batch_size: _Optional[int] = ..., strict: _Optional[bool] = ..., mode: _Optional[str] = ..., max_queue_items: _Optional[int] = ..., max_in_flight_batches: _Optional[int] = ..., item_timeout_ms: _Optional[int] = ..., priority_levels: _Optional[int] = ..., target_latency_us: _Optional[int] = ..., shed: _Optional[bool] = ..., allowed_batch_sizes: _Optional[_Union[BatchSizes, _Mapping]] = ...) -> None: ...
 
 class BatchSizes(_message.Message):
     __slots__ = ("sizes",)
@@ -149,7 +153,7 @@ class QueueInfo(_message.Message):
     def __init__(self, name: _Optional[str] = ..., state: _Optional[_Union[QueueState, str]] = ..., policy: _Optional[_Union[QueuePolicy, _Mapping]] = ..., handler: _Optional[_Union[HandlerSpec, _Mapping]] = ..., endpoints: _Optional[_Iterable[_Union[EndpointInfo, _Mapping]]] = ..., stats: _Optional[_Union[QueueStats, _Mapping]] = ...) -> None: ...
 
 class QueueStats(_message.Message):
-    __slots__ = ("depth", "in_flight_batches", "items_ok", "items_error", "items_rejected", "items_timeout", "items_cancelled", "batches", "batch_size", "handler_ms", "item_ms")
+    __slots__ = ("depth", "in_flight_batches", "items_ok", "items_error", "items_rejected", "items_timeout", "items_cancelled", "batches", "batch_size", "handler_ms", "item_ms", "items_shed", "learned")
     DEPTH_FIELD_NUMBER: _ClassVar[int]
     IN_FLIGHT_BATCHES_FIELD_NUMBER: _ClassVar[int]
     ITEMS_OK_FIELD_NUMBER: _ClassVar[int]
@@ -161,6 +165,8 @@ class QueueStats(_message.Message):
     BATCH_SIZE_FIELD_NUMBER: _ClassVar[int]
     HANDLER_MS_FIELD_NUMBER: _ClassVar[int]
     ITEM_MS_FIELD_NUMBER: _ClassVar[int]
+    ITEMS_SHED_FIELD_NUMBER: _ClassVar[int]
+    LEARNED_FIELD_NUMBER: _ClassVar[int]
     depth: int
     in_flight_batches: int
     items_ok: int
@@ -172,7 +178,23 @@ class QueueStats(_message.Message):
     batch_size: Percentiles
     handler_ms: Percentiles
     item_ms: Percentiles
-    def __init__(self, depth: _Optional[int] = ..., in_flight_batches: _Optional[int] = ..., items_ok: _Optional[int] = ..., items_error: _Optional[int] = ..., items_rejected: _Optional[int] = ..., items_timeout: _Optional[int] = ..., items_cancelled: _Optional[int] = ..., batches: _Optional[int] = ..., batch_size: _Optional[_Union[Percentiles, _Mapping]] = ..., handler_ms: _Optional[_Union[Percentiles, _Mapping]] = ..., item_ms: _Optional[_Union[Percentiles, _Mapping]] = ...) -> None: ...
+    items_shed: int
+    learned: Learned
+    def __init__(self, depth: _Optional[int] = ..., in_flight_batches: _Optional[int] = ..., items_ok: _Optional[int] = ..., items_error: _Optional[int] = ..., items_rejected: _Optional[int] = ..., items_timeout: _Optional[int] = ..., items_cancelled: _Optional[int] = ..., batches: _Optional[int] = ..., batch_size: _Optional[_Union[Percentiles, _Mapping]] = ..., handler_ms: _Optional[_Union[Percentiles, _Mapping]] = ..., item_ms: _Optional[_Union[Percentiles, _Mapping]] = ..., items_shed: _Optional[int] = ..., learned: _Optional[_Union[Learned, _Mapping]] = ...) -> None: ...
+
+class Learned(_message.Message):
+    __slots__ = ("base_us", "per_item_ns", "samples", "arrivals_per_sec", "batch_cap")
+    BASE_US_FIELD_NUMBER: _ClassVar[int]
+    PER_ITEM_NS_FIELD_NUMBER: _ClassVar[int]
+    SAMPLES_FIELD_NUMBER: _ClassVar[int]
+    ARRIVALS_PER_SEC_FIELD_NUMBER: _ClassVar[int]
+    BATCH_CAP_FIELD_NUMBER: _ClassVar[int]
+    base_us: int
+    per_item_ns: int
+    samples: int
+    arrivals_per_sec: int
+    batch_cap: int
+    def __init__(self, base_us: _Optional[int] = ..., per_item_ns: _Optional[int] = ..., samples: _Optional[int] = ..., arrivals_per_sec: _Optional[int] = ..., batch_cap: _Optional[int] = ...) -> None: ...
 
 class Percentiles(_message.Message):
     __slots__ = ("p50", "p90", "p99", "max")

@@ -1,0 +1,251 @@
+//! `mode = "target"` on a paused clock, with a fake handler whose batch of
+//! n takes exactly `a + b·n`: the fit converges, a lone item goes at once,
+//! under steady load the batch size settles where the handler keeps up
+//! with headroom and p99 stays under the target, and shedding starts only
+//! past capacity.
+
+mod common;
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use batchgate::{
+    config::Mode,
+    contract::{Batch, ItemOutput, ResultSink},
+    handler::{BoxFuture, Handler},
+    metrics::Metrics,
+    queue::{Policy, QueueHandle},
+};
+use tokio::time::{Instant, sleep};
+use tokio_util::sync::CancellationToken;
+use tonic::{Code, Status};
+
+const A: Duration = Duration::from_millis(5);
+const B: Duration = Duration::from_micros(20);
+const TARGET: Duration = Duration::from_millis(20);
+
+/// Takes `A + B·n` per batch, then echoes; remembers each batch's size
+/// and start. A sleep on the paused clock ends on tokio's next millisecond;
+/// `exact` advances the clock by exactly that instead (for a handler alone).
+#[derive(Debug, Default)]
+struct Linear {
+    batches: Mutex<Vec<(usize, Instant)>>,
+    exact: bool,
+}
+
+impl Handler for Linear {
+    fn kind(&self) -> &'static str {
+        "linear"
+    }
+
+    fn process<'a>(
+        &'a self,
+        batch: &'a Batch,
+        sink: &'a mut dyn ResultSink,
+    ) -> BoxFuture<'a, Result<(), Status>> {
+        Box::pin(async move {
+            let n = batch.items.len();
+            self.batches.lock().unwrap().push((n, Instant::now()));
+            let took = A + B * n as u32;
+            if self.exact {
+                tokio::time::advance(took).await;
+            } else {
+                sleep(took).await;
+            }
+            for (i, item) in batch.items.iter().enumerate() {
+                let output = ItemOutput {
+                    payload: item.payload.clone(),
+                    attributes: HashMap::new(),
+                };
+                sink.send(i, Ok(output)).unwrap();
+            }
+            Ok(())
+        })
+    }
+}
+
+fn policy(shed: bool) -> Policy {
+    Policy {
+        mode: Mode::Target,
+        target_latency: TARGET,
+        shed,
+        max_batch_size: 1024,
+        max_queue_items: 1_000_000,
+        max_in_flight_batches: 1,
+        ..Policy::default()
+    }
+}
+
+struct Queue {
+    handle: Arc<QueueHandle>,
+    handler: Arc<Linear>,
+}
+
+fn start(policy: Policy) -> Queue {
+    start_with(policy, false)
+}
+
+fn start_with(policy: Policy, exact: bool) -> Queue {
+    let handler = Arc::new(Linear {
+        exact,
+        ..Linear::default()
+    });
+    let metrics = Metrics::new();
+    let (handle, actor) = QueueHandle::new(common::queue::spec(
+        "t",
+        policy,
+        handler.clone(),
+        &metrics,
+        CancellationToken::new(),
+    ));
+    tokio::spawn(actor);
+    Queue {
+        handle: Arc::new(handle),
+        handler,
+    }
+}
+
+/// What became of the items of a load run.
+#[derive(Debug, Default)]
+struct Outcomes {
+    latencies: Vec<Duration>,
+    shed: usize,
+    other: Vec<Code>,
+}
+
+impl Outcomes {
+    fn p99(&self) -> Duration {
+        let mut l = self.latencies.clone();
+        l.sort();
+        l.get(l.len() * 99 / 100).copied().unwrap_or_default()
+    }
+}
+
+/// Submits `per_ms` items every millisecond for `ms` milliseconds and waits
+/// for every answer.
+async fn run_load(q: &Queue, per_ms: usize, ms: usize) -> Outcomes {
+    let outcomes = Arc::new(Mutex::new(Outcomes::default()));
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..ms {
+        for _ in 0..per_ms {
+            let (item, rx) = common::queue::item(&b"x"[..], 0, None);
+            let sent = Instant::now();
+            q.handle.submit(item).await;
+            let outcomes = outcomes.clone();
+            tasks.spawn(async move {
+                let answer = rx.await.expect("every item is answered");
+                let took = sent.elapsed();
+                let mut o = outcomes.lock().unwrap();
+                match batchgate::api::submit_response(answer) {
+                    Ok(_) => o.latencies.push(took),
+                    Err(s) if s.code() == Code::ResourceExhausted => {
+                        assert!(s.message().contains("shed"), "{}", s.message());
+                        o.shed += 1;
+                    }
+                    Err(s) => o.other.push(s.code()),
+                }
+            });
+        }
+        sleep(Duration::from_millis(1)).await;
+    }
+    while tasks.join_next().await.is_some() {}
+    Arc::try_unwrap(outcomes).unwrap().into_inner().unwrap()
+}
+
+/// Batch sizes seen since `since`.
+fn sizes_since(q: &Queue, since: Instant) -> Vec<usize> {
+    let batches = q.handler.batches.lock().unwrap();
+    batches
+        .iter()
+        .filter(|(_, at)| *at >= since)
+        .map(|(n, _)| *n)
+        .collect()
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_lone_item_goes_at_once_before_and_after_learning() {
+    let q = start(policy(false));
+    for _ in 0..3 {
+        let t0 = Instant::now();
+        let (item, rx) = common::queue::item(&b"x"[..], 0, None);
+        q.handle.submit(item).await;
+        rx.await.unwrap();
+        let started = q.handler.batches.lock().unwrap().last().unwrap().1;
+        assert_eq!(started, t0, "no waiting for a max_delay");
+        sleep(Duration::from_secs(1)).await;
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_fit_converges_on_the_handlers_line() {
+    let q = start_with(policy(false), true);
+    // With one slot, one item goes at once and the rest ride the next batch.
+    for n in [10, 50, 3, 120, 30, 200, 80, 7] {
+        let mut answers = Vec::new();
+        for _ in 0..n {
+            let (item, rx) = common::queue::item(&b"x"[..], 0, None);
+            q.handle.submit(item).await;
+            answers.push(rx);
+        }
+        for rx in answers {
+            rx.await.unwrap();
+        }
+        sleep(Duration::from_secs(1)).await;
+    }
+    let learned = q.handle.stats().await.unwrap().learned.unwrap();
+    assert!(learned.samples >= 8, "{learned:?}");
+    assert!(learned.base_us.abs_diff(5_000) <= 5, "{learned:?}");
+    assert!(learned.per_item_ns.abs_diff(20_000) <= 50, "{learned:?}");
+    // 5 ms + 20 µs·n ≤ 10 ms.
+    assert_eq!(learned.batch_cap, 250);
+}
+
+#[tokio::test(start_paused = true)]
+async fn under_steady_load_the_batch_keeps_the_handler_up_within_the_target() {
+    let q = start(policy(false));
+    // 10 items/ms = 10,000/s: the handler keeps up with n ≥ r·a/(1 − r·b)
+    // = 62.5; with 25% headroom the rule aims at 1.25·r·a/(1 − 1.25·r·b)
+    // = 83.3 (the analytic point it is built to track).
+    let warmup = run_load(&q, 10, 500).await;
+    assert_eq!(warmup.other, []);
+    let since = Instant::now();
+    let steady = run_load(&q, 10, 2000).await;
+    assert_eq!(steady.other, []);
+    assert_eq!(steady.latencies.len(), 20_000);
+    let sizes = sizes_since(&q, since);
+    let full: Vec<usize> = sizes.iter().copied().filter(|&n| n > 1).collect();
+    let mean = full.iter().sum::<usize>() as f64 / full.len() as f64;
+    println!("steady 10k/s: mean batch {mean:.1}, p99 {:?}", steady.p99());
+    assert!(
+        (75.0..=92.0).contains(&mean),
+        "mean batch {mean:.1} within 10% of 83.3: {sizes:?}"
+    );
+    assert!(steady.p99() <= TARGET, "p99 {:?}", steady.p99());
+}
+
+#[tokio::test(start_paused = true)]
+async fn shedding_starts_only_past_capacity() {
+    // Capacity: batches of 250 in 10 ms, 25,000 items/s.
+    let q = start(policy(true));
+    let below = run_load(&q, 15, 1000).await;
+    assert_eq!((below.shed, below.other.len()), (0, 0), "60% of capacity");
+    assert!(below.p99() <= TARGET, "p99 {:?}", below.p99());
+    let past = run_load(&q, 40, 1000).await;
+    assert_eq!(past.other, []);
+    assert!(past.shed > 0, "160% of capacity sheds");
+    let answered = past.latencies.len();
+    println!(
+        "60%: p99 {:?}; 160%: {answered} answered, {} shed, p99 {:?}",
+        below.p99(),
+        past.shed,
+        past.p99()
+    );
+    assert!(
+        answered >= 20_000,
+        "about capacity is still answered: {answered} of 40,000"
+    );
+    assert!(past.p99() <= TARGET * 3 / 2, "p99 {:?}", past.p99());
+}
