@@ -664,3 +664,46 @@ async fn allowed_batch_sizes_and_packed_encoding_are_set_and_checked_through_the
     );
     server.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_target_queue_shows_what_it_learned() {
+    let server = TestServer::start(config(
+        "[queues.t]\nmode = \"target\"\ntarget_latency = \"50ms\"\nmax_in_flight_batches = 1\nhandler = { kind = \"sim\", base = \"2ms\", per_item = \"10us\" }\n",
+    ))
+    .await;
+    let mut ctl = control(&server).await;
+    let mut client = server.client().await;
+    for _ in 0..20 {
+        client
+            .submit(common::submit_request("t", b"x"))
+            .await
+            .unwrap();
+    }
+    let info = ctl
+        .get_queue(pb::QueueRef { name: "t".into() })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(info.policy.unwrap().mode.as_deref(), Some("target"));
+    let learned = info
+        .stats
+        .unwrap()
+        .learned
+        .expect("a target queue reports what it learned");
+    assert_eq!(learned.samples, 20, "one batch per lone call");
+    // A lone item goes at once: 20 batches of 1, each about 2 ms.
+    assert!(learned.base_us >= 1_500, "{learned:?}");
+    let unknown = ctl
+        .update_queue(pb::UpdateQueueRequest {
+            name: "t".into(),
+            policy: Some(pb::QueuePolicy {
+                mode: Some("fast".into()),
+                ..Default::default()
+            }),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(unknown.code(), Code::InvalidArgument);
+    assert!(unknown.message().contains("auto, manual, target, aimd"));
+    server.shutdown().await;
+}

@@ -55,6 +55,9 @@ pub struct Tally {
     pub batch_sizes: BatchSizeCounts,
     /// Successful items.
     pub ok: u64,
+    /// Successful items whose answer came before the measured window
+    /// closed (past capacity, `ok` also counts the backlog answered late).
+    pub ok_in_window: u64,
     /// Failed items by gRPC status code name.
     pub errors: BTreeMap<String, u64>,
 }
@@ -66,12 +69,14 @@ impl Tally {
                 .expect("valid constant bounds"),
             batch_sizes: BatchSizeCounts::default(),
             ok: 0,
+            ok_in_window: 0,
             errors: BTreeMap::new(),
         }
     }
 
-    fn success(&mut self, latency: Duration, batch: Option<&pb::BatchInfo>) {
+    fn success(&mut self, latency: Duration, batch: Option<&pb::BatchInfo>, in_window: bool) {
         self.ok += 1;
+        self.ok_in_window += u64::from(in_window);
         let us = u64::try_from(latency.as_micros())
             .unwrap_or(u64::MAX)
             .max(1);
@@ -93,6 +98,7 @@ impl Tally {
         let _ = self.latency_us.add(&other.latency_us);
         self.batch_sizes.merge(&other.batch_sizes);
         self.ok += other.ok;
+        self.ok_in_window += other.ok_in_window;
         for (code, n) in other.errors {
             *self.errors.entry(code).or_default() += n;
         }
@@ -326,7 +332,11 @@ async fn unary_worker(
         }
         progress.done.fetch_add(1, Ordering::Relaxed);
         match result {
-            Ok(r) => tally.success(done - intended, r.get_ref().batch.as_ref()),
+            Ok(r) => tally.success(
+                done - intended,
+                r.get_ref().batch.as_ref(),
+                done < window.stop_at,
+            ),
             Err(status) => tally.failure(status.code()),
         }
     }
@@ -436,7 +446,9 @@ async fn stream_worker(
         if window.measuring(sent) && sent < window.stop_at {
             progress.done.fetch_add(1, Ordering::Relaxed);
             match &answer.outcome {
-                Some(Outcome::Result(r)) => tally.success(now - sent, r.batch.as_ref()),
+                Some(Outcome::Result(r)) => {
+                    tally.success(now - sent, r.batch.as_ref(), now < window.stop_at);
+                }
                 Some(Outcome::Error(e)) => tally.failure(tonic::Code::from(e.code)),
                 None => tally.failure(tonic::Code::Internal),
             }

@@ -85,6 +85,10 @@ pub struct BenchArgs {
     /// items were answered.
     #[arg(long)]
     pub fail_on_error: bool,
+    /// Also count the items answered OK within this latency, e.g. "20ms"
+    /// (goodput, in the report's `within`).
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub within: Option<Duration>,
     /// Sweep the concurrency: `START:END[:STEP]`, STEP `x2` (times, the
     /// default) or `+16` (plus); one run (warm-up + duration) per point.
     #[arg(long, value_name = "START:END[:STEP]", value_parser = Sweep::parse)]
@@ -327,6 +331,9 @@ async fn run_one(
     if in_process {
         // Server and generator share this process: the CPU is both.
         report.client_cpu_percent = f64::NAN;
+    }
+    if let Some(limit) = args.within {
+        report.within = Some(report::Within::new(&tally.latency_us, limit, measured));
     }
     if args.json {
         outln!(

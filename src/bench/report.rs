@@ -56,10 +56,42 @@ pub struct Report {
     /// Failed items by status code.
     pub errors: BTreeMap<String, u64>,
     pub items_per_sec: f64,
+    /// Successful answers that arrived within the measured window, per
+    /// second: past capacity, the rate the server sustained (`items_per_sec`
+    /// also counts the backlog of items sent in the window, answered after).
+    #[serde(default)]
+    pub completed_per_sec: f64,
     pub latency_us: Latency,
     pub batch_size: BatchSizes,
     /// The load generator's own CPU use, in percent of one core.
     pub client_cpu_percent: f64,
+    /// With `--within`: the items answered OK within that latency.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub within: Option<Within>,
+}
+
+/// Goodput: items answered OK within a latency limit.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Within {
+    /// The limit, microseconds.
+    pub limit_us: u64,
+    /// Items answered OK within it.
+    pub items: u64,
+    /// The same per second of measurement.
+    pub per_sec: f64,
+}
+
+impl Within {
+    /// Counts the latencies at most `limit` in `h`.
+    pub fn new(h: &hdrhistogram::Histogram<u64>, limit: Duration, measured: Duration) -> Self {
+        let limit_us = u64::try_from(limit.as_micros()).unwrap_or(u64::MAX);
+        let items = h.count_between(0, limit_us);
+        Self {
+            limit_us,
+            items,
+            per_sec: items as f64 / measured.as_secs_f64().max(1e-9),
+        }
+    }
 }
 
 impl Report {
@@ -89,6 +121,7 @@ impl Report {
             items: tally.ok,
             errors: tally.errors.clone(),
             items_per_sec: tally.ok as f64 / seconds,
+            completed_per_sec: tally.ok_in_window as f64 / seconds,
             latency_us: Latency {
                 p50: h.value_at_quantile(0.50),
                 p90: h.value_at_quantile(0.90),
@@ -103,6 +136,7 @@ impl Report {
                 max: u64::from(tally.batch_sizes.max()),
             },
             client_cpu_percent: 100.0 * cpu.as_secs_f64() / wall.as_secs_f64().max(1e-9),
+            within: None,
         }
     }
 

@@ -719,6 +719,7 @@ fn show_queue(info: &pb::QueueInfo, json: bool) {
                 outln!("  bisect = {}", h.bisect.unwrap_or_default());
                 if h.kind == "grpc" {
                     outln!("  streaming = {}", h.streaming);
+                    outln!("  encoding = {}", h.encoding);
                 } else {
                     outln!("  json_payloads = {}", h.json_payloads);
                 }
@@ -726,10 +727,31 @@ fn show_queue(info: &pb::QueueInfo, json: bool) {
             _ => {}
         }
     }
+    if let Some(stats) = &info.stats {
+        show_learned(stats);
+    }
     if !info.endpoints.is_empty() {
         outln!("");
         show_endpoints(&info.endpoints, false);
     }
+}
+
+/// What an adaptive queue (`mode = "target"` or `"aimd"`) learned.
+fn show_learned(stats: &pb::QueueStats) {
+    let Some(l) = &stats.learned else {
+        return;
+    };
+    outln!("");
+    outln!("learned:");
+    outln!(
+        "  handler time = {} + {} per item (over {} batches)",
+        micros_text(l.base_us),
+        humantime::format_duration(Duration::from_nanos(l.per_item_ns)),
+        l.samples
+    );
+    outln!("  arrivals = {}/s", l.arrivals_per_sec);
+    outln!("  batch cap now = {}", l.batch_cap);
+    outln!("  items shed = {}", stats.items_shed);
 }
 
 fn show_endpoints(endpoints: &[pb::EndpointInfo], json: bool) {

@@ -422,7 +422,13 @@ impl Actor {
             arrivals_per_sec: self.rate.per_sec(now).round() as u64,
             batch_cap: match policy.mode {
                 Mode::Aimd => self.aimd_size,
-                _ => target::max_batch(policy, line),
+                _ => target::batch_limit(
+                    policy,
+                    Known {
+                        line,
+                        rate: self.rate.per_sec(now),
+                    },
+                ),
             },
         })
     }

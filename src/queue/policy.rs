@@ -660,4 +660,41 @@ mod tests {
         assert!(message(check(vec![0, 4], 4)).contains("≥ 1"));
         assert!(message(check((1..=65).collect(), 65)).contains("entries"));
     }
+
+    #[test]
+    fn adaptive_modes_take_a_target_and_no_allowed_sizes() {
+        assert_eq!(Mode::parse("target"), Ok(Mode::Target));
+        assert_eq!(Mode::parse("aimd"), Ok(Mode::Aimd));
+        assert!(
+            Mode::parse("fast")
+                .unwrap_err()
+                .contains("auto, manual, target, aimd")
+        );
+        let target = Policy {
+            mode: Mode::Target,
+            ..policy()
+        };
+        assert!(target.validate("queues.q", 1 << 20).is_ok());
+        let zero = Policy {
+            target_latency: Duration::ZERO,
+            ..target.clone()
+        };
+        assert!(
+            zero.validate("queues.q", 1 << 20)
+                .unwrap_err()
+                .to_string()
+                .contains("target_latency must be > 0")
+        );
+        let sized = Policy {
+            allowed_batch_sizes: vec![2, 4],
+            ..target
+        };
+        assert!(
+            sized
+                .validate("queues.q", 1 << 20)
+                .unwrap_err()
+                .to_string()
+                .contains("does not apply to mode = \"target\"")
+        );
+    }
 }

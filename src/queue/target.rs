@@ -7,7 +7,11 @@
 //! handler time, `r` the arrival rate and `k = max_in_flight_batches`:
 //! - the largest batch is `n_max`: the most items (≤ `max_batch_size`)
 //!   whose `t(n) ≤ T/2`, so a batch that waited for the one before it still
-//!   makes the target;
+//!   makes the target; past the load `n_max` can carry (the target cannot
+//!   be met then), batches grow to the size that keeps up, up to
+//!   `max_batch_size`, so throughput never falls below what bigger batches
+//!   give; with `shed = true` they stay at `n_max` and shedding keeps the
+//!   load within it;
 //! - a batch goes only when a handler slot is free; `n_max` pending go at
 //!   once (trigger `size`);
 //! - otherwise the batch the handler needs to keep up is `n_need`, the least
@@ -91,8 +95,24 @@ pub fn needed_batch(line: Option<Line>, rate: f64, slots: usize, n_max: usize) -
     if spare <= 0.0 {
         return n_max;
     }
-    let n = (demand * line.base / spare).ceil();
+    let n = (demand * line.base / spare - 1e-9).ceil();
     (n.max(1.0) as usize).min(n_max)
+}
+
+/// The largest batch the queue sends now: `n_max`, or past the load that
+/// carries (without shedding), the batch that keeps up.
+pub fn batch_limit(policy: &Policy, known: Known) -> usize {
+    let n_max = max_batch(policy, known.line);
+    if policy.shed {
+        return n_max;
+    }
+    let slots = policy.max_in_flight_batches;
+    n_max.max(needed_batch(
+        known.line,
+        known.rate,
+        slots,
+        policy.max_batch_size,
+    ))
 }
 
 /// The target rule (module docs), for a queue with `pending` items whose
@@ -101,11 +121,11 @@ pub fn decide(policy: &Policy, known: Known, pending: usize, oldest_age: Duratio
     if pending == 0 {
         return Verdict::Idle;
     }
-    let n_max = max_batch(policy, known.line);
-    if pending >= n_max {
-        return Verdict::Dispatch(Trigger::Size, n_max);
+    let limit = batch_limit(policy, known);
+    if pending >= limit {
+        return Verdict::Dispatch(Trigger::Size, limit);
     }
-    let n_need = needed_batch(known.line, known.rate, policy.max_in_flight_batches, n_max);
+    let n_need = needed_batch(known.line, known.rate, policy.max_in_flight_batches, limit);
     if pending >= n_need {
         return Verdict::Dispatch(Trigger::Target, pending);
     }
@@ -246,6 +266,25 @@ mod tests {
             decide(&policy(), known(10_000.0), 300, Duration::ZERO),
             Verdict::Dispatch(Trigger::Size, 250)
         );
+    }
+
+    #[test]
+    fn past_what_half_the_target_carries_batches_grow_unless_shedding() {
+        // 30,000/s: 1.25·r·a / (1 − 1.25·r·b) = 187.5 / 0.25 = 750.
+        assert_eq!(batch_limit(&policy(), known(30_000.0)), 750);
+        assert_eq!(
+            decide(&policy(), known(30_000.0), 800, Duration::ZERO),
+            Verdict::Dispatch(Trigger::Size, 750)
+        );
+        let shed = Policy {
+            shed: true,
+            ..policy()
+        };
+        assert_eq!(batch_limit(&shed, known(30_000.0)), 250);
+        // Below that load the limit is n_max either way.
+        assert_eq!(batch_limit(&policy(), known(10_000.0)), 250);
+        // Past what any batch carries: max_batch_size.
+        assert_eq!(batch_limit(&policy(), known(60_000.0)), 1024);
     }
 
     #[test]
