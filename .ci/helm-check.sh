@@ -47,6 +47,21 @@ if "$helm" template ci "$chart" --set tls.enabled=true >/dev/null 2>&1; then
   echo "the chart accepted tls.enabled without tls.existingSecret" >&2
   exit 1
 fi
+# The control plane is closed unless guarded: loopback with the defaults,
+# all interfaces behind a token or NetworkPolicy, and no unguarded Service.
+control_addr() {
+  "$helm" template ci "$chart" "$@" --show-only templates/configmap.yaml | grep -o '"control_addr": "[^"]*"'
+}
+[ "$(control_addr)" = '"control_addr": "127.0.0.1:50053"' ] || { echo "default control port is not loopback: $(control_addr)" >&2; exit 1; }
+[ "$(control_addr --set control.token.value=s3cret)" = '"control_addr": "0.0.0.0:50053"' ]
+[ "$(control_addr --set networkPolicy.enabled=true)" = '"control_addr": "0.0.0.0:50053"' ]
+for open in "control.service.enabled=true" "control.separatePort=false"; do
+  if "$helm" template ci "$chart" --set "$open" >/dev/null 2>&1; then
+    echo "the chart rendered an unguarded control plane with $open" >&2
+    exit 1
+  fi
+done
+"$helm" template ci "$chart" --set control.service.enabled=true --set control.allowOpen=true >/dev/null
 # An invalid object must fail validation (the validator is not a no-op).
 sed 's/containerPort: 50051/containerPort: "grpc-port"/' "$work/default-values.yaml" >"$work/broken.yaml"
 if "$validate" --quiet --strict -k 1.33.0 "$work/broken.yaml" >/dev/null 2>&1; then

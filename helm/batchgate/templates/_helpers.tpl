@@ -49,6 +49,26 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- end }}
 {{- end }}
 
+{{/*
+Whether other pods may reach BatchControl: only behind a token or a
+NetworkPolicy, or when control.allowOpen says so. Otherwise the control
+port listens on the pod's loopback (kubectl port-forward still reaches it),
+and settings that would expose it unguarded fail the render.
+*/}}
+{{- define "batchgate.controlReachable" -}}
+{{- if or (include "batchgate.tokenSecret" .) .Values.networkPolicy.enabled .Values.control.allowOpen -}}
+true
+{{- else -}}
+{{- if not .Values.control.separatePort -}}
+{{- fail "control.separatePort=false serves BatchControl on the data port, open to every client: set a control token (control.token.existingSecret or control.token.value), or control.allowOpen=true to accept that" -}}
+{{- end -}}
+{{- if .Values.control.service.enabled -}}
+{{- fail "control.service.enabled exposes BatchControl to the cluster: set a control token (control.token.*) or networkPolicy.enabled=true, or control.allowOpen=true to accept an open control plane" -}}
+{{- end -}}
+false
+{{- end -}}
+{{- end }}
+
 {{/* batchgate's config file (JSON), from the values. */}}
 {{- define "batchgate.config" -}}
 {{- $server := dict
@@ -62,7 +82,8 @@ app.kubernetes.io/instance: {{ .Release.Name }}
   "max_message_bytes" (int .Values.config.maxMessageBytes)
   "log_format" .Values.config.logFormat -}}
 {{- if .Values.control.separatePort }}
-{{- $_ := set $server "control_addr" (printf "0.0.0.0:%d" (int .Values.ports.control)) }}
+{{- $bind := ternary "0.0.0.0" "127.0.0.1" (eq (include "batchgate.controlReachable" .) "true") }}
+{{- $_ := set $server "control_addr" (printf "%s:%d" $bind (int .Values.ports.control)) }}
 {{- end }}
 {{- if include "batchgate.tokenSecret" . }}
 {{- $_ := set $server "control_token_file" (printf "/etc/batchgate/token/%s" .Values.control.token.secretKey) }}
@@ -74,5 +95,6 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- end }}
 {{- $_ := set $server "tls" $tls }}
 {{- end }}
+{{- $_ := include "batchgate.controlReachable" . }}
 {{- dict "server" $server "queues" .Values.config.queues | toPrettyJson }}
 {{- end }}
