@@ -66,6 +66,8 @@ pub struct QueueMetrics {
     pub handler_seconds: Histogram,
     /// [`QUEUE_DEPTH`](super::QUEUE_DEPTH).
     pub depth: Gauge,
+    /// [`QUEUE_MAX_ITEMS`](super::QUEUE_MAX_ITEMS): the queue's `max_queue_items`.
+    pub max_items: Gauge,
     /// [`IN_FLIGHT_BATCHES`](super::IN_FLIGHT_BATCHES).
     pub in_flight: Gauge,
     /// Readable copies of the item counters, by [`Outcome::ALL`](super::Outcome::ALL) order.

@@ -113,6 +113,7 @@ impl Metrics {
                 .clone(),
             handler_seconds: histogram(HANDLER_SECONDS),
             depth: gauge(QUEUE_DEPTH),
+            max_items: gauge(QUEUE_MAX_ITEMS),
             in_flight: gauge(IN_FLIGHT_BATCHES),
             counts: Default::default(),
             batches_count: AtomicU64::new(0),

@@ -17,6 +17,8 @@ pub const HANDLER_SECONDS: &str = "batchgate_handler_duration_seconds";
 pub const ITEM_SECONDS: &str = "batchgate_item_duration_seconds";
 /// Items waiting in a queue.
 pub const QUEUE_DEPTH: &str = "batchgate_queue_depth";
+/// Gauge: the queue's `max_queue_items`, for "nearly full" alerts.
+pub const QUEUE_MAX_ITEMS: &str = "batchgate_queue_max_items";
 /// Batches being processed.
 pub const IN_FLIGHT_BATCHES: &str = "batchgate_in_flight_batches";
 
@@ -113,7 +115,7 @@ pub(super) fn describe_all(recorder: &PrometheusRecorder) {
             | BACKEND_CALLS_TOTAL
             | BACKEND_RETRIES_TOTAL
             | BACKEND_EJECTIONS_TOTAL => recorder.describe_counter(name, Some(unit), help),
-            QUEUE_DEPTH | IN_FLIGHT_BATCHES | BACKEND_IN_FLIGHT => {
+            QUEUE_DEPTH | QUEUE_MAX_ITEMS | IN_FLIGHT_BATCHES | BACKEND_IN_FLIGHT => {
                 recorder.describe_gauge(name, Some(unit), help)
             }
             _ => recorder.describe_histogram(name, Some(unit), help),
@@ -122,12 +124,12 @@ pub(super) fn describe_all(recorder: &PrometheusRecorder) {
     describe(
         ITEMS_TOTAL,
         Unit::Count,
-        "Items answered, by queue and outcome (ok, error, rejected, timeout, cancelled).",
+        "Items answered, by queue and outcome (ok, error, rejected, timeout, cancelled, shed).",
     );
     describe(
         BATCHES_TOTAL,
         Unit::Count,
-        "Batches dispatched, by queue and trigger (size, bytes, delay, flush, drain).",
+        "Batches dispatched, by queue and trigger (size, bytes, delay, flush, drain, target).",
     );
     describe(BATCH_SIZE, Unit::Count, "Items per dispatched batch.");
     describe(
@@ -136,6 +138,11 @@ pub(super) fn describe_all(recorder: &PrometheusRecorder) {
         "Time the handler took to process a whole batch.",
     );
     describe(QUEUE_DEPTH, Unit::Count, "Items waiting in the queue.");
+    describe(
+        QUEUE_MAX_ITEMS,
+        Unit::Count,
+        "Items the queue may hold (max_queue_items); more are refused.",
+    );
     describe(
         IN_FLIGHT_BATCHES,
         Unit::Count,

@@ -95,6 +95,10 @@ impl Actor {
         let abort = self.spec.abort.clone();
         let abort = abort.cancelled();
         tokio::pin!(abort);
+        self.spec
+            .metrics
+            .max_items
+            .set(self.spec.policy.max_queue_items as f64);
         loop {
             let now = Instant::now();
             let dropped = self.backlog.tidy(now, &self.spec.name);
@@ -212,6 +216,10 @@ impl Actor {
                 if policy.mode != self.spec.policy.mode {
                     self.aimd_size = 1;
                 }
+                self.spec
+                    .metrics
+                    .max_items
+                    .set(policy.max_queue_items as f64);
                 self.spec.policy = policy;
             }
             Command::Stats(reply) => {
