@@ -117,8 +117,11 @@ pub struct HandlerConfig {
     pub base: Duration,
     /// sim: added cost of each item in the batch.
     pub per_item: Duration,
-    /// grpc/http: endpoint URLs (more may register at runtime).
+    /// grpc/http: endpoint URLs (more may register at runtime); grpc also
+    /// `dns:///NAME:PORT`, every address of NAME an endpoint.
     pub endpoints: Vec<String>,
+    /// grpc: how often `dns:///` endpoint names are looked up again.
+    pub resolve_every: Duration,
     /// grpc/http: batches one endpoint may process at once.
     pub max_in_flight: usize,
     /// grpc/http: longest a backend call may take (the batch's earliest item
@@ -159,6 +162,7 @@ impl Default for HandlerConfig {
             base: Duration::from_millis(5),
             per_item: Duration::from_micros(20),
             endpoints: Vec::new(),
+            resolve_every: Duration::from_secs(5),
             max_in_flight: 4,
             timeout: Duration::from_secs(30),
             retries: 2,
@@ -197,6 +201,12 @@ pub(crate) struct RawHandler {
     pub(crate) per_item: Option<Duration>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) endpoints: Option<Vec<String>>,
+    #[serde(
+        default,
+        with = "humantime_serde",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub(crate) resolve_every: Option<Duration>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) max_in_flight: Option<usize>,
     #[serde(
@@ -246,6 +256,7 @@ fn fields_of(kind: HandlerKind) -> &'static [&'static str] {
         HandlerKind::Sim => &["base", "per_item"],
         HandlerKind::Grpc => &[
             "endpoints",
+            "resolve_every",
             "max_in_flight",
             "timeout",
             "retries",
@@ -281,6 +292,7 @@ impl TryFrom<RawHandler> for HandlerConfig {
             ("base", raw.base.is_some()),
             ("per_item", raw.per_item.is_some()),
             ("endpoints", raw.endpoints.is_some()),
+            ("resolve_every", raw.resolve_every.is_some()),
             ("max_in_flight", raw.max_in_flight.is_some()),
             ("timeout", raw.timeout.is_some()),
             ("retries", raw.retries.is_some()),
@@ -312,6 +324,7 @@ impl TryFrom<RawHandler> for HandlerConfig {
             base: raw.base.unwrap_or(d.base),
             per_item: raw.per_item.unwrap_or(d.per_item),
             endpoints: raw.endpoints.unwrap_or(d.endpoints),
+            resolve_every: raw.resolve_every.unwrap_or(d.resolve_every),
             max_in_flight: raw.max_in_flight.unwrap_or(d.max_in_flight),
             timeout: raw.timeout.unwrap_or(d.timeout),
             retries: raw.retries.unwrap_or(d.retries),
@@ -338,6 +351,7 @@ impl From<HandlerConfig> for RawHandler {
             base: (kind == HandlerKind::Sim).then_some(h.base),
             per_item: (kind == HandlerKind::Sim).then_some(h.per_item),
             endpoints: remote.then_some(h.endpoints),
+            resolve_every: (kind == HandlerKind::Grpc).then_some(h.resolve_every),
             max_in_flight: remote.then_some(h.max_in_flight),
             timeout: remote.then_some(h.timeout),
             retries: remote.then_some(h.retries),
@@ -421,10 +435,58 @@ impl HandlerConfig {
         )?;
         duration_at_most(&field("eject_for"), self.eject_for, limits::MAX_TIMEOUT)?;
         for (i, endpoint) in self.endpoints.iter().enumerate() {
-            validate_endpoint(endpoint)
-                .map_err(|problem| invalid(format!("{path}.endpoints[{i}]"), problem))?;
+            let checked = match DnsName::parse(endpoint) {
+                Some(_) if self.kind != HandlerKind::Grpc => Err(format!(
+                    "{endpoint:?}: dns:/// endpoints are for grpc handlers (an http endpoint is a URL with a path)"
+                )),
+                Some(name) => name.map(|_| ()),
+                None => validate_endpoint(endpoint),
+            };
+            checked.map_err(|problem| invalid(format!("{path}.endpoints[{i}]"), problem))?;
         }
+        if self.resolve_every < std::time::Duration::from_millis(10) {
+            return Err(invalid(field("resolve_every"), "must be ≥ 10ms"));
+        }
+        duration_at_most(
+            &field("resolve_every"),
+            self.resolve_every,
+            limits::MAX_SHORT,
+        )?;
         Ok(())
+    }
+}
+
+/// The scheme of an endpoint resolved through DNS.
+pub const DNS_SCHEME: &str = "dns:///";
+
+/// A `dns:///NAME:PORT` endpoint, parsed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DnsName {
+    /// The name to resolve.
+    pub host: String,
+    /// The port every address gets.
+    pub port: u16,
+}
+
+impl DnsName {
+    /// Parses `dns:///NAME:PORT`; `None` for another kind of endpoint.
+    ///
+    /// # Errors
+    /// A `dns:///` endpoint without a name or a valid port.
+    pub fn parse(endpoint: &str) -> Option<Result<Self, String>> {
+        let rest = endpoint.strip_prefix(DNS_SCHEME)?;
+        Some(match rest.rsplit_once(':') {
+            Some((host, port)) if !host.is_empty() && !host.contains(['/', ' ']) => port
+                .parse::<u16>()
+                .ok()
+                .filter(|&p| p > 0)
+                .map(|port| Self {
+                    host: host.to_owned(),
+                    port,
+                })
+                .ok_or_else(|| format!("{endpoint:?} has no valid port (dns:///NAME:PORT)")),
+            _ => Err(format!("{endpoint:?} must be dns:///NAME:PORT")),
+        })
     }
 }
 
@@ -442,4 +504,52 @@ pub fn validate_endpoint(url: &str) -> Result<(), String> {
         return Err(format!("{url:?} has no host"));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dns_endpoints_parse() {
+        assert_eq!(DnsName::parse("http://a:1"), None);
+        assert_eq!(
+            DnsName::parse("dns:///backends.ns.svc.cluster.local:7000"),
+            Some(Ok(DnsName {
+                host: "backends.ns.svc.cluster.local".into(),
+                port: 7000
+            }))
+        );
+        for bad in [
+            "dns:///",
+            "dns:///name",
+            "dns:///name:0",
+            "dns:///name:x",
+            "dns:///:80",
+            "dns:///a/b:80",
+        ] {
+            assert!(matches!(DnsName::parse(bad), Some(Err(_))), "{bad}");
+        }
+    }
+
+    #[test]
+    fn dns_endpoints_are_for_grpc_with_a_sane_interval() {
+        let grpc = |endpoint: &str| HandlerConfig {
+            endpoints: vec![endpoint.to_owned()],
+            ..HandlerConfig::of(HandlerKind::Grpc)
+        };
+        assert!(grpc("dns:///backends:7000").validate("h").is_ok());
+        let err = |c: HandlerConfig| c.validate("h").unwrap_err().to_string();
+        assert!(err(grpc("dns:///backends")).contains("h.endpoints[0]"));
+        let http = HandlerConfig {
+            kind: HandlerKind::Http,
+            ..grpc("dns:///backends:7000")
+        };
+        assert!(err(http).contains("dns:/// endpoints are for grpc handlers"));
+        let eager = HandlerConfig {
+            resolve_every: std::time::Duration::from_millis(1),
+            ..grpc("dns:///backends:7000")
+        };
+        assert!(err(eager).contains("h.resolve_every must be ≥ 10ms"));
+    }
 }

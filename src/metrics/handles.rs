@@ -40,6 +40,15 @@ pub struct EndpointMetrics {
     pub in_flight: Gauge,
 }
 
+/// The series of one name a remote queue resolves through DNS.
+#[derive(Debug, Clone)]
+pub struct DnsMetrics {
+    /// [`DNS_RESOLUTIONS_TOTAL`](super::DNS_RESOLUTIONS_TOTAL), result ok.
+    pub ok: Counter,
+    /// The same, result error (lookup failed or resolved to nothing).
+    pub error: Counter,
+}
+
 impl EndpointMetrics {
     /// Counts one call that ended with `outcome`.
     pub fn call(&self, outcome: CallOutcome) {

@@ -25,7 +25,7 @@ use metrics_exporter_prometheus::{
 
 use self::buckets::{DurationHistogram, SECONDS_BUCKETS};
 pub use self::{
-    handles::{EndpointMetrics, ItemTimings, QueueMetrics},
+    handles::{DnsMetrics, EndpointMetrics, ItemTimings, QueueMetrics},
     names::*,
     recent::{Percentiles, QueueCounts},
 };
@@ -144,6 +144,25 @@ impl Metrics {
             in_flight: self
                 .recorder
                 .register_gauge(&key(BACKEND_IN_FLIGHT, None), &meta),
+        }
+    }
+
+    /// Registers the series of a DNS name that `queue`'s endpoints come
+    /// from (a name from the config, never from clients).
+    pub fn dns(&self, queue: &str, name: &str) -> DnsMetrics {
+        let meta = metrics::Metadata::new(module_path!(), metrics::Level::INFO, None);
+        let counter = |result: &'static str| {
+            let labels = vec![
+                Label::new("queue", queue.to_owned()),
+                Label::new("name", name.to_owned()),
+                Label::new("result", result),
+            ];
+            self.recorder
+                .register_counter(&Key::from_parts(DNS_RESOLUTIONS_TOTAL, labels), &meta)
+        };
+        DnsMetrics {
+            ok: counter("ok"),
+            error: counter("error"),
         }
     }
 

@@ -30,6 +30,8 @@ pub const BACKEND_RETRIES_TOTAL: &str = "batchgate_backend_retries_total";
 pub const BACKEND_EJECTIONS_TOTAL: &str = "batchgate_backend_ejections_total";
 /// Batches (or parts of one) an endpoint is processing.
 pub const BACKEND_IN_FLIGHT: &str = "batchgate_backend_in_flight_calls";
+/// Counter: lookups of a `dns:///` endpoint name, by result (ok, error).
+pub const DNS_RESOLUTIONS_TOTAL: &str = "batchgate_dns_resolutions_total";
 
 /// How an item ended; the `outcome` label of [`ITEMS_TOTAL`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -114,7 +116,8 @@ pub(super) fn describe_all(recorder: &PrometheusRecorder) {
             | BATCHES_TOTAL
             | BACKEND_CALLS_TOTAL
             | BACKEND_RETRIES_TOTAL
-            | BACKEND_EJECTIONS_TOTAL => recorder.describe_counter(name, Some(unit), help),
+            | BACKEND_EJECTIONS_TOTAL
+            | DNS_RESOLUTIONS_TOTAL => recorder.describe_counter(name, Some(unit), help),
             QUEUE_DEPTH | QUEUE_MAX_ITEMS | IN_FLIGHT_BATCHES | BACKEND_IN_FLIGHT => {
                 recorder.describe_gauge(name, Some(unit), help)
             }
@@ -162,6 +165,11 @@ pub(super) fn describe_all(recorder: &PrometheusRecorder) {
         BACKEND_EJECTIONS_TOTAL,
         Unit::Count,
         "Times a remote backend endpoint was ejected after eject_after failures in a row.",
+    );
+    describe(
+        DNS_RESOLUTIONS_TOTAL,
+        Unit::Count,
+        "Lookups of a dns:/// endpoint name of a remote queue, by result (ok; error: failed or empty, the last good set kept).",
     );
     describe(
         BACKEND_IN_FLIGHT,

@@ -24,6 +24,7 @@
 //! Items are answered the moment their result arrives, so a retry or a
 //! bisection never answers an item twice.
 
+mod dns;
 mod grpc;
 mod http;
 mod packed;
@@ -35,11 +36,14 @@ use backon::{BackoffBuilder, ExponentialBuilder};
 use tokio::time::Instant;
 use tonic::{Code, Status};
 
-pub use self::pool::{Endpoint, EndpointPool, Lease, PoolSettings};
+pub use self::{
+    dns::{Resolve, SystemResolver},
+    pool::{Endpoint, EndpointPool, Lease, PoolSettings},
+};
 use super::{BoxFuture, Handler};
 use crate::{
     contract::{Batch, ItemOutput, ResultSink, SinkError},
-    handler::config::{Encoding, HandlerConfig, HandlerKind},
+    handler::config::{DnsName, Encoding, HandlerConfig, HandlerKind},
     metrics::{CallOutcome, Metrics},
     pb::backend_client::BackendClient,
 };
@@ -207,8 +211,22 @@ impl Remote {
         config: &HandlerConfig,
         metrics: Arc<Metrics>,
     ) -> Result<Self, Status> {
+        Self::with_resolver(queue, config, metrics, Arc::new(SystemResolver))
+    }
+
+    /// As [`Remote::new`], resolving `dns:///` endpoints with `resolver`
+    /// (a task per name, from a tokio runtime, until the handler is gone).
+    ///
+    /// # Errors
+    /// INVALID_ARGUMENT for a bad endpoint.
+    pub fn with_resolver(
+        queue: Arc<str>,
+        config: &HandlerConfig,
+        metrics: Arc<Metrics>,
+        resolver: Arc<dyn Resolve>,
+    ) -> Result<Self, Status> {
         let pool = Arc::new(EndpointPool::new(
-            queue,
+            queue.clone(),
             PoolSettings {
                 kind: config.kind,
                 max_in_flight: config.max_in_flight,
@@ -216,10 +234,19 @@ impl Remote {
                 eject_for: config.eject_for,
                 tls_ca_file: config.tls_ca_file.clone(),
             },
-            metrics,
+            metrics.clone(),
         ));
         for address in &config.endpoints {
-            pool.register(address, 0, None, true)?;
+            match DnsName::parse(address) {
+                None => {
+                    pool.register(address, 0, None, true)?;
+                }
+                Some(name) => {
+                    let name = name.map_err(Status::invalid_argument)?;
+                    let series = metrics.dns(&queue, &name.host);
+                    dns::watch(&pool, name, config.resolve_every, resolver.clone(), series);
+                }
+            }
         }
         Ok(Self {
             pool,

@@ -155,6 +155,11 @@ impl EndpointPool {
         }
     }
 
+    /// The queue this pool serves.
+    pub fn queue(&self) -> &str {
+        &self.queue
+    }
+
     /// The handler kind of this pool.
     pub fn kind(&self) -> HandlerKind {
         self.settings.kind
