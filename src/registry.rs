@@ -12,7 +12,7 @@ use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
 use crate::{
     config::{ConfigError, QueueConfig, validate_queue_name},
-    handler::{self, Handler, remote::EndpointPool},
+    handler::{self, Handler, HandlerConfig, remote::EndpointPool},
     metrics::{Metrics, Outcome, QueueMetrics},
     queue::{Command, QueueHandle, QueueSpec, timer::PreciseTimer},
 };
@@ -210,18 +210,24 @@ impl Registry {
         names
     }
 
-    /// Changes a queue's policy: `change` edits a copy of its config, which
-    /// must still validate; the queue applies it from its next batch on.
+    /// Changes a queue's policy and, with `new_handler`, its handler:
+    /// `change` edits a copy of its config, which must still validate; the
+    /// queue applies it from its next batch on. A new handler replaces the
+    /// old for new batches; the old one's batches in flight finish on it
+    /// (endpoints registered at runtime stay with the old handler: a
+    /// backend renewing its lease registers with the new one).
     ///
     /// # Errors
-    /// [`RegistryError::NotFound`], [`RegistryError::Config`], or
-    /// [`RegistryError::Stopped`] if the queue has drained.
+    /// [`RegistryError::NotFound`], [`RegistryError::Config`],
+    /// [`RegistryError::Handler`], or [`RegistryError::Stopped`] if the
+    /// queue has drained.
     pub async fn update(
         &self,
         name: &str,
         change: impl FnOnce(&mut QueueConfig),
+        new_handler: Option<HandlerConfig>,
     ) -> Result<QueueEntry, RegistryError> {
-        let (handle, config) = {
+        let (handle, config, handler) = {
             let mut queues = self.queues.write().unwrap_or_else(PoisonError::into_inner);
             let entry = queues
                 .get_mut(name)
@@ -229,13 +235,28 @@ impl Registry {
             let mut config = entry.config.clone();
             let handler = config.handler.clone();
             change(&mut config);
-            config.handler = handler;
+            config.handler = new_handler.unwrap_or(handler);
             config.validate(&format!("queues.{name}"), self.max_message_bytes)?;
+            // A changed handler is built anew; batches in flight finish on
+            // the old one, which goes when they do.
+            let handler =
+                if config.handler == entry.config.handler {
+                    None
+                } else {
+                    let queue: Arc<str> = Arc::from(name);
+                    let built = handler::build(queue, &config.handler, self.metrics.clone())
+                        .map_err(|s| RegistryError::Handler {
+                            queue: name.to_owned(),
+                            message: s.message().to_owned(),
+                        })?;
+                    entry.handler = built.clone();
+                    Some(built)
+                };
             entry.config = config.clone();
-            (entry.handle.clone(), config)
+            (entry.handle.clone(), config, handler)
         };
         handle
-            .control(Command::Update(config.policy.clone()))
+            .control(Command::Update(config.policy.clone(), handler))
             .await
             .map_err(|_| RegistryError::Stopped(name.to_owned()))?;
         self.entry(name)

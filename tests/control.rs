@@ -155,6 +155,7 @@ async fn the_control_plane_checks_the_same_bounds_as_the_file() {
                 max_delay_us: Some(u64::MAX),
                 ..Default::default()
             }),
+            handler: None,
         })
         .await
         .unwrap_err();
@@ -371,6 +372,7 @@ async fn a_live_policy_change_applies_to_later_batches_and_loses_nothing() {
                 max_batch_size: Some(32),
                 ..Default::default()
             }),
+            handler: None,
         })
         .await
         .unwrap()
@@ -397,6 +399,7 @@ async fn a_live_policy_change_applies_to_later_batches_and_loses_nothing() {
                 min_batch_size: Some(100),
                 ..Default::default()
             }),
+            handler: None,
         })
         .await
         .unwrap_err();
@@ -605,6 +608,7 @@ async fn allowed_batch_sizes_and_packed_encoding_are_set_and_checked_through_the
             allowed_batch_sizes: Some(allowed),
             ..Default::default()
         }),
+        handler: None,
     };
     let updated = ctl
         .update_queue(update(sizes(&[2, 4, 8])))
@@ -700,10 +704,100 @@ async fn a_target_queue_shows_what_it_learned() {
                 mode: Some("fast".into()),
                 ..Default::default()
             }),
+            handler: None,
         })
         .await
         .unwrap_err();
     assert_eq!(unknown.code(), Code::InvalidArgument);
     assert!(unknown.message().contains("auto, manual, target, aimd"));
+    server.shutdown().await;
+}
+
+/// The next answer of a stream: its id and its batch's handler time, after
+/// checking it is the item's own payload.
+async fn next_ok(answers: &mut tonic::Streaming<pb::StreamResponse>) -> (String, u64) {
+    let a = answers.next().await.unwrap().unwrap();
+    let Some(Outcome::Result(r)) = a.outcome else {
+        panic!("item {} failed: {:?}", a.id, a.outcome)
+    };
+    assert_eq!(r.payload[..], a.id.parse::<u32>().unwrap().to_be_bytes());
+    (a.id, r.batch.unwrap().handler_us)
+}
+
+#[tokio::test]
+async fn a_live_handler_change_takes_new_batches_and_loses_nothing() {
+    let server = TestServer::start(config(QUEUES)).await;
+    let mut ctl = control(&server).await;
+    let mut client = server.client().await;
+    let (tx, rx) = tokio::sync::mpsc::channel(64);
+    let mut answers = client
+        .stream_submit(tokio_stream::wrappers::ReceiverStream::new(rx))
+        .await
+        .unwrap()
+        .into_inner();
+    let sender = tokio::spawn(async move {
+        for i in 0u32..4000 {
+            let item = pb::StreamRequest {
+                id: i.to_string(),
+                queue: "echo".into(),
+                payload: i.to_be_bytes().to_vec().into(),
+                ..Default::default()
+            };
+            tx.send(item).await.unwrap();
+        }
+    });
+    let mut ids = HashSet::new();
+    while ids.len() < 500 {
+        let (id, _) = next_ok(&mut answers).await;
+        assert!(ids.insert(id), "answered twice");
+    }
+    // echo → sim (2 ms a batch) while items keep flowing.
+    let updated = ctl
+        .update_queue(pb::UpdateQueueRequest {
+            name: "echo".into(),
+            policy: None,
+            handler: Some(pb::HandlerSpec {
+                kind: "sim".into(),
+                sim_base_us: 2_000,
+                ..Default::default()
+            }),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(updated.handler.unwrap().kind, "sim");
+    let mut slow_batches = 0;
+    while ids.len() < 4000 {
+        let (id, handler_us) = next_ok(&mut answers).await;
+        slow_batches += usize::from(handler_us >= 1_900);
+        assert!(ids.insert(id), "answered twice");
+    }
+    sender.await.unwrap();
+    assert!(slow_batches > 0, "later batches went to the new handler");
+    let bad = ctl
+        .update_queue(pb::UpdateQueueRequest {
+            name: "echo".into(),
+            policy: None,
+            handler: Some(pb::HandlerSpec {
+                kind: "grpc".into(),
+                endpoints: vec!["ftp://nowhere".into()],
+                ..Default::default()
+            }),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(bad.code(), Code::InvalidArgument);
+    let info = ctl
+        .get_queue(pb::QueueRef {
+            name: "echo".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        info.handler.unwrap().kind,
+        "sim",
+        "a refused change changes nothing"
+    );
     server.shutdown().await;
 }

@@ -191,12 +191,14 @@ fn sizes_text(sizes: Option<&pb::BatchSizes>) -> String {
     }
 }
 
-/// Handler fields of a new queue; unset ones take the kind's defaults.
+/// Handler fields of a new queue (or, with `update --kind`, a queue's new
+/// handler); unset ones take the kind's defaults.
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct HandlerArgs {
-    /// echo, sim, grpc or http.
-    #[arg(long, default_value = "echo")]
-    kind: String,
+    /// echo, sim, grpc or http (create: default echo; update: replaces the
+    /// handler, in-flight batches finish on the old one).
+    #[arg(long)]
+    kind: Option<String>,
     /// sim: fixed cost of a batch, e.g. "5ms".
     #[arg(long, value_parser = humantime::parse_duration)]
     base: Option<Duration>,
@@ -233,10 +235,11 @@ impl HandlerArgs {
     fn to_spec(&self) -> pb::HandlerSpec {
         let micros =
             |d: Option<Duration>| d.map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX));
-        let sim = self.kind == "sim";
+        let kind = self.kind.clone().unwrap_or_else(|| "echo".to_owned());
+        let sim = kind == "sim";
         let default_sim = crate::config::HandlerConfig::of(crate::config::HandlerKind::Sim);
         pb::HandlerSpec {
-            kind: self.kind.clone(),
+            kind,
             // A sim's costs are always sent; unset ones are the defaults.
             sim_base_us: micros(self.base.or(sim.then_some(default_sim.base))),
             sim_per_item_us: micros(self.per_item.or(sim.then_some(default_sim.per_item))),
@@ -279,6 +282,8 @@ pub enum Action {
         name: String,
         #[command(flatten)]
         policy: PolicyArgs,
+        #[command(flatten)]
+        handler: HandlerArgs,
     },
     /// Delete a queue (drains it; --force answers pending items UNAVAILABLE).
     Delete {
@@ -402,12 +407,17 @@ async fn execute(args: &CtlArgs) -> Result<(), Status> {
                 .into_inner();
             show_queue(&info, json);
         }
-        Action::Update { name, policy } => {
+        Action::Update {
+            name,
+            policy,
+            handler,
+        } => {
             let info = ctl
                 .update_queue(authorized(
                     pb::UpdateQueueRequest {
                         name: name.clone(),
                         policy: Some(policy.to_policy()),
+                        handler: handler.kind.is_some().then(|| handler.to_spec()),
                     },
                     token,
                 )?)

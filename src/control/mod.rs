@@ -145,8 +145,16 @@ impl BatchControl for ControlService {
     ) -> Result<Response<pb::QueueInfo>, Status> {
         let r = r.into_inner();
         let change = convert::PolicyChange::new(r.policy)?;
-        let entry = self.registry.update(&r.name, |c| change.apply(c)).await?;
-        tracing::info!(queue = %r.name, "queue policy updated");
+        let handler = match r.handler {
+            Some(spec) => Some(convert::handler_config(Some(spec))?),
+            None => None,
+        };
+        let replaced = handler.is_some();
+        let entry = self
+            .registry
+            .update(&r.name, |c| change.apply(c), handler)
+            .await?;
+        tracing::info!(queue = %r.name, handler = replaced, "queue updated");
         Ok(Response::new(info(&r.name, &entry).await))
     }
 

@@ -211,7 +211,13 @@ impl Actor {
             }
             Command::Pause => self.paused = true,
             Command::Resume => self.paused = false,
-            Command::Update(policy) => {
+            Command::Update(policy, handler) => {
+                if let Some(handler) = handler {
+                    tracing::info!(queue = %self.spec.name, kind = handler.kind(), "handler replaced");
+                    self.spec.handler = handler;
+                    // What was learned was the old handler's time.
+                    self.fit = Fit::default();
+                }
                 self.backlog.set_levels(policy.priority_levels);
                 if policy.mode != self.spec.policy.mode {
                     self.aimd_size = 1;

@@ -1,9 +1,11 @@
 //! What a queue's handles ask of its actor, and what the actor reports.
 
+use std::sync::Arc;
+
 use tokio::sync::oneshot;
 
 use super::{item::Item, policy::Policy};
-use crate::metrics::QueueMetrics;
+use crate::{handler::Handler, metrics::QueueMetrics};
 
 /// Commands a queue actor takes.
 #[derive(Debug)]
@@ -26,8 +28,9 @@ pub enum Command {
     Pause,
     /// Dispatch again after a pause.
     Resume,
-    /// Apply a new policy from the next batch on.
-    Update(Policy),
+    /// Apply a new policy, and a new handler if given, from the next batch
+    /// on (batches in flight finish on the handler they started with).
+    Update(Policy, Option<Arc<dyn Handler>>),
     /// Report the queue's state.
     Stats(oneshot::Sender<ActorStats>),
 }
@@ -87,7 +90,7 @@ impl Command {
                     learned: None,
                 });
             }
-            Command::Pause | Command::Resume | Command::Update(_) => {}
+            Command::Pause | Command::Resume | Command::Update(..) => {}
         }
     }
 }

@@ -109,12 +109,14 @@ class CreateQueueRequest(_message.Message):
     def __init__(self, name: _Optional[str] = ..., policy: _Optional[_Union[QueuePolicy, _Mapping]] = ..., handler: _Optional[_Union[HandlerSpec, _Mapping]] = ...) -> None: ...
 
 class UpdateQueueRequest(_message.Message):
-    __slots__ = ("name", "policy")
+    __slots__ = ("name", "policy", "handler")
     NAME_FIELD_NUMBER: _ClassVar[int]
     POLICY_FIELD_NUMBER: _ClassVar[int]
+    HANDLER_FIELD_NUMBER: _ClassVar[int]
     name: str
     policy: QueuePolicy
-    def __init__(self, name: _Optional[str] = ..., policy: _Optional[_Union[QueuePolicy, _Mapping]] = ...) -> None: ...
+    handler: HandlerSpec
+    def __init__(self, name: _Optional[str] = ..., policy: _Optional[_Union[QueuePolicy, _Mapping]] = ..., handler: _Optional[_Union[HandlerSpec, _Mapping]] = ...) -> None: ...
 
 class DeleteQueueRequest(_message.Message):
     __slots__ = ("name", "force")
