@@ -137,6 +137,19 @@ pub async fn run(
     listeners: Listeners,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), AppError> {
+    run_with(config, listeners, shutdown, None).await
+}
+
+/// [`run`], reloading the configuration as `reload` says.
+///
+/// # Errors
+/// As [`run`].
+pub async fn run_with(
+    config: Config,
+    listeners: Listeners,
+    shutdown: impl Future<Output = ()> + Send,
+    reload: Option<crate::reload::ReloadOptions>,
+) -> Result<(), AppError> {
     let auth = BearerAuth::new(config.server.control_token()?.as_deref());
     let tls = config
         .server
@@ -162,6 +175,17 @@ pub async fn run(
     ));
     for (name, queue) in &config.queues {
         registry.create(name, queue)?;
+    }
+    let reload_stop = CancellationToken::new();
+    let _stop_reloading = reload_stop.clone().drop_guard();
+    if let Some(options) = reload {
+        let reloader = Arc::new(crate::reload::Reloader::new(
+            registry.clone(),
+            config.clone(),
+            options.load.clone(),
+            metrics.reloads(),
+        ));
+        crate::reload::spawn(reloader, &options, reload_stop.clone());
     }
     let state = ApiState {
         registry: registry.clone(),
@@ -244,6 +268,7 @@ pub async fn run(
     );
 
     shutdown.await;
+    reload_stop.cancel();
     tracing::info!("shutdown: refusing new items, draining queues");
     health
         .set_not_serving::<BatcherServer<BatcherService>>()

@@ -22,7 +22,8 @@
 //! - [`app`]: wiring and ordered shutdown.
 //! - [`api`]: the tonic services (convert, enqueue, answer; no logic).
 //! - [`control`]: the BatchControl service (runtime queue management).
-//! - [`registry`]: queue name → running queue.
+//! - [`registry`]: queue name → running queue; [`reload`]: applies a new
+//!   configuration file to it (SIGHUP, `--watch-config`).
 //! - [`contract`]: the handler contract both the queue and the handlers use
 //!   (batch, item, output, trigger, the answering [`contract::ResultSink`]).
 //! - [`queue`]: the policy (pure), the backlog, the per-queue actor with its
@@ -79,6 +80,7 @@ pub mod pb;
 pub mod queue;
 pub mod ready;
 pub mod registry;
+pub mod reload;
 pub mod shutdown;
 pub mod stdout;
 pub mod telemetry;

@@ -521,3 +521,56 @@ fn bench_sweeps_print_csv_with_exact_batch_sizes() {
         );
     }
 }
+
+#[test]
+fn sighup_reloads_the_config_file() {
+    let port = {
+        let probe = TcpListener::bind("127.0.0.1:0").unwrap();
+        probe.local_addr().unwrap().port()
+    };
+    let config = TempConfig::new("sighup");
+    let server =
+        format!("[server]\ngrpc_addr = \"127.0.0.1:{port}\"\nmetrics_addr = \"127.0.0.1:0\"\n");
+    let path = config.write(&format!("{server}[queues.first]\n"));
+    let mut child = batchgate()
+        .args(["serve", "--config"])
+        .arg(&path)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let addr = format!("127.0.0.1:{port}");
+    let queues = || {
+        let out = batchgate()
+            .args(["ctl", "queues", "--addr", &addr])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let wait_for = |what: &str, want: &dyn Fn(&str) -> bool| {
+        for _ in 0..200 {
+            let text = queues();
+            if want(&text) {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        panic!("waited for {what}: {}", queues());
+    };
+    wait_for("the server", &|t| t.contains("first"));
+    config.write(&format!("{server}[queues.second]\n"));
+    let sent = Command::new("kill")
+        .args(["-HUP", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    wait_for("the reload", &|t| {
+        t.contains("second") && !t.contains("first")
+    });
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let status = child.wait().unwrap();
+    assert!(status.success(), "clean exit after SIGTERM: {status:?}");
+}

@@ -36,6 +36,11 @@ pub struct ServeArgs {
     /// With --check-config: print JSON instead of TOML.
     #[arg(long, requires = "check_config")]
     pub json: bool,
+    /// Reload the configuration when the file changes (checked every
+    /// second; a Kubernetes ConfigMap's symlink swap counts), besides on
+    /// SIGHUP.
+    #[arg(long, requires = "config")]
+    pub watch_config: bool,
     /// With --check-config: do not check that the files the config names
     /// (TLS, token) exist here, for a config meant for another machine
     /// (e.g. the one a Helm chart renders for its pods).
@@ -110,7 +115,19 @@ pub async fn run(args: ServeArgs) -> ExitCode {
             return ExitCode::from(EXIT_BAD_CONFIG);
         }
     };
-    match app::run(config, listeners, shutdown::signal()).await {
+    let reload = {
+        let loader = args.clone();
+        crate::reload::ReloadOptions {
+            load: std::sync::Arc::new(move || loader.load()),
+            watch: args
+                .watch_config
+                .then(|| args.config.clone())
+                .flatten()
+                .map(|path| (path, Duration::from_secs(1))),
+            on_sighup: true,
+        }
+    };
+    match app::run_with(config, listeners, shutdown::signal(), Some(reload)).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!("{e}");

@@ -40,6 +40,15 @@ pub struct EndpointMetrics {
     pub in_flight: Gauge,
 }
 
+/// [`CONFIG_RELOADS_TOTAL`](super::CONFIG_RELOADS_TOTAL) by result.
+#[derive(Debug, Clone)]
+pub struct ReloadMetrics {
+    /// The reload applied.
+    pub ok: Counter,
+    /// The new configuration was invalid (or a change was refused).
+    pub error: Counter,
+}
+
 /// The series of one name a remote queue resolves through DNS.
 #[derive(Debug, Clone)]
 pub struct DnsMetrics {

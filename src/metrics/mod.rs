@@ -25,7 +25,7 @@ use metrics_exporter_prometheus::{
 
 use self::buckets::{DurationHistogram, SECONDS_BUCKETS};
 pub use self::{
-    handles::{DnsMetrics, EndpointMetrics, ItemTimings, QueueMetrics},
+    handles::{DnsMetrics, EndpointMetrics, ItemTimings, QueueMetrics, ReloadMetrics},
     names::*,
     recent::{Percentiles, QueueCounts},
 };
@@ -144,6 +144,22 @@ impl Metrics {
             in_flight: self
                 .recorder
                 .register_gauge(&key(BACKEND_IN_FLIGHT, None), &meta),
+        }
+    }
+
+    /// Registers the configuration reload counters (both shown from the
+    /// start, at 0).
+    pub fn reloads(&self) -> ReloadMetrics {
+        let meta = metrics::Metadata::new(module_path!(), metrics::Level::INFO, None);
+        let counter = |result: &'static str| {
+            let key = Key::from_parts(CONFIG_RELOADS_TOTAL, vec![Label::new("result", result)]);
+            let c = self.recorder.register_counter(&key, &meta);
+            c.increment(0);
+            c
+        };
+        ReloadMetrics {
+            ok: counter("ok"),
+            error: counter("error"),
         }
     }
 

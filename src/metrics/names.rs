@@ -30,6 +30,8 @@ pub const BACKEND_RETRIES_TOTAL: &str = "batchgate_backend_retries_total";
 pub const BACKEND_EJECTIONS_TOTAL: &str = "batchgate_backend_ejections_total";
 /// Batches (or parts of one) an endpoint is processing.
 pub const BACKEND_IN_FLIGHT: &str = "batchgate_backend_in_flight_calls";
+/// Counter: configuration reloads, by result (ok, error).
+pub const CONFIG_RELOADS_TOTAL: &str = "batchgate_config_reloads_total";
 /// Counter: lookups of a `dns:///` endpoint name, by result (ok, error).
 pub const DNS_RESOLUTIONS_TOTAL: &str = "batchgate_dns_resolutions_total";
 
@@ -117,7 +119,8 @@ pub(super) fn describe_all(recorder: &PrometheusRecorder) {
             | BACKEND_CALLS_TOTAL
             | BACKEND_RETRIES_TOTAL
             | BACKEND_EJECTIONS_TOTAL
-            | DNS_RESOLUTIONS_TOTAL => recorder.describe_counter(name, Some(unit), help),
+            | DNS_RESOLUTIONS_TOTAL
+            | CONFIG_RELOADS_TOTAL => recorder.describe_counter(name, Some(unit), help),
             QUEUE_DEPTH | QUEUE_MAX_ITEMS | IN_FLIGHT_BATCHES | BACKEND_IN_FLIGHT => {
                 recorder.describe_gauge(name, Some(unit), help)
             }
@@ -165,6 +168,11 @@ pub(super) fn describe_all(recorder: &PrometheusRecorder) {
         BACKEND_EJECTIONS_TOTAL,
         Unit::Count,
         "Times a remote backend endpoint was ejected after eject_after failures in a row.",
+    );
+    describe(
+        CONFIG_RELOADS_TOTAL,
+        Unit::Count,
+        "Configuration reloads (SIGHUP or a changed file), by result (ok; error: invalid, the running configuration kept).",
     );
     describe(
         DNS_RESOLUTIONS_TOTAL,

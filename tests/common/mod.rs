@@ -45,14 +45,27 @@ pub fn config(toml: &str) -> Config {
 impl TestServer {
     /// Binds, then runs the server in the background.
     pub async fn start(config: Config) -> Self {
+        Self::start_with(config, None).await
+    }
+
+    /// [`TestServer::start`], reloading its configuration as `reload` says.
+    pub async fn start_with(
+        config: Config,
+        reload: Option<batchgate::reload::ReloadOptions>,
+    ) -> Self {
         let listeners = Listeners::bind(&config).await.expect("bind");
         let grpc = listeners.grpc_addr().unwrap();
         let metrics = listeners.metrics_addr().unwrap();
         let control = listeners.control_addr();
         let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(app::run(config, listeners, async move {
-            let _ = stopped.await;
-        }));
+        let task = tokio::spawn(app::run_with(
+            config,
+            listeners,
+            async move {
+                let _ = stopped.await;
+            },
+            reload,
+        ));
         Self {
             grpc,
             metrics,
