@@ -574,3 +574,66 @@ fn sighup_reloads_the_config_file() {
     let status = child.wait().unwrap();
     assert!(status.success(), "clean exit after SIGTERM: {status:?}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ctl_applies_a_call_to_every_replica_behind_a_name() {
+    let server = common::TestServer::start(common::config("[queues.echo]\n")).await;
+    let port = server.grpc.port();
+    let name = format!("dns:///localhost:{port}");
+    let replicas: Vec<std::net::SocketAddr> = {
+        use std::net::ToSocketAddrs;
+        format!("localhost:{port}")
+            .to_socket_addrs()
+            .unwrap()
+            .collect()
+    };
+    let only_ipv4 = replicas.iter().all(std::net::SocketAddr::is_ipv4);
+    let ours = format!("127.0.0.1:{port}");
+
+    let queues = run_cli(strings(&["ctl", "--addr", &name, "queues"]), "", false).await;
+    let text = String::from_utf8_lossy(&queues.stdout).into_owned();
+    assert!(text.contains("REPLICAS"), "totals first:\n{text}");
+    assert!(text.contains(&ours), "then each replica:\n{text}");
+    let paused = run_cli(
+        strings(&["ctl", "--addr", &name, "pause", "echo"]),
+        "",
+        false,
+    )
+    .await;
+    let text = String::from_utf8_lossy(&paused.stdout).into_owned();
+    assert!(text.contains(&format!("== {ours}")), "{text}");
+    assert!(text.contains("REPLICA") && text.contains("ok"), "{text}");
+    if only_ipv4 {
+        assert!(paused.status.success(), "{}", stderr(&paused));
+    }
+    let json = run_cli(
+        strings(&["ctl", "--addr", &name, "--json", "queues"]),
+        "",
+        false,
+    )
+    .await;
+    let value: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(value["totals"]["echo"]["replicas"], 1);
+    assert_eq!(value["replicas"][0]["queues"][0]["state"], "paused");
+
+    let watch = run_cli(strings(&["ctl", "--addr", &name, "watch"]), "", false).await;
+    assert!(!watch.status.success());
+    assert!(
+        stderr(&watch).contains("watch follows one server"),
+        "{}",
+        stderr(&watch)
+    );
+    let missing = run_cli(
+        strings(&["ctl", "--addr", "dns:///no-such-host.invalid:1", "queues"]),
+        "",
+        false,
+    )
+    .await;
+    assert!(!missing.status.success());
+    assert!(
+        stderr(&missing).contains("cannot resolve"),
+        "{}",
+        stderr(&missing)
+    );
+    server.shutdown().await;
+}

@@ -32,6 +32,10 @@ pub struct CtlArgs {
     /// Print JSON instead of tables.
     #[arg(long, global = true)]
     pub json: bool,
+    /// Apply to every replica: resolve --addr's host (e.g. a headless
+    /// Service) and call each address; `--addr dns:///NAME:PORT` implies it.
+    #[arg(long, global = true)]
+    pub all: bool,
     /// TLS settings (for an `https://` address).
     #[command(flatten)]
     pub tls: super::TlsArgs,
@@ -351,7 +355,12 @@ pub enum Action {
 
 /// Runs `batchgate ctl`.
 pub async fn run(args: CtlArgs) -> ExitCode {
-    match execute(&args).await {
+    let result = match super::replicas::resolve(&args.addr, args.all).await {
+        None => execute(&args).await,
+        Some(Ok(replicas)) => execute_all(&args, replicas).await,
+        Some(Err(status)) => Err(status),
+    };
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(status) => {
             eprintln!(
@@ -361,6 +370,151 @@ pub async fn run(args: CtlArgs) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Runs the action on every replica: `queues` as totals and a breakdown,
+/// anything else replica by replica, then a table of their results.
+async fn execute_all(args: &CtlArgs, replicas: Vec<String>) -> Result<(), Status> {
+    if matches!(args.action, Action::Watch { .. }) {
+        return Err(Status::invalid_argument(
+            "watch follows one server: give one replica's address",
+        ));
+    }
+    if matches!(args.action, Action::Queues) {
+        return queues_all(args, replicas).await;
+    }
+    let mut results = Vec::new();
+    for replica in replicas {
+        if !args.json {
+            outln!("== {replica}");
+        }
+        let one = CtlArgs {
+            addr: replica.clone(),
+            all: false,
+            ..args.clone()
+        };
+        let result = execute(&one).await;
+        if let Err(status) = &result {
+            eprintln!(
+                "{replica}: {}",
+                super::output::status_text(status, one.with_tls())
+            );
+        }
+        results.push((replica, result));
+    }
+    let failed = results.iter().filter(|(_, r)| r.is_err()).count();
+    if args.json {
+        let summary: Vec<_> = results
+            .iter()
+            .map(|(replica, r)| {
+                serde_json::json!({
+                    "replica": replica,
+                    "ok": r.is_ok(),
+                    "error": r.as_ref().err().map(|s| s.message().to_owned()),
+                })
+            })
+            .collect();
+        print_json(&serde_json::json!({ "replicas": summary }));
+    } else {
+        outln!("");
+        let mut t = table(&["REPLICA", "RESULT"]);
+        for (replica, r) in &results {
+            let result = match r {
+                Ok(()) => "ok".to_owned(),
+                Err(s) => format!("{}: {}", crate::error::code_name(s.code()), s.message()),
+            };
+            t.add_row(vec![replica.clone(), result]);
+        }
+        print_table(&t);
+    }
+    if failed > 0 {
+        return Err(Status::unavailable(format!(
+            "{failed} of {} replicas failed",
+            results.len()
+        )));
+    }
+    Ok(())
+}
+
+/// `queues --all`: each queue's counts summed over the replicas, then per
+/// replica.
+async fn queues_all(args: &CtlArgs, replicas: Vec<String>) -> Result<(), Status> {
+    let token = args.token.as_deref();
+    let mut answers = Vec::new();
+    for replica in replicas {
+        let answer = async {
+            let channel = super::connect(&replica, &args.tls)
+                .await
+                .map_err(Status::unavailable)?;
+            let mut ctl = BatchControlClient::new(channel);
+            Ok::<_, Status>(
+                ctl.list_queues(authorized(pb::ListQueuesRequest {}, token)?)
+                    .await?
+                    .into_inner(),
+            )
+        }
+        .await;
+        answers.push((replica, answer));
+    }
+    let totals = super::replicas::totals(&answers);
+    let unanswered = answers.iter().filter(|(_, a)| a.is_err()).count();
+    if args.json {
+        let per_replica: Vec<_> = answers
+            .iter()
+            .map(|(replica, a)| match a {
+                Ok(list) => serde_json::json!({ "replica": replica, "queues": list.queues }),
+                Err(s) => serde_json::json!({ "replica": replica, "error": s.message() }),
+            })
+            .collect();
+        print_json(&serde_json::json!({ "totals": totals, "replicas": per_replica }));
+    } else {
+        let mut t = table(&[
+            "QUEUE", "REPLICAS", "DEPTH", "FLIGHT", "OK", "FAILED", "BATCHES",
+        ]);
+        for (name, q) in &totals {
+            t.add_row(vec![
+                name.clone(),
+                q.replicas.to_string(),
+                q.depth.to_string(),
+                q.in_flight_batches.to_string(),
+                q.items_ok.to_string(),
+                q.items_failed.to_string(),
+                q.batches.to_string(),
+            ]);
+        }
+        numbers_from(&mut t, 1);
+        print_table(&t);
+        outln!("");
+        let mut t = table(&["REPLICA", "QUEUE", "STATE", "DEPTH", "OK", "FAILED"]);
+        for (replica, answer) in &answers {
+            match answer {
+                Ok(list) => {
+                    for q in &list.queues {
+                        let stats = q.stats.unwrap_or_default();
+                        t.add_row(vec![
+                            replica.clone(),
+                            q.name.clone(),
+                            pb::queue_state_name(q.state).to_owned(),
+                            stats.depth.to_string(),
+                            stats.items_ok.to_string(),
+                            failed(&stats).to_string(),
+                        ]);
+                    }
+                }
+                Err(s) => {
+                    t.add_row(vec![replica.clone(), format!("error: {}", s.message())]);
+                }
+            }
+        }
+        print_table(&t);
+    }
+    if unanswered > 0 {
+        return Err(Status::unavailable(format!(
+            "{unanswered} of {} replicas did not answer",
+            answers.len()
+        )));
+    }
+    Ok(())
 }
 
 async fn execute(args: &CtlArgs) -> Result<(), Status> {
@@ -607,8 +761,9 @@ fn print_table(table: &Table) {
     }
 }
 
-fn failed(stats: &pb::QueueStats) -> u64 {
-    stats.items_error + stats.items_rejected + stats.items_timeout
+/// Items that did not succeed: errors, refusals, timeouts and shed ones.
+pub(super) fn failed(stats: &pb::QueueStats) -> u64 {
+    stats.items_error + stats.items_rejected + stats.items_timeout + stats.items_shed
 }
 
 fn print_queue_table(queues: &[pb::QueueInfo]) {

@@ -8,6 +8,7 @@
 
 mod ctl;
 mod output;
+mod replicas;
 mod serve;
 mod stream;
 mod submit;
