@@ -5,7 +5,6 @@
 mod common;
 
 use std::{
-    collections::HashMap,
     net::SocketAddr,
     sync::{Arc, Mutex},
     time::Duration,
@@ -15,16 +14,11 @@ use batchgate::{
     config::{HandlerConfig, HandlerKind},
     handler::{BoxFuture, Remote, remote::Resolve, remote::SystemResolver},
     metrics::Metrics,
-    pb::{
-        BatchRequest, BatchResponse, ItemOutput, ItemResult,
-        backend_server::{Backend, BackendServer},
-        item_result::Outcome,
-    },
+    pb::backend_server::BackendServer,
 };
 use common::{TestServer, config};
 use tokio::net::TcpListener;
-use tokio_stream::{Stream, wrappers::TcpListenerStream};
-use tonic::{Request, Response, Status};
+use tokio_stream::wrappers::TcpListenerStream;
 
 /// A resolver whose answer the test sets: addresses, or a failure.
 #[derive(Debug)]
@@ -160,52 +154,13 @@ async fn the_system_resolver_finds_localhost() {
     );
 }
 
-/// Upper-cases each payload.
-#[derive(Clone)]
-struct Upper;
-
-#[tonic::async_trait]
-impl Backend for Upper {
-    async fn process_batch(
-        &self,
-        r: Request<BatchRequest>,
-    ) -> Result<Response<BatchResponse>, Status> {
-        let results = r
-            .into_inner()
-            .items
-            .into_iter()
-            .map(|item| ItemResult {
-                index: item.index,
-                outcome: Some(Outcome::Ok(ItemOutput {
-                    payload: item.payload.to_ascii_uppercase().into(),
-                    attributes: HashMap::new(),
-                })),
-            })
-            .collect();
-        Ok(Response::new(BatchResponse {
-            results,
-            ..Default::default()
-        }))
-    }
-
-    type ProcessBatchStreamStream =
-        std::pin::Pin<Box<dyn Stream<Item = Result<ItemResult, Status>> + Send>>;
-
-    async fn process_batch_stream(
-        &self,
-        _: Request<BatchRequest>,
-    ) -> Result<Response<Self::ProcessBatchStreamStream>, Status> {
-        Err(Status::unimplemented("not streamed"))
-    }
-}
-
 #[tokio::test]
 async fn a_queue_served_through_a_real_lookup_of_localhost() {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
     tokio::spawn(
         tonic::transport::Server::builder()
-            .add_service(BackendServer::new(Upper))
+            .add_service(BackendServer::new(common::upper::Upper))
             .serve_with_incoming(TcpListenerStream::new(listener)),
     );
     // localhost may also resolve to ::1, where nothing listens: that

@@ -5,22 +5,16 @@
 
 mod common;
 
-use std::{path::PathBuf, pin::Pin, sync::Arc};
+use std::{path::PathBuf, sync::Arc};
 
 use batchgate::{
     cli::{TlsArgs, connect},
-    pb::{
-        self, BatchRequest, BatchResponse, ItemOutput, ItemResult,
-        backend_server::{Backend, BackendServer},
-        batcher_client::BatcherClient,
-        item_result::Outcome,
-    },
+    pb::{self, backend_server::BackendServer, batcher_client::BatcherClient},
 };
 use common::{TestServer, config};
 use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
-use tokio_stream::Stream;
 use tonic::{
-    Request, Response, Status,
+    Response,
     transport::{Identity, Server, ServerTlsConfig},
 };
 use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
@@ -202,43 +196,6 @@ async fn probes_reach_plaintext_health_on_its_own_port() {
     task.await.unwrap().unwrap();
 }
 
-/// A backend that upper-cases payloads, served over TLS.
-struct Upper;
-
-#[tonic::async_trait]
-impl Backend for Upper {
-    async fn process_batch(
-        &self,
-        r: Request<BatchRequest>,
-    ) -> Result<Response<BatchResponse>, Status> {
-        let results = r
-            .into_inner()
-            .items
-            .into_iter()
-            .map(|i| ItemResult {
-                index: i.index,
-                outcome: Some(Outcome::Ok(ItemOutput {
-                    payload: i.payload.to_ascii_uppercase().into(),
-                    attributes: Default::default(),
-                })),
-            })
-            .collect();
-        Ok(Response::new(BatchResponse {
-            results,
-            ..Default::default()
-        }))
-    }
-
-    type ProcessBatchStreamStream = Pin<Box<dyn Stream<Item = Result<ItemResult, Status>> + Send>>;
-
-    async fn process_batch_stream(
-        &self,
-        _: Request<BatchRequest>,
-    ) -> Result<Response<Self::ProcessBatchStreamStream>, Status> {
-        Err(Status::unimplemented("not used"))
-    }
-}
-
 #[tokio::test]
 async fn batches_reach_a_backend_over_tls() {
     let pki = Arc::new(Pki::new("backend"));
@@ -250,7 +207,7 @@ async fn batches_reach_a_backend_over_tls() {
         Server::builder()
             .tls_config(ServerTlsConfig::new().identity(identity))
             .unwrap()
-            .add_service(BackendServer::new(Upper))
+            .add_service(BackendServer::new(common::upper::Upper))
             .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
     );
     let queue = format!(

@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod queue;
+pub mod upper;
 
 use std::net::SocketAddr;
 
