@@ -19,7 +19,7 @@
 
 use std::{
     path::{Path, PathBuf},
-    sync::{Arc, Mutex, PoisonError},
+    sync::Arc,
     time::{Duration, SystemTime},
 };
 
@@ -76,8 +76,6 @@ pub struct Reloader {
     /// The configuration last applied.
     current: tokio::sync::Mutex<Config>,
     metrics: ReloadMetrics,
-    /// The last error, for the control plane and tests.
-    last_error: Mutex<Option<String>>,
 }
 
 impl std::fmt::Debug for Reloader {
@@ -99,7 +97,6 @@ impl Reloader {
             load,
             current: tokio::sync::Mutex::new(current),
             metrics,
-            last_error: Mutex::new(None),
         }
     }
 
@@ -133,19 +130,7 @@ impl Reloader {
                 tracing::error!(error = %e, "configuration reload failed; the running configuration stays");
             }
         }
-        *self
-            .last_error
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner) = result.as_ref().err().cloned();
         result
-    }
-
-    /// The error of the last reload, if it failed.
-    pub fn last_error(&self) -> Option<String> {
-        self.last_error
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
     }
 
     async fn apply(&self, new: Config) -> Result<Applied, String> {

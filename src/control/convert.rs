@@ -12,10 +12,6 @@ use crate::{
     queue::ActorStats,
 };
 
-fn mode_name(mode: Mode) -> &'static str {
-    mode.as_str()
-}
-
 fn parse_mode(name: &str) -> Result<Mode, Status> {
     Mode::parse(name).map_err(Status::invalid_argument)
 }
@@ -50,7 +46,7 @@ macro_rules! pb_value {
         $v
     };
     (mode, $v:expr) => {
-        mode_name($v).to_owned()
+        $v.as_str().to_owned()
     };
     (levels, $v:expr) => {
         $v

@@ -49,7 +49,8 @@ pub(super) async fn call(
     request.set_timeout(std::time::Duration::from_millis(u64::from(timeout_ms)));
     // In a packed call results name positions; map them to batch indexes.
     let mut answers = Answers {
-        positions: is_packed.then_some(input.indexes),
+        sent: input.indexes,
+        by_position: is_packed,
         deliver,
     };
     if streaming {
@@ -67,30 +68,22 @@ pub(super) async fn call(
             .await
             .map_err(CallError::from_status)?
             .into_inner();
-        answers.response(response, input.indexes)?;
+        answers.response(response)?;
     }
     Ok(())
 }
 
 /// Turns a backend's answers into deliveries by batch index.
 struct Answers<'a, F> {
-    /// For a packed request: the batch index of each position.
-    positions: Option<&'a [usize]>,
+    /// The batch index of each item the call carried, by position.
+    sent: &'a [usize],
+    /// Whether an `ItemResult.index` names a position (a packed request)
+    /// rather than a batch index.
+    by_position: bool,
     deliver: &'a mut F,
 }
 
-impl<'a, F: FnMut(u32, Result<ItemOutput, Status>)> Answers<'a, F> {
-    /// The batch index an answer's `index` names (a position in a packed
-    /// call); `None` for a position past the request's items.
-    fn index(&self, named: u32) -> Option<u32> {
-        match self.positions {
-            None => Some(named),
-            Some(indexes) => indexes
-                .get(named as usize)
-                .map(|&i| u32::try_from(i).unwrap_or(u32::MAX)),
-        }
-    }
-
+impl<F: FnMut(u32, Result<ItemOutput, Status>)> Answers<'_, F> {
     fn result(&mut self, result: pb::ItemResult) {
         let outcome = match result.outcome {
             Some(Outcome::Ok(out)) => Ok(ItemOutput {
@@ -100,42 +93,42 @@ impl<'a, F: FnMut(u32, Result<ItemOutput, Status>)> Answers<'a, F> {
             Some(Outcome::Error(e)) => Err(item_error(e.code, e.message)),
             None => Err(Status::internal("backend result has neither ok nor error")),
         };
-        self.at_position(result.index, outcome);
+        if self.by_position {
+            self.at_position(result.index, outcome);
+        } else {
+            (self.deliver)(result.index, outcome);
+        }
     }
 
-    fn at_position(&mut self, named: u32, outcome: Result<ItemOutput, Status>) {
-        match self.index(named) {
-            Some(index) => (self.deliver)(index, outcome),
+    /// Delivers the answer for the item at `position` of the call; an
+    /// answer for a position past its items is ignored.
+    fn at_position(&mut self, position: u32, outcome: Result<ItemOutput, Status>) {
+        match self.sent.get(position as usize) {
+            Some(&i) => (self.deliver)(u32::try_from(i).unwrap_or(u32::MAX), outcome),
             None => tracing::warn!(
-                position = named,
-                "backend answered a position past the packed request; ignored"
+                position,
+                "backend answered a position past the request's items; ignored"
             ),
         }
     }
 
     /// A whole response: the packed answer (checked first, all or
     /// nothing), its errors, then any per-item results.
-    fn response(
-        &mut self,
-        response: pb::BatchResponse,
-        sent: &'a [usize],
-    ) -> Result<(), CallError> {
+    fn response(&mut self, response: pb::BatchResponse) -> Result<(), CallError> {
+        let count = self.sent.len();
         let outputs = match response.packed {
             Some(p) => {
-                if p.count as usize != sent.len() {
+                if p.count as usize != count {
                     return Err(bad_answer(format!(
-                        "{} packed results for {} items",
-                        p.count,
-                        sent.len()
+                        "{} packed results for {count} items",
+                        p.count
                     )));
                 }
-                Some(packed::unpack(p).map_err(bad_answer)?)
+                packed::unpack(p).map_err(bad_answer)?
             }
-            None => None,
+            None => Vec::new(),
         };
-        // Packed positions always name request positions.
-        let positions = self.positions.replace(sent);
-        let mut failed = vec![false; sent.len()];
+        let mut failed = vec![false; count];
         for e in response.errors {
             let status = match e.error {
                 Some(e) => item_error(e.code, e.message),
@@ -146,12 +139,11 @@ impl<'a, F: FnMut(u32, Result<ItemOutput, Status>)> Answers<'a, F> {
             }
             self.at_position(e.position, Err(status));
         }
-        for (position, output) in outputs.into_iter().flatten().enumerate() {
+        for (position, output) in outputs.into_iter().enumerate() {
             if !failed[position] {
                 self.at_position(u32::try_from(position).unwrap_or(u32::MAX), Ok(output));
             }
         }
-        self.positions = positions;
         for result in response.results {
             self.result(result);
         }
