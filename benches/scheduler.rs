@@ -50,6 +50,7 @@ fn policy() -> Policy {
         target_latency: Duration::from_millis(20),
         shed: false,
         allowed_batch_sizes: Vec::new(),
+        shards: 1,
     }
 }
 

@@ -35,6 +35,11 @@ pub enum RegistryError {
     /// The queue has stopped (drained).
     #[error("queue {0:?} has drained and takes no commands")]
     Stopped(String),
+    /// A change to what is fixed when a queue is created.
+    #[error(
+        "queue {queue:?}: shards is fixed when a queue is created ({now}); delete and re-create the queue to change it"
+    )]
+    Fixed { queue: String, now: usize },
 }
 
 impl From<RegistryError> for tonic::Status {
@@ -46,7 +51,9 @@ impl From<RegistryError> for tonic::Status {
             RegistryError::Config(_) | RegistryError::Handler { .. } => {
                 tonic::Status::invalid_argument(message)
             }
-            RegistryError::Stopped(_) => tonic::Status::failed_precondition(message),
+            RegistryError::Stopped(_) | RegistryError::Fixed { .. } => {
+                tonic::Status::failed_precondition(message)
+            }
         }
     }
 }
@@ -236,6 +243,12 @@ impl Registry {
             let handler = config.handler.clone();
             change(&mut config);
             config.handler = new_handler.unwrap_or(handler);
+            if config.policy.shards != entry.config.policy.shards {
+                return Err(RegistryError::Fixed {
+                    queue: name.to_owned(),
+                    now: entry.config.policy.shards,
+                });
+            }
             config.validate(&format!("queues.{name}"), self.max_message_bytes)?;
             // A changed handler is built anew; batches in flight finish on
             // the old one, which goes when they do.

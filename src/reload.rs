@@ -26,7 +26,7 @@ use std::{
 use tokio_util::sync::CancellationToken;
 
 use crate::{
-    config::{Config, ConfigError},
+    config::{Config, ConfigError, QueueConfig},
     metrics::ReloadMetrics,
     registry::Registry,
 };
@@ -160,8 +160,22 @@ impl Reloader {
                 Some(old) if old != queue => {
                     let policy = queue.policy.clone();
                     let handler = (old.handler != queue.handler).then(|| queue.handler.clone());
+                    // Fixed at creation: the running count stays.
+                    let keep_shards = |c: &mut QueueConfig| {
+                        if c.policy.shards != policy.shards {
+                            tracing::warn!(
+                                queue = %name,
+                                running = c.policy.shards,
+                                file = policy.shards,
+                                "shards is fixed when a queue is created: the running count stays until the queue is re-created or the server restarts"
+                            );
+                        }
+                        let shards = c.policy.shards;
+                        c.policy = policy;
+                        c.policy.shards = shards;
+                    };
                     self.registry
-                        .update(name, |c| c.policy = policy, handler)
+                        .update(name, keep_shards, handler)
                         .await
                         .map_err(|e| e.to_string())?;
                     applied.updated.push(name.clone());

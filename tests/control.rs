@@ -801,3 +801,79 @@ async fn a_live_handler_change_takes_new_batches_and_loses_nothing() {
     );
     server.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_sharded_queue_is_created_served_and_its_shard_count_is_fixed() {
+    let server = TestServer::start(config("[queues.q]\nshards = 2\n")).await;
+    let mut ctl = control(&server).await;
+    let mut client = server.client().await;
+    for i in 0..20u8 {
+        let answer = client
+            .submit(common::submit_request("q", [i]))
+            .await
+            .unwrap();
+        assert_eq!(answer.into_inner().payload, &[i][..]);
+    }
+    let update = |policy| pb::UpdateQueueRequest {
+        name: "q".into(),
+        policy: Some(policy),
+        handler: None,
+    };
+    let fixed = ctl
+        .update_queue(update(pb::QueuePolicy {
+            shards: Some(4),
+            ..Default::default()
+        }))
+        .await
+        .unwrap_err();
+    assert_eq!(fixed.code(), Code::FailedPrecondition);
+    assert!(
+        fixed
+            .message()
+            .contains("shards is fixed when a queue is created (2)"),
+        "{}",
+        fixed.message()
+    );
+    // Other fields still change, and the count shows.
+    let updated = ctl
+        .update_queue(update(pb::QueuePolicy {
+            max_batch_size: Some(16),
+            ..Default::default()
+        }))
+        .await
+        .unwrap()
+        .into_inner();
+    let policy = updated.policy.unwrap();
+    assert_eq!((policy.shards, policy.max_batch_size), (Some(2), Some(16)));
+    let created = ctl
+        .create_queue(pb::CreateQueueRequest {
+            name: "wide".into(),
+            policy: Some(pb::QueuePolicy {
+                shards: Some(8),
+                ..Default::default()
+            }),
+            handler: None,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(created.policy.unwrap().shards, Some(8));
+    let zero = ctl
+        .create_queue(pb::CreateQueueRequest {
+            name: "too-wide".into(),
+            policy: Some(pb::QueuePolicy {
+                shards: Some(0),
+                ..Default::default()
+            }),
+            handler: None,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(zero.code(), Code::InvalidArgument);
+    assert!(
+        zero.message().contains("shards must be ≥ 1"),
+        "{}",
+        zero.message()
+    );
+    server.shutdown().await;
+}

@@ -157,6 +157,7 @@ fn policy() -> Policy {
         target_latency: Duration::from_millis(20),
         shed: false,
         allowed_batch_sizes: Vec::new(),
+        shards: 1,
     }
 }
 
@@ -1064,4 +1065,122 @@ async fn allowed_sizes_bytes_and_flush_batches_go_padded() {
     q.handle.flush().await.unwrap();
     assert_eq!(shape(&mut q, t0).await, (Trigger::Flush, 8, None, 0));
     assert_eq!(shape(&mut q, t0).await, (Trigger::Flush, 3, Some(4), 0));
+}
+
+/// A queue of `shards` shards, batches of 64, room for 1,000 items.
+fn sharded(shards: usize, mode: Mode) -> Policy {
+    Policy {
+        max_batch_size: 64,
+        max_batch_bytes: 100_000,
+        max_queue_items: 1_000,
+        mode,
+        shards,
+        ..policy()
+    }
+}
+
+/// The number in a payload `i<number>`.
+fn number(payload: &str) -> usize {
+    payload[1..].parse().unwrap()
+}
+
+#[tokio::test(start_paused = true)]
+async fn items_spill_to_the_next_shard_only_when_the_first_inbox_is_full() {
+    let mut q = start(sharded(2, Mode::Auto), false, Answer::Echo);
+    // The actors have not run yet: the first 128 commands fill shard 0's
+    // inbox, the rest go to shard 1.
+    let answers = q.submit_all(names("i", 200)).await;
+    let mut sizes = Vec::new();
+    while sizes.iter().sum::<usize>() < 200 {
+        let batch = q.next_batch().await;
+        let shard0 = number(&batch.payloads[0]) < 128;
+        assert!(
+            batch.payloads.iter().all(|p| (number(p) < 128) == shard0),
+            "a batch holds one shard's items: {:?}",
+            batch.payloads
+        );
+        sizes.push(batch.payloads.len());
+    }
+    sizes.sort_unstable();
+    assert_eq!(sizes, [8, 64, 64, 64], "two full batches each, 8 by delay");
+    for (i, rx) in answers.into_iter().enumerate() {
+        assert_eq!(ok(rx).await.payload, format!("i{i}").as_bytes());
+    }
+    assert_eq!(q.metric("ok"), 200);
+
+    // At low load everything goes to shard 0: a lone item waits max_delay,
+    // as in a queue of one shard.
+    let t0 = Instant::now();
+    let lone = q.submit("lone").await;
+    let batch = q.next_batch().await;
+    assert_eq!(
+        (batch.trigger, batch.at - t0),
+        (Trigger::Delay, Duration::from_millis(2))
+    );
+    ok(lone).await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn shards_answer_flush_stats_and_drain_as_one_queue() {
+    let mut q = start(sharded(3, Mode::Manual), false, Answer::Echo);
+    let answers = q.submit_all(names("i", 300)).await;
+    let stats = q.handle.stats().await.unwrap();
+    assert_eq!(
+        (stats.depth, stats.in_flight),
+        (300, 0),
+        "summed over shards"
+    );
+    q.assert_no_batch();
+    assert_eq!(q.handle.flush().await.unwrap(), 300);
+    for rx in answers {
+        ok(rx).await;
+    }
+    q.handle.control(Command::Pause).await.unwrap();
+    assert!(q.handle.stats().await.unwrap().paused);
+    let late = q.submit("late").await;
+    assert_eq!(q.handle.drain_with(false).await, 0);
+    assert_eq!(
+        ok(late).await.payload,
+        &b"late"[..],
+        "drain dispatches the rest"
+    );
+    q.actor.await.unwrap();
+    assert!(q.handle.is_closed(), "every shard has stopped");
+    let mut seen = 0;
+    while let Ok(batch) = q.seen.try_recv() {
+        seen += batch.payloads.len();
+    }
+    assert_eq!(seen, 301);
+}
+
+#[tokio::test(start_paused = true)]
+async fn max_queue_items_bounds_the_shards_together() {
+    let q = start(
+        Policy {
+            max_queue_items: 100,
+            ..sharded(2, Mode::Manual)
+        },
+        false,
+        Answer::Echo,
+    );
+    // 128 commands to shard 0 (which takes 100), 72 to shard 1 (which
+    // sees shard 0's 100 and takes none).
+    let answers = q.submit_all(names("i", 200)).await;
+    assert_eq!(q.handle.stats().await.unwrap().depth, 100);
+    assert_eq!(q.handle.flush().await.unwrap(), 100);
+    let mut refused = 0;
+    for rx in answers {
+        match rx.await.unwrap() {
+            Ok(_) => {}
+            Err(status) => {
+                assert_eq!(status.code(), Code::ResourceExhausted);
+                assert!(status.message().contains("100"), "{}", status.message());
+                refused += 1;
+            }
+        }
+    }
+    assert_eq!(
+        (refused, q.metric("rejected"), q.metric("ok")),
+        (100, 100, 100)
+    );
 }

@@ -12,7 +12,7 @@
 //! items arrive in one turn. It drains on `Drain` or when every handle is
 //! gone.
 
-use std::sync::atomic::Ordering;
+use std::sync::{Arc, atomic::Ordering};
 
 use tokio::{task::JoinSet, time::Instant};
 use tonic::Status;
@@ -29,6 +29,7 @@ use super::{
     item::Item,
     pending::Waiting,
     policy::{self, Decision, Mode, PendingView, Take, Trigger},
+    shards::Load,
     target::{self, Known, Verdict},
 };
 use crate::{error::Refusal, metrics::Outcome, ready::ready_now};
@@ -37,10 +38,20 @@ use crate::{error::Refusal, metrics::Outcome, ready::ready_now};
 /// producer cannot starve dispatch.
 const MAX_COMMANDS_PER_TURN: usize = 256;
 
-/// The queue's state, owned by its task.
+/// Which shard of its queue an actor is, and what the shards share.
+pub(super) struct Place {
+    /// This shard's index, 0 first.
+    pub(super) index: usize,
+    /// Every shard's published depth and batches in flight.
+    pub(super) load: Arc<Load>,
+}
+
+/// The queue's state (one shard's), owned by its task.
 struct Actor {
     /// Name, policy, handler, metrics and the server-wide parts.
     spec: QueueSpec,
+    /// Which shard this is.
+    place: Place,
     /// Commands from the handles.
     inbox: Inbox,
     /// Items waiting for a batch.
@@ -68,8 +79,9 @@ struct Actor {
 
 /// Runs a queue actor until it has drained (after `Drain`, or when every
 /// handle is gone) or the abort token fired and its batches ended.
-pub(super) async fn run(spec: QueueSpec, inbox: Inbox) {
+pub(super) async fn run(spec: QueueSpec, place: Place, inbox: Inbox) {
     let mut actor = Actor {
+        place,
         backlog: Backlog::new(spec.policy.priority_levels),
         alarm: Alarm::new(spec.precise.clone()),
         spec,
@@ -108,8 +120,10 @@ impl Actor {
             let shown_now = (self.backlog.pending().len(), self.in_flight.len());
             if shown_now != shown {
                 shown = shown_now;
-                self.spec.metrics.depth.set(shown.0 as f64);
-                self.spec.metrics.in_flight.set(shown.1 as f64);
+                let (depth, in_flight) =
+                    self.place.load.publish(self.place.index, shown.0, shown.1);
+                self.spec.metrics.depth.set(depth as f64);
+                self.spec.metrics.in_flight.set(in_flight as f64);
             }
             if self.draining && self.backlog.pending().is_empty() && self.in_flight.is_empty() {
                 break;
@@ -142,9 +156,10 @@ impl Actor {
         for command in self.inbox.close() {
             command.refuse(&self.spec.name, &self.spec.metrics, paused);
         }
-        self.spec.metrics.depth.set(0.0);
-        self.spec.metrics.in_flight.set(0.0);
-        tracing::debug!(queue = %self.spec.name, "queue drained");
+        let (depth, in_flight) = self.place.load.publish(self.place.index, 0, 0);
+        self.spec.metrics.depth.set(depth as f64);
+        self.spec.metrics.in_flight.set(in_flight as f64);
+        tracing::debug!(queue = %self.spec.name, shard = self.place.index, "queue drained");
     }
 
     /// Handles `first` and the commands already waiting behind it.
@@ -260,7 +275,8 @@ impl Actor {
         let spec = &self.spec;
         if admitted.is_ok() {
             let limit = spec.policy.max_queue_items;
-            let (room, dropped) = self.backlog.room_for_one(limit, now, &spec.name);
+            let others = self.place.load.others_depth(self.place.index);
+            let (room, dropped) = self.backlog.room_for_one(limit, others, now, &spec.name);
             self.count(dropped);
             admitted = room;
         }
@@ -271,6 +287,10 @@ impl Actor {
                 }
                 self.backlog
                     .push_item(item, now, self.spec.policy.item_timeout);
+                if self.spec.policy.shards > 1 {
+                    let depth = self.backlog.pending().len();
+                    self.place.load.set_depth(self.place.index, depth);
+                }
             }
             Err(refusal) => {
                 self.spec.metrics.items(Outcome::Rejected, 1);

@@ -97,20 +97,21 @@ impl Backlog {
         self.push(item.priority as usize, waiting);
     }
 
-    /// Whether one more item fits under `limit`, after making room if the
-    /// backlog is full (see [`Backlog::make_room`]); the refusal says so
-    /// if not.
+    /// Whether one more item fits under `limit` beside the `others` the
+    /// queue's other shards hold, after making room if the backlog is full
+    /// (see [`Backlog::make_room`]); the refusal says so if not.
     pub(super) fn room_for_one(
         &mut self,
         limit: usize,
+        others: usize,
         now: Instant,
         queue: &str,
     ) -> (Result<(), Refusal>, Dropped) {
         let mut dropped = Dropped::default();
-        if self.pending.len() >= limit {
+        if self.pending.len() + others >= limit {
             dropped = self.make_room(now, queue);
         }
-        let room = if self.pending.len() >= limit {
+        let room = if self.pending.len() + others >= limit {
             Err(Refusal::QueueFull {
                 queue: queue.to_owned(),
                 limit,

@@ -65,6 +65,27 @@ pub struct Learned {
     pub batch_cap: usize,
 }
 
+impl ActorStats {
+    /// Two shards' reports as one queue's: counts summed, paused or
+    /// draining if either is; what was learned is the first shard's, with
+    /// the arrival rates summed.
+    pub(super) fn merge(self, other: Self) -> Self {
+        Self {
+            depth: self.depth + other.depth,
+            in_flight: self.in_flight + other.in_flight,
+            paused: self.paused || other.paused,
+            draining: self.draining || other.draining,
+            learned: match (self.learned, other.learned) {
+                (Some(mine), Some(theirs)) => Some(Learned {
+                    arrivals_per_sec: mine.arrivals_per_sec + theirs.arrivals_per_sec,
+                    ..mine
+                }),
+                (mine, theirs) => mine.or(theirs),
+            },
+        }
+    }
+}
+
 impl Command {
     /// Answers a command the stopped actor can no longer carry out: items
     /// are refused UNAVAILABLE (counted as rejected), questions get empty

@@ -14,10 +14,14 @@ mod inbox;
 mod item;
 mod pending;
 mod policy;
+mod shards;
 mod target;
 pub mod timer;
 
-use std::sync::{Arc, atomic::AtomicU64};
+use std::sync::{
+    Arc,
+    atomic::{AtomicU64, AtomicUsize, Ordering},
+};
 
 use tokio::sync::{Semaphore, mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
@@ -53,22 +57,32 @@ pub(crate) fn refuse_gone(
     }
 }
 
-/// A cloneable handle to a running queue.
+/// A cloneable handle to a running queue: the way in to each of its
+/// shards' actors (one unless the policy's `shards` says more).
 #[derive(Debug, Clone)]
 pub struct QueueHandle {
     /// The queue's name.
     name: Arc<str>,
+    /// The shards' inboxes, shard 0 first.
+    shards: Arc<[Shard]>,
+    /// Which shard a submitter waits on when every inbox is full.
+    spill: Arc<AtomicUsize>,
+    /// For items refused because the actor is gone.
+    metrics: Arc<QueueMetrics>,
+}
+
+/// The way in to one shard's actor.
+#[derive(Debug)]
+struct Shard {
     /// The actor's inbox.
     commands: mpsc::UnboundedSender<Command>,
     /// Room for item commands in the inbox: a permit per command, given
     /// back by the actor in bulk once per turn.
     room: Arc<Semaphore>,
-    /// For items refused because the actor is gone.
-    metrics: Arc<QueueMetrics>,
 }
 
 /// What it takes to start a queue.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct QueueSpec {
     /// Name clients use.
     pub name: Arc<str>,
@@ -90,18 +104,47 @@ pub struct QueueSpec {
 
 impl QueueHandle {
     /// Creates a queue: returns its handle and the actor future, which the
-    /// caller spawns (or drives itself in a test).
+    /// caller spawns (or drives itself in a test). With several shards the
+    /// future spawns the other shards' actors as tasks of their own when
+    /// first polled, runs shard 0's itself, and ends when all have.
     pub fn new(spec: QueueSpec) -> (Self, impl Future<Output = ()> + Send + 'static) {
-        let (tx, rx) = mpsc::unbounded_channel();
-        let room = Arc::new(Semaphore::new(inbox::INBOX_ROOM));
+        let count = spec.policy.shards.max(1);
+        let load = Arc::new(shards::Load::new(count));
+        let mut shards = Vec::with_capacity(count);
+        let mut actors = Vec::with_capacity(count);
+        for index in 0..count {
+            let (tx, rx) = mpsc::unbounded_channel();
+            let room = Arc::new(Semaphore::new(inbox::INBOX_ROOM));
+            shards.push(Shard {
+                commands: tx,
+                room: room.clone(),
+            });
+            let place = actor::Place {
+                index,
+                load: load.clone(),
+            };
+            actors.push(actor::run(spec.clone(), place, inbox::Inbox::new(rx, room)));
+        }
         let handle = Self {
             name: spec.name.clone(),
-            commands: tx,
-            room: room.clone(),
+            shards: shards.into(),
+            spill: Arc::new(AtomicUsize::new(0)),
             metrics: spec.metrics.clone(),
         };
-        let actor = actor::run(spec, inbox::Inbox::new(rx, room));
-        (handle, actor)
+        let mut actors = actors.into_iter();
+        let first = actors.next();
+        let run = async move {
+            let others: Vec<_> = actors.map(tokio::spawn).collect();
+            if let Some(first) = first {
+                first.await;
+            }
+            for other in others {
+                if let Err(e) = other.await {
+                    tracing::error!(error = %e, "queue shard failed");
+                }
+            }
+        };
+        (handle, run)
     }
 
     /// The queue's name.
@@ -111,40 +154,60 @@ impl QueueHandle {
 
     /// Whether the queue has stopped taking commands.
     pub fn is_closed(&self) -> bool {
-        self.commands.is_closed()
+        self.shards.iter().all(|s| s.commands.is_closed())
     }
 
     /// Hands an item to the queue; the queue answers it through its reply,
     /// and if the queue is gone it is answered UNAVAILABLE here. Waits while
     /// the queue's inbox is full.
     pub async fn submit(&self, item: Item) {
-        if !self.enter().await {
+        let Some(shard) = self.enter().await else {
             return refuse_gone(&self.name, &self.metrics, [item]);
-        }
+        };
         if let Err(mpsc::error::SendError(Command::Submit(item))) =
-            self.commands.send(Command::Submit(item))
+            shard.commands.send(Command::Submit(item))
         {
             refuse_gone(&self.name, &self.metrics, [item]);
         }
     }
 
     /// Hands several items to the queue in one command (same answers as
-    /// [`QueueHandle::submit`] for each).
+    /// [`QueueHandle::submit`] for each; they go to one shard together).
     pub async fn submit_many(&self, items: Vec<Item>) {
-        if !self.enter().await {
+        let Some(shard) = self.enter().await else {
             return refuse_gone(&self.name, &self.metrics, items);
-        }
+        };
         if let Err(mpsc::error::SendError(Command::SubmitMany(items))) =
-            self.commands.send(Command::SubmitMany(items))
+            shard.commands.send(Command::SubmitMany(items))
         {
             refuse_gone(&self.name, &self.metrics, items);
         }
     }
 
-    /// Waits for room in the inbox for one item command; false once the
-    /// queue has stopped.
-    async fn enter(&self) -> bool {
-        match self.room.acquire().await {
+    /// Takes room for one item command in the first shard's inbox that has
+    /// some; when none has, waits its turn at one shard (round robin).
+    /// `None` once the queue has stopped.
+    async fn enter(&self) -> Option<&Shard> {
+        let shards = &*self.shards;
+        if let [only] = shards {
+            return Self::wait_room(only).await.then_some(only);
+        }
+        for shard in shards {
+            if let Ok(permit) = shard.room.try_acquire() {
+                // The actor gives the room back when it takes the command.
+                permit.forget();
+                return Some(shard);
+            }
+        }
+        let at = self.spill.fetch_add(1, Ordering::Relaxed) % shards.len();
+        let shard = &shards[at];
+        Self::wait_room(shard).await.then_some(shard)
+    }
+
+    /// Waits for room for one item command in `shard`'s inbox; false once
+    /// it has stopped.
+    async fn wait_room(shard: &Shard) -> bool {
+        match shard.room.acquire().await {
             // The actor gives the room back when it takes the command.
             Ok(permit) => {
                 permit.forget();
@@ -154,20 +217,42 @@ impl QueueHandle {
         }
     }
 
+    /// Sends a control command to every shard; false if one is gone.
+    fn broadcast(&self, command: impl Fn() -> Command) -> bool {
+        // Every shard gets it, even after one refused.
+        let refused = self
+            .shards
+            .iter()
+            .filter(|s| s.commands.send(command()).is_err())
+            .count();
+        refused == 0
+    }
+
     /// Dispatches everything pending now; returns how many items that was.
     ///
     /// # Errors
     /// [`Refusal::Draining`] if the queue is gone.
     pub async fn flush(&self) -> Result<usize, Refusal> {
-        let (tx, rx) = oneshot::channel();
         let gone = || Refusal::Draining(self.name.to_string());
-        self.commands.send(Command::Flush(tx)).map_err(|_| gone())?;
-        rx.await.map_err(|_| gone())
+        let mut answers = Vec::with_capacity(self.shards.len());
+        for shard in self.shards.iter() {
+            let (tx, rx) = oneshot::channel();
+            shard
+                .commands
+                .send(Command::Flush(tx))
+                .map_err(|_| gone())?;
+            answers.push(rx);
+        }
+        let mut total = 0;
+        for rx in answers {
+            total += rx.await.map_err(|_| gone())?;
+        }
+        Ok(total)
     }
 
     /// Asks the queue to drain: refuse new items, dispatch all, then stop.
     pub async fn drain(&self) {
-        let _ = self.commands.send(Command::Drain {
+        self.broadcast(|| Command::Drain {
             force: false,
             dropped: None,
         });
@@ -176,39 +261,82 @@ impl QueueHandle {
     /// Drains the queue; with `force`, pending items are answered
     /// UNAVAILABLE instead. Returns how many were answered so.
     pub async fn drain_with(&self, force: bool) -> u64 {
-        let (tx, rx) = oneshot::channel();
-        let command = Command::Drain {
-            force,
-            dropped: Some(tx),
-        };
-        if self.commands.send(command).is_err() {
-            return 0;
+        let mut answers = Vec::with_capacity(self.shards.len());
+        for shard in self.shards.iter() {
+            let (tx, rx) = oneshot::channel();
+            let command = Command::Drain {
+                force,
+                dropped: Some(tx),
+            };
+            if shard.commands.send(command).is_ok() {
+                answers.push(rx);
+            }
         }
-        rx.await.unwrap_or(0)
+        let mut total = 0;
+        for rx in answers {
+            total += rx.await.unwrap_or(0);
+        }
+        total
     }
 
-    /// Sends a control command (pause, resume, policy update). Item
-    /// commands take the same way in as [`QueueHandle::submit`], so they
-    /// wait for room like any other.
+    /// Sends a control command (pause, resume, policy update) to every
+    /// shard. Item commands take the same way in as
+    /// [`QueueHandle::submit`], so they wait for room like any other.
     ///
     /// # Errors
     /// [`Refusal::Draining`] if the queue is gone.
     pub async fn control(&self, command: Command) -> Result<(), Refusal> {
-        match command {
-            Command::Submit(item) => self.submit(item).await,
-            Command::SubmitMany(items) => self.submit_many(items).await,
-            command => self
-                .commands
-                .send(command)
-                .map_err(|_| Refusal::Draining(self.name.to_string()))?,
-        }
-        Ok(())
+        let gone = || Refusal::Draining(self.name.to_string());
+        let sent = match command {
+            Command::Submit(item) => {
+                self.submit(item).await;
+                true
+            }
+            Command::SubmitMany(items) => {
+                self.submit_many(items).await;
+                true
+            }
+            Command::Pause => self.broadcast(|| Command::Pause),
+            Command::Resume => self.broadcast(|| Command::Resume),
+            Command::Update(policy, handler) => {
+                self.broadcast(|| Command::Update(policy.clone(), handler.clone()))
+            }
+            Command::Flush(reply) => {
+                let _ = reply.send(self.flush().await?);
+                true
+            }
+            Command::Drain { force, dropped } => {
+                let n = self.drain_with(force).await;
+                if let Some(dropped) = dropped {
+                    let _ = dropped.send(n);
+                }
+                true
+            }
+            Command::Stats(reply) => {
+                let _ = reply.send(self.stats().await.ok_or_else(gone)?);
+                true
+            }
+        };
+        if sent { Ok(()) } else { Err(gone()) }
     }
 
-    /// The queue's live state; `None` once it has stopped.
+    /// The queue's live state, its shards' summed; `None` once it has
+    /// stopped.
     pub async fn stats(&self) -> Option<ActorStats> {
-        let (tx, rx) = oneshot::channel();
-        self.commands.send(Command::Stats(tx)).ok()?;
-        rx.await.ok()
+        let mut answers = Vec::with_capacity(self.shards.len());
+        for shard in self.shards.iter() {
+            let (tx, rx) = oneshot::channel();
+            shard.commands.send(Command::Stats(tx)).ok()?;
+            answers.push(rx);
+        }
+        let mut total: Option<ActorStats> = None;
+        for rx in answers {
+            let one = rx.await.ok()?;
+            total = Some(match total {
+                None => one,
+                Some(sum) => sum.merge(one),
+            });
+        }
+        total
     }
 }

@@ -52,6 +52,8 @@ mod limits {
     pub const MAX_PRIORITY_LEVELS: u32 = 64;
     /// Most entries of `allowed_batch_sizes`.
     pub const MAX_ALLOWED_SIZES: usize = 64;
+    /// `shards`.
+    pub const MAX_SHARDS: usize = 64;
 }
 
 /// The policy fields, written once for every place that lists them one by
@@ -90,6 +92,8 @@ macro_rules! policy_fields {
                 "mode = \"target\": refuse (RESOURCE_EXHAUSTED) items predicted to miss the target (true or false)."),
             (allowed_batch_sizes, allowed_batch_sizes, sizes,
                 "Batch sizes a batch may have, ascending and ending with max_batch_size, e.g. \"1,8,32,64\" (\"\" for any); other counts go out padded to the next."),
+            (shards, shards, count,
+                "Actors (each on its own task, so on its own core) batching this queue; items spill to the next only when one is saturated. Fixed when the queue is created."),
         }
     };
 }
@@ -164,6 +168,10 @@ pub struct Policy {
     /// `max_batch_size`); empty: any size. See the module docs.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub allowed_batch_sizes: Vec<usize>,
+    /// Actors batching this queue, each with its own pending items and
+    /// `max_in_flight_batches`; items go to the first whose inbox has room
+    /// (see `QueueHandle`). Fixed when the queue is created.
+    pub shards: usize,
 }
 
 impl Default for Policy {
@@ -182,6 +190,7 @@ impl Default for Policy {
             target_latency: Duration::from_millis(20),
             shed: false,
             allowed_batch_sizes: Vec::new(),
+            shards: 1,
         }
     }
 }
@@ -329,6 +338,10 @@ impl Policy {
             limits::MAX_IN_FLIGHT,
             "",
         )?;
+        if self.shards == 0 {
+            return Err(invalid(field("shards"), "must be ≥ 1"));
+        }
+        at_most(&field("shards"), self.shards, limits::MAX_SHARDS, "")?;
         if self.item_timeout.is_zero() {
             return Err(invalid(field("item_timeout"), "must be > 0"));
         }
@@ -463,6 +476,7 @@ mod tests {
             target_latency: Duration::from_millis(20),
             shed: false,
             allowed_batch_sizes: Vec::new(),
+            shards: 1,
         }
     }
 
