@@ -100,6 +100,19 @@ impl Reloader {
         }
     }
 
+    /// Reads the configuration and, if it differs from the one applied
+    /// last (or cannot be read), applies the difference as
+    /// [`Reloader::reload`] does; `None` if it is the same.
+    pub async fn reload_if_changed(&self, path: &Path) -> Option<Result<Applied, String>> {
+        if let Ok(config) = (self.load)()
+            && *self.current.lock().await == config
+        {
+            return None;
+        }
+        tracing::info!(path = %path.display(), "configuration file changed");
+        Some(self.reload().await)
+    }
+
     /// Reads the configuration and applies the difference.
     ///
     /// # Errors
@@ -203,7 +216,10 @@ pub fn spawn(reloader: Arc<Reloader>, options: &ReloadOptions, stop: Cancellatio
     }
     if let Some((path, every)) = options.watch.clone() {
         tokio::spawn(async move {
-            let mut seen = fingerprint(&path);
+            // Nothing seen yet: the first look reads the file, so a change
+            // made after the server read it and before this task ran
+            // counts too (an unchanged file is no reload).
+            let mut seen = None;
             loop {
                 tokio::select! {
                     () = stop.cancelled() => return,
@@ -212,8 +228,7 @@ pub fn spawn(reloader: Arc<Reloader>, options: &ReloadOptions, stop: Cancellatio
                 let now = fingerprint(&path);
                 if now.is_some() && now != seen {
                     seen = now;
-                    tracing::info!(path = %path.display(), "configuration file changed");
-                    let _ = reloader.reload().await;
+                    let _ = reloader.reload_if_changed(&path).await;
                 }
             }
         });

@@ -1085,24 +1085,36 @@ fn number(payload: &str) -> usize {
 }
 
 #[tokio::test(start_paused = true)]
-async fn items_spill_to_the_next_shard_only_when_the_first_inbox_is_full() {
+async fn items_spill_to_the_next_shard_only_when_the_first_falls_behind() {
     let mut q = start(sharded(2, Mode::Auto), false, Answer::Echo);
-    // The actors have not run yet: the first 128 commands fill shard 0's
-    // inbox, the rest go to shard 1.
-    let answers = q.submit_all(names("i", 200)).await;
+    // The actors have not run yet, so commands pile up: the first
+    // SPILL_AT go to shard 0, the next SPILL_AT to shard 1, and with both
+    // behind the rest alternate.
+    let spill = batchgate::queue::SPILL_AT;
+    let shard_of = |n: usize| match n {
+        n if n < spill => 0,
+        n if n < 2 * spill => 1,
+        n => (n - 2 * spill) % 2,
+    };
+    // Unconstrained: no cooperative yield lets the actors run meanwhile.
+    let answers = tokio::task::unconstrained(q.submit_all(names("i", 200))).await;
     let mut sizes = Vec::new();
     while sizes.iter().sum::<usize>() < 200 {
         let batch = q.next_batch().await;
-        let shard0 = number(&batch.payloads[0]) < 128;
+        let shard = shard_of(number(&batch.payloads[0]));
         assert!(
-            batch.payloads.iter().all(|p| (number(p) < 128) == shard0),
+            batch.payloads.iter().all(|p| shard_of(number(p)) == shard),
             "a batch holds one shard's items: {:?}",
             batch.payloads
         );
         sizes.push(batch.payloads.len());
     }
     sizes.sort_unstable();
-    assert_eq!(sizes, [8, 64, 64, 64], "two full batches each, 8 by delay");
+    assert_eq!(
+        sizes,
+        [36, 36, 64, 64],
+        "100 items each: 64 by size, 36 by delay"
+    );
     for (i, rx) in answers.into_iter().enumerate() {
         assert_eq!(ok(rx).await.payload, format!("i{i}").as_bytes());
     }
@@ -1163,9 +1175,9 @@ async fn max_queue_items_bounds_the_shards_together() {
         false,
         Answer::Echo,
     );
-    // 128 commands to shard 0 (which takes 100), 72 to shard 1 (which
-    // sees shard 0's 100 and takes none).
-    let answers = q.submit_all(names("i", 200)).await;
+    // 100 commands each (see the spill test); shard 0 runs first and takes
+    // all of its own, shard 1 sees shard 0's 100 and takes none.
+    let answers = tokio::task::unconstrained(q.submit_all(names("i", 200))).await;
     assert_eq!(q.handle.stats().await.unwrap().depth, 100);
     assert_eq!(q.handle.flush().await.unwrap(), 100);
     let mut refused = 0;

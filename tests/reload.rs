@@ -102,6 +102,36 @@ async fn a_changed_file_creates_removes_and_updates_queues() {
 }
 
 #[tokio::test]
+async fn a_reload_keeps_a_queues_shard_count_and_applies_the_rest() {
+    let dir = tempdir();
+    let path = dir.join("batchgate.toml");
+    write(&path, "[queues.a]\nshards = 2\n");
+    let server = start(path.clone()).await;
+    write(&path, "[queues.a]\nshards = 4\nmax_batch_size = 8\n");
+    common::wait_until("the reload", || async {
+        (reloads(&server, "ok").await == 1.0).then_some(())
+    })
+    .await;
+    let mut ctl = BatchControlClient::new(server.channel().await);
+    let policy = ctl
+        .get_queue(pb::QueueRef { name: "a".into() })
+        .await
+        .unwrap()
+        .into_inner()
+        .policy
+        .unwrap();
+    assert_eq!((policy.shards, policy.max_batch_size), (Some(2), Some(8)));
+    // A later change still applies (the running count is what is kept).
+    write(&path, "[queues.a]\nshards = 4\nmax_batch_size = 4\n");
+    common::wait_until("the second reload", || async {
+        (reloads(&server, "ok").await == 2.0).then_some(())
+    })
+    .await;
+    assert_eq!(reloads(&server, "error").await, 0.0);
+    server.shutdown().await;
+}
+
+#[tokio::test]
 async fn a_configmap_symlink_swap_is_seen() {
     // The kubelet's layout: the file is a symlink through ..data to a
     // timestamped directory, and an update swaps ..data.

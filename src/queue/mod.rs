@@ -57,6 +57,12 @@ pub(crate) fn refuse_gone(
     }
 }
 
+/// Item commands waiting in a shard's inbox from which the next item goes
+/// to the next shard: the actor is not keeping up. Streams send their
+/// items in few commands (one per read), so a full inbox would come too
+/// late to tell.
+pub const SPILL_AT: usize = 4;
+
 /// A cloneable handle to a running queue: the way in to each of its
 /// shards' actors (one unless the policy's `shards` says more).
 #[derive(Debug, Clone)]
@@ -184,16 +190,20 @@ impl QueueHandle {
         }
     }
 
-    /// Takes room for one item command in the first shard's inbox that has
-    /// some; when none has, waits its turn at one shard (round robin).
-    /// `None` once the queue has stopped.
+    /// Takes room for one item command in the first shard whose actor is
+    /// keeping up (fewer than [`SPILL_AT`] commands waiting in its inbox);
+    /// when none is, waits its turn at one shard (round robin). `None` once
+    /// the queue has stopped.
     async fn enter(&self) -> Option<&Shard> {
         let shards = &*self.shards;
         if let [only] = shards {
             return Self::wait_room(only).await.then_some(only);
         }
         for shard in shards {
-            if let Ok(permit) = shard.room.try_acquire() {
+            let waiting = inbox::INBOX_ROOM.saturating_sub(shard.room.available_permits());
+            if waiting < SPILL_AT
+                && let Ok(permit) = shard.room.try_acquire()
+            {
                 // The actor gives the room back when it takes the command.
                 permit.forget();
                 return Some(shard);

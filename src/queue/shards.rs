@@ -5,10 +5,11 @@
 //!
 //! A queue with `shards = N` runs N actors, each owning its own backlog,
 //! alarm and in-flight batches (one task each, so up to N cores). The
-//! handle gives an item to the first shard whose inbox has room: at low
-//! load every item goes to shard 0, batches stay as full as with one actor
-//! and a lone item waits no longer; only when shard 0 cannot keep up (its
-//! inbox is full) do items spill to shard 1, and so on.
+//! handle gives an item to the first shard whose actor keeps up (fewer
+//! than `SPILL_AT` commands waiting in its inbox): at low load every item
+//! goes to shard 0, batches stay as full as with one actor and a lone item
+//! waits no longer; only when shard 0 falls behind do items spill to
+//! shard 1, and so on.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
