@@ -32,7 +32,9 @@
 //!   (gRPC, HTTP) backends with their endpoint pools.
 //! - [`error`]: refusals and their gRPC status codes, in one place.
 //! - [`metrics`]: Prometheus metric names, per-queue handles, `/metrics`.
-//! - [`telemetry`], [`shutdown`]: logging and signals for the binary.
+//! - [`telemetry`], [`shutdown`]: logging and signals for the binary;
+//!   [`otel`]: OpenTelemetry spans (off by default) and `traceparent`
+//!   propagation, used by `api`, `queue` and `handler`, depending on none.
 //! - [`tls`]: certificates from files for servers, backends and the CLI.
 //! - [`cli`]: the command line, server and client; [`stdout`]: its output.
 //! - [`bench`](mod@bench): the load generator, the no-batching baseline, charts.
@@ -76,6 +78,7 @@ pub mod control;
 pub mod error;
 pub mod handler;
 pub mod metrics;
+pub mod otel;
 pub mod pb;
 pub mod queue;
 pub mod ready;

@@ -5,6 +5,7 @@ use tonic::{Request, Response, Status, Streaming};
 
 use super::{ApiState, convert, stream};
 use crate::{
+    otel,
     pb::{self, batcher_server::Batcher},
     queue::Reply,
 };
@@ -31,15 +32,25 @@ impl Batcher for BatcherService {
     ) -> Result<Response<pb::SubmitResponse>, Status> {
         let (metadata, _, request) = request.into_parts();
         let queue = self.state.queue(&request.queue)?;
+        // Traces on: the call's span, ended when this future is.
+        let span = otel::submit_span(&request.queue, &metadata);
         let (tx, rx) = oneshot::channel();
-        queue
-            .submit(convert::unary_item(request, &metadata, Reply::Unary(tx)))
-            .await;
+        let mut item = convert::unary_item(request, &metadata, Reply::Unary(tx));
+        item.trace = span.as_ref().and_then(otel::link_of);
+        queue.submit(item).await;
         // The queue owns the call's deadline (it answers DEADLINE_EXCEEDED
         // just before tonic's own timer would say CANCELLED), queued or in
         // the handler. If this future is dropped (the client cancelled),
         // `rx` goes with it and the queue skips the item before dispatch.
-        match rx.await {
+        let answer = rx.await;
+        if let (Some(span), Ok(answer)) = (&span, &answer) {
+            let code = answer
+                .result
+                .as_ref()
+                .map_or_else(|s| s.code(), |_| tonic::Code::Ok);
+            otel::record_answer(span, answer.batch.map(|b| (b.id, b.size)), code);
+        }
+        match answer {
             Ok(answer) => convert::submit_response(answer).map(Response::new),
             Err(_) => Err(Status::internal("item was dropped without an answer")),
         }
@@ -51,11 +62,14 @@ impl Batcher for BatcherService {
         &self,
         request: Request<Streaming<pb::StreamRequest>>,
     ) -> Result<Response<Self::StreamSubmitStream>, Status> {
-        let request_id = convert::request_id(request.metadata());
+        let origin = stream::Origin {
+            request_id: convert::request_id(request.metadata()),
+            span: otel::stream_span(request.metadata()),
+        };
         Ok(Response::new(stream::start(
             self.state.clone(),
             request.into_inner(),
-            request_id,
+            origin,
         )))
     }
 }

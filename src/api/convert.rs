@@ -66,6 +66,7 @@ pub fn unary_item(request: crate::pb::SubmitRequest, metadata: &MetadataMap, rep
         timeout: item_timeout(request.timeout_ms, call_timeout),
         answer_within: call_timeout.map(|t| t.saturating_sub(GRPC_DEADLINE_MARGIN)),
         trace_id: request_id(metadata),
+        trace: None,
         reply,
     }
 }

@@ -20,6 +20,7 @@ use tonic::{Status, Streaming};
 use super::{ApiState, convert};
 use crate::{
     error::Refusal,
+    otel::ItemTrace,
     pb,
     queue::{Item, QueueHandle, Reply, StreamAnswer, StreamLink, StreamReply},
     ready::ready_now,
@@ -65,18 +66,35 @@ impl Drop for OutStream {
     }
 }
 
+/// Where a stream's items come from, for their traces.
+#[derive(Debug, Default)]
+pub struct Origin {
+    /// The stream's `x-request-id`; each item's trace id is it plus `/` and
+    /// the item's id.
+    pub request_id: Option<String>,
+    /// The stream's span (traces on): it lasts as long as the reader, and
+    /// every item's batch links to it.
+    pub span: Option<tracing::Span>,
+}
+
 /// Starts serving one stream: spawns its reader, returns its answers.
-/// `request_id` is the stream's `x-request-id`; each item's trace id is it
-/// plus `/` and the item's id.
-pub fn start(
-    state: ApiState,
-    inbound: Streaming<pb::StreamRequest>,
-    request_id: Option<String>,
-) -> OutStream {
+pub fn start(state: ApiState, inbound: Streaming<pb::StreamRequest>, origin: Origin) -> OutStream {
     let (tx, rx) = mpsc::channel(state.stream_window);
     let link = Arc::new(StreamLink::default());
-    let reader = read(state.clone(), inbound, tx, link.clone(), request_id);
-    state.tasks.spawn(reader);
+    let trace = origin.span.as_ref().and_then(crate::otel::link_of);
+    let reader = read(
+        state.clone(),
+        inbound,
+        tx,
+        link.clone(),
+        (origin.request_id, trace),
+    );
+    match origin.span {
+        Some(span) => state
+            .tasks
+            .spawn(tracing::Instrument::instrument(reader, span)),
+        None => state.tasks.spawn(reader),
+    };
     OutStream {
         answers: rx,
         link,
@@ -124,7 +142,7 @@ async fn read(
     mut inbound: Streaming<pb::StreamRequest>,
     tx: mpsc::Sender<StreamAnswer>,
     link: Arc<StreamLink>,
-    request_id: Option<String>,
+    origin: (Option<String>, Option<ItemTrace>),
 ) {
     let stop = state.stop_accepting.clone();
     // One registration for the whole stream; polled only when the reader
@@ -166,7 +184,7 @@ async fn read(
         while let Some(read) = next.take() {
             match read {
                 Read::Item(request, permit) => {
-                    accept(&state, &link, &request_id, &mut chunk, *request, permit).await;
+                    accept(&state, &link, &origin, &mut chunk, *request, permit).await;
                 }
                 Read::End => {
                     chunk.flush().await;
@@ -207,7 +225,7 @@ fn to_read(
 async fn accept(
     state: &ApiState,
     link: &Arc<StreamLink>,
-    request_id: &Option<String>,
+    (request_id, trace): &(Option<String>, Option<ItemTrace>),
     chunk: &mut Chunk,
     request: pb::StreamRequest,
     permit: OwnedPermit<StreamAnswer>,
@@ -243,6 +261,7 @@ async fn accept(
         timeout: convert::item_timeout(request.timeout_ms, None),
         answer_within: None,
         trace_id,
+        trace: trace.clone(),
         reply,
     });
 }

@@ -106,7 +106,7 @@ pub async fn run(args: ServeArgs) -> ExitCode {
             }
         };
     }
-    telemetry::init(config.server.log_format);
+    let traces = telemetry::init(config.server.log_format);
     // An address that cannot be bound is a configuration error too.
     let listeners = match Listeners::bind(&config).await {
         Ok(l) => l,
@@ -127,7 +127,11 @@ pub async fn run(args: ServeArgs) -> ExitCode {
             on_sighup: true,
         }
     };
-    match app::run_with(config, listeners, shutdown::signal(), Some(reload)).await {
+    let result = app::run_with(config, listeners, shutdown::signal(), Some(reload)).await;
+    if let Some(traces) = traces {
+        traces.shutdown().await;
+    }
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!("{e}");

@@ -32,7 +32,7 @@ use super::{
     shards::Load,
     target::{self, Known, Verdict},
 };
-use crate::{error::Refusal, metrics::Outcome, ready::ready_now};
+use crate::{error::Refusal, metrics::Outcome, otel, ready::ready_now};
 
 /// Commands handled per turn before the actor dispatches, so one busy
 /// producer cannot starve dispatch.
@@ -399,6 +399,11 @@ impl Actor {
         let spec = &self.spec;
         let id = spec.batch_ids.fetch_add(1, Ordering::Relaxed);
         let pad_to = policy::pad_to(&spec.policy, items.len());
+        // Traces on: the batch's span, linked to its items' calls.
+        let traced = otel::enabled().then(|| {
+            let traces = items.iter().map(|w| w.trace.as_ref());
+            otel::batch_span(&spec.name, id, items.len(), trigger.as_str(), traces)
+        });
         let (batch, sink) = batch::assemble(
             id,
             spec.name.clone(),
@@ -408,14 +413,17 @@ impl Actor {
             spec.metrics.clone(),
         );
         // One span per batch, entered whenever the batch (and so its
-        // handler) runs. Debug level: free at the default `info` filter.
-        let span = tracing::debug_span!(
-            "batch",
-            queue = %spec.name,
-            batch = id,
-            size = batch.items.len(),
-            trigger = trigger.as_str()
-        );
+        // handler) runs. Without traces, debug level: free at the default
+        // `info` filter.
+        let span = traced.unwrap_or_else(|| {
+            tracing::debug_span!(
+                "batch",
+                queue = %spec.name,
+                batch = id,
+                size = batch.items.len(),
+                trigger = trigger.as_str()
+            )
+        });
         let mut run = Box::pin(
             batch::run(spec.handler.clone(), batch, sink, spec.abort.clone()).instrument(span),
         );

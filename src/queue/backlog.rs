@@ -93,6 +93,7 @@ impl Backlog {
             enqueued_at: now,
             deadline: now + item.timeout.unwrap_or(item_timeout),
             answer_by: item.answer_within.map(|d| now + d),
+            trace: item.trace,
         };
         self.push(item.priority as usize, waiting);
     }

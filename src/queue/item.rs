@@ -19,7 +19,10 @@ use bytes::Bytes;
 use tokio::sync::{mpsc::OwnedPermit, oneshot};
 use tonic::Status;
 
-use crate::contract::{ItemOutput, ItemResult, Trigger};
+use crate::{
+    contract::{ItemOutput, ItemResult, Trigger},
+    otel::ItemTrace,
+};
 
 /// One client request on its way to a queue.
 #[derive(Debug)]
@@ -39,6 +42,9 @@ pub struct Item {
     pub answer_within: Option<Duration>,
     /// The client's request id (`x-request-id`), for the backend's logs.
     pub trace_id: Option<String>,
+    /// The span of the call that brought it, for its batch span's link
+    /// (only when traces are on).
+    pub trace: Option<ItemTrace>,
     /// Where the answer goes.
     pub reply: Reply,
 }

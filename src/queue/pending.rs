@@ -23,6 +23,8 @@ pub struct Waiting {
     /// When it must be answered even if dispatched (a unary call's own
     /// deadline).
     pub answer_by: Option<Instant>,
+    /// Its call's span, for the batch span's link.
+    pub trace: Option<crate::otel::ItemTrace>,
 }
 
 /// Pending items by priority.
@@ -196,6 +198,7 @@ mod tests {
                 attributes: HashMap::new(),
                 trace_id: None,
             },
+            trace: None,
             reply: Reply::Unary(tx),
             enqueued_at: at,
             deadline: at,

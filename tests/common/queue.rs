@@ -52,6 +52,7 @@ pub fn item(
         timeout,
         answer_within: None,
         trace_id: None,
+        trace: None,
         reply: Reply::Unary(tx),
     };
     (item, rx)

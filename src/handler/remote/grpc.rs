@@ -15,6 +15,7 @@ pub(super) async fn call(
     mut client: BackendClient<tonic::transport::Channel>,
     input: &CallInput<'_>,
     (streaming, encoding): (bool, Encoding),
+    headers: &[(&'static str, String)],
     deliver: &mut impl FnMut(u32, Result<ItemOutput, Status>),
 ) -> Result<(), CallError> {
     let batch = input.batch;
@@ -47,6 +48,11 @@ pub(super) async fn call(
         pad_to: input.pad_to(),
     });
     request.set_timeout(std::time::Duration::from_millis(u64::from(timeout_ms)));
+    for (name, value) in headers {
+        if let Ok(value) = value.parse() {
+            request.metadata_mut().insert(*name, value);
+        }
+    }
     // In a packed call results name positions; map them to batch indexes.
     let mut answers = Answers {
         sent: input.indexes,

@@ -84,7 +84,7 @@ pub(super) async fn call(
     client: &reqwest::Client,
     url: &str,
     input: &CallInput<'_>,
-    json_payloads: bool,
+    (json_payloads, headers): (bool, &[(&'static str, String)]),
     deliver: &mut impl FnMut(u32, Result<ItemOutput, Status>),
 ) -> Result<(), CallError> {
     let batch = input.batch;
@@ -129,19 +129,17 @@ pub(super) async fn call(
     let timeout = input
         .deadline
         .saturating_duration_since(tokio::time::Instant::now());
-    let response = client
-        .post(url)
-        .timeout(timeout)
-        .json(&body)
-        .send()
-        .await
-        .map_err(|e| {
-            if e.is_timeout() {
-                CallError::Deadline(Status::deadline_exceeded(e.to_string()))
-            } else {
-                CallError::Retry(Status::unavailable(format!("{url}: {e}")))
-            }
-        })?;
+    let mut post = client.post(url).timeout(timeout);
+    for (name, value) in headers {
+        post = post.header(*name, value);
+    }
+    let response = post.json(&body).send().await.map_err(|e| {
+        if e.is_timeout() {
+            CallError::Deadline(Status::deadline_exceeded(e.to_string()))
+        } else {
+            CallError::Retry(Status::unavailable(format!("{url}: {e}")))
+        }
+    })?;
     let status = response.status();
     let bytes = response
         .bytes()

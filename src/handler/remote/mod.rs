@@ -35,6 +35,7 @@ use std::{sync::Arc, time::Duration};
 use backon::{BackoffBuilder, ExponentialBuilder};
 use tokio::time::Instant;
 use tonic::{Code, Status};
+use tracing::Instrument;
 
 pub use self::{
     dns::{Resolve, SystemResolver},
@@ -45,6 +46,7 @@ use crate::{
     contract::{Batch, ItemOutput, ResultSink, SinkError},
     handler::config::{DnsName, Encoding, HandlerConfig, HandlerKind},
     metrics::{CallOutcome, Metrics},
+    otel,
     pb::backend_client::BackendClient,
 };
 
@@ -400,23 +402,34 @@ impl Remote {
                 }
             }
         };
+        // Traces on: the call's span, and the headers that carry it.
+        let (span, headers) = otel::backend_span(&lease.endpoint.address, indexes.len())
+            .unwrap_or_else(|| (tracing::Span::none(), Vec::new()));
         let call = async {
             match &lease.endpoint.conn {
                 Conn::Grpc(client) => {
                     let how = (self.streaming, self.encoding);
-                    grpc::call(client.clone(), input, how, &mut deliver).await
+                    grpc::call(client.clone(), input, how, &headers, &mut deliver).await
                 }
                 Conn::Http { client, url } => {
-                    http::call(client, url, input, self.json_payloads, &mut deliver).await
+                    let how = (self.json_payloads, headers.as_slice());
+                    http::call(client, url, input, how, &mut deliver).await
                 }
             }
         };
-        match tokio::time::timeout_at(input.deadline, call).await {
+        let result = match tokio::time::timeout_at(input.deadline, call)
+            .instrument(span.clone())
+            .await
+        {
             Ok(result) => result,
             Err(_) => Err(CallError::Deadline(Status::deadline_exceeded(
                 "call timed out",
             ))),
+        };
+        if result.is_err() {
+            span.record("otel.status_code", "ERROR");
         }
+        result
     }
 }
 
