@@ -51,6 +51,9 @@ fn policy() -> Policy {
         shed: false,
         allowed_batch_sizes: Vec::new(),
         shards: 1,
+        key_attribute: String::new(),
+        max_keys: 1024,
+        weights: Default::default(),
     }
 }
 

@@ -73,6 +73,8 @@ pub struct Batch {
     /// With `allowed_batch_sizes`, when the item count is not allowed: the
     /// allowed size the backend should pad the batch to.
     pub pad_to: Option<usize>,
+    /// The batch key every item of it shares, if they have one.
+    pub key: Option<Arc<str>>,
 }
 
 /// One item of a batch.

@@ -33,6 +33,19 @@ pub enum Refusal {
         priority: u32,
         max: u32,
     },
+    /// A batch key longer than the limit.
+    #[error("batch key of {len} bytes exceeds the limit of {max} bytes")]
+    KeyTooLong { len: usize, max: usize },
+    /// The queue already has items of `max_keys` keys pending.
+    #[error(
+        "queue {queue:?} has items of {limit} batch keys pending (max_keys); key {} must wait until one drains",
+        quoted(key)
+    )]
+    TooManyKeys {
+        queue: String,
+        key: String,
+        limit: usize,
+    },
     /// The queue already holds `max_queue_items` items.
     #[error("queue {queue:?} is full ({limit} items waiting)")]
     QueueFull { queue: String, limit: usize },
@@ -69,10 +82,13 @@ impl From<Refusal> for Status {
         let message = refusal.to_string();
         match refusal {
             Refusal::UnknownQueue(_) => Status::not_found(message),
-            Refusal::EmptyId | Refusal::PayloadTooLarge { .. } | Refusal::BadPriority { .. } => {
-                Status::invalid_argument(message)
+            Refusal::EmptyId
+            | Refusal::PayloadTooLarge { .. }
+            | Refusal::BadPriority { .. }
+            | Refusal::KeyTooLong { .. } => Status::invalid_argument(message),
+            Refusal::QueueFull { .. } | Refusal::Shed { .. } | Refusal::TooManyKeys { .. } => {
+                Status::resource_exhausted(message)
             }
-            Refusal::QueueFull { .. } | Refusal::Shed { .. } => Status::resource_exhausted(message),
             Refusal::Expired { .. } => Status::deadline_exceeded(message),
             Refusal::Draining(_)
             | Refusal::Deleted(_)

@@ -324,3 +324,51 @@ async fn bad_items_on_a_stream_fail_alone() {
         assert_eq!(got[id], code, "item {id:?}");
     }
 }
+
+#[tokio::test]
+async fn a_batch_key_over_256_bytes_is_invalid_argument_and_too_many_keys_resource_exhausted() {
+    let server = TestServer::start(config(
+        "[queues.k]\nmode = \"manual\"\nmax_keys = 1\nhandler = { kind = \"echo\" }\n",
+    ))
+    .await;
+    let long = pb::SubmitRequest {
+        batch_key: "k".repeat(257),
+        ..request("k", b"x")
+    };
+    let (code, message) = submit_code(&server, long).await;
+    assert_eq!(code, Code::InvalidArgument);
+    assert_eq!(
+        message,
+        "batch key of 257 bytes exceeds the limit of 256 bytes"
+    );
+    // One key pending (manual queue) fills max_keys: a second key is
+    // refused at once, the first's item still waits and is answered.
+    let mut client = server.client().await;
+    let first = tokio::spawn(async move {
+        let mut request = tonic::Request::new(request("k", b"a"));
+        request
+            .metadata_mut()
+            .insert("x-batch-key", "tenant-a".parse().unwrap());
+        client.submit(request).await
+    });
+    common::wait_until("the first key", || async {
+        (server.metric("batchgate_queue_depth{queue=\"k\"}").await == 1.0).then_some(())
+    })
+    .await;
+    let other = pb::SubmitRequest {
+        batch_key: "tenant-b".into(),
+        ..request("k", b"b")
+    };
+    let (code, message) = submit_code(&server, other).await;
+    assert_eq!(code, Code::ResourceExhausted);
+    assert!(message.contains("max_keys"), "{message}");
+    let mut ctl = pb::batch_control_client::BatchControlClient::new(server.channel().await);
+    ctl.flush_queue(pb::QueueRef { name: "k".into() })
+        .await
+        .unwrap();
+    assert_eq!(
+        first.await.unwrap().unwrap().into_inner().payload,
+        &b"a"[..]
+    );
+    server.shutdown().await;
+}

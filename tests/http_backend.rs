@@ -195,3 +195,40 @@ async fn json_payloads_travel_as_raw_json() {
     assert_eq!(requests[0]["items"].as_array().unwrap().len(), 1);
     server.shutdown().await;
 }
+
+#[tokio::test]
+async fn each_batch_holds_one_key_and_the_backend_is_told_which() {
+    let (url, fake) = start(Fake::default()).await;
+    let server = TestServer::start(config(&queue(&url, ""))).await;
+    let mut client = server.client().await;
+    let items: Vec<_> = ["a", "b", "a", "", "b"]
+        .iter()
+        .enumerate()
+        .map(|(i, key)| pb::StreamRequest {
+            id: i.to_string(),
+            queue: "web".into(),
+            payload: format!("p{i}").into_bytes().into(),
+            batch_key: (*key).to_owned(),
+            ..Default::default()
+        })
+        .collect();
+    for answer in common::stream_all(&mut client, items).await {
+        assert!(matches!(answer.unwrap().outcome, Some(Outcome::Result(_))));
+    }
+    let mut batches: Vec<(String, usize)> = fake
+        .requests
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            let key = r["batch_key"].as_str().unwrap_or("(none)").to_owned();
+            (key, r["items"].as_array().unwrap().len())
+        })
+        .collect();
+    batches.sort();
+    assert_eq!(
+        batches,
+        [("(none)".into(), 1), ("a".into(), 2), ("b".into(), 2)]
+    );
+    server.shutdown().await;
+}

@@ -29,6 +29,7 @@ struct Seen {
     payloads: Vec<String>,
     at: Instant,
     pad_to: Option<usize>,
+    key: Option<String>,
 }
 
 /// How the fake handler answers.
@@ -75,6 +76,7 @@ impl Handler for Fake {
                 payloads,
                 at: Instant::now(),
                 pad_to: batch.pad_to,
+                key: batch.key.as_deref().map(str::to_owned),
             };
             self.seen.send(seen).await.unwrap();
             if let Some(gate) = &self.gate {
@@ -158,6 +160,9 @@ fn policy() -> Policy {
         shed: false,
         allowed_batch_sizes: Vec::new(),
         shards: 1,
+        key_attribute: String::new(),
+        max_keys: 1024,
+        weights: Default::default(),
     }
 }
 
@@ -196,6 +201,14 @@ impl TestQueue {
         timeout: Option<Duration>,
     ) -> Answered {
         let (item, rx) = common::queue::item(payload.to_owned(), priority, timeout);
+        self.handle.submit(item).await;
+        Answered(rx)
+    }
+
+    /// Submits an item with batch key `key`.
+    async fn submit_keyed(&self, key: &str, payload: &str) -> Answered {
+        let (mut item, rx) = common::queue::item(payload.to_owned(), 0, None);
+        item.key = Some(key.into());
         self.handle.submit(item).await;
         Answered(rx)
     }
@@ -1195,4 +1208,269 @@ async fn max_queue_items_bounds_the_shards_together() {
         (refused, q.metric("rejected"), q.metric("ok")),
         (100, 100, 100)
     );
+}
+
+/// Batches of 4 by key; `weights` as given.
+fn keyed(weights: &[(&str, u32)]) -> Policy {
+    Policy {
+        max_in_flight_batches: 1,
+        max_queue_items: 10_000,
+        key_attribute: "tenant".into(),
+        weights: weights.iter().map(|(k, w)| ((*k).to_owned(), *w)).collect(),
+        ..policy()
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn items_of_different_keys_never_share_a_batch() {
+    let mut q = start(keyed(&[]), false, Answer::Echo);
+    let t0 = Instant::now();
+    let mut answers = Vec::new();
+    for i in 0..4 {
+        answers.push(q.submit_keyed("a", &format!("a{i}")).await);
+        answers.push(q.submit_keyed("b", &format!("b{i}")).await);
+    }
+    // The key may come from the queue's key_attribute too.
+    let (mut item, rx) = common::queue::item("c0", 0, None);
+    item.attributes.insert("tenant".into(), "c".into());
+    q.handle.submit(item).await;
+    answers.push(Answered(rx));
+    let plain = q.submit("none").await;
+    let mut batches = Vec::new();
+    for _ in 0..4 {
+        let b = q.next_batch().await;
+        batches.push((b.key, b.payloads, b.trigger));
+    }
+    batches.sort_by(|x, y| (&x.0, &x.1).cmp(&(&y.0, &y.1)));
+    assert_eq!(
+        batches,
+        [
+            (None, vec!["none".to_owned()], Trigger::Delay),
+            (Some("a".into()), names("a", 4), Trigger::Size),
+            (Some("b".into()), names("b", 4), Trigger::Size),
+            (Some("c".into()), vec!["c0".to_owned()], Trigger::Delay),
+        ]
+    );
+    for rx in answers {
+        ok(rx).await;
+    }
+    ok(plain).await;
+    assert!(
+        Instant::now() - t0 <= Duration::from_millis(3),
+        "the delay applies per key"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn backlogged_keys_share_the_handler_by_weight() {
+    // A noisy key with 10x the items of a quiet one, weights 3 : 1, and a
+    // handler that takes one batch at a time.
+    let mut q = start(keyed(&[("noisy", 3)]), true, Answer::Echo);
+    let mut answers = Vec::new();
+    for i in 0..400 {
+        answers.push(q.submit_keyed("noisy", &format!("n{i}")).await);
+        if i % 10 == 0 {
+            answers.push(q.submit_keyed("quiet", &format!("q{i}")).await);
+        }
+    }
+    // The first batch went out before the rest arrived; then, while both
+    // keys are backlogged, quiet gets 1 batch in 4.
+    let first = q.next_batch().await;
+    q.gate.add_permits(1);
+    let mut quiet = 0;
+    for _ in 0..40 {
+        let b = q.next_batch().await;
+        if b.key.as_deref() == Some("quiet") {
+            quiet += 1;
+        }
+        q.gate.add_permits(1);
+    }
+    assert_eq!(first.payloads.len(), 4);
+    assert!(
+        (9..=11).contains(&quiet),
+        "quiet sent {quiet} of 40 batches, weight 1 of 4"
+    );
+    q.gate.add_permits(1_000);
+    for rx in answers {
+        ok(rx).await;
+    }
+    let series = |key: &str| {
+        let needle = format!("batchgate_key_items_total{{queue=\"q\",key=\"{key}\"}} ");
+        let text = q.metrics.render();
+        let line = text
+            .lines()
+            .find(|l| l.starts_with(&needle))
+            .unwrap()
+            .to_owned();
+        line[needle.len()..].parse::<u64>().unwrap()
+    };
+    assert_eq!(
+        series("noisy"),
+        400,
+        "a key named in weights has its own series"
+    );
+    assert_eq!(series("other"), 40, "the rest share one");
+}
+
+/// Releases batches one at a time until one of key `quiet` goes; returns
+/// how many noisy ones went first.
+async fn noisy_batches_before_quiet(q: &mut TestQueue) -> usize {
+    let mut waited = 0;
+    loop {
+        q.gate.add_permits(1);
+        let b = q.next_batch().await;
+        if b.key.as_deref() == Some("quiet") {
+            return waited;
+        }
+        waited += 1;
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_quiet_key_waits_at_most_one_round_behind_a_noisy_one() {
+    let mut q = start(keyed(&[]), true, Answer::Echo);
+    let mut answers = Vec::new();
+    for i in 0..400 {
+        answers.push(q.submit_keyed("noisy", &format!("n{i}")).await);
+    }
+    let _ = q.next_batch().await;
+    // Equal weights: once the quiet key has a batch ready (a full one at
+    // once; a lone item after its max_delay), the noisy key spends at most
+    // the rest of its quantum (one batch of 4) before it goes.
+    let mut quiet = Vec::new();
+    for i in 0..4 {
+        quiet.push(q.submit_keyed("quiet", &format!("q{i}")).await);
+    }
+    let waited = noisy_batches_before_quiet(&mut q).await;
+    assert!(
+        waited <= 1,
+        "the full quiet batch waited {waited} noisy batches"
+    );
+    quiet.push(q.submit_keyed("quiet", "lone").await);
+    // Accepted (a stats call queues behind it), then its delay passes.
+    q.handle.stats().await.unwrap();
+    tokio::time::advance(Duration::from_millis(2)).await;
+    let waited = noisy_batches_before_quiet(&mut q).await;
+    assert!(
+        waited <= 1,
+        "the lone quiet item waited {waited} noisy batches after its delay"
+    );
+    q.gate.add_permits(1_000);
+    for rx in quiet.into_iter().chain(answers) {
+        ok(rx).await;
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn max_keys_refuses_a_new_key_until_an_idle_one_is_dropped() {
+    let q = start(
+        Policy {
+            max_keys: 2,
+            mode: Mode::Manual,
+            ..keyed(&[])
+        },
+        false,
+        Answer::Echo,
+    );
+    let a = q.submit_keyed("a", "a").await;
+    let b = q.submit_keyed("b", "b").await;
+    let refused = q.submit_keyed("c", "c").await.await.unwrap().unwrap_err();
+    assert_eq!(refused.code(), Code::ResourceExhausted);
+    assert!(
+        refused
+            .message()
+            .contains("2 batch keys pending (max_keys)"),
+        "{}",
+        refused.message()
+    );
+    let plain = q.submit("no key").await;
+    assert_eq!(
+        q.handle.flush().await.unwrap(),
+        3,
+        "items without a key need no lane of their own"
+    );
+    for rx in [a, b, plain] {
+        ok(rx).await;
+    }
+    // Both keys are idle now, and dropped: a new one fits.
+    let c = q.submit_keyed("c", "c").await;
+    assert_eq!(q.handle.flush().await.unwrap(), 1);
+    ok(c).await;
+    let long = q
+        .submit_keyed(&"k".repeat(300), "x")
+        .await
+        .await
+        .unwrap()
+        .unwrap_err();
+    assert_eq!(long.code(), Code::InvalidArgument);
+    assert!(
+        long.message().contains("batch key of 300 bytes"),
+        "{}",
+        long.message()
+    );
+    assert_eq!(q.metric("rejected"), 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_key_per_item_still_answers_every_item_once() {
+    let mut q = start(
+        Policy {
+            max_in_flight_batches: 8,
+            ..keyed(&[])
+        },
+        false,
+        Answer::Echo,
+    );
+    let mut answers = Vec::new();
+    let n = 500;
+    for i in 0..n {
+        answers.push(q.submit_keyed(&format!("k{i}"), &format!("i{i}")).await);
+    }
+    let mut seen = 0;
+    while seen < n {
+        let b = q.next_batch().await;
+        assert_eq!(b.payloads.len(), 1, "one item per key");
+        assert_eq!(
+            b.key.as_deref(),
+            Some(format!("k{}", &b.payloads[0][1..]).as_str())
+        );
+        seen += 1;
+    }
+    for (i, rx) in answers.into_iter().enumerate() {
+        assert_eq!(ok(rx).await.payload, format!("i{i}").as_bytes());
+    }
+    assert_eq!(q.metric("ok"), 500);
+    assert_eq!(q.handle.stats().await.unwrap().depth, 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn with_shards_a_keys_items_meet_in_one_shard() {
+    let mut q = start(
+        Policy {
+            max_batch_size: 8,
+            max_in_flight_batches: 8,
+            shards: 2,
+            ..keyed(&[])
+        },
+        false,
+        Answer::Echo,
+    );
+    // Unconstrained: the actors do not run meanwhile, so without the key
+    // the spill rule would split these 8 items 4 + 4 between the shards.
+    let answers = tokio::task::unconstrained(async {
+        let mut answers = Vec::new();
+        for i in 0..8 {
+            answers.push(q.submit_keyed("a", &format!("a{i}")).await);
+        }
+        answers
+    })
+    .await;
+    let batch = q.next_batch().await;
+    assert_eq!(
+        (batch.trigger, batch.payloads),
+        (Trigger::Size, names("a", 8))
+    );
+    for rx in answers {
+        ok(rx).await;
+    }
 }

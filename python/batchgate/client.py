@@ -137,13 +137,14 @@ def _channel(target: str, *, tls=False, ca=None, cert=None, key=None, max_messag
     return grpc.secure_channel(address, creds, options=options)
 
 
-def _submit_request(queue, payload, attributes, priority, timeout) -> batchgate_pb2.SubmitRequest:
+def _submit_request(queue, payload, attributes, priority, timeout, batch_key) -> batchgate_pb2.SubmitRequest:
     return batchgate_pb2.SubmitRequest(
         queue=queue,
         payload=_bytes(payload),
         attributes=attributes or {},
         priority=priority,
         timeout_ms=int(timeout * 1000) if timeout else 0,
+        batch_key=batch_key or "",
     )
 
 
@@ -151,7 +152,7 @@ def _result(r: batchgate_pb2.SubmitResponse) -> Result:
     return Result(payload=r.payload, attributes=dict(r.attributes), batch=_batch(r.batch))
 
 
-def _request(queue, index, payload, attributes, priority, timeout_ms) -> batchgate_pb2.StreamRequest:
+def _request(queue, index, payload, attributes, priority, timeout_ms, batch_key) -> batchgate_pb2.StreamRequest:
     return batchgate_pb2.StreamRequest(
         id=str(index),
         queue=queue,
@@ -159,6 +160,7 @@ def _request(queue, index, payload, attributes, priority, timeout_ms) -> batchga
         attributes=attributes or {},
         priority=priority,
         timeout_ms=timeout_ms,
+        batch_key=batch_key or "",
     )
 
 
@@ -237,9 +239,11 @@ class Client:
         attributes: Optional[Dict[str, str]] = None,
         priority: int = 0,
         timeout: Optional[float] = None,
+        batch_key: Optional[str] = None,
     ) -> Result:
-        """Sends one item and waits for its answer; raises BatchgateError."""
-        request = _submit_request(queue, payload, attributes, priority, timeout)
+        """Sends one item and waits for its answer; raises BatchgateError.
+        Items with different ``batch_key`` never share a batch."""
+        request = _submit_request(queue, payload, attributes, priority, timeout, batch_key)
         try:
             r = self._stub.Submit(request, timeout=timeout, metadata=self._metadata)
         except grpc.RpcError as e:
@@ -256,6 +260,7 @@ class Client:
         attributes: Optional[Dict[str, str]] = None,
         priority: int = 0,
         timeout: Optional[float] = None,
+        batch_key: Optional[str] = None,
     ) -> Iterator[StreamResult]:
         """Streams every payload (at most ``window`` unanswered) and yields
         each item's StreamResult. ``timeout`` is each item's own timeout.
@@ -273,7 +278,7 @@ class Client:
                         return
                 if stop.is_set():
                     return
-                yield _request(queue, index, payload, attributes, priority, timeout_ms)
+                yield _request(queue, index, payload, attributes, priority, timeout_ms, batch_key)
 
         call = self._stub.StreamSubmit(requests(), metadata=self._metadata)
         order = _Order(ordered)
@@ -330,9 +335,11 @@ class AsyncClient:
         attributes: Optional[Dict[str, str]] = None,
         priority: int = 0,
         timeout: Optional[float] = None,
+        batch_key: Optional[str] = None,
     ) -> Result:
-        """Sends one item and waits for its answer; raises BatchgateError."""
-        request = _submit_request(queue, payload, attributes, priority, timeout)
+        """Sends one item and waits for its answer; raises BatchgateError.
+        Items with different ``batch_key`` never share a batch."""
+        request = _submit_request(queue, payload, attributes, priority, timeout, batch_key)
         try:
             r = await self._stub.Submit(request, timeout=timeout, metadata=self._metadata)
         except grpc.RpcError as e:
@@ -349,6 +356,7 @@ class AsyncClient:
         attributes: Optional[Dict[str, str]] = None,
         priority: int = 0,
         timeout: Optional[float] = None,
+        batch_key: Optional[str] = None,
     ) -> AsyncIterator[StreamResult]:
         """As :meth:`Client.stream`; ``payloads`` may be an async iterable."""
         if window < 1:
@@ -369,7 +377,7 @@ class AsyncClient:
             index = 0
             async for payload in items():
                 await room.acquire()
-                await call.write(_request(queue, index, payload, attributes, priority, timeout_ms))
+                await call.write(_request(queue, index, payload, attributes, priority, timeout_ms, batch_key))
                 index += 1
             await call.done_writing()
 

@@ -45,6 +45,18 @@ def test_stream_keeps_order_and_window_and_fails_items_alone(start_batchgate):
         assert sorted(r.index for r in unordered) == list(range(500))
 
 
+def test_batch_keys_keep_items_of_different_keys_apart(start_batchgate):
+    server = start_batchgate(ECHO)
+    with Client(server.addr) as client:
+        a = list(client.stream("echo", [b"a"] * 200, batch_key="tenant-a", window=200))
+        b = client.submit("echo", b"b", batch_key="tenant-b")
+        batches_a = {r.batch.batch_id for r in a}
+        assert b.batch.batch_id not in batches_a
+        with pytest.raises(BatchgateError) as e:
+            client.submit("echo", b"x", batch_key="k" * 300)
+        assert e.value.code == grpc.StatusCode.INVALID_ARGUMENT
+
+
 def test_the_asyncio_client(start_batchgate):
     server = start_batchgate(ECHO)
 

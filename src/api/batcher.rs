@@ -65,6 +65,7 @@ impl Batcher for BatcherService {
         let origin = stream::Origin {
             request_id: convert::request_id(request.metadata()),
             span: otel::stream_span(request.metadata()),
+            key: convert::header_key(request.metadata()),
         };
         Ok(Response::new(stream::start(
             self.state.clone(),

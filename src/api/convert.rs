@@ -1,7 +1,7 @@
 //! Request → item and answer → response conversion, and the gRPC deadline
 //! header: the only place the data plane's protobuf meets the queue's types.
 
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 
 use tonic::metadata::MetadataMap;
 
@@ -56,6 +56,21 @@ pub fn request_id(metadata: &MetadataMap) -> Option<String> {
     (!id.is_empty() && id.len() <= 128).then(|| id.to_owned())
 }
 
+/// An item's batch key: the request's field, else the call's
+/// `x-batch-key` header; `None` if neither is set.
+pub fn batch_key(field: String, metadata: &MetadataMap) -> Option<Arc<str>> {
+    if !field.is_empty() {
+        return Some(field.into());
+    }
+    header_key(metadata)
+}
+
+/// The `x-batch-key` header, if set and not empty.
+pub fn header_key(metadata: &MetadataMap) -> Option<Arc<str>> {
+    let key = metadata.get("x-batch-key")?.to_str().ok()?;
+    (!key.is_empty()).then(|| key.into())
+}
+
 /// Builds the item of a `Submit` call.
 pub fn unary_item(request: crate::pb::SubmitRequest, metadata: &MetadataMap, reply: Reply) -> Item {
     let call_timeout = parse_grpc_timeout(metadata);
@@ -67,6 +82,7 @@ pub fn unary_item(request: crate::pb::SubmitRequest, metadata: &MetadataMap, rep
         answer_within: call_timeout.map(|t| t.saturating_sub(GRPC_DEADLINE_MARGIN)),
         trace_id: request_id(metadata),
         trace: None,
+        key: batch_key(request.batch_key, metadata),
         reply,
     }
 }

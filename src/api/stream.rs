@@ -75,6 +75,8 @@ pub struct Origin {
     /// The stream's span (traces on): it lasts as long as the reader, and
     /// every item's batch links to it.
     pub span: Option<tracing::Span>,
+    /// The stream's `x-batch-key` header: the key of items that name none.
+    pub key: Option<Arc<str>>,
 }
 
 /// Starts serving one stream: spawns its reader, returns its answers.
@@ -87,7 +89,7 @@ pub fn start(state: ApiState, inbound: Streaming<pb::StreamRequest>, origin: Ori
         inbound,
         tx,
         link.clone(),
-        (origin.request_id, trace),
+        (origin.request_id, trace, origin.key),
     );
     match origin.span {
         Some(span) => state
@@ -142,7 +144,7 @@ async fn read(
     mut inbound: Streaming<pb::StreamRequest>,
     tx: mpsc::Sender<StreamAnswer>,
     link: Arc<StreamLink>,
-    origin: (Option<String>, Option<ItemTrace>),
+    origin: (Option<String>, Option<ItemTrace>, Option<Arc<str>>),
 ) {
     let stop = state.stop_accepting.clone();
     // One registration for the whole stream; polled only when the reader
@@ -225,7 +227,7 @@ fn to_read(
 async fn accept(
     state: &ApiState,
     link: &Arc<StreamLink>,
-    (request_id, trace): &(Option<String>, Option<ItemTrace>),
+    (request_id, trace, stream_key): &(Option<String>, Option<ItemTrace>, Option<Arc<str>>),
     chunk: &mut Chunk,
     request: pb::StreamRequest,
     permit: OwnedPermit<StreamAnswer>,
@@ -254,7 +256,13 @@ async fn accept(
             }
         }
     }
+    let key = if request.batch_key.is_empty() {
+        stream_key.clone()
+    } else {
+        Some(request.batch_key.into())
+    };
     chunk.items.push(Item {
+        key,
         payload: request.payload,
         attributes: request.attributes,
         priority: request.priority,

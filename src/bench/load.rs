@@ -31,6 +31,8 @@ pub struct Plan {
     pub queue: String,
     /// Payload bytes per item.
     pub payload: Bytes,
+    /// Every item's batch key (empty: none).
+    pub batch_key: String,
     /// Unary: calls in flight. Stream: unanswered items per stream.
     pub concurrency: usize,
     /// Bidi streams (stream mode); 0 means unary mode.
@@ -309,6 +311,7 @@ async fn unary_worker(
     let request = pb::SubmitRequest {
         queue: plan.queue.clone(),
         payload: plan.payload.clone(),
+        batch_key: plan.batch_key.clone(),
         ..Default::default()
     };
     loop {
@@ -370,6 +373,7 @@ async fn stream_worker(
             i.mul_f64(worker as f64 / plan.streams as f64)
         });
     let requests = {
+        let batch_key = plan.batch_key.clone();
         let (queue, payload, sent_at, ids) = (
             plan.queue.clone(),
             plan.payload.clone(),
@@ -407,6 +411,7 @@ async fn stream_worker(
                     id: ids[slot].clone(),
                     queue: queue.clone(),
                     payload: payload.clone(),
+                    batch_key: batch_key.clone(),
                     ..Default::default()
                 }
             })

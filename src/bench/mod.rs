@@ -63,6 +63,9 @@ pub struct BenchArgs {
     /// Payload bytes per item.
     #[arg(long, default_value_t = 16)]
     pub payload_size: usize,
+    /// Every item's batch key (empty: none).
+    #[arg(long, default_value = "")]
+    pub batch_key: String,
     /// How long to measure.
     #[arg(long, value_parser = humantime::parse_duration, default_value = "10s")]
     pub duration: Duration,
@@ -275,6 +278,7 @@ async fn run_one(
     let plan = Plan {
         queue: args.queue.clone(),
         payload: Bytes::from(vec![b'x'; args.payload_size]),
+        batch_key: args.batch_key.clone(),
         concurrency,
         streams: match args.mode {
             Mode::Unary => 0,
@@ -458,6 +462,7 @@ mod tests {
         let plan = Plan {
             queue: "q".into(),
             payload: Bytes::new(),
+            batch_key: String::new(),
             concurrency: 1,
             streams: 0,
             rate: 0.0,

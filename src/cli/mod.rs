@@ -80,6 +80,9 @@ pub struct ClientArgs {
     /// Item timeout in milliseconds (0: the queue's default).
     #[arg(long, default_value_t = 0)]
     pub timeout_ms: u32,
+    /// Batch key: items with different keys never share a batch.
+    #[arg(long, default_value = "")]
+    pub batch_key: String,
     /// Print one JSON object per result instead of text.
     #[arg(long)]
     pub json: bool,

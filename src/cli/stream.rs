@@ -45,6 +45,7 @@ pub async fn run(args: StreamArgs) -> ExitCode {
                 attributes: item.attributes(),
                 priority: item.priority,
                 timeout_ms: item.timeout_ms,
+                batch_key: item.batch_key.clone(),
             };
             if tx.send(request).await.is_err() {
                 break;

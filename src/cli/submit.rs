@@ -62,6 +62,7 @@ pub async fn run(args: SubmitArgs) -> ExitCode {
         attributes: args.client.attributes(),
         priority: args.client.priority,
         timeout_ms: args.client.timeout_ms,
+        batch_key: args.client.batch_key.clone(),
     });
     match client.submit(request).await {
         Ok(response) => {

@@ -94,6 +94,10 @@ pub struct QueueMetrics {
     pub(super) batches_count: AtomicU64,
     /// The most recent batches, for percentiles in the control API.
     pub(super) recent: Mutex<Recent>,
+    /// For the key series, registered when a key is first seen.
+    pub(super) recorder: Arc<metrics_exporter_prometheus::PrometheusRecorder>,
+    /// The queue's name (their `queue` label).
+    pub(super) name: String,
 }
 
 impl QueueMetrics {
@@ -120,6 +124,28 @@ impl QueueMetrics {
         for &ns in item_times_ns.iter().rev().take(RECENT).rev() {
             push_capped(&mut recent.item_ms, ns as f64 / 1e6);
         }
+    }
+
+    /// The items counter and depth gauge of batch key `label` (a key the
+    /// queue's `weights` names, or [`OTHER_KEYS`](super::names::OTHER_KEYS)):
+    /// the same series each time for the same label.
+    pub fn key_series(&self, label: &str) -> (Counter, Gauge) {
+        use metrics::{Key, Label, Recorder};
+        let labels = || {
+            vec![
+                Label::new("queue", self.name.clone()),
+                Label::new("key", label.to_owned()),
+            ]
+        };
+        let meta = metrics::Metadata::new(module_path!(), metrics::Level::INFO, None);
+        let items = self.recorder.register_counter(
+            &Key::from_parts(super::names::KEY_ITEMS_TOTAL, labels()),
+            &meta,
+        );
+        let depth = self
+            .recorder
+            .register_gauge(&Key::from_parts(super::names::KEY_DEPTH, labels()), &meta);
+        (items, depth)
     }
 
     /// Counters and recent percentiles.

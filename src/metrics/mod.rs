@@ -42,8 +42,8 @@ type PickTiming = fn(&ItemTimings) -> &DurationHistogram;
 /// A server's metrics registry.
 #[derive(Debug)]
 pub struct Metrics {
-    /// Where handles are registered.
-    recorder: PrometheusRecorder,
+    /// Where handles are registered (queues keep it for their key series).
+    recorder: Arc<PrometheusRecorder>,
     /// Renders the exposition text.
     handle: PrometheusHandle,
     /// Per-item timings by queue (kept when a queue is deleted, reused when
@@ -72,7 +72,7 @@ impl Metrics {
         names::describe_all(&recorder);
         let handle = recorder.handle();
         Self {
-            recorder,
+            recorder: Arc::new(recorder),
             handle,
             timings: Mutex::default(),
         }
@@ -118,6 +118,8 @@ impl Metrics {
             counts: Default::default(),
             batches_count: AtomicU64::new(0),
             recent: Mutex::default(),
+            recorder: self.recorder.clone(),
+            name: queue.to_owned(),
         }
     }
 

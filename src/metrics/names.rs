@@ -34,6 +34,13 @@ pub const BACKEND_IN_FLIGHT: &str = "batchgate_backend_in_flight_calls";
 pub const CONFIG_RELOADS_TOTAL: &str = "batchgate_config_reloads_total";
 /// Counter: lookups of a `dns:///` endpoint name, by result (ok, error).
 pub const DNS_RESOLUTIONS_TOTAL: &str = "batchgate_dns_resolutions_total";
+/// Counter: items dispatched, by queue and batch key (the keys a queue's
+/// `weights` names; the rest under `key="other"`).
+pub const KEY_ITEMS_TOTAL: &str = "batchgate_key_items_total";
+/// Gauge: items pending, by queue and batch key (as above).
+pub const KEY_DEPTH: &str = "batchgate_key_depth";
+/// The `key` label of the keys a queue's `weights` does not name.
+pub const OTHER_KEYS: &str = "other";
 
 /// How an item ended; the `outcome` label of [`ITEMS_TOTAL`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -120,8 +127,9 @@ pub(super) fn describe_all(recorder: &PrometheusRecorder) {
             | BACKEND_RETRIES_TOTAL
             | BACKEND_EJECTIONS_TOTAL
             | DNS_RESOLUTIONS_TOTAL
+            | KEY_ITEMS_TOTAL
             | CONFIG_RELOADS_TOTAL => recorder.describe_counter(name, Some(unit), help),
-            QUEUE_DEPTH | QUEUE_MAX_ITEMS | IN_FLIGHT_BATCHES | BACKEND_IN_FLIGHT => {
+            QUEUE_DEPTH | QUEUE_MAX_ITEMS | IN_FLIGHT_BATCHES | BACKEND_IN_FLIGHT | KEY_DEPTH => {
                 recorder.describe_gauge(name, Some(unit), help)
             }
             _ => recorder.describe_histogram(name, Some(unit), help),
@@ -144,6 +152,16 @@ pub(super) fn describe_all(recorder: &PrometheusRecorder) {
         "Time the handler took to process a whole batch.",
     );
     describe(QUEUE_DEPTH, Unit::Count, "Items waiting in the queue.");
+    describe(
+        KEY_ITEMS_TOTAL,
+        Unit::Count,
+        "Items dispatched, by queue and batch key (keys named in the queue's weights; the rest under key=\"other\").",
+    );
+    describe(
+        KEY_DEPTH,
+        Unit::Count,
+        "Items waiting, by queue and batch key (keys named in the queue's weights; the rest under key=\"other\").",
+    );
     describe(
         QUEUE_MAX_ITEMS,
         Unit::Count,

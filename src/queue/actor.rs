@@ -21,12 +21,13 @@ use tracing::Instrument;
 use super::{
     QueueSpec,
     alarm::Alarm,
-    backlog::{Backlog, Dropped},
+    backlog::Dropped,
     batch::{self, Done},
     command::{ActorStats, Command, Learned},
     fit::{Fit, Rate},
     inbox::Inbox,
     item::Item,
+    lanes::{KeySeries, Lane, Lanes, TooManyKeys},
     pending::Waiting,
     policy::{self, Decision, Mode, PendingView, Take, Trigger},
     shards::Load,
@@ -37,6 +38,10 @@ use crate::{error::Refusal, metrics::Outcome, otel, ready::ready_now};
 /// Commands handled per turn before the actor dispatches, so one busy
 /// producer cannot starve dispatch.
 const MAX_COMMANDS_PER_TURN: usize = 256;
+
+/// A lane's next batch: its trigger and, when the mode chose it, its size;
+/// or when to look again (`None`: only when something happens).
+type NextBatch = Result<(Trigger, Option<usize>), Option<Instant>>;
 
 /// Which shard of its queue an actor is, and what the shards share.
 pub(super) struct Place {
@@ -54,8 +59,14 @@ struct Actor {
     place: Place,
     /// Commands from the handles.
     inbox: Inbox,
-    /// Items waiting for a batch.
-    backlog: Backlog,
+    /// Items waiting for a batch, by batch key.
+    lanes: Lanes,
+    /// Each lane's next trigger this dispatch round (kept to reuse its
+    /// memory).
+    verdicts: Vec<NextBatch>,
+    /// Whether keyed lanes existed last turn (their depth gauges then need
+    /// setting).
+    keyed_shown: bool,
     /// Batches being processed.
     in_flight: JoinSet<Done>,
     /// The next moment something is due.
@@ -66,9 +77,6 @@ struct Actor {
     draining: bool,
     /// Set by `Pause`: dispatch only on flush or drain.
     paused: bool,
-    /// When a delay batch of an allowed size left the rest pending: their
-    /// `max_delay` counts again from then, once.
-    held_at: Option<Instant>,
     /// Adaptive modes: the handler's time against batch size.
     fit: Fit,
     /// Adaptive modes: items arriving per second.
@@ -82,7 +90,9 @@ struct Actor {
 pub(super) async fn run(spec: QueueSpec, place: Place, inbox: Inbox) {
     let mut actor = Actor {
         place,
-        backlog: Backlog::new(spec.policy.priority_levels),
+        lanes: Lanes::new(spec.policy.priority_levels),
+        verdicts: Vec::new(),
+        keyed_shown: false,
         alarm: Alarm::new(spec.precise.clone()),
         spec,
         inbox,
@@ -90,7 +100,6 @@ pub(super) async fn run(spec: QueueSpec, place: Place, inbox: Inbox) {
         flush_left: 0,
         draining: false,
         paused: false,
-        held_at: None,
         fit: Fit::default(),
         rate: Rate::default(),
         aimd_size: 1,
@@ -113,11 +122,12 @@ impl Actor {
             .set(self.spec.policy.max_queue_items as f64);
         loop {
             let now = Instant::now();
-            let dropped = self.backlog.tidy(now, &self.spec.name);
+            let dropped = self.lanes.tidy(now, &self.spec.name);
             self.count(dropped);
             let delay_due = self.dispatch_ready(now);
+            self.show_keys();
             // Gauges only when they change: a set costs a clock read.
-            let shown_now = (self.backlog.pending().len(), self.in_flight.len());
+            let shown_now = (self.lanes.len(), self.in_flight.len());
             if shown_now != shown {
                 shown = shown_now;
                 let (depth, in_flight) =
@@ -125,10 +135,10 @@ impl Actor {
                 self.spec.metrics.depth.set(depth as f64);
                 self.spec.metrics.in_flight.set(in_flight as f64);
             }
-            if self.draining && self.backlog.pending().is_empty() && self.in_flight.is_empty() {
+            if self.draining && self.lanes.is_empty() && self.in_flight.is_empty() {
                 break;
             }
-            let others = self.backlog.wakeups(now);
+            let others = self.lanes.wakeups(now);
             self.alarm.set(now, delay_due, &others);
             tokio::select! {
                 biased;
@@ -181,7 +191,7 @@ impl Actor {
     /// a full batch is pending; returns how many it handled.
     fn take_waiting(&mut self, now: Instant, max: usize) -> usize {
         let mut taken = 0;
-        while taken < max && self.backlog.pending().len() < self.spec.policy.max_batch_size {
+        while taken < max && self.lanes.len() < self.spec.policy.max_batch_size {
             let Some(command) = self.inbox.try_recv() else {
                 break;
             };
@@ -194,7 +204,7 @@ impl Actor {
     /// Whether items are pending that can only leave in a batch still
     /// filling up (not full, not forced out by flush or drain).
     fn filling(&self) -> bool {
-        let len = self.backlog.pending().len();
+        let len = self.lanes.len();
         len > 0 && len < self.spec.policy.max_batch_size && self.flush_left == 0 && !self.draining
     }
 
@@ -208,9 +218,9 @@ impl Actor {
             }
             Command::Flush(reply) => {
                 // Only live items count, and only they are flushed.
-                let dropped = self.backlog.sweep(now, &self.spec.name);
+                let dropped = self.lanes.sweep(now, &self.spec.name);
                 self.count(dropped);
-                self.flush_left = self.backlog.pending().len();
+                self.flush_left = self.lanes.len();
                 let _ = reply.send(self.flush_left);
             }
             Command::Drain { force, dropped } => {
@@ -233,7 +243,9 @@ impl Actor {
                     // What was learned was the old handler's time.
                     self.fit = Fit::default();
                 }
-                self.backlog.set_levels(policy.priority_levels);
+                self.lanes.set_levels(policy.priority_levels);
+                self.lanes
+                    .reweigh(|key| policy.weights.get(key).copied().unwrap_or(1));
                 if policy.mode != self.spec.policy.mode {
                     self.aimd_size = 1;
                 }
@@ -245,7 +257,7 @@ impl Actor {
             }
             Command::Stats(reply) => {
                 let _ = reply.send(ActorStats {
-                    depth: self.backlog.pending().len(),
+                    depth: self.lanes.len(),
                     in_flight: self.in_flight.len(),
                     paused: self.paused,
                     draining: self.draining,
@@ -258,7 +270,7 @@ impl Actor {
     /// Queues an item, or answers it with the reason it cannot be queued.
     fn accept(&mut self, item: Item, now: Instant) {
         let spec = &self.spec;
-        let mut admitted = if self.draining {
+        let admitted = if self.draining {
             Err(Refusal::Draining(spec.name.to_string()))
         } else {
             policy::check_item(&spec.policy, &spec.name, item.priority, item.payload.len())
@@ -272,23 +284,30 @@ impl Actor {
             item.reply.err(refusal.into(), None);
             return;
         }
-        let spec = &self.spec;
-        if admitted.is_ok() {
+        let lane = admitted.and_then(|()| self.lane_of(&item));
+        let admitted = lane.and_then(|lane| {
+            let spec = &self.spec;
             let limit = spec.policy.max_queue_items;
-            let others = self.place.load.others_depth(self.place.index);
-            let (room, dropped) = self.backlog.room_for_one(limit, others, now, &spec.name);
+            let total = self.lanes.len();
+            let backlog = &mut self.lanes.get_mut(lane).backlog;
+            let others =
+                self.place.load.others_depth(self.place.index) + total - backlog.pending().len();
+            let (room, dropped) = backlog.room_for_one(limit, others, now, &spec.name);
             self.count(dropped);
-            admitted = room;
-        }
+            room.map(|()| lane)
+        });
         match admitted {
-            Ok(()) => {
+            Ok(lane) => {
                 if self.spec.policy.mode.adaptive() {
                     self.rate.add(now, 1);
                 }
-                self.backlog
-                    .push_item(item, now, self.spec.policy.item_timeout);
+                self.lanes.get_mut(lane).backlog.push_item(
+                    item,
+                    now,
+                    self.spec.policy.item_timeout,
+                );
                 if self.spec.policy.shards > 1 {
-                    let depth = self.backlog.pending().len();
+                    let depth = self.lanes.len();
                     self.place.load.set_depth(self.place.index, depth);
                 }
             }
@@ -299,27 +318,130 @@ impl Actor {
         }
     }
 
-    /// Dispatches every batch that is due and may start; returns when the
-    /// oldest item's `max_delay` will be up, if a timer is needed for it.
+    /// The lane of an item's batch key: its request's (or header's), else
+    /// the queue's `key_attribute`'s; the keyless lane without one.
+    fn lane_of(&mut self, item: &Item) -> Result<usize, Refusal> {
+        let policy = &self.spec.policy;
+        let from_attribute = || {
+            (!policy.key_attribute.is_empty())
+                .then(|| item.attributes.get(&policy.key_attribute))
+                .flatten()
+                .filter(|k| !k.is_empty())
+                .map(|k| std::sync::Arc::<str>::from(k.as_str()))
+        };
+        let key = item.key.clone().or_else(from_attribute);
+        let Some(key) = key else {
+            return Ok(0);
+        };
+        if key.len() > policy::MAX_KEY_BYTES {
+            return Err(Refusal::KeyTooLong {
+                len: key.len(),
+                max: policy::MAX_KEY_BYTES,
+            });
+        }
+        let metrics = &self.spec.metrics;
+        let new = |key: &str| {
+            let named = policy.weights.contains_key(key);
+            let label = if named {
+                key
+            } else {
+                crate::metrics::OTHER_KEYS
+            };
+            let (items, depth) = metrics.key_series(label);
+            let weight = policy.weights.get(key).copied().unwrap_or(1);
+            let series = KeySeries {
+                items,
+                depth,
+                named,
+            };
+            (weight, series)
+        };
+        self.lanes
+            .lane_for(Some(&key), policy.max_keys, new)
+            .map_err(|TooManyKeys| Refusal::TooManyKeys {
+                queue: self.spec.name.to_string(),
+                key: key.to_string(),
+                limit: policy.max_keys,
+            })
+    }
+
+    /// Sets the per-key depth gauges, while keyed lanes exist (and once
+    /// after): each named key its own, the others summed under `other`;
+    /// then drops idle keyed lanes (their named gauges go to 0).
+    fn show_keys(&mut self) {
+        if self.lanes.keys() == 0 && !self.keyed_shown {
+            return;
+        }
+        let mut other: Option<(metrics::Gauge, usize)> = None;
+        for lane in &self.lanes.all()[1..] {
+            let Some(series) = &lane.series else { continue };
+            let depth = lane.backlog.pending().len();
+            if series.named {
+                series.depth.set(depth as f64);
+            } else {
+                let sum = other.get_or_insert_with(|| (series.depth.clone(), 0));
+                sum.1 += depth;
+            }
+        }
+        match other {
+            Some((gauge, depth)) => gauge.set(depth as f64),
+            None if self.keyed_shown => {
+                let (_, gauge) = self.spec.metrics.key_series(crate::metrics::OTHER_KEYS);
+                gauge.set(0.0);
+            }
+            None => {}
+        }
+        self.lanes.drop_idle();
+        self.keyed_shown = self.lanes.keys() > 0;
+    }
+
+    /// Dispatches every batch that is due and may start, taking turns
+    /// between the lanes that have one (see `lanes`); returns when the
+    /// soonest lane's oldest item's `max_delay` will be up, if a timer is
+    /// needed for it.
     fn dispatch_ready(&mut self, now: Instant) -> Option<Instant> {
         while self.in_flight.len() < self.spec.policy.max_in_flight_batches {
-            let (trigger, len) = match self.next_trigger(now) {
-                Ok(next) => next,
-                Err(wake) => return wake,
+            if self.lanes.is_empty() {
+                self.flush_left = 0;
+                for lane in self.lanes.all_mut() {
+                    lane.held_at = None;
+                }
+                return None;
+            }
+            let mut verdicts = std::mem::take(&mut self.verdicts);
+            verdicts.clear();
+            verdicts.extend(self.lanes.all().iter().map(|l| self.next_trigger(l, now)));
+            let picked = self
+                .lanes
+                .pick(self.spec.policy.max_batch_size, |i| verdicts[i].is_ok());
+            let verdict = picked.map(|i| (i, verdicts[i]));
+            let wake = verdicts.iter().filter_map(|v| v.err().flatten()).min();
+            self.verdicts = verdicts;
+            let Some((i, Ok((trigger, len)))) = verdict else {
+                return wake;
             };
             let policy = &self.spec.policy;
-            let pending = self.backlog.pending().len();
+            let lane = self.lanes.get_mut(i);
+            let pending = lane.backlog.pending().len();
             let take = match len {
                 Some(len) => Take {
                     len,
                     hold_rest: false,
                 },
-                None => policy::batch_len(policy, trigger, pending, self.held_at.is_some()),
+                None => policy::batch_len(policy, trigger, pending, lane.held_at.is_some()),
             };
-            self.held_at = take.hold_rest.then_some(now);
+            lane.held_at = take.hold_rest.then_some(now);
             let (items, dropped) =
-                self.backlog
+                lane.backlog
                     .take_batch(take.len, policy.max_batch_bytes, now, &self.spec.name);
+            if lane.backlog.pending().is_empty() {
+                lane.held_at = None;
+            }
+            let key = lane.key.clone();
+            if let Some(series) = &lane.series {
+                series.items.increment(items.len() as u64);
+            }
+            self.lanes.sent(i, items.len());
             self.count(dropped);
             if self.flush_left > 0 {
                 self.flush_left = self.flush_left.saturating_sub(items.len());
@@ -327,18 +449,16 @@ impl Actor {
             if items.is_empty() {
                 continue;
             }
-            self.launch(trigger, items, now);
+            self.launch(trigger, items, now, key);
         }
         None
     }
 
-    /// The trigger of the next batch and, when the mode chose it, its
-    /// size; or when to look again.
-    fn next_trigger(&mut self, now: Instant) -> Result<(Trigger, Option<usize>), Option<Instant>> {
-        let pending = self.backlog.pending();
+    /// The trigger of `lane`'s next batch and, when the mode chose it, its
+    /// size; or when to look again (`None`: only when something happens).
+    fn next_trigger(&self, lane: &Lane, now: Instant) -> NextBatch {
+        let pending = lane.backlog.pending();
         if pending.is_empty() {
-            self.flush_left = 0;
-            self.held_at = None;
             return Err(None);
         }
         if self.draining {
@@ -377,7 +497,7 @@ impl Actor {
         }
         // Items held back wait a new `max_delay` from when they were.
         let oldest = pending.oldest().unwrap_or(now);
-        let waiting_since = self.held_at.map_or(oldest, |held| held.max(oldest));
+        let waiting_since = lane.held_at.map_or(oldest, |held| held.max(oldest));
         let mut view = PendingView {
             len: pending.len(),
             bytes: pending.bytes(),
@@ -385,7 +505,7 @@ impl Actor {
         };
         let mut decision = policy::decide(policy, view);
         if decision == Decision::Dispatch(Trigger::Delay) && policy.strict {
-            view.len = self.backlog.count_live(policy.min_batch_size, now);
+            view.len = lane.backlog.count_live(policy.min_batch_size, now);
             decision = policy::decide(policy, view);
         }
         match decision {
@@ -395,7 +515,13 @@ impl Actor {
         }
     }
 
-    fn launch(&mut self, trigger: Trigger, items: Vec<Waiting>, now: Instant) {
+    fn launch(
+        &mut self,
+        trigger: Trigger,
+        items: Vec<Waiting>,
+        now: Instant,
+        key: Option<std::sync::Arc<str>>,
+    ) {
         let spec = &self.spec;
         let id = spec.batch_ids.fetch_add(1, Ordering::Relaxed);
         let pad_to = policy::pad_to(&spec.policy, items.len());
@@ -407,7 +533,7 @@ impl Actor {
         let (batch, sink) = batch::assemble(
             id,
             spec.name.clone(),
-            (trigger, pad_to),
+            (trigger, pad_to, key),
             items,
             now,
             spec.metrics.clone(),
@@ -485,7 +611,7 @@ impl Actor {
         let predicted = target::predicted_wait(
             policy,
             self.fit.line(),
-            self.backlog.pending().len(),
+            self.lanes.len(),
             self.in_flight.len(),
         );
         let limit = target::shed_limit(policy, item.timeout.unwrap_or(policy.item_timeout));
@@ -503,7 +629,7 @@ impl Actor {
     /// returns how many.
     fn answer_all(&mut self, status: &Status) -> u64 {
         let mut n = 0;
-        for w in self.backlog.take_all() {
+        for w in self.lanes.take_all() {
             w.reply.err(status.clone(), None);
             n += 1;
         }

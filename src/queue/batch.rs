@@ -308,7 +308,7 @@ fn nanos(d: Duration) -> u64 {
 pub(crate) fn assemble(
     id: u64,
     queue: Arc<str>,
-    (trigger, pad_to): (Trigger, Option<usize>),
+    (trigger, pad_to, key): (Trigger, Option<usize>, Option<Arc<str>>),
     items: Vec<Waiting>,
     now: Instant,
     metrics: Arc<QueueMetrics>,
@@ -341,6 +341,7 @@ pub(crate) fn assemble(
         items: batch_items,
         deadline,
         pad_to,
+        key,
     };
     (batch, sink)
 }

@@ -45,6 +45,9 @@ pub struct Item {
     /// The span of the call that brought it, for its batch span's link
     /// (only when traces are on).
     pub trace: Option<ItemTrace>,
+    /// Its batch key from the request or its header (the queue may find
+    /// one in its attributes instead); `None`: no key given.
+    pub key: Option<Arc<str>>,
     /// Where the answer goes.
     pub reply: Reply,
 }

@@ -12,6 +12,7 @@ mod command;
 mod fit;
 mod inbox;
 mod item;
+mod lanes;
 mod pending;
 mod policy;
 mod shards;
@@ -167,7 +168,14 @@ impl QueueHandle {
     /// and if the queue is gone it is answered UNAVAILABLE here. Waits while
     /// the queue's inbox is full.
     pub async fn submit(&self, item: Item) {
-        let Some(shard) = self.enter().await else {
+        let entered = match self.key_shard(item.key.as_deref()) {
+            Some(at) => {
+                let shard = &self.shards[at];
+                Self::wait_room(shard).await.then_some(shard)
+            }
+            None => self.enter().await,
+        };
+        let Some(shard) = entered else {
             return refuse_gone(&self.name, &self.metrics, [item]);
         };
         if let Err(mpsc::error::SendError(Command::Submit(item))) =
@@ -180,6 +188,9 @@ impl QueueHandle {
     /// Hands several items to the queue in one command (same answers as
     /// [`QueueHandle::submit`] for each; they go to one shard together).
     pub async fn submit_many(&self, items: Vec<Item>) {
+        if self.shards.len() > 1 && items.iter().any(|i| i.key.is_some()) {
+            return self.submit_keyed(items).await;
+        }
         let Some(shard) = self.enter().await else {
             return refuse_gone(&self.name, &self.metrics, items);
         };
@@ -187,6 +198,56 @@ impl QueueHandle {
             shard.commands.send(Command::SubmitMany(items))
         {
             refuse_gone(&self.name, &self.metrics, items);
+        }
+    }
+
+    /// The shard of items with batch key `key` when there are several:
+    /// chosen by the key, so that a key's items meet in one shard.
+    fn key_shard(&self, key: Option<&str>) -> Option<usize> {
+        use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
+        let key = key?;
+        if self.shards.len() == 1 {
+            return None;
+        }
+        // A fixed hasher: the same key goes to the same shard every time.
+        let hash = BuildHasherDefault::<DefaultHasher>::default().hash_one(key);
+        usize::try_from(hash % self.shards.len() as u64).ok()
+    }
+
+    /// Hands items of which some have batch keys to several shards: keyed
+    /// ones to their key's shard, the rest together as usual.
+    async fn submit_keyed(&self, items: Vec<Item>) {
+        let mut by_shard: Vec<Vec<Item>> = (0..self.shards.len()).map(|_| Vec::new()).collect();
+        let mut unkeyed = Vec::new();
+        for item in items {
+            match self.key_shard(item.key.as_deref()) {
+                Some(at) => by_shard[at].push(item),
+                None => unkeyed.push(item),
+            }
+        }
+        for (shard, items) in self.shards.iter().zip(by_shard) {
+            if items.is_empty() {
+                continue;
+            }
+            if !Self::wait_room(shard).await {
+                refuse_gone(&self.name, &self.metrics, items);
+                continue;
+            }
+            if let Err(mpsc::error::SendError(Command::SubmitMany(items))) =
+                shard.commands.send(Command::SubmitMany(items))
+            {
+                refuse_gone(&self.name, &self.metrics, items);
+            }
+        }
+        if !unkeyed.is_empty() {
+            let Some(shard) = self.enter().await else {
+                return refuse_gone(&self.name, &self.metrics, unkeyed);
+            };
+            if let Err(mpsc::error::SendError(Command::SubmitMany(items))) =
+                shard.commands.send(Command::SubmitMany(unkeyed))
+            {
+                refuse_gone(&self.name, &self.metrics, items);
+            }
         }
     }
 

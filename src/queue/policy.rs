@@ -54,7 +54,17 @@ mod limits {
     pub const MAX_ALLOWED_SIZES: usize = 64;
     /// `shards`.
     pub const MAX_SHARDS: usize = 64;
+    /// `max_keys`.
+    pub const MAX_KEYS: usize = 100_000;
+    /// Entries of `weights` (each named key has metric series of its own).
+    pub const MAX_NAMED_KEYS: usize = 256;
+    /// A weight.
+    pub const MAX_WEIGHT: u32 = 1000;
+    /// Bytes of a batch key (and of `key_attribute`).
+    pub const MAX_KEY_BYTES: usize = 256;
 }
+
+pub use limits::MAX_KEY_BYTES;
 
 /// The policy fields, written once for every place that lists them one by
 /// one (the control API's `QueuePolicy` both ways, `ctl`'s flags and its
@@ -172,6 +182,18 @@ pub struct Policy {
     /// `max_in_flight_batches`; items go to the first whose inbox has room
     /// (see `QueueHandle`). Fixed when the queue is created.
     pub shards: usize,
+    /// Batch by key: the attribute holding an item's key when neither its
+    /// request nor its call's header names one (empty: none).
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub key_attribute: String,
+    /// Batch by key: most keys with items pending at once; an item of
+    /// another key is refused RESOURCE_EXHAUSTED.
+    pub max_keys: usize,
+    /// Batch by key: each key's weight in the fair share (default 1); the
+    /// keys named here get metric series of their own, the others share
+    /// `key="other"`.
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub weights: std::collections::BTreeMap<String, u32>,
 }
 
 impl Default for Policy {
@@ -191,6 +213,9 @@ impl Default for Policy {
             shed: false,
             allowed_batch_sizes: Vec::new(),
             shards: 1,
+            key_attribute: String::new(),
+            max_keys: 1024,
+            weights: std::collections::BTreeMap::new(),
         }
     }
 }
@@ -341,6 +366,7 @@ impl Policy {
         if self.shards == 0 {
             return Err(invalid(field("shards"), "must be ≥ 1"));
         }
+        self.validate_keys(&field)?;
         at_most(&field("shards"), self.shards, limits::MAX_SHARDS, "")?;
         if self.item_timeout.is_zero() {
             return Err(invalid(field("item_timeout"), "must be > 0"));
@@ -374,6 +400,47 @@ impl Policy {
             ));
         }
         self.validate_allowed_sizes(&field("allowed_batch_sizes"))
+    }
+
+    fn validate_keys(&self, field: &impl Fn(&str) -> String) -> Result<(), ConfigError> {
+        if self.max_keys == 0 {
+            return Err(invalid(field("max_keys"), "must be ≥ 1"));
+        }
+        at_most(&field("max_keys"), self.max_keys, limits::MAX_KEYS, "")?;
+        at_most(
+            &field("key_attribute"),
+            self.key_attribute.len(),
+            limits::MAX_KEY_BYTES,
+            " bytes",
+        )?;
+        if self.weights.len() > limits::MAX_NAMED_KEYS {
+            return Err(invalid(
+                field("weights"),
+                format!(
+                    "names {} keys; at most {} (each has metric series of its own)",
+                    self.weights.len(),
+                    limits::MAX_NAMED_KEYS
+                ),
+            ));
+        }
+        for (key, &weight) in &self.weights {
+            if key.is_empty() || key.len() > limits::MAX_KEY_BYTES {
+                return Err(invalid(
+                    field("weights"),
+                    format!("a key must be 1..={} bytes", limits::MAX_KEY_BYTES),
+                ));
+            }
+            if weight == 0 || weight > limits::MAX_WEIGHT {
+                return Err(invalid(
+                    field("weights"),
+                    format!(
+                        "{key:?} = {weight}: a weight must be in 1..={}",
+                        limits::MAX_WEIGHT
+                    ),
+                ));
+            }
+        }
+        Ok(())
     }
 
     fn validate_allowed_sizes(&self, field: &str) -> Result<(), ConfigError> {
@@ -477,6 +544,9 @@ mod tests {
             shed: false,
             allowed_batch_sizes: Vec::new(),
             shards: 1,
+            key_attribute: String::new(),
+            max_keys: 1024,
+            weights: Default::default(),
         }
     }
 

@@ -53,6 +53,7 @@ pub fn item(
         answer_within: None,
         trace_id: None,
         trace: None,
+        key: None,
         reply: Reply::Unary(tx),
     };
     (item, rx)

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from batchgate.v1 import batchgate_pb2 as batchgate_dot_v1_dot_batchgate__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1a\x62\x61tchgate/v1/backend.proto\x12\x0c\x62\x61tchgate.v1\x1a\x1c\x62\x61tchgate/v1/batchgate.proto\"\xd0\x01\n\x0c\x42\x61tchRequest\x12\x10\n\x08\x62\x61tch_id\x18\x01 \x01(\x04\x12\r\n\x05queue\x18\x02 \x01(\t\x12\x12\n\ntimeout_ms\x18\x03 \x01(\r\x12(\n\x05items\x18\x04 \x03(\x0b\x32\x19.batchgate.v1.BackendItem\x12&\n\x07trigger\x18\x05 \x01(\x0e\x32\x15.batchgate.v1.Trigger\x12)\n\x06packed\x18\x06 \x01(\x0b\x32\x19.batchgate.v1.PackedItems\x12\x0e\n\x06pad_to\x18\x07 \x01(\r\"t\n\x0bPackedItems\x12\r\n\x05\x63ount\x18\x01 \x01(\r\x12\x0c\n\x04\x64\x61ta\x18\x02 \x01(\x0c\x12\x11\n\titem_size\x18\x03 \x01(\r\x12\x0f\n\x07offsets\x18\x04 \x03(\r\x12$\n\x04meta\x18\x05 \x03(\x0b\x32\x16.batchgate.v1.ItemMeta\"\x9d\x01\n\x08ItemMeta\x12\x10\n\x08position\x18\x01 \x01(\r\x12:\n\nattributes\x18\x02 \x03(\x0b\x32&.batchgate.v1.ItemMeta.AttributesEntry\x12\x10\n\x08trace_id\x18\x03 \x01(\t\x1a\x31\n\x0f\x41ttributesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"G\n\x0bPackedError\x12\x10\n\x08position\x18\x01 \x01(\r\x12&\n\x05\x65rror\x18\x02 \x01(\x0b\x32\x17.batchgate.v1.ItemError\"\xb1\x01\n\x0b\x42\x61\x63kendItem\x12\r\n\x05index\x18\x01 \x01(\r\x12\x0f\n\x07payload\x18\x02 \x01(\x0c\x12=\n\nattributes\x18\x03 \x03(\x0b\x32).batchgate.v1.BackendItem.AttributesEntry\x12\x10\n\x08trace_id\x18\x04 \x01(\t\x1a\x31\n\x0f\x41ttributesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\x90\x01\n\rBatchResponse\x12)\n\x07results\x18\x01 \x03(\x0b\x32\x18.batchgate.v1.ItemResult\x12)\n\x06packed\x18\x02 \x01(\x0b\x32\x19.batchgate.v1.PackedItems\x12)\n\x06\x65rrors\x18\x03 \x03(\x0b\x32\x19.batchgate.v1.PackedError\"x\n\nItemResult\x12\r\n\x05index\x18\x01 \x01(\r\x12&\n\x02ok\x18\x02 \x01(\x0b\x32\x18.batchgate.v1.ItemOutputH\x00\x12(\n\x05\x65rror\x18\x03 \x01(\x0b\x32\x17.batchgate.v1.ItemErrorH\x00\x42\t\n\x07outcome\"\x8e\x01\n\nItemOutput\x12\x0f\n\x07payload\x18\x01 \x01(\x0c\x12<\n\nattributes\x18\x02 \x03(\x0b\x32(.batchgate.v1.ItemOutput.AttributesEntry\x1a\x31\n\x0f\x41ttributesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x32\xa0\x01\n\x07\x42\x61\x63kend\x12G\n\x0cProcessBatch\x12\x1a.batchgate.v1.BatchRequest\x1a\x1b.batchgate.v1.BatchResponse\x12L\n\x12ProcessBatchStream\x12\x1a.batchgate.v1.BatchRequest\x1a\x18.batchgate.v1.ItemResult0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1a\x62\x61tchgate/v1/backend.proto\x12\x0c\x62\x61tchgate.v1\x1a\x1c\x62\x61tchgate/v1/batchgate.proto\"\xe3\x01\n\x0c\x42\x61tchRequest\x12\x10\n\x08\x62\x61tch_id\x18\x01 \x01(\x04\x12\r\n\x05queue\x18\x02 \x01(\t\x12\x12\n\ntimeout_ms\x18\x03 \x01(\r\x12(\n\x05items\x18\x04 \x03(\x0b\x32\x19.batchgate.v1.BackendItem\x12&\n\x07trigger\x18\x05 \x01(\x0e\x32\x15.batchgate.v1.Trigger\x12)\n\x06packed\x18\x06 \x01(\x0b\x32\x19.batchgate.v1.PackedItems\x12\x0e\n\x06pad_to\x18\x07 \x01(\r\x12\x11\n\tbatch_key\x18\x08 \x01(\t\"t\n\x0bPackedItems\x12\r\n\x05\x63ount\x18\x01 \x01(\r\x12\x0c\n\x04\x64\x61ta\x18\x02 \x01(\x0c\x12\x11\n\titem_size\x18\x03 \x01(\r\x12\x0f\n\x07offsets\x18\x04 \x03(\r\x12$\n\x04meta\x18\x05 \x03(\x0b\x32\x16.batchgate.v1.ItemMeta\"\x9d\x01\n\x08ItemMeta\x12\x10\n\x08position\x18\x01 \x01(\r\x12:\n\nattributes\x18\x02 \x03(\x0b\x32&.batchgate.v1.ItemMeta.AttributesEntry\x12\x10\n\x08trace_id\x18\x03 \x01(\t\x1a\x31\n\x0f\x41ttributesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"G\n\x0bPackedError\x12\x10\n\x08position\x18\x01 \x01(\r\x12&\n\x05\x65rror\x18\x02 \x01(\x0b\x32\x17.batchgate.v1.ItemError\"\xb1\x01\n\x0b\x42\x61\x63kendItem\x12\r\n\x05index\x18\x01 \x01(\r\x12\x0f\n\x07payload\x18\x02 \x01(\x0c\x12=\n\nattributes\x18\x03 \x03(\x0b\x32).batchgate.v1.BackendItem.AttributesEntry\x12\x10\n\x08trace_id\x18\x04 \x01(\t\x1a\x31\n\x0f\x41ttributesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\x90\x01\n\rBatchResponse\x12)\n\x07results\x18\x01 \x03(\x0b\x32\x18.batchgate.v1.ItemResult\x12)\n\x06packed\x18\x02 \x01(\x0b\x32\x19.batchgate.v1.PackedItems\x12)\n\x06\x65rrors\x18\x03 \x03(\x0b\x32\x19.batchgate.v1.PackedError\"x\n\nItemResult\x12\r\n\x05index\x18\x01 \x01(\r\x12&\n\x02ok\x18\x02 \x01(\x0b\x32\x18.batchgate.v1.ItemOutputH\x00\x12(\n\x05\x65rror\x18\x03 \x01(\x0b\x32\x17.batchgate.v1.ItemErrorH\x00\x42\t\n\x07outcome\"\x8e\x01\n\nItemOutput\x12\x0f\n\x07payload\x18\x01 \x01(\x0c\x12<\n\nattributes\x18\x02 \x03(\x0b\x32(.batchgate.v1.ItemOutput.AttributesEntry\x1a\x31\n\x0f\x41ttributesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x32\xa0\x01\n\x07\x42\x61\x63kend\x12G\n\x0cProcessBatch\x12\x1a.batchgate.v1.BatchRequest\x1a\x1b.batchgate.v1.BatchResponse\x12L\n\x12ProcessBatchStream\x12\x1a.batchgate.v1.BatchRequest\x1a\x18.batchgate.v1.ItemResult0\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -39,27 +39,27 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_ITEMOUTPUT_ATTRIBUTESENTRY']._loaded_options = None
   _globals['_ITEMOUTPUT_ATTRIBUTESENTRY']._serialized_options = b'8\001'
   _globals['_BATCHREQUEST']._serialized_start=75
-  _globals['_BATCHREQUEST']._serialized_end=283
-  _globals['_PACKEDITEMS']._serialized_start=285
-  _globals['_PACKEDITEMS']._serialized_end=401
-  _globals['_ITEMMETA']._serialized_start=404
-  _globals['_ITEMMETA']._serialized_end=561
-  _globals['_ITEMMETA_ATTRIBUTESENTRY']._serialized_start=512
-  _globals['_ITEMMETA_ATTRIBUTESENTRY']._serialized_end=561
-  _globals['_PACKEDERROR']._serialized_start=563
-  _globals['_PACKEDERROR']._serialized_end=634
-  _globals['_BACKENDITEM']._serialized_start=637
-  _globals['_BACKENDITEM']._serialized_end=814
-  _globals['_BACKENDITEM_ATTRIBUTESENTRY']._serialized_start=512
-  _globals['_BACKENDITEM_ATTRIBUTESENTRY']._serialized_end=561
-  _globals['_BATCHRESPONSE']._serialized_start=817
-  _globals['_BATCHRESPONSE']._serialized_end=961
-  _globals['_ITEMRESULT']._serialized_start=963
-  _globals['_ITEMRESULT']._serialized_end=1083
-  _globals['_ITEMOUTPUT']._serialized_start=1086
-  _globals['_ITEMOUTPUT']._serialized_end=1228
-  _globals['_ITEMOUTPUT_ATTRIBUTESENTRY']._serialized_start=512
-  _globals['_ITEMOUTPUT_ATTRIBUTESENTRY']._serialized_end=561
-  _globals['_BACKEND']._serialized_start=1231
-  _globals['_BACKEND']._serialized_end=1391
+  _globals['_BATCHREQUEST']._serialized_end=302
+  _globals['_PACKEDITEMS']._serialized_start=304
+  _globals['_PACKEDITEMS']._serialized_end=420
+  _globals['_ITEMMETA']._serialized_start=423
+  _globals['_ITEMMETA']._serialized_end=580
+  _globals['_ITEMMETA_ATTRIBUTESENTRY']._serialized_start=531
+  _globals['_ITEMMETA_ATTRIBUTESENTRY']._serialized_end=580
+  _globals['_PACKEDERROR']._serialized_start=582
+  _globals['_PACKEDERROR']._serialized_end=653
+  _globals['_BACKENDITEM']._serialized_start=656
+  _globals['_BACKENDITEM']._serialized_end=833
+  _globals['_BACKENDITEM_ATTRIBUTESENTRY']._serialized_start=531
+  _globals['_BACKENDITEM_ATTRIBUTESENTRY']._serialized_end=580
+  _globals['_BATCHRESPONSE']._serialized_start=836
+  _globals['_BATCHRESPONSE']._serialized_end=980
+  _globals['_ITEMRESULT']._serialized_start=982
+  _globals['_ITEMRESULT']._serialized_end=1102
+  _globals['_ITEMOUTPUT']._serialized_start=1105
+  _globals['_ITEMOUTPUT']._serialized_end=1247
+  _globals['_ITEMOUTPUT_ATTRIBUTESENTRY']._serialized_start=531
+  _globals['_ITEMOUTPUT_ATTRIBUTESENTRY']._serialized_end=580
+  _globals['_BACKEND']._serialized_start=1250
+  _globals['_BACKEND']._serialized_end=1410
 # @@protoc_insertion_point(module_scope)

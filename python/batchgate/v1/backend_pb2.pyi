@@ -8,7 +8,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class BatchRequest(_message.Message):
-    __slots__ = ("batch_id", "queue", "timeout_ms", "items", "trigger", "packed", "pad_to")
+    __slots__ = ("batch_id", "queue", "timeout_ms", "items", "trigger", "packed", "pad_to", "batch_key")
     BATCH_ID_FIELD_NUMBER: _ClassVar[int]
     QUEUE_FIELD_NUMBER: _ClassVar[int]
     TIMEOUT_MS_FIELD_NUMBER: _ClassVar[int]
@@ -16,6 +16,7 @@ class BatchRequest(_message.Message):
     TRIGGER_FIELD_NUMBER: _ClassVar[int]
     PACKED_FIELD_NUMBER: _ClassVar[int]
     PAD_TO_FIELD_NUMBER: _ClassVar[int]
+    BATCH_KEY_FIELD_NUMBER: _ClassVar[int]
     batch_id: int
     queue: str
     timeout_ms: int
@@ -23,7 +24,8 @@ class BatchRequest(_message.Message):
     trigger: _batchgate_pb2.Trigger
     packed: PackedItems
     pad_to: int
-    def __init__(self, batch_id: _Optional[int] = ..., queue: _Optional[str] = ..., timeout_ms: _Optional[int] = ..., items: _Optional[_Iterable[_Union[BackendItem, _Mapping]]] = ..., trigger: _Optional[_Union[_batchgate_pb2.Trigger, str]] = ..., packed: _Optional[_Union[PackedItems, _Mapping]] = ..., pad_to: _Optional[int] = ...) -> None: ...
+    batch_key: str
+    def __init__(self, batch_id: _Optional[int] = ..., queue: _Optional[str] = ..., timeout_ms: _Optional[int] = ..., items: _Optional[_Iterable[_Union[BackendItem, _Mapping]]] = ..., trigger: _Optional[_Union[_batchgate_pb2.Trigger, str]] = ..., packed: _Optional[_Union[PackedItems, _Mapping]] = ..., pad_to: _Optional[int] = ..., batch_key: _Optional[str] = ...) -> None: ...
 
 class PackedItems(_message.Message):
     __slots__ = ("count", "data", "item_size", "offsets", "meta")

@@ -25,7 +25,7 @@ TRIGGER_DRAIN: Trigger
 TRIGGER_TARGET: Trigger
 
 class SubmitRequest(_message.Message):
-    __slots__ = ("queue", "payload", "attributes", "priority", "timeout_ms")
+    __slots__ = ("queue", "payload", "attributes", "priority", "timeout_ms", "batch_key")
     class AttributesEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -38,12 +38,14 @@ class SubmitRequest(_message.Message):
     ATTRIBUTES_FIELD_NUMBER: _ClassVar[int]
     PRIORITY_FIELD_NUMBER: _ClassVar[int]
     TIMEOUT_MS_FIELD_NUMBER: _ClassVar[int]
+    BATCH_KEY_FIELD_NUMBER: _ClassVar[int]
     queue: str
     payload: bytes
     attributes: _containers.ScalarMap[str, str]
     priority: int
     timeout_ms: int
-    def __init__(self, queue: _Optional[str] = ..., payload: _Optional[bytes] = ..., attributes: _Optional[_Mapping[str, str]] = ..., priority: _Optional[int] = ..., timeout_ms: _Optional[int] = ...) -> None: ...
+    batch_key: str
+    def __init__(self, queue: _Optional[str] = ..., payload: _Optional[bytes] = ..., attributes: _Optional[_Mapping[str, str]] = ..., priority: _Optional[int] = ..., timeout_ms: _Optional[int] = ..., batch_key: _Optional[str] = ...) -> None: ...
 
 class SubmitResponse(_message.Message):
     __slots__ = ("payload", "attributes", "batch")
@@ -77,7 +79,7 @@ class BatchInfo(_message.Message):
     def __init__(self, batch_id: _Optional[int] = ..., batch_size: _Optional[int] = ..., trigger: _Optional[_Union[Trigger, str]] = ..., queued_us: _Optional[int] = ..., handler_us: _Optional[int] = ...) -> None: ...
 
 class StreamRequest(_message.Message):
-    __slots__ = ("id", "queue", "payload", "attributes", "priority", "timeout_ms")
+    __slots__ = ("id", "queue", "payload", "attributes", "priority", "timeout_ms", "batch_key")
     class AttributesEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -91,13 +93,15 @@ class StreamRequest(_message.Message):
     ATTRIBUTES_FIELD_NUMBER: _ClassVar[int]
     PRIORITY_FIELD_NUMBER: _ClassVar[int]
     TIMEOUT_MS_FIELD_NUMBER: _ClassVar[int]
+    BATCH_KEY_FIELD_NUMBER: _ClassVar[int]
     id: str
     queue: str
     payload: bytes
     attributes: _containers.ScalarMap[str, str]
     priority: int
     timeout_ms: int
-    def __init__(self, id: _Optional[str] = ..., queue: _Optional[str] = ..., payload: _Optional[bytes] = ..., attributes: _Optional[_Mapping[str, str]] = ..., priority: _Optional[int] = ..., timeout_ms: _Optional[int] = ...) -> None: ...
+    batch_key: str
+    def __init__(self, id: _Optional[str] = ..., queue: _Optional[str] = ..., payload: _Optional[bytes] = ..., attributes: _Optional[_Mapping[str, str]] = ..., priority: _Optional[int] = ..., timeout_ms: _Optional[int] = ..., batch_key: _Optional[str] = ...) -> None: ...
 
 class StreamResponse(_message.Message):
     __slots__ = ("id", "result", "error")

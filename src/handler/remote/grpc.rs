@@ -46,6 +46,7 @@ pub(super) async fn call(
         trigger: pb::Trigger::from(batch.trigger) as i32,
         packed,
         pad_to: input.pad_to(),
+        batch_key: batch.key.as_deref().unwrap_or_default().to_owned(),
     });
     request.set_timeout(std::time::Duration::from_millis(u64::from(timeout_ms)));
     for (name, value) in headers {

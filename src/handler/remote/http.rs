@@ -2,7 +2,7 @@
 //!
 //! Request body:
 //! ```json
-//! {"batch_id": 7, "queue": "q", "timeout_ms": 950, "trigger": "delay", "pad_to": 8,
+//! {"batch_id": 7, "queue": "q", "timeout_ms": 950, "trigger": "delay", "pad_to": 8, "batch_key": "a",
 //!  "items": [{"index": 0, "payload": "aGVsbG8=", "attributes": {}, "trace_id": "7.0"}]}
 //! ```
 //! Response body (status 200):
@@ -34,6 +34,8 @@ struct Request<'a> {
     items: Vec<RequestItem<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pad_to: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    batch_key: Option<&'a str>,
 }
 
 #[derive(Serialize)]
@@ -125,6 +127,7 @@ pub(super) async fn call(
         trigger: batch.trigger.as_str(),
         items,
         pad_to: Some(input.pad_to()).filter(|&n| n > 0),
+        batch_key: batch.key.as_deref(),
     };
     let timeout = input
         .deadline
