@@ -21,11 +21,7 @@ SERVER_CPUS=${SERVER_CPUS:-0}
 CLIENT_CPUS=${CLIENT_CPUS:-1}
 mkdir -p "$OUT"
 J=$OUT/cores.jsonl; : >"$J"
-pids=()
-trap 'for p in "${pids[@]}"; do kill $p 2>/dev/null; done' EXIT
-wait_port() { for _ in $(seq 1 600); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.1; done; echo "port $1 never opened"; return 1; }
-# CPU ticks (user + system) of a process, every thread included.
-ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+. bench/lib.sh
 
 cfg=$OUT/cores.toml
 {

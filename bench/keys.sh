@@ -19,9 +19,7 @@ if [ -z "${BIN:-}" ]; then
   cargo build --release --quiet --bin batchgate || exit 1
   BIN=target/release/batchgate
 fi
-pids=()
-trap 'for p in "${pids[@]}"; do kill $p 2>/dev/null; done' EXIT
-wait_port() { for _ in $(seq 1 600); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.1; done; echo "port $1 never opened"; return 1; }
+. bench/lib.sh
 
 queue() {
   printf '[queues.%s]\nmax_batch_size = 64\nmax_delay = "2ms"\nmax_in_flight_batches = 1\nmax_queue_items = 100000\n%s\nhandler = { kind = "sim", base = "2ms", per_item = "20us" }\n' "$1" "$2"

@@ -26,10 +26,7 @@ if [ -z "${BIN:-}" ]; then
 fi
 SINK=${SINK:-target/release/examples/otlp_sink}
 SINK_CPUS=${SINK_CPUS:-0-$(( $(nproc) - 1 ))}
-pids=()
-trap 'for p in "${pids[@]}"; do kill $p 2>/dev/null; done' EXIT
-wait_port() { for _ in $(seq 1 600); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.1; done; echo "port $1 never opened"; return 1; }
-ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+. bench/lib.sh
 hz=$(getconf CLK_TCK)
 
 config() {

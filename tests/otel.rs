@@ -11,15 +11,11 @@ mod common;
 
 use std::{
     net::SocketAddr,
-    pin::Pin,
     sync::{Arc, Mutex},
 };
 
 use batchgate::{
-    pb::{
-        self, BatchRequest, BatchResponse, ItemOutput, ItemResult, backend_server::Backend,
-        item_result::Outcome,
-    },
+    pb::{self, BatchRequest, BatchResponse, backend_server::Backend},
     telemetry::{self, LogFormat},
 };
 use common::TestServer;
@@ -31,7 +27,7 @@ use opentelemetry_proto::tonic::{
     common::v1::{AnyValue, any_value::Value},
     trace::v1::Span,
 };
-use tokio_stream::{Stream, StreamExt, wrappers::TcpListenerStream};
+use tokio_stream::{StreamExt, wrappers::TcpListenerStream};
 use tonic::{Request, Response, Status, metadata::MetadataValue};
 
 /// An OTLP trace receiver that keeps every span it is sent.
@@ -54,7 +50,8 @@ impl TraceService for Receiver {
     }
 }
 
-/// An echoing backend that keeps the `traceparent` of each call.
+/// A backend that keeps the `traceparent` of each call and answers as
+/// [`Upper`](common::upper::Upper) does.
 #[derive(Clone, Default)]
 struct Recording(Arc<Mutex<Vec<String>>>);
 
@@ -69,31 +66,16 @@ impl Backend for Recording {
             .get("traceparent")
             .map(|v| v.to_str().unwrap().to_owned());
         self.0.lock().unwrap().push(parent.unwrap_or_default());
-        let results = r
-            .into_inner()
-            .items
-            .into_iter()
-            .map(|i| ItemResult {
-                index: i.index,
-                outcome: Some(Outcome::Ok(ItemOutput {
-                    payload: i.payload,
-                    attributes: Default::default(),
-                })),
-            })
-            .collect();
-        Ok(Response::new(BatchResponse {
-            results,
-            ..Default::default()
-        }))
+        common::upper::Upper.process_batch(r).await
     }
 
-    type ProcessBatchStreamStream = Pin<Box<dyn Stream<Item = Result<ItemResult, Status>> + Send>>;
+    type ProcessBatchStreamStream = <common::upper::Upper as Backend>::ProcessBatchStreamStream;
 
     async fn process_batch_stream(
         &self,
-        _: Request<BatchRequest>,
+        r: Request<BatchRequest>,
     ) -> Result<Response<Self::ProcessBatchStreamStream>, Status> {
-        Err(Status::unimplemented("not used"))
+        common::upper::Upper.process_batch_stream(r).await
     }
 }
 
