@@ -735,8 +735,18 @@ async fn a_live_handler_change_takes_new_batches_and_loses_nothing() {
         .await
         .unwrap()
         .into_inner();
+    // 3,900 items flow while the handler changes; the last 100 are sent
+    // once the change is made, so some items surely meet the new handler
+    // however fast the first ones went.
+    let (go, changed) = tokio::sync::oneshot::channel::<()>();
     let sender = tokio::spawn(async move {
+        let mut changed = Some(changed);
         for i in 0u32..4000 {
+            if i == 3900
+                && let Some(changed) = changed.take()
+            {
+                changed.await.unwrap();
+            }
             let item = pb::StreamRequest {
                 id: i.to_string(),
                 queue: "echo".into(),
@@ -766,6 +776,7 @@ async fn a_live_handler_change_takes_new_batches_and_loses_nothing() {
         .unwrap()
         .into_inner();
     assert_eq!(updated.handler.unwrap().kind, "sim");
+    go.send(()).unwrap();
     let mut slow_batches = 0;
     while ids.len() < 4000 {
         let (id, handler_us) = next_ok(&mut answers).await;

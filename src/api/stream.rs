@@ -1,11 +1,12 @@
 //! `StreamSubmit`: one reader task per stream feeds items to their queues;
-//! answers flow back through a bounded channel whose capacity is the
-//! stream's window.
+//! answers flow back through a channel, a batch's answers for the stream
+//! as one message.
 //!
-//! The reader reserves a place for an item's answer *before* it reads the
-//! item, so every item read can always be answered without waiting, and a
-//! stream with `stream_window` unanswered items is simply not read further
-//! (HTTP/2 flow control then pushes back on the client).
+//! The reader takes a permit of the stream's window *before* it reads an
+//! item; the answer side gives permits back as answers arrive. So a stream
+//! with `stream_window` unanswered items is simply not read further (HTTP/2
+//! flow control then pushes back on the client), and since the window
+//! bounds what the channel holds, answering never waits.
 
 use std::{
     pin::Pin,
@@ -13,7 +14,7 @@ use std::{
     task::{Context, Poll},
 };
 
-use tokio::sync::mpsc::{self, OwnedPermit};
+use tokio::sync::{Semaphore, TryAcquireError, mpsc};
 use tokio_stream::Stream;
 use tonic::{Status, Streaming};
 
@@ -22,7 +23,7 @@ use crate::{
     error::Refusal,
     otel::ItemTrace,
     pb,
-    queue::{Item, QueueHandle, Reply, StreamAnswer, StreamLink, StreamReply},
+    queue::{Item, QueueHandle, Reply, StreamAnswer, StreamAnswers, StreamLink, StreamReply},
     ready::ready_now,
 };
 
@@ -34,8 +35,12 @@ use crate::{
 /// marks the stream gone, so its queued items are skipped.
 #[derive(Debug)]
 pub struct OutStream {
-    /// Answers from the queues.
-    answers: mpsc::Receiver<StreamAnswer>,
+    /// Answers from the queues, in groups.
+    answers: mpsc::UnboundedReceiver<Vec<StreamAnswer>>,
+    /// The group being yielded.
+    group: std::vec::IntoIter<StreamAnswer>,
+    /// The stream's window: a permit per unanswered item.
+    window: Arc<Semaphore>,
     /// Shared with the reader and every item.
     link: Arc<StreamLink>,
     /// Set once the final status has been yielded.
@@ -49,8 +54,23 @@ impl Stream for OutStream {
         if self.finished {
             return Poll::Ready(None);
         }
+        if let Some(answer) = self.group.next() {
+            return Poll::Ready(Some(Ok(convert::stream_response(answer))));
+        }
         match self.answers.poll_recv(cx) {
-            Poll::Ready(Some(answer)) => Poll::Ready(Some(Ok(convert::stream_response(answer)))),
+            Poll::Ready(Some(group)) => {
+                // Their items are answered: room for as many more.
+                self.window.add_permits(group.len());
+                self.group = group.into_iter();
+                match self.group.next() {
+                    Some(answer) => Poll::Ready(Some(Ok(convert::stream_response(answer)))),
+                    // An empty group (none is sent): look again.
+                    None => {
+                        cx.waker().wake_by_ref();
+                        Poll::Pending
+                    }
+                }
+            }
             Poll::Ready(None) => {
                 self.finished = true;
                 Poll::Ready(self.link.terminal().map(Err))
@@ -63,6 +83,8 @@ impl Stream for OutStream {
 impl Drop for OutStream {
     fn drop(&mut self) {
         self.link.set_gone();
+        // A reader waiting for room learns that nobody listens.
+        self.window.close();
     }
 }
 
@@ -81,13 +103,14 @@ pub struct Origin {
 
 /// Starts serving one stream: spawns its reader, returns its answers.
 pub fn start(state: ApiState, inbound: Streaming<pb::StreamRequest>, origin: Origin) -> OutStream {
-    let (tx, rx) = mpsc::channel(state.stream_window);
+    let (tx, rx) = mpsc::unbounded_channel();
+    let window = Arc::new(Semaphore::new(state.stream_window));
     let link = Arc::new(StreamLink::default());
     let trace = origin.span.as_ref().and_then(crate::otel::link_of);
     let reader = read(
         state.clone(),
         inbound,
-        tx,
+        (tx, window.clone()),
         link.clone(),
         (origin.request_id, trace, origin.key),
     );
@@ -99,6 +122,8 @@ pub fn start(state: ApiState, inbound: Streaming<pb::StreamRequest>, origin: Ori
     };
     OutStream {
         answers: rx,
+        group: Vec::new().into_iter(),
+        window,
         link,
         finished: false,
     }
@@ -128,8 +153,8 @@ impl Chunk {
 
 /// What became of one read.
 enum Read {
-    /// An item (with the place for its answer).
-    Item(Box<pb::StreamRequest>, OwnedPermit<StreamAnswer>),
+    /// An item (its window permit taken).
+    Item(Box<pb::StreamRequest>),
     /// The client half-closed.
     End,
     /// The request stream broke, or the server stops accepting.
@@ -142,7 +167,7 @@ enum Read {
 async fn read(
     state: ApiState,
     mut inbound: Streaming<pb::StreamRequest>,
-    tx: mpsc::Sender<StreamAnswer>,
+    (tx, window): (StreamAnswers, Arc<Semaphore>),
     link: Arc<StreamLink>,
     origin: (Option<String>, Option<ItemTrace>, Option<Arc<str>>),
 ) {
@@ -160,12 +185,13 @@ async fn read(
             link.end_with(Refusal::ShuttingDown.into());
             break;
         }
-        // The first item of a chunk may wait.
-        let permit = match tx.clone().try_reserve_owned() {
-            Ok(permit) => permit,
-            Err(mpsc::error::TrySendError::Full(tx)) => tokio::select! {
-                permit = tx.reserve_owned() => match permit {
-                    Ok(permit) => permit,
+        // The first item of a chunk may wait for room in the window.
+        match window.try_acquire() {
+            Ok(permit) => permit.forget(),
+            Err(TryAcquireError::NoPermits) => tokio::select! {
+                permit = window.acquire() => match permit {
+                    Ok(permit) => permit.forget(),
+                    // Closed: the client dropped the response side.
                     Err(_) => break,
                 },
                 () = &mut stopped => {
@@ -174,19 +200,19 @@ async fn read(
                 }
             },
             // The client dropped the response side: nobody listens.
-            Err(mpsc::error::TrySendError::Closed(_)) => break,
-        };
+            Err(TryAcquireError::Closed) => break,
+        }
         let first = tokio::select! {
             biased;
-            message = inbound.message() => to_read(message, permit),
+            message = inbound.message() => to_read(message),
             () = &mut stopped => Read::Stop(Refusal::ShuttingDown.into()),
         };
         let mut next = Some(first);
         // Then take whatever is already buffered, without waiting.
         while let Some(read) = next.take() {
             match read {
-                Read::Item(request, permit) => {
-                    accept(&state, &link, &origin, &mut chunk, *request, permit).await;
+                Read::Item(request) => {
+                    accept(&state, (&link, &tx), &origin, &mut chunk, *request).await;
                 }
                 Read::End => {
                     chunk.flush().await;
@@ -201,22 +227,22 @@ async fn read(
             if chunk.items.len() >= CHUNK {
                 break;
             }
-            let Ok(permit) = tx.clone().try_reserve_owned() else {
+            let Ok(permit) = window.try_acquire() else {
                 break;
             };
-            next = ready_now(std::pin::pin!(inbound.message()))
-                .map(|message| to_read(message, permit));
+            next = ready_now(std::pin::pin!(inbound.message())).map(to_read);
+            // Kept only for an item read now.
+            if next.is_some() {
+                permit.forget();
+            }
         }
         chunk.flush().await;
     }
 }
 
-fn to_read(
-    message: Result<Option<pb::StreamRequest>, Status>,
-    permit: OwnedPermit<StreamAnswer>,
-) -> Read {
+fn to_read(message: Result<Option<pb::StreamRequest>, Status>) -> Read {
     match message {
-        Ok(Some(request)) => Read::Item(Box::new(request), permit),
+        Ok(Some(request)) => Read::Item(Box::new(request)),
         Ok(None) => Read::End,
         Err(status) => Read::Stop(status),
     }
@@ -226,17 +252,16 @@ fn to_read(
 /// it is bad.
 async fn accept(
     state: &ApiState,
-    link: &Arc<StreamLink>,
+    (link, answers): (&Arc<StreamLink>, &StreamAnswers),
     (request_id, trace, stream_key): &(Option<String>, Option<ItemTrace>, Option<Arc<str>>),
     chunk: &mut Chunk,
     request: pb::StreamRequest,
-    permit: OwnedPermit<StreamAnswer>,
 ) {
     let empty_id = request.id.is_empty();
     let trace_id = request_id.as_ref().map(|r| format!("{r}/{}", request.id));
     let reply = Reply::Stream(StreamReply {
         id: request.id,
-        permit,
+        answers: answers.clone(),
         link: link.clone(),
     });
     if empty_id {

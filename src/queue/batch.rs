@@ -26,7 +26,7 @@ use tokio_util::sync::CancellationToken;
 use tonic::Status;
 
 use super::{
-    item::{BatchFacts, Reply},
+    item::{Answer, BatchFacts, Gathered, Reply},
     pending::Waiting,
 };
 use crate::{
@@ -92,6 +92,10 @@ struct SinkState {
     expired: Vec<usize>,
     /// Where outcomes are counted.
     metrics: Arc<QueueMetrics>,
+    /// Stream items' answers not yet sent: they go out one message per
+    /// stream after each answering call that answers many (`send_all`,
+    /// failures, expiry) and after each poll of the handler.
+    gathered: Gathered,
 }
 
 impl BatchSink {
@@ -102,6 +106,14 @@ impl BatchSink {
     /// The handler's way in.
     pub fn handle(&self) -> SinkHandle<'_> {
         SinkHandle { sink: self }
+    }
+
+    /// Sends the stream answers gathered so far.
+    fn send_gathered(&self) {
+        let mut state = self.lock();
+        if !state.gathered.is_empty() {
+            state.gathered.send();
+        }
     }
 }
 
@@ -154,6 +166,7 @@ impl SinkState {
             expired: Vec::new(),
             slots,
             metrics,
+            gathered: Gathered::default(),
         }
     }
 
@@ -193,6 +206,7 @@ impl SinkState {
                 self.answered_timeout += 1;
             }
         }
+        self.gathered.send();
         next
     }
 
@@ -211,16 +225,16 @@ impl SinkState {
         let total_ns = slot.queued_ns.saturating_add(handler_ns);
         self.item_buckets.record_ns(total_ns);
         self.item_times_ns.push(total_ns);
-        match result {
-            Ok(out) => {
-                self.answered_ok += 1;
-                slot.reply.ok(out, info);
-            }
-            Err(status) => {
-                self.answered_err += 1;
-                slot.reply.err(status, Some(info));
-            }
+        if result.is_ok() {
+            self.answered_ok += 1;
+        } else {
+            self.answered_err += 1;
         }
+        let answer = Answer {
+            result,
+            batch: Some(info),
+        };
+        slot.reply.answer_into(answer, &mut self.gathered);
     }
 }
 
@@ -261,6 +275,7 @@ impl SinkState {
                 None => skipped += 1,
             }
         }
+        self.gathered.send();
         skipped
     }
 
@@ -275,6 +290,7 @@ impl SinkState {
             }
         }
         self.open = 0;
+        self.gathered.send();
     }
 }
 
@@ -286,6 +302,7 @@ impl Drop for SinkState {
                 self.info.id
             )));
         }
+        self.gathered.send();
         self.item_buckets
             .flush_into(&self.metrics.timings.item_seconds);
         if self.answered_ok > 0 {
@@ -366,7 +383,13 @@ pub(crate) async fn run(
     let started = Instant::now();
     let outcome = {
         let mut handle = sink.handle();
-        let work = handler.process(&batch, &mut handle);
+        let mut work = handler.process(&batch, &mut handle);
+        // A stream's answers from one poll of the handler go out together.
+        let work = std::future::poll_fn(|cx| {
+            let polled = work.as_mut().poll(cx);
+            sink.send_gathered();
+            polled
+        });
         tokio::pin!(work);
         // A batch that finishes at once (echo) arms no timer and never
         // touches the abort token (checking it takes a lock).

@@ -16,7 +16,7 @@ use std::{
 };
 
 use bytes::Bytes;
-use tokio::sync::{mpsc::OwnedPermit, oneshot};
+use tokio::sync::{mpsc, oneshot};
 use tonic::Status;
 
 use crate::{
@@ -95,17 +95,62 @@ pub enum Reply {
     Stream(StreamReply),
 }
 
-/// The answer path of a stream item: a reserved slot in the stream's
-/// outbound channel, so answering never waits and never fails for room.
+/// Where a stream's answers go: a channel of answer groups (a batch's
+/// answers for one stream travel as one message). It is unbounded: the
+/// stream's window (permits taken before each item is read) bounds what
+/// is in it, so answering never waits.
+pub type StreamAnswers = mpsc::UnboundedSender<Vec<StreamAnswer>>;
+
+/// The answer path of a stream item.
 #[derive(Debug)]
 pub struct StreamReply {
     /// The client's id for the item.
     pub id: String,
-    /// A reserved place in the stream's bounded outbound channel; the
-    /// stream's window is exactly these permits.
-    pub permit: OwnedPermit<StreamAnswer>,
+    /// The stream's answer channel.
+    pub answers: StreamAnswers,
     /// Shared state of the stream, to see whether the client went away.
     pub link: Arc<StreamLink>,
+}
+
+/// Stream answers gathered while a batch answers several items at once,
+/// sent as one message per stream by [`Gathered::send`].
+#[derive(Debug, Default)]
+pub struct Gathered {
+    /// One group per stream (a stream may have two if its items were far
+    /// apart in the batch).
+    groups: Vec<(StreamAnswers, Vec<StreamAnswer>)>,
+}
+
+/// How many of the latest groups an answer looks through for its stream's:
+/// a batch's items of one stream are mostly together.
+const GROUPS_SEARCHED: usize = 8;
+
+impl Gathered {
+    /// Whether nothing waits to be sent.
+    pub fn is_empty(&self) -> bool {
+        self.groups.is_empty()
+    }
+
+    fn push(&mut self, to: StreamAnswers, answer: StreamAnswer) {
+        let group = self
+            .groups
+            .iter_mut()
+            .rev()
+            .take(GROUPS_SEARCHED)
+            .find(|(tx, _)| tx.same_channel(&to));
+        match group {
+            Some((_, answers)) => answers.push(answer),
+            None => self.groups.push((to, vec![answer])),
+        }
+    }
+
+    /// Sends every group, one message per group.
+    pub fn send(&mut self) {
+        for (tx, answers) in self.groups.drain(..) {
+            // A closed channel: the client went away, nobody reads.
+            let _ = tx.send(answers);
+        }
+    }
 }
 
 /// State shared by a stream's reader, its outbound side and its items.
@@ -157,8 +202,19 @@ impl Reply {
                 let _ = tx.send(answer);
             }
             Reply::Stream(s) => {
-                s.permit.send(StreamAnswer { id: s.id, answer });
+                let _ = s.answers.send(vec![StreamAnswer { id: s.id, answer }]);
             }
+        }
+    }
+
+    /// Delivers the answer, a stream item's into `gathered` to go out with
+    /// its stream's other answers (the caller sends them).
+    pub fn answer_into(self, answer: Answer, gathered: &mut Gathered) {
+        match self {
+            Reply::Unary(tx) => {
+                let _ = tx.send(answer);
+            }
+            Reply::Stream(s) => gathered.push(s.answers, StreamAnswer { id: s.id, answer }),
         }
     }
 

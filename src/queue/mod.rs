@@ -31,7 +31,10 @@ pub use self::{
     backlog::GONE_SWEEP_EVERY,
     batch::BatchSink,
     command::{ActorStats, Command, Learned},
-    item::{Answer, BatchFacts, Item, Reply, StreamAnswer, StreamLink, StreamReply},
+    item::{
+        Answer, BatchFacts, Gathered, Item, Reply, StreamAnswer, StreamAnswers, StreamLink,
+        StreamReply,
+    },
     policy::{Decision, Mode, PendingView, Policy, decide},
 };
 use crate::{
