@@ -25,6 +25,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "QueueInfo",
         "QueuePolicy",
         "BatchSizes",
+        "KeyWeights",
         "HandlerSpec",
         "EndpointInfo",
         "QueueStats",

@@ -888,3 +888,84 @@ async fn a_sharded_queue_is_created_served_and_its_shard_count_is_fixed() {
     );
     server.shutdown().await;
 }
+
+#[tokio::test]
+async fn batch_key_settings_are_set_and_checked_through_the_api() {
+    let server = TestServer::start(config("[queues.q]\n")).await;
+    let mut ctl = control(&server).await;
+    let weights = |pairs: &[(&str, u32)]| pb::KeyWeights {
+        weights: pairs.iter().map(|(k, w)| ((*k).to_owned(), *w)).collect(),
+    };
+    let created = ctl
+        .create_queue(pb::CreateQueueRequest {
+            name: "keyed".into(),
+            policy: Some(pb::QueuePolicy {
+                key_attribute: Some("tenant".into()),
+                max_keys: Some(50),
+                weights: Some(weights(&[("a", 3)])),
+                ..Default::default()
+            }),
+            handler: None,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .policy
+        .unwrap();
+    assert_eq!(created.key_attribute.as_deref(), Some("tenant"));
+    assert_eq!(created.max_keys, Some(50));
+    assert_eq!(created.weights, Some(weights(&[("a", 3)])));
+    let update = |policy| pb::UpdateQueueRequest {
+        name: "keyed".into(),
+        policy: Some(policy),
+        handler: None,
+    };
+    // Unset leaves the weights; an empty map sets every key to 1.
+    let kept = ctl
+        .update_queue(update(pb::QueuePolicy {
+            max_keys: Some(60),
+            ..Default::default()
+        }))
+        .await
+        .unwrap()
+        .into_inner()
+        .policy
+        .unwrap();
+    assert_eq!(
+        (kept.max_keys, kept.weights),
+        (Some(60), Some(weights(&[("a", 3)])))
+    );
+    let cleared = ctl
+        .update_queue(update(pb::QueuePolicy {
+            weights: Some(weights(&[])),
+            ..Default::default()
+        }))
+        .await
+        .unwrap()
+        .into_inner()
+        .policy
+        .unwrap();
+    assert_eq!(cleared.weights, Some(weights(&[])));
+    let zero = ctl
+        .update_queue(update(pb::QueuePolicy {
+            weights: Some(weights(&[("a", 0)])),
+            ..Default::default()
+        }))
+        .await
+        .unwrap_err();
+    assert_eq!(zero.code(), Code::InvalidArgument);
+    assert!(
+        zero.message().contains("queues.keyed.weights") && zero.message().contains("1..=1000"),
+        "{}",
+        zero.message()
+    );
+    // Items keyed by the attribute are served.
+    let mut client = server.client().await;
+    let mut request = common::submit_request("keyed", b"x");
+    request.attributes.insert("tenant".into(), "a".into());
+    assert_eq!(
+        client.submit(request).await.unwrap().into_inner().payload,
+        &b"x"[..]
+    );
+    server.shutdown().await;
+}

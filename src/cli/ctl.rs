@@ -78,6 +78,12 @@ macro_rules! flag_type {
     (sizes) => {
         pb::BatchSizes
     };
+    (text) => {
+        String
+    };
+    (weights) => {
+        pb::KeyWeights
+    };
 }
 
 /// How a policy flag is parsed.
@@ -106,6 +112,12 @@ macro_rules! flag_parser {
     (sizes) => {
         parse_sizes
     };
+    (text) => {
+        clap::value_parser!(String)
+    };
+    (weights) => {
+        parse_weights
+    };
 }
 
 /// A policy flag's value as the control API carries it.
@@ -132,6 +144,9 @@ macro_rules! pb_text {
     };
     (sizes, $v:expr) => {
         sizes_text($v.as_ref())
+    };
+    (weights, $v:expr) => {
+        weights_text($v.as_ref())
     };
     ($kind:ident, $v:expr) => {
         $v.clone().unwrap_or_default().to_string()
@@ -180,6 +195,34 @@ fn parse_sizes(text: &str) -> Result<pb::BatchSizes, String> {
         })
         .collect::<Result<_, _>>()?;
     Ok(pb::BatchSizes { sizes })
+}
+
+/// Parses `--weights tenant-a=3,tenant-b=2` ("" for every key 1).
+fn parse_weights(text: &str) -> Result<pb::KeyWeights, String> {
+    let weights = text
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|pair| {
+            let bad = || format!("{pair:?} is not KEY=WEIGHT (e.g. tenant-a=3)");
+            let (key, weight) = pair.rsplit_once('=').ok_or_else(bad)?;
+            let weight = weight.trim().parse::<u32>().map_err(|_| bad())?;
+            Ok((key.trim().to_owned(), weight))
+        })
+        .collect::<Result<_, String>>()?;
+    Ok(pb::KeyWeights { weights })
+}
+
+/// Key weights as `describe` prints them, sorted by key.
+fn weights_text(weights: Option<&pb::KeyWeights>) -> String {
+    let mut pairs: Vec<_> = weights
+        .map(|w| w.weights.iter().map(|(k, w)| format!("{k}={w}")).collect())
+        .unwrap_or_default();
+    if pairs.is_empty() {
+        return "all 1".to_owned();
+    }
+    pairs.sort();
+    pairs.join(",")
 }
 
 /// Allowed batch sizes as `describe` prints them.
@@ -953,4 +996,22 @@ fn show_endpoints(endpoints: &[pb::EndpointInfo], json: bool) {
     }
     numbers_from(&mut t, 1);
     print_table(&t);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn weights_flags_parse_and_print() {
+        let w = parse_weights("tenant-a=3, b = 2").unwrap();
+        assert_eq!(weights_text(Some(&w)), "b=2,tenant-a=3");
+        assert_eq!(weights_text(Some(&parse_weights("").unwrap())), "all 1");
+        assert_eq!(
+            parse_weights("a").unwrap_err(),
+            "\"a\" is not KEY=WEIGHT (e.g. tenant-a=3)"
+        );
+        assert!(parse_weights("a=x").is_err());
+        assert_eq!(parse_sizes("1, 8").unwrap().sizes, [1, 8]);
+    }
 }

@@ -56,6 +56,14 @@ macro_rules! pb_value {
             sizes: $v.iter().map(|&n| to_u32(n)).collect(),
         }
     };
+    (text, $v:expr) => {
+        $v.clone()
+    };
+    (weights, $v:expr) => {
+        pb::KeyWeights {
+            weights: $v.iter().map(|(k, &w)| (k.clone(), w)).collect(),
+        }
+    };
 }
 
 /// A policy field from the control API, as the policy holds it (a mode
@@ -84,6 +92,12 @@ macro_rules! policy_value {
     };
     (sizes, $v:expr) => {
         $v.sizes.iter().map(|&n| n as usize).collect()
+    };
+    (text, $v:expr) => {
+        $v
+    };
+    (weights, $v:expr) => {
+        $v.weights.into_iter().collect()
     };
 }
 

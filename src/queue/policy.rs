@@ -70,7 +70,8 @@ pub use limits::MAX_KEY_BYTES;
 /// one (the control API's `QueuePolicy` both ways, `ctl`'s flags and its
 /// `describe`): name in [`Policy`], name in `QueuePolicy`, kind (how the
 /// value travels: `count` u32, `bytes` u64, `micros`/`millis` a duration
-/// in those units, `flag` bool, `mode` a name, `levels` u32) and the help
+/// in those units, `flag` bool, `mode` a name, `levels` u32, `sizes` a
+/// list of counts, `text` a string, `weights` a map of key to weight) and the help
 /// text. `policy_fields!(m, args…)` expands to `m!(args…; (field, …), …)`.
 #[macro_export]
 macro_rules! policy_fields {
@@ -104,6 +105,12 @@ macro_rules! policy_fields {
                 "Batch sizes a batch may have, ascending and ending with max_batch_size, e.g. \"1,8,32,64\" (\"\" for any); other counts go out padded to the next."),
             (shards, shards, count,
                 "Actors (each on its own task, so on its own core) batching this queue; items spill to the next only when one is saturated. Fixed when the queue is created."),
+            (key_attribute, key_attribute, text,
+                "Batch by key: the attribute holding an item's key when its request and header name none (\"\" for none)."),
+            (max_keys, max_keys, count,
+                "Batch by key: most keys with items pending at once; more are refused RESOURCE_EXHAUSTED."),
+            (weights, weights, weights,
+                "Batch by key: weights in the fair share, e.g. \"tenant-a=3,tenant-b=2\" (others 1; \"\" for all 1); named keys get metric series of their own."),
         }
     };
 }

@@ -24,15 +24,17 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1a\x62\x61tchgate/v1/control.proto\x12\x0c\x62\x61tchgate.v1\"\x18\n\x08QueueRef\x12\x0c\n\x04name\x18\x01 \x01(\t\"\x13\n\x11ListQueuesRequest\"=\n\x12ListQueuesResponse\x12\'\n\x06queues\x18\x01 \x03(\x0b\x32\x17.batchgate.v1.QueueInfo\"\x84\x05\n\x0bQueuePolicy\x12\x1b\n\x0emax_batch_size\x18\x01 \x01(\rH\x00\x88\x01\x01\x12\x1c\n\x0fmax_batch_bytes\x18\x02 \x01(\x04H\x01\x88\x01\x01\x12\x19\n\x0cmax_delay_us\x18\x03 \x01(\x04H\x02\x88\x01\x01\x12\x1b\n\x0emin_batch_size\x18\x04 \x01(\rH\x03\x88\x01\x01\x12\x13\n\x06strict\x18\x05 \x01(\x08H\x04\x88\x01\x01\x12\x11\n\x04mode\x18\x06 \x01(\tH\x05\x88\x01\x01\x12\x1c\n\x0fmax_queue_items\x18\x07 \x01(\rH\x06\x88\x01\x01\x12\"\n\x15max_in_flight_batches\x18\x08 \x01(\rH\x07\x88\x01\x01\x12\x1c\n\x0fitem_timeout_ms\x18\t \x01(\x04H\x08\x88\x01\x01\x12\x1c\n\x0fpriority_levels\x18\n \x01(\rH\t\x88\x01\x01\x12\x1e\n\x11target_latency_us\x18\x0c \x01(\x04H\n\x88\x01\x01\x12\x11\n\x04shed\x18\r \x01(\x08H\x0b\x88\x01\x01\x12\x35\n\x13\x61llowed_batch_sizes\x18\x0b \x01(\x0b\x32\x18.batchgate.v1.BatchSizes\x12\x13\n\x06shards\x18\x0e \x01(\rH\x0c\x88\x01\x01\x42\x11\n\x0f_max_batch_sizeB\x12\n\x10_max_batch_bytesB\x0f\n\r_max_delay_usB\x11\n\x0f_min_batch_sizeB\t\n\x07_strictB\x07\n\x05_modeB\x12\n\x10_max_queue_itemsB\x18\n\x16_max_in_flight_batchesB\x12\n\x10_item_timeout_msB\x12\n\x10_priority_levelsB\x14\n\x12_target_latency_usB\x07\n\x05_shedB\t\n\x07_shards\"\x1b\n\nBatchSizes\x12\r\n\x05sizes\x18\x01 \x03(\r\"\x85\x02\n\x0bHandlerSpec\x12\x0c\n\x04kind\x18\x01 \x01(\t\x12\x13\n\x0bsim_base_us\x18\x02 \x01(\x04\x12\x17\n\x0fsim_per_item_us\x18\x03 \x01(\x04\x12\x11\n\tendpoints\x18\x04 \x03(\t\x12\x15\n\rmax_in_flight\x18\x05 \x01(\r\x12\x12\n\ntimeout_ms\x18\x06 \x01(\x04\x12\x14\n\x07retries\x18\x07 \x01(\rH\x00\x88\x01\x01\x12\x13\n\x06\x62isect\x18\x08 \x01(\x08H\x01\x88\x01\x01\x12\x11\n\tstreaming\x18\t \x01(\x08\x12\x15\n\rjson_payloads\x18\n \x01(\x08\x12\x10\n\x08\x65ncoding\x18\x0b \x01(\tB\n\n\x08_retriesB\t\n\x07_bisect\"y\n\x12\x43reateQueueRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12)\n\x06policy\x18\x02 \x01(\x0b\x32\x19.batchgate.v1.QueuePolicy\x12*\n\x07handler\x18\x03 \x01(\x0b\x32\x19.batchgate.v1.HandlerSpec\"y\n\x12UpdateQueueRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12)\n\x06policy\x18\x02 \x01(\x0b\x32\x19.batchgate.v1.QueuePolicy\x12*\n\x07handler\x18\x03 \x01(\x0b\x32\x19.batchgate.v1.HandlerSpec\"1\n\x12\x44\x65leteQueueRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05\x66orce\x18\x02 \x01(\x08\"&\n\x13\x44\x65leteQueueResponse\x12\x0f\n\x07\x64ropped\x18\x01 \x01(\x04\"%\n\x12\x46lushQueueResponse\x12\x0f\n\x07\x66lushed\x18\x01 \x01(\x04\"\xf1\x01\n\tQueueInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\'\n\x05state\x18\x02 \x01(\x0e\x32\x18.batchgate.v1.QueueState\x12)\n\x06policy\x18\x03 \x01(\x0b\x32\x19.batchgate.v1.QueuePolicy\x12*\n\x07handler\x18\x04 \x01(\x0b\x32\x19.batchgate.v1.HandlerSpec\x12-\n\tendpoints\x18\x05 \x03(\x0b\x32\x1a.batchgate.v1.EndpointInfo\x12\'\n\x05stats\x18\x06 \x01(\x0b\x32\x18.batchgate.v1.QueueStats\"\xfc\x02\n\nQueueStats\x12\r\n\x05\x64\x65pth\x18\x01 \x01(\x04\x12\x19\n\x11in_flight_batches\x18\x02 \x01(\r\x12\x10\n\x08items_ok\x18\x03 \x01(\x04\x12\x13\n\x0bitems_error\x18\x04 \x01(\x04\x12\x16\n\x0eitems_rejected\x18\x05 \x01(\x04\x12\x15\n\ritems_timeout\x18\x06 \x01(\x04\x12\x17\n\x0fitems_cancelled\x18\x07 \x01(\x04\x12\x0f\n\x07\x62\x61tches\x18\x08 \x01(\x04\x12-\n\nbatch_size\x18\t \x01(\x0b\x32\x19.batchgate.v1.Percentiles\x12-\n\nhandler_ms\x18\n \x01(\x0b\x32\x19.batchgate.v1.Percentiles\x12*\n\x07item_ms\x18\x0b \x01(\x0b\x32\x19.batchgate.v1.Percentiles\x12\x12\n\nitems_shed\x18\x0c \x01(\x04\x12&\n\x07learned\x18\r \x01(\x0b\x32\x15.batchgate.v1.Learned\"m\n\x07Learned\x12\x0f\n\x07\x62\x61se_us\x18\x01 \x01(\x04\x12\x13\n\x0bper_item_ns\x18\x02 \x01(\x04\x12\x0f\n\x07samples\x18\x03 \x01(\x04\x12\x18\n\x10\x61rrivals_per_sec\x18\x04 \x01(\x04\x12\x11\n\tbatch_cap\x18\x05 \x01(\r\"A\n\x0bPercentiles\x12\x0b\n\x03p50\x18\x01 \x01(\x01\x12\x0b\n\x03p90\x18\x02 \x01(\x01\x12\x0b\n\x03p99\x18\x03 \x01(\x01\x12\x0b\n\x03max\x18\x04 \x01(\x01\"t\n\x17RegisterEndpointRequest\x12\r\n\x05queue\x18\x01 \x01(\t\x12\x0f\n\x07\x61\x64\x64ress\x18\x02 \x01(\t\x12\x0c\n\x04kind\x18\x03 \x01(\t\x12\x15\n\rmax_in_flight\x18\x04 \x01(\r\x12\x14\n\x0clease_ttl_ms\x18\x05 \x01(\x04\"-\n\x0b\x45ndpointRef\x12\r\n\x05queue\x18\x01 \x01(\t\x12\x0f\n\x07\x61\x64\x64ress\x18\x02 \x01(\t\"\x1c\n\x1a\x44\x65registerEndpointResponse\"\xbd\x01\n\x0c\x45ndpointInfo\x12\x0f\n\x07\x61\x64\x64ress\x18\x01 \x01(\t\x12\x15\n\rmax_in_flight\x18\x02 \x01(\r\x12\x11\n\tin_flight\x18\x03 \x01(\r\x12\x1a\n\x12lease_remaining_ms\x18\x04 \x01(\x04\x12\x16\n\x0e\x65jected_for_ms\x18\x05 \x01(\x04\x12\x12\n\nbatches_ok\x18\x06 \x01(\x04\x12\x16\n\x0e\x62\x61tches_failed\x18\x07 \x01(\x04\x12\x12\n\nconfigured\x18\x08 \x01(\x08\"F\n\x15ListEndpointsResponse\x12-\n\tendpoints\x18\x01 \x03(\x0b\x32\x1a.batchgate.v1.EndpointInfo\"7\n\x11WatchStatsRequest\x12\r\n\x05queue\x18\x01 \x01(\t\x12\x13\n\x0binterval_ms\x18\x02 \x01(\r\"I\n\rStatsSnapshot\x12\x0f\n\x07unix_ms\x18\x01 \x01(\x04\x12\'\n\x06queues\x18\x02 \x03(\x0b\x32\x17.batchgate.v1.QueueInfo*\x8c\x01\n\nQueueState\x12\x1b\n\x17QUEUE_STATE_UNSPECIFIED\x10\x00\x12\x16\n\x12QUEUE_STATE_ACTIVE\x10\x01\x12\x16\n\x12QUEUE_STATE_PAUSED\x10\x02\x12\x18\n\x14QUEUE_STATE_DRAINING\x10\x03\x12\x17\n\x13QUEUE_STATE_DRAINED\x10\x04\x32\xd8\x07\n\x0c\x42\x61tchControl\x12O\n\nListQueues\x12\x1f.batchgate.v1.ListQueuesRequest\x1a .batchgate.v1.ListQueuesResponse\x12;\n\x08GetQueue\x12\x16.batchgate.v1.QueueRef\x1a\x17.batchgate.v1.QueueInfo\x12H\n\x0b\x43reateQueue\x12 .batchgate.v1.CreateQueueRequest\x1a\x17.batchgate.v1.QueueInfo\x12H\n\x0bUpdateQueue\x12 .batchgate.v1.UpdateQueueRequest\x1a\x17.batchgate.v1.QueueInfo\x12R\n\x0b\x44\x65leteQueue\x12 .batchgate.v1.DeleteQueueRequest\x1a!.batchgate.v1.DeleteQueueResponse\x12=\n\nPauseQueue\x12\x16.batchgate.v1.QueueRef\x1a\x17.batchgate.v1.QueueInfo\x12>\n\x0bResumeQueue\x12\x16.batchgate.v1.QueueRef\x1a\x17.batchgate.v1.QueueInfo\x12\x46\n\nFlushQueue\x12\x16.batchgate.v1.QueueRef\x1a .batchgate.v1.FlushQueueResponse\x12=\n\nDrainQueue\x12\x16.batchgate.v1.QueueRef\x1a\x17.batchgate.v1.QueueInfo\x12U\n\x10RegisterEndpoint\x12%.batchgate.v1.RegisterEndpointRequest\x1a\x1a.batchgate.v1.EndpointInfo\x12Y\n\x12\x44\x65registerEndpoint\x12\x19.batchgate.v1.EndpointRef\x1a(.batchgate.v1.DeregisterEndpointResponse\x12L\n\rListEndpoints\x12\x16.batchgate.v1.QueueRef\x1a#.batchgate.v1.ListEndpointsResponse\x12L\n\nWatchStats\x12\x1f.batchgate.v1.WatchStatsRequest\x1a\x1b.batchgate.v1.StatsSnapshot0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1a\x62\x61tchgate/v1/control.proto\x12\x0c\x62\x61tchgate.v1\"\x18\n\x08QueueRef\x12\x0c\n\x04name\x18\x01 \x01(\t\"\x13\n\x11ListQueuesRequest\"=\n\x12ListQueuesResponse\x12\'\n\x06queues\x18\x01 \x03(\x0b\x32\x17.batchgate.v1.QueueInfo\"\x81\x06\n\x0bQueuePolicy\x12\x1b\n\x0emax_batch_size\x18\x01 \x01(\rH\x00\x88\x01\x01\x12\x1c\n\x0fmax_batch_bytes\x18\x02 \x01(\x04H\x01\x88\x01\x01\x12\x19\n\x0cmax_delay_us\x18\x03 \x01(\x04H\x02\x88\x01\x01\x12\x1b\n\x0emin_batch_size\x18\x04 \x01(\rH\x03\x88\x01\x01\x12\x13\n\x06strict\x18\x05 \x01(\x08H\x04\x88\x01\x01\x12\x11\n\x04mode\x18\x06 \x01(\tH\x05\x88\x01\x01\x12\x1c\n\x0fmax_queue_items\x18\x07 \x01(\rH\x06\x88\x01\x01\x12\"\n\x15max_in_flight_batches\x18\x08 \x01(\rH\x07\x88\x01\x01\x12\x1c\n\x0fitem_timeout_ms\x18\t \x01(\x04H\x08\x88\x01\x01\x12\x1c\n\x0fpriority_levels\x18\n \x01(\rH\t\x88\x01\x01\x12\x1e\n\x11target_latency_us\x18\x0c \x01(\x04H\n\x88\x01\x01\x12\x11\n\x04shed\x18\r \x01(\x08H\x0b\x88\x01\x01\x12\x35\n\x13\x61llowed_batch_sizes\x18\x0b \x01(\x0b\x32\x18.batchgate.v1.BatchSizes\x12\x13\n\x06shards\x18\x0e \x01(\rH\x0c\x88\x01\x01\x12\x1a\n\rkey_attribute\x18\x0f \x01(\tH\r\x88\x01\x01\x12\x15\n\x08max_keys\x18\x10 \x01(\rH\x0e\x88\x01\x01\x12)\n\x07weights\x18\x11 \x01(\x0b\x32\x18.batchgate.v1.KeyWeightsB\x11\n\x0f_max_batch_sizeB\x12\n\x10_max_batch_bytesB\x0f\n\r_max_delay_usB\x11\n\x0f_min_batch_sizeB\t\n\x07_strictB\x07\n\x05_modeB\x12\n\x10_max_queue_itemsB\x18\n\x16_max_in_flight_batchesB\x12\n\x10_item_timeout_msB\x12\n\x10_priority_levelsB\x14\n\x12_target_latency_usB\x07\n\x05_shedB\t\n\x07_shardsB\x10\n\x0e_key_attributeB\x0b\n\t_max_keys\"t\n\nKeyWeights\x12\x36\n\x07weights\x18\x01 \x03(\x0b\x32%.batchgate.v1.KeyWeights.WeightsEntry\x1a.\n\x0cWeightsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\r:\x02\x38\x01\"\x1b\n\nBatchSizes\x12\r\n\x05sizes\x18\x01 \x03(\r\"\x85\x02\n\x0bHandlerSpec\x12\x0c\n\x04kind\x18\x01 \x01(\t\x12\x13\n\x0bsim_base_us\x18\x02 \x01(\x04\x12\x17\n\x0fsim_per_item_us\x18\x03 \x01(\x04\x12\x11\n\tendpoints\x18\x04 \x03(\t\x12\x15\n\rmax_in_flight\x18\x05 \x01(\r\x12\x12\n\ntimeout_ms\x18\x06 \x01(\x04\x12\x14\n\x07retries\x18\x07 \x01(\rH\x00\x88\x01\x01\x12\x13\n\x06\x62isect\x18\x08 \x01(\x08H\x01\x88\x01\x01\x12\x11\n\tstreaming\x18\t \x01(\x08\x12\x15\n\rjson_payloads\x18\n \x01(\x08\x12\x10\n\x08\x65ncoding\x18\x0b \x01(\tB\n\n\x08_retriesB\t\n\x07_bisect\"y\n\x12\x43reateQueueRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12)\n\x06policy\x18\x02 \x01(\x0b\x32\x19.batchgate.v1.QueuePolicy\x12*\n\x07handler\x18\x03 \x01(\x0b\x32\x19.batchgate.v1.HandlerSpec\"y\n\x12UpdateQueueRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12)\n\x06policy\x18\x02 \x01(\x0b\x32\x19.batchgate.v1.QueuePolicy\x12*\n\x07handler\x18\x03 \x01(\x0b\x32\x19.batchgate.v1.HandlerSpec\"1\n\x12\x44\x65leteQueueRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05\x66orce\x18\x02 \x01(\x08\"&\n\x13\x44\x65leteQueueResponse\x12\x0f\n\x07\x64ropped\x18\x01 \x01(\x04\"%\n\x12\x46lushQueueResponse\x12\x0f\n\x07\x66lushed\x18\x01 \x01(\x04\"\xf1\x01\n\tQueueInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\'\n\x05state\x18\x02 \x01(\x0e\x32\x18.batchgate.v1.QueueState\x12)\n\x06policy\x18\x03 \x01(\x0b\x32\x19.batchgate.v1.QueuePolicy\x12*\n\x07handler\x18\x04 \x01(\x0b\x32\x19.batchgate.v1.HandlerSpec\x12-\n\tendpoints\x18\x05 \x03(\x0b\x32\x1a.batchgate.v1.EndpointInfo\x12\'\n\x05stats\x18\x06 \x01(\x0b\x32\x18.batchgate.v1.QueueStats\"\xfc\x02\n\nQueueStats\x12\r\n\x05\x64\x65pth\x18\x01 \x01(\x04\x12\x19\n\x11in_flight_batches\x18\x02 \x01(\r\x12\x10\n\x08items_ok\x18\x03 \x01(\x04\x12\x13\n\x0bitems_error\x18\x04 \x01(\x04\x12\x16\n\x0eitems_rejected\x18\x05 \x01(\x04\x12\x15\n\ritems_timeout\x18\x06 \x01(\x04\x12\x17\n\x0fitems_cancelled\x18\x07 \x01(\x04\x12\x0f\n\x07\x62\x61tches\x18\x08 \x01(\x04\x12-\n\nbatch_size\x18\t \x01(\x0b\x32\x19.batchgate.v1.Percentiles\x12-\n\nhandler_ms\x18\n \x01(\x0b\x32\x19.batchgate.v1.Percentiles\x12*\n\x07item_ms\x18\x0b \x01(\x0b\x32\x19.batchgate.v1.Percentiles\x12\x12\n\nitems_shed\x18\x0c \x01(\x04\x12&\n\x07learned\x18\r \x01(\x0b\x32\x15.batchgate.v1.Learned\"m\n\x07Learned\x12\x0f\n\x07\x62\x61se_us\x18\x01 \x01(\x04\x12\x13\n\x0bper_item_ns\x18\x02 \x01(\x04\x12\x0f\n\x07samples\x18\x03 \x01(\x04\x12\x18\n\x10\x61rrivals_per_sec\x18\x04 \x01(\x04\x12\x11\n\tbatch_cap\x18\x05 \x01(\r\"A\n\x0bPercentiles\x12\x0b\n\x03p50\x18\x01 \x01(\x01\x12\x0b\n\x03p90\x18\x02 \x01(\x01\x12\x0b\n\x03p99\x18\x03 \x01(\x01\x12\x0b\n\x03max\x18\x04 \x01(\x01\"t\n\x17RegisterEndpointRequest\x12\r\n\x05queue\x18\x01 \x01(\t\x12\x0f\n\x07\x61\x64\x64ress\x18\x02 \x01(\t\x12\x0c\n\x04kind\x18\x03 \x01(\t\x12\x15\n\rmax_in_flight\x18\x04 \x01(\r\x12\x14\n\x0clease_ttl_ms\x18\x05 \x01(\x04\"-\n\x0b\x45ndpointRef\x12\r\n\x05queue\x18\x01 \x01(\t\x12\x0f\n\x07\x61\x64\x64ress\x18\x02 \x01(\t\"\x1c\n\x1a\x44\x65registerEndpointResponse\"\xbd\x01\n\x0c\x45ndpointInfo\x12\x0f\n\x07\x61\x64\x64ress\x18\x01 \x01(\t\x12\x15\n\rmax_in_flight\x18\x02 \x01(\r\x12\x11\n\tin_flight\x18\x03 \x01(\r\x12\x1a\n\x12lease_remaining_ms\x18\x04 \x01(\x04\x12\x16\n\x0e\x65jected_for_ms\x18\x05 \x01(\x04\x12\x12\n\nbatches_ok\x18\x06 \x01(\x04\x12\x16\n\x0e\x62\x61tches_failed\x18\x07 \x01(\x04\x12\x12\n\nconfigured\x18\x08 \x01(\x08\"F\n\x15ListEndpointsResponse\x12-\n\tendpoints\x18\x01 \x03(\x0b\x32\x1a.batchgate.v1.EndpointInfo\"7\n\x11WatchStatsRequest\x12\r\n\x05queue\x18\x01 \x01(\t\x12\x13\n\x0binterval_ms\x18\x02 \x01(\r\"I\n\rStatsSnapshot\x12\x0f\n\x07unix_ms\x18\x01 \x01(\x04\x12\'\n\x06queues\x18\x02 \x03(\x0b\x32\x17.batchgate.v1.QueueInfo*\x8c\x01\n\nQueueState\x12\x1b\n\x17QUEUE_STATE_UNSPECIFIED\x10\x00\x12\x16\n\x12QUEUE_STATE_ACTIVE\x10\x01\x12\x16\n\x12QUEUE_STATE_PAUSED\x10\x02\x12\x18\n\x14QUEUE_STATE_DRAINING\x10\x03\x12\x17\n\x13QUEUE_STATE_DRAINED\x10\x04\x32\xd8\x07\n\x0c\x42\x61tchControl\x12O\n\nListQueues\x12\x1f.batchgate.v1.ListQueuesRequest\x1a .batchgate.v1.ListQueuesResponse\x12;\n\x08GetQueue\x12\x16.batchgate.v1.QueueRef\x1a\x17.batchgate.v1.QueueInfo\x12H\n\x0b\x43reateQueue\x12 .batchgate.v1.CreateQueueRequest\x1a\x17.batchgate.v1.QueueInfo\x12H\n\x0bUpdateQueue\x12 .batchgate.v1.UpdateQueueRequest\x1a\x17.batchgate.v1.QueueInfo\x12R\n\x0b\x44\x65leteQueue\x12 .batchgate.v1.DeleteQueueRequest\x1a!.batchgate.v1.DeleteQueueResponse\x12=\n\nPauseQueue\x12\x16.batchgate.v1.QueueRef\x1a\x17.batchgate.v1.QueueInfo\x12>\n\x0bResumeQueue\x12\x16.batchgate.v1.QueueRef\x1a\x17.batchgate.v1.QueueInfo\x12\x46\n\nFlushQueue\x12\x16.batchgate.v1.QueueRef\x1a .batchgate.v1.FlushQueueResponse\x12=\n\nDrainQueue\x12\x16.batchgate.v1.QueueRef\x1a\x17.batchgate.v1.QueueInfo\x12U\n\x10RegisterEndpoint\x12%.batchgate.v1.RegisterEndpointRequest\x1a\x1a.batchgate.v1.EndpointInfo\x12Y\n\x12\x44\x65registerEndpoint\x12\x19.batchgate.v1.EndpointRef\x1a(.batchgate.v1.DeregisterEndpointResponse\x12L\n\rListEndpoints\x12\x16.batchgate.v1.QueueRef\x1a#.batchgate.v1.ListEndpointsResponse\x12L\n\nWatchStats\x12\x1f.batchgate.v1.WatchStatsRequest\x1a\x1b.batchgate.v1.StatsSnapshot0\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'batchgate.v1.control_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_QUEUESTATE']._serialized_start=2867
-  _globals['_QUEUESTATE']._serialized_end=3007
+  _globals['_KEYWEIGHTS_WEIGHTSENTRY']._loaded_options = None
+  _globals['_KEYWEIGHTS_WEIGHTSENTRY']._serialized_options = b'8\001'
+  _globals['_QUEUESTATE']._serialized_start=3110
+  _globals['_QUEUESTATE']._serialized_end=3250
   _globals['_QUEUEREF']._serialized_start=44
   _globals['_QUEUEREF']._serialized_end=68
   _globals['_LISTQUEUESREQUEST']._serialized_start=70
@@ -40,43 +42,47 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_LISTQUEUESRESPONSE']._serialized_start=91
   _globals['_LISTQUEUESRESPONSE']._serialized_end=152
   _globals['_QUEUEPOLICY']._serialized_start=155
-  _globals['_QUEUEPOLICY']._serialized_end=799
-  _globals['_BATCHSIZES']._serialized_start=801
-  _globals['_BATCHSIZES']._serialized_end=828
-  _globals['_HANDLERSPEC']._serialized_start=831
-  _globals['_HANDLERSPEC']._serialized_end=1092
-  _globals['_CREATEQUEUEREQUEST']._serialized_start=1094
-  _globals['_CREATEQUEUEREQUEST']._serialized_end=1215
-  _globals['_UPDATEQUEUEREQUEST']._serialized_start=1217
-  _globals['_UPDATEQUEUEREQUEST']._serialized_end=1338
-  _globals['_DELETEQUEUEREQUEST']._serialized_start=1340
-  _globals['_DELETEQUEUEREQUEST']._serialized_end=1389
-  _globals['_DELETEQUEUERESPONSE']._serialized_start=1391
-  _globals['_DELETEQUEUERESPONSE']._serialized_end=1429
-  _globals['_FLUSHQUEUERESPONSE']._serialized_start=1431
-  _globals['_FLUSHQUEUERESPONSE']._serialized_end=1468
-  _globals['_QUEUEINFO']._serialized_start=1471
-  _globals['_QUEUEINFO']._serialized_end=1712
-  _globals['_QUEUESTATS']._serialized_start=1715
-  _globals['_QUEUESTATS']._serialized_end=2095
-  _globals['_LEARNED']._serialized_start=2097
-  _globals['_LEARNED']._serialized_end=2206
-  _globals['_PERCENTILES']._serialized_start=2208
-  _globals['_PERCENTILES']._serialized_end=2273
-  _globals['_REGISTERENDPOINTREQUEST']._serialized_start=2275
-  _globals['_REGISTERENDPOINTREQUEST']._serialized_end=2391
-  _globals['_ENDPOINTREF']._serialized_start=2393
-  _globals['_ENDPOINTREF']._serialized_end=2438
-  _globals['_DEREGISTERENDPOINTRESPONSE']._serialized_start=2440
-  _globals['_DEREGISTERENDPOINTRESPONSE']._serialized_end=2468
-  _globals['_ENDPOINTINFO']._serialized_start=2471
-  _globals['_ENDPOINTINFO']._serialized_end=2660
-  _globals['_LISTENDPOINTSRESPONSE']._serialized_start=2662
-  _globals['_LISTENDPOINTSRESPONSE']._serialized_end=2732
-  _globals['_WATCHSTATSREQUEST']._serialized_start=2734
-  _globals['_WATCHSTATSREQUEST']._serialized_end=2789
-  _globals['_STATSSNAPSHOT']._serialized_start=2791
-  _globals['_STATSSNAPSHOT']._serialized_end=2864
-  _globals['_BATCHCONTROL']._serialized_start=3010
-  _globals['_BATCHCONTROL']._serialized_end=3994
+  _globals['_QUEUEPOLICY']._serialized_end=924
+  _globals['_KEYWEIGHTS']._serialized_start=926
+  _globals['_KEYWEIGHTS']._serialized_end=1042
+  _globals['_KEYWEIGHTS_WEIGHTSENTRY']._serialized_start=996
+  _globals['_KEYWEIGHTS_WEIGHTSENTRY']._serialized_end=1042
+  _globals['_BATCHSIZES']._serialized_start=1044
+  _globals['_BATCHSIZES']._serialized_end=1071
+  _globals['_HANDLERSPEC']._serialized_start=1074
+  _globals['_HANDLERSPEC']._serialized_end=1335
+  _globals['_CREATEQUEUEREQUEST']._serialized_start=1337
+  _globals['_CREATEQUEUEREQUEST']._serialized_end=1458
+  _globals['_UPDATEQUEUEREQUEST']._serialized_start=1460
+  _globals['_UPDATEQUEUEREQUEST']._serialized_end=1581
+  _globals['_DELETEQUEUEREQUEST']._serialized_start=1583
+  _globals['_DELETEQUEUEREQUEST']._serialized_end=1632
+  _globals['_DELETEQUEUERESPONSE']._serialized_start=1634
+  _globals['_DELETEQUEUERESPONSE']._serialized_end=1672
+  _globals['_FLUSHQUEUERESPONSE']._serialized_start=1674
+  _globals['_FLUSHQUEUERESPONSE']._serialized_end=1711
+  _globals['_QUEUEINFO']._serialized_start=1714
+  _globals['_QUEUEINFO']._serialized_end=1955
+  _globals['_QUEUESTATS']._serialized_start=1958
+  _globals['_QUEUESTATS']._serialized_end=2338
+  _globals['_LEARNED']._serialized_start=2340
+  _globals['_LEARNED']._serialized_end=2449
+  _globals['_PERCENTILES']._serialized_start=2451
+  _globals['_PERCENTILES']._serialized_end=2516
+  _globals['_REGISTERENDPOINTREQUEST']._serialized_start=2518
+  _globals['_REGISTERENDPOINTREQUEST']._serialized_end=2634
+  _globals['_ENDPOINTREF']._serialized_start=2636
+  _globals['_ENDPOINTREF']._serialized_end=2681
+  _globals['_DEREGISTERENDPOINTRESPONSE']._serialized_start=2683
+  _globals['_DEREGISTERENDPOINTRESPONSE']._serialized_end=2711
+  _globals['_ENDPOINTINFO']._serialized_start=2714
+  _globals['_ENDPOINTINFO']._serialized_end=2903
+  _globals['_LISTENDPOINTSRESPONSE']._serialized_start=2905
+  _globals['_LISTENDPOINTSRESPONSE']._serialized_end=2975
+  _globals['_WATCHSTATSREQUEST']._serialized_start=2977
+  _globals['_WATCHSTATSREQUEST']._serialized_end=3032
+  _globals['_STATSSNAPSHOT']._serialized_start=3034
+  _globals['_STATSSNAPSHOT']._serialized_end=3107
+  _globals['_BATCHCONTROL']._serialized_start=3253
+  _globals['_BATCHCONTROL']._serialized_end=4237
 # @@protoc_insertion_point(module_scope)

@@ -37,7 +37,7 @@ class ListQueuesResponse(_message.Message):
     def __init__(self, queues: _Optional[_Iterable[_Union[QueueInfo, _Mapping]]] = ...) -> None: ...
 
 class QueuePolicy(_message.Message):
-    __slots__ = ("max_batch_size", "max_batch_bytes", "max_delay_us", "min_batch_size", "strict", "mode", "max_queue_items", "max_in_flight_batches", "item_timeout_ms", "priority_levels", "target_latency_us", "shed", "allowed_batch_sizes", "shards")
+    __slots__ = ("max_batch_size", "max_batch_bytes", "max_delay_us", "min_batch_size", "strict", "mode", "max_queue_items", "max_in_flight_batches", "item_timeout_ms", "priority_levels", "target_latency_us", "shed", "allowed_batch_sizes", "shards", "key_attribute", "max_keys", "weights")
     MAX_BATCH_SIZE_FIELD_NUMBER: _ClassVar[int]
     MAX_BATCH_BYTES_FIELD_NUMBER: _ClassVar[int]
     MAX_DELAY_US_FIELD_NUMBER: _ClassVar[int]
@@ -52,6 +52,9 @@ class QueuePolicy(_message.Message):
     SHED_FIELD_NUMBER: _ClassVar[int]
     ALLOWED_BATCH_SIZES_FIELD_NUMBER: _ClassVar[int]
     SHARDS_FIELD_NUMBER: _ClassVar[int]
+    KEY_ATTRIBUTE_FIELD_NUMBER: _ClassVar[int]
+    MAX_KEYS_FIELD_NUMBER: _ClassVar[int]
+    WEIGHTS_FIELD_NUMBER: _ClassVar[int]
     max_batch_size: int
     max_batch_bytes: int
     max_delay_us: int
@@ -66,7 +69,23 @@ class QueuePolicy(_message.Message):
     shed: bool
     allowed_batch_sizes: BatchSizes
     shards: int
-    def __init__(self, max_batch_size: _Optional[int] = ..., max_batch_bytes: _Optional[int] = ..., max_delay_us: _Optional[int] = ..., min_batch_size: _Optional[int] = ..., strict: _Optional[bool] = ..., mode: _Optional[str] = ..., max_queue_items: _Optional[int] = ..., max_in_flight_batches: _Optional[int] = ..., item_timeout_ms: _Optional[int] = ..., priority_levels: _Optional[int] = ..., target_latency_us: _Optional[int] = ..., shed: _Optional[bool] = ..., allowed_batch_sizes: _Optional[_Union[BatchSizes, _Mapping]] = ..., shards: _Optional[int] = ...) -> None: ...
+    key_attribute: str
+    max_keys: int
+    weights: KeyWeights
+    def __init__(self, max_batch_size: _Optional[int] = ..., max_batch_bytes: _Optional[int] = ..., max_delay_us: _Optional[int] = ..., min_batch_size: _Optional[int] = ..., strict: _Optional[bool] = ..., mode: _Optional[str] = ..., max_queue_items: _Optional[int] = ..., max_in_flight_batches: _Optional[int] = ..., item_timeout_ms: _Optional[int] = ..., priority_levels: _Optional[int] = ..., target_latency_us: _Optional[int] = ..., shed: _Optional[bool] = ..., allowed_batch_sizes: _Optional[_Union[BatchSizes, _Mapping]] = ..., shards: _Optional[int] = ..., key_attribute: _Optional[str] = ..., max_keys: _Optional[int] = ..., weights: _Optional[_Union[KeyWeights, _Mapping]] = ...) -> None: ...
+
+class KeyWeights(_message.Message):
+    __slots__ = ("weights",)
+    class WeightsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: int
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[int] = ...) -> None: ...
+    WEIGHTS_FIELD_NUMBER: _ClassVar[int]
+    weights: _containers.ScalarMap[str, int]
+    def __init__(self, weights: _Optional[_Mapping[str, int]] = ...) -> None: ...
 
 class BatchSizes(_message.Message):
     __slots__ = ("sizes",)
