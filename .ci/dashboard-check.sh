@@ -19,8 +19,9 @@ ready() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
 promtool check rules "$chart/alerts/batchgate-rules.yaml"
 
-# batchgate: a batching queue, a queue that sheds, and a remote queue whose
-# only endpoint is down (backend metrics, retries, ejections).
+# batchgate: a batching queue, a queue batching by key (a named key and an
+# unnamed one), a queue that sheds, and a remote queue whose only endpoint
+# is down (backend metrics, retries, ejections).
 cat >"$work/batchgate.toml" <<'TOML'
 [server]
 grpc_addr = "127.0.0.1:50451"
@@ -29,6 +30,12 @@ metrics_addr = "127.0.0.1:9651"
 [queues.sim]
 max_batch_size = 64
 max_delay = "2ms"
+handler = { kind = "sim", base = "2ms", per_item = "10us" }
+
+[queues.keyed]
+max_batch_size = 32
+max_delay = "2ms"
+weights = { "tenant-a" = 2 }
 handler = { kind = "sim", base = "2ms", per_item = "10us" }
 
 [queues.shed]
@@ -64,6 +71,10 @@ pids+=($!)
 
 # Load for the whole check.
 "$bin" bench --addr http://127.0.0.1:50451 -q sim --mode stream -c 256 --duration 60s --warmup 0s --quiet >/dev/null 2>&1 &
+pids+=($!)
+"$bin" bench --addr http://127.0.0.1:50451 -q keyed --mode stream -c 256 --batch-key tenant-a --duration 60s --warmup 0s --quiet >/dev/null 2>&1 &
+pids+=($!)
+"$bin" bench --addr http://127.0.0.1:50451 -q keyed --mode unary -c 64 --batch-key tenant-b --duration 60s --warmup 0s --quiet >/dev/null 2>&1 &
 pids+=($!)
 "$bin" bench --addr http://127.0.0.1:50451 -q shed --mode stream -c 2048 --duration 60s --warmup 0s --quiet >/dev/null 2>&1 &
 pids+=($!)
