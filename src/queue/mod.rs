@@ -194,7 +194,15 @@ impl QueueHandle {
         if self.shards.len() > 1 && items.iter().any(|i| i.key.is_some()) {
             return self.submit_keyed(items).await;
         }
-        let Some(shard) = self.enter().await else {
+        let shard = self.enter().await;
+        self.send_many(shard, items);
+    }
+
+    /// Sends `items` to `shard` in one command, once room for it was taken;
+    /// without a shard (the queue stopped) or if it is gone meanwhile, they
+    /// are answered UNAVAILABLE.
+    fn send_many(&self, shard: Option<&Shard>, items: Vec<Item>) {
+        let Some(shard) = shard else {
             return refuse_gone(&self.name, &self.metrics, items);
         };
         if let Err(mpsc::error::SendError(Command::SubmitMany(items))) =
@@ -229,28 +237,14 @@ impl QueueHandle {
             }
         }
         for (shard, items) in self.shards.iter().zip(by_shard) {
-            if items.is_empty() {
-                continue;
-            }
-            if !Self::wait_room(shard).await {
-                refuse_gone(&self.name, &self.metrics, items);
-                continue;
-            }
-            if let Err(mpsc::error::SendError(Command::SubmitMany(items))) =
-                shard.commands.send(Command::SubmitMany(items))
-            {
-                refuse_gone(&self.name, &self.metrics, items);
+            if !items.is_empty() {
+                let entered = Self::wait_room(shard).await.then_some(shard);
+                self.send_many(entered, items);
             }
         }
         if !unkeyed.is_empty() {
-            let Some(shard) = self.enter().await else {
-                return refuse_gone(&self.name, &self.metrics, unkeyed);
-            };
-            if let Err(mpsc::error::SendError(Command::SubmitMany(items))) =
-                shard.commands.send(Command::SubmitMany(unkeyed))
-            {
-                refuse_gone(&self.name, &self.metrics, items);
-            }
+            let shard = self.enter().await;
+            self.send_many(shard, unkeyed);
         }
     }
 
