@@ -26,6 +26,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "QueuePolicy",
         "BatchSizes",
         "KeyWeights",
+        "CostBuckets",
         "HandlerSpec",
         "EndpointInfo",
         "QueueStats",

@@ -54,6 +54,7 @@ fn policy() -> Policy {
         key_attribute: String::new(),
         max_keys: 1024,
         weights: Default::default(),
+        ..Policy::default()
     }
 }
 

@@ -679,7 +679,7 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(
-            err.contains("handler field `endpoints` does not apply to kind \"sim\" (it takes only base, per_item)"),
+            err.contains("handler field `endpoints` does not apply to kind \"sim\" (it takes only base, per_item, per_cost, padded)"),
             "{err}"
         );
         let err = Config::from_toml("[queues.e]\nhandler = { kind = \"echo\", base = \"1ms\" }\n")

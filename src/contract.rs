@@ -31,17 +31,20 @@ pub enum Trigger {
     /// was free and waiting would gain nothing, or the oldest item could
     /// wait no longer.
     Target,
+    /// The next item would have passed `max_batch_cost`.
+    Cost,
 }
 
 impl Trigger {
     /// Every trigger, for pre-registering one metric handle each.
-    pub const ALL: [Trigger; 6] = [
+    pub const ALL: [Trigger; 7] = [
         Trigger::Size,
         Trigger::Bytes,
         Trigger::Delay,
         Trigger::Flush,
         Trigger::Drain,
         Trigger::Target,
+        Trigger::Cost,
     ];
 
     /// Lower-case name, used as a metric label and in logs.
@@ -53,6 +56,7 @@ impl Trigger {
             Trigger::Flush => "flush",
             Trigger::Drain => "drain",
             Trigger::Target => "target",
+            Trigger::Cost => "cost",
         }
     }
 }
@@ -75,6 +79,9 @@ pub struct Batch {
     pub pad_to: Option<usize>,
     /// The batch key every item of it shares, if they have one.
     pub key: Option<Arc<str>>,
+    /// What the batch costs under the queue's cost model (its item count
+    /// when the queue has no costs).
+    pub cost: u64,
 }
 
 /// One item of a batch.
@@ -86,6 +93,9 @@ pub struct BatchItem {
     pub attributes: HashMap<String, String>,
     /// The client's request id, passed on to remote backends.
     pub trace_id: Option<String>,
+    /// What it costs the backend, as the queue counts it (1 by default; see
+    /// the queue's `cost_attribute`).
+    pub cost: u64,
 }
 
 /// A handler's result for one item.

@@ -33,6 +33,25 @@ pub enum Refusal {
         priority: u32,
         max: u32,
     },
+    /// An item's cost is not a whole number in 0..=2^53.
+    #[error(
+        "queue {queue:?}: item cost from {from} = {value} is {why}; a cost must be a whole number in 0..=9007199254740992 (2^53)"
+    )]
+    BadCost {
+        queue: String,
+        from: String,
+        value: String,
+        why: &'static str,
+    },
+    /// An item's own cost passes the queue's budget (`oversize = "refuse"`).
+    #[error(
+        "item cost {cost} exceeds max_batch_cost {budget} of queue {queue:?}: it fits in no batch (the queue's oversize = \"alone\" would send it by itself)"
+    )]
+    CostOverBudget {
+        queue: String,
+        cost: u64,
+        budget: u64,
+    },
     /// A batch key longer than the limit.
     #[error("batch key of {len} bytes exceeds the limit of {max} bytes")]
     KeyTooLong { len: usize, max: usize },
@@ -85,6 +104,8 @@ impl From<Refusal> for Status {
             Refusal::EmptyId
             | Refusal::PayloadTooLarge { .. }
             | Refusal::BadPriority { .. }
+            | Refusal::BadCost { .. }
+            | Refusal::CostOverBudget { .. }
             | Refusal::KeyTooLong { .. } => Status::invalid_argument(message),
             Refusal::QueueFull { .. } | Refusal::Shed { .. } | Refusal::TooManyKeys { .. } => {
                 Status::resource_exhausted(message)

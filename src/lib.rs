@@ -35,6 +35,8 @@
 //! - [`telemetry`], [`shutdown`]: logging and signals for the binary;
 //!   [`otel`]: OpenTelemetry spans (off by default) and `traceparent`
 //!   propagation, used by `api`, `queue` and `handler`, depending on none.
+//! - [`timer`]: sub-millisecond wake-ups, for `max_delay` and the `sim`
+//!   handler's time.
 //! - [`tls`]: certificates from files for servers, backends and the CLI.
 //! - [`cli`]: the command line, server and client; [`stdout`]: its output.
 //! - [`bench`](mod@bench): the load generator, the no-batching baseline, charts.
@@ -87,5 +89,6 @@ pub mod reload;
 pub mod shutdown;
 pub mod stdout;
 pub mod telemetry;
+pub mod timer;
 pub mod tls;
 pub mod validation;

@@ -39,6 +39,7 @@ impl From<crate::contract::Trigger> for Trigger {
             T::Flush => Trigger::Flush,
             T::Drain => Trigger::Drain,
             T::Target => Trigger::Target,
+            T::Cost => Trigger::Cost,
         }
     }
 }

@@ -14,7 +14,8 @@ use crate::{
     config::{ConfigError, QueueConfig, validate_queue_name},
     handler::{self, Handler, HandlerConfig, remote::EndpointPool},
     metrics::{Metrics, Outcome, QueueMetrics},
-    queue::{Command, QueueHandle, QueueSpec, timer::PreciseTimer},
+    queue::{Command, QueueHandle, QueueSpec},
+    timer::PreciseTimer,
 };
 
 /// A registry change that cannot be made.
@@ -136,13 +137,16 @@ impl Registry {
             return Err(RegistryError::Exists(name.to_owned()));
         }
         let name: Arc<str> = Arc::from(name);
-        let handler =
-            handler::build(name.clone(), &config.handler, self.metrics.clone()).map_err(|s| {
-                RegistryError::Handler {
-                    queue: name.to_string(),
-                    message: s.message().to_owned(),
-                }
-            })?;
+        let handler = handler::build(
+            name.clone(),
+            &config.handler,
+            self.metrics.clone(),
+            self.precise.clone(),
+        )
+        .map_err(|s| RegistryError::Handler {
+            queue: name.to_string(),
+            message: s.message().to_owned(),
+        })?;
         let metrics = Arc::new(self.metrics.queue(&name));
         let (handle, actor) = QueueHandle::new(QueueSpec {
             name: name.clone(),
@@ -252,19 +256,23 @@ impl Registry {
             config.validate(&format!("queues.{name}"), self.max_message_bytes)?;
             // A changed handler is built anew; batches in flight finish on
             // the old one, which goes when they do.
-            let handler =
-                if config.handler == entry.config.handler {
-                    None
-                } else {
-                    let queue: Arc<str> = Arc::from(name);
-                    let built = handler::build(queue, &config.handler, self.metrics.clone())
-                        .map_err(|s| RegistryError::Handler {
-                            queue: name.to_owned(),
-                            message: s.message().to_owned(),
-                        })?;
-                    entry.handler = built.clone();
-                    Some(built)
-                };
+            let handler = if config.handler == entry.config.handler {
+                None
+            } else {
+                let queue: Arc<str> = Arc::from(name);
+                let built = handler::build(
+                    queue,
+                    &config.handler,
+                    self.metrics.clone(),
+                    self.precise.clone(),
+                )
+                .map_err(|s| RegistryError::Handler {
+                    queue: name.to_owned(),
+                    message: s.message().to_owned(),
+                })?;
+                entry.handler = built.clone();
+                Some(built)
+            };
             entry.config = config.clone();
             (entry.handle.clone(), config, handler)
         };

@@ -30,6 +30,9 @@ struct Seen {
     at: Instant,
     pad_to: Option<usize>,
     key: Option<String>,
+    /// Each item's cost, and the batch's.
+    costs: Vec<u64>,
+    cost: u64,
 }
 
 /// How the fake handler answers.
@@ -77,6 +80,8 @@ impl Handler for Fake {
                 at: Instant::now(),
                 pad_to: batch.pad_to,
                 key: batch.key.as_deref().map(str::to_owned),
+                costs: batch.items.iter().map(|i| i.cost).collect(),
+                cost: batch.cost,
             };
             self.seen.send(seen).await.unwrap();
             if let Some(gate) = &self.gate {
@@ -163,6 +168,7 @@ fn policy() -> Policy {
         key_attribute: String::new(),
         max_keys: 1024,
         weights: Default::default(),
+        ..Policy::default()
     }
 }
 
@@ -209,6 +215,14 @@ impl TestQueue {
     async fn submit_keyed(&self, key: &str, payload: &str) -> Answered {
         let (mut item, rx) = common::queue::item(payload.to_owned(), 0, None);
         item.key = Some(key.into());
+        self.handle.submit(item).await;
+        Answered(rx)
+    }
+
+    /// Submits an item whose request gives cost `cost`.
+    async fn submit_costing(&self, cost: u64) -> Answered {
+        let (mut item, rx) = common::queue::item(format!("c{cost}"), 0, None);
+        item.cost = Some(cost);
         self.handle.submit(item).await;
         Answered(rx)
     }
@@ -1470,6 +1484,296 @@ async fn with_shards_a_keys_items_meet_in_one_shard() {
         (batch.trigger, batch.payloads),
         (Trigger::Size, names("a", 8))
     );
+    for rx in answers {
+        ok(rx).await;
+    }
+}
+
+fn budget(cost: u64, model: batchgate::queue::CostModel) -> Policy {
+    Policy {
+        max_batch_size: 100,
+        max_batch_cost: cost,
+        cost_model: model,
+        ..policy()
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_batch_exactly_at_the_budget_goes_at_once() {
+    use batchgate::queue::CostModel;
+    let mut q = start(budget(10, CostModel::Sum), false, Answer::Echo);
+    let t0 = Instant::now();
+    let answers = vec![
+        q.submit_costing(4).await,
+        q.submit_costing(4).await,
+        q.submit_costing(2).await,
+    ];
+    let b = q.next_batch().await;
+    assert_eq!(
+        (b.trigger, b.costs.clone(), b.cost, b.at),
+        (Trigger::Cost, vec![4, 4, 2], 10, t0)
+    );
+    for rx in answers {
+        ok(rx).await;
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn one_over_the_budget_starts_the_next_batch() {
+    use batchgate::queue::CostModel;
+    let mut q = start(budget(10, CostModel::Sum), false, Answer::Echo);
+    let t0 = Instant::now();
+    let mut answers = vec![q.submit_costing(4).await, q.submit_costing(4).await];
+    q.assert_no_batch();
+    // 4 + 4 + 3 = 11: the 3 does not fit, so the 8 go now and it waits.
+    answers.push(q.submit_costing(3).await);
+    let b = q.next_batch().await;
+    assert_eq!(
+        (b.trigger, b.costs.clone(), b.at),
+        (Trigger::Cost, vec![4, 4], t0)
+    );
+    let b = q.next_batch().await;
+    assert_eq!((b.trigger, b.costs.clone()), (Trigger::Delay, vec![3]));
+    assert_eq!(b.at - t0, Duration::from_millis(2));
+    for rx in answers {
+        ok(rx).await;
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn padded_counts_the_largest_item_for_every_item() {
+    use batchgate::queue::CostModel;
+    // Padded: [2, 2, 6] costs 6 × 3 = 18 > 12, so [2, 2] (4) goes alone.
+    let mut q = start(budget(12, CostModel::Padded), false, Answer::Echo);
+    let mut answers = Vec::new();
+    for c in [2, 2, 6] {
+        answers.push(q.submit_costing(c).await);
+    }
+    let b = q.next_batch().await;
+    assert_eq!(
+        (b.trigger, b.costs.clone(), b.cost),
+        (Trigger::Cost, vec![2, 2], 4)
+    );
+    let b = q.next_batch().await;
+    assert_eq!(
+        (b.trigger, b.costs.clone(), b.cost),
+        (Trigger::Delay, vec![6], 6)
+    );
+    // Summed, the same three cost 10 and wait for the delay together.
+    let mut q = start(budget(12, CostModel::Sum), false, Answer::Echo);
+    for c in [2, 2, 6] {
+        answers.push(q.submit_costing(c).await);
+    }
+    let b = q.next_batch().await;
+    assert_eq!(
+        (b.trigger, b.costs.clone(), b.cost),
+        (Trigger::Delay, vec![2, 2, 6], 10)
+    );
+    for rx in answers {
+        ok(rx).await;
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_oversize_item_is_refused_or_sent_alone() {
+    use batchgate::queue::{CostModel, Oversize};
+    let mut q = start(budget(10, CostModel::Sum), false, Answer::Echo);
+    let refused = q.submit_costing(11).await;
+    let status = refused.await.unwrap().unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument);
+    assert!(
+        status.message().contains("max_batch_cost 10"),
+        "{}",
+        status.message()
+    );
+    assert_eq!(q.metric("rejected"), 1);
+    let fine = q.submit_costing(3).await;
+    assert_eq!(q.next_batch().await.costs, vec![3]);
+    ok(fine).await;
+
+    let alone = Policy {
+        oversize: Oversize::Alone,
+        ..budget(10, CostModel::Sum)
+    };
+    let mut q = start(alone, false, Answer::Echo);
+    let t0 = Instant::now();
+    let small = q.submit_costing(3).await;
+    let big = q.submit_costing(25).await;
+    let after = q.submit_costing(2).await;
+    // The 3 cannot share with the 25: it goes; the 25 goes alone at once;
+    // the 2 waits for its delay.
+    let b = q.next_batch().await;
+    assert_eq!(
+        (b.trigger, b.costs.clone(), b.at),
+        (Trigger::Cost, vec![3], t0)
+    );
+    let b = q.next_batch().await;
+    assert_eq!(
+        (b.trigger, b.costs.clone(), b.at),
+        (Trigger::Cost, vec![25], t0)
+    );
+    let b = q.next_batch().await;
+    assert_eq!((b.trigger, b.costs.clone()), (Trigger::Delay, vec![2]));
+    for rx in [small, big, after] {
+        ok(rx).await;
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn cost_buckets_never_share_a_batch() {
+    let bucketed = Policy {
+        max_batch_size: 100,
+        cost_buckets: vec![8, 64],
+        ..policy()
+    };
+    let mut q = start(bucketed, false, Answer::Echo);
+    let mut answers = Vec::new();
+    for c in [3, 50, 5, 100, 7, 64, 9000] {
+        answers.push(q.submit_costing(c).await);
+    }
+    let mut seen = Vec::new();
+    for _ in 0..3 {
+        let b = q.next_batch().await;
+        assert_eq!(b.trigger, Trigger::Delay);
+        seen.push(b.costs);
+    }
+    seen.sort();
+    assert_eq!(seen, [vec![3, 5, 7], vec![50, 64], vec![100, 9000]]);
+    q.assert_no_batch();
+    for rx in answers {
+        ok(rx).await;
+    }
+    // A bucket's lane holds only while it has items: a later item of the
+    // same bucket batches by itself.
+    let late = q.submit_costing(60).await;
+    assert_eq!(q.next_batch().await.costs, vec![60]);
+    ok(late).await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn buckets_apply_inside_a_key_and_the_budget_per_bucket() {
+    use batchgate::queue::CostModel;
+    let p = Policy {
+        cost_buckets: vec![10],
+        ..budget(20, CostModel::Padded)
+    };
+    let mut q = start(p, false, Answer::Echo);
+    let mut answers = Vec::new();
+    for (key, cost) in [("a", 5), ("b", 5), ("a", 15), ("a", 5), ("a", 15)] {
+        let (mut item, rx) = common::queue::item(format!("{key}{cost}"), 0, None);
+        item.key = Some(key.into());
+        item.cost = Some(cost);
+        q.handle.submit(item).await;
+        answers.push(Answered(rx));
+    }
+    // a's long items: 15 × 2 = 30 > 20, so the first goes when the second
+    // comes; the rest wait for their delay, one batch per (key, bucket).
+    let b = q.next_batch().await;
+    assert_eq!(
+        (b.trigger, b.key.as_deref(), b.costs.clone()),
+        (Trigger::Cost, Some("a"), vec![15])
+    );
+    let mut rest = Vec::new();
+    for _ in 0..3 {
+        let b = q.next_batch().await;
+        assert_eq!(b.trigger, Trigger::Delay);
+        rest.push((b.key.unwrap(), b.costs));
+    }
+    rest.sort();
+    assert_eq!(
+        rest,
+        [
+            ("a".to_owned(), vec![5, 5]),
+            ("a".to_owned(), vec![15]),
+            ("b".to_owned(), vec![5])
+        ]
+    );
+    for rx in answers {
+        ok(rx).await;
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn costs_come_from_the_attribute_and_bad_ones_are_refused_alone() {
+    use batchgate::queue::CostModel;
+    let p = Policy {
+        cost_attribute: "tokens".into(),
+        ..budget(100, CostModel::Sum)
+    };
+    let mut q = start(p, false, Answer::Echo);
+    let mut good = Vec::new();
+    let mut bad = Vec::new();
+    for tokens in [
+        "30",
+        "-1",
+        "NaN",
+        "many",
+        "1e300",
+        "40",
+        "9007199254740993",
+        "30",
+    ] {
+        let (mut item, rx) = common::queue::item(tokens.to_owned(), 0, None);
+        item.attributes.insert("tokens".into(), tokens.into());
+        q.handle.submit(item).await;
+        if tokens.parse::<u64>().is_ok_and(|n| n <= 1 << 53) {
+            good.push(Answered(rx));
+        } else {
+            bad.push((tokens, Answered(rx)));
+        }
+    }
+    // 30 + 40 + 30 = 100: exactly at the budget, at once.
+    let b = q.next_batch().await;
+    assert_eq!(
+        (b.trigger, b.costs.clone()),
+        (Trigger::Cost, vec![30, 40, 30])
+    );
+    for rx in good {
+        ok(rx).await;
+    }
+    for (tokens, rx) in bad {
+        let status = rx.await.unwrap().unwrap_err();
+        assert_eq!(status.code(), Code::InvalidArgument, "{tokens}");
+        assert!(
+            status.message().contains("attribute \"tokens\""),
+            "{}",
+            status.message()
+        );
+    }
+    assert_eq!(q.metric("rejected"), 5);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_budget_set_by_update_counts_the_items_already_pending() {
+    use batchgate::queue::CostModel;
+    let mut q = start(
+        Policy {
+            max_batch_size: 100,
+            max_delay: Duration::from_secs(1),
+            ..policy()
+        },
+        false,
+        Answer::Echo,
+    );
+    let mut answers = Vec::new();
+    for c in [6, 6] {
+        answers.push(q.submit_costing(c).await);
+    }
+    q.assert_no_batch();
+    let update = Command::Update(
+        Policy {
+            max_delay: Duration::from_secs(1),
+            ..budget(10, CostModel::Sum)
+        },
+        None,
+    );
+    q.handle.control(update).await.unwrap();
+    // The next turn sees 12 ≥ 10 pending: the first 6 goes.
+    answers.push(q.submit_costing(1).await);
+    let b = q.next_batch().await;
+    assert_eq!((b.trigger, b.costs.clone()), (Trigger::Cost, vec![6]));
+    let b = q.next_batch().await;
+    assert_eq!((b.trigger, b.costs.clone()), (Trigger::Delay, vec![6, 1]));
     for rx in answers {
         ok(rx).await;
     }

@@ -34,6 +34,8 @@ const TARGET: Duration = Duration::from_millis(20);
 struct Linear {
     batches: Mutex<Vec<(usize, Instant)>>,
     exact: bool,
+    /// The time follows the batch's cost (`A + B·cost`), not its count.
+    by_cost: bool,
 }
 
 impl Handler for Linear {
@@ -49,7 +51,12 @@ impl Handler for Linear {
         Box::pin(async move {
             let n = batch.items.len();
             self.batches.lock().unwrap().push((n, Instant::now()));
-            let took = A + B * n as u32;
+            let units = if self.by_cost {
+                batch.cost as u32
+            } else {
+                n as u32
+            };
+            let took = A + B * units;
             if self.exact {
                 tokio::time::advance(took).await;
             } else {
@@ -248,4 +255,54 @@ async fn shedding_starts_only_past_capacity() {
         "about capacity is still answered: {answered} of 40,000"
     );
     assert!(past.p99() <= TARGET * 3 / 2, "p99 {:?}", past.p99());
+}
+
+#[tokio::test(start_paused = true)]
+async fn with_a_budget_the_fit_learns_time_against_cost() {
+    let handler = Arc::new(Linear {
+        exact: true,
+        by_cost: true,
+        ..Linear::default()
+    });
+    let policy = Policy {
+        max_batch_cost: 100_000,
+        ..policy(false)
+    };
+    let metrics = Metrics::new();
+    let (handle, actor) = QueueHandle::new(common::queue::spec(
+        "t",
+        policy,
+        handler.clone(),
+        &metrics,
+        CancellationToken::new(),
+    ));
+    tokio::spawn(actor);
+    // Items of 3 cost units: batch times vary with cost, and cost is not
+    // the count (a fit against counts would be off by 3x).
+    for n in [10, 50, 3, 120, 30, 200, 80, 7] {
+        let mut answers = Vec::new();
+        for _ in 0..n {
+            let (mut item, rx) = common::queue::item(&b"x"[..], 0, None);
+            item.cost = Some(3);
+            handle.submit(item).await;
+            answers.push(rx);
+        }
+        for rx in answers {
+            rx.await.unwrap();
+        }
+        sleep(Duration::from_secs(1)).await;
+    }
+    let learned = handle.stats().await.unwrap().learned.unwrap();
+    assert!(learned.samples >= 8, "{learned:?}");
+    assert!(learned.base_us.abs_diff(5_000) <= 5, "{learned:?}");
+    assert!(
+        learned.per_item_ns.abs_diff(20_000) <= 50,
+        "per cost unit: {learned:?}"
+    );
+    // 5 ms + 20 µs·cost ≤ 10 ms: batches of up to 250 cost units.
+    assert_eq!(learned.batch_cap, 250);
+    // And the batches kept to it: at most 83 items of 3 (249 units).
+    let sizes = handler.batches.lock().unwrap();
+    assert!(sizes.iter().all(|(n, _)| *n <= 83), "{sizes:?}");
+    assert!(sizes.iter().any(|(n, _)| *n == 83), "{sizes:?}");
 }

@@ -137,7 +137,16 @@ def _channel(target: str, *, tls=False, ca=None, cert=None, key=None, max_messag
     return grpc.secure_channel(address, creds, options=options)
 
 
-def _submit_request(queue, payload, attributes, priority, timeout, batch_key) -> batchgate_pb2.SubmitRequest:
+def _cost(cost) -> Optional[int]:
+    """An item's cost as the proto carries it (a whole number ≥ 0), or None."""
+    if cost is None:
+        return None
+    if isinstance(cost, bool) or not isinstance(cost, int) or cost < 0:
+        raise ValueError(f"cost must be a whole number ≥ 0, got {cost!r}")
+    return cost
+
+
+def _submit_request(queue, payload, attributes, priority, timeout, batch_key, cost=None) -> batchgate_pb2.SubmitRequest:
     return batchgate_pb2.SubmitRequest(
         queue=queue,
         payload=_bytes(payload),
@@ -145,6 +154,7 @@ def _submit_request(queue, payload, attributes, priority, timeout, batch_key) ->
         priority=priority,
         timeout_ms=int(timeout * 1000) if timeout else 0,
         batch_key=batch_key or "",
+        cost=_cost(cost),
     )
 
 
@@ -152,7 +162,7 @@ def _result(r: batchgate_pb2.SubmitResponse) -> Result:
     return Result(payload=r.payload, attributes=dict(r.attributes), batch=_batch(r.batch))
 
 
-def _request(queue, index, payload, attributes, priority, timeout_ms, batch_key) -> batchgate_pb2.StreamRequest:
+def _request(queue, index, payload, attributes, priority, timeout_ms, batch_key, cost=None) -> batchgate_pb2.StreamRequest:
     return batchgate_pb2.StreamRequest(
         id=str(index),
         queue=queue,
@@ -161,6 +171,7 @@ def _request(queue, index, payload, attributes, priority, timeout_ms, batch_key)
         priority=priority,
         timeout_ms=timeout_ms,
         batch_key=batch_key or "",
+        cost=_cost(cost),
     )
 
 
@@ -240,10 +251,12 @@ class Client:
         priority: int = 0,
         timeout: Optional[float] = None,
         batch_key: Optional[str] = None,
+        cost: Optional[int] = None,
     ) -> Result:
         """Sends one item and waits for its answer; raises BatchgateError.
-        Items with different ``batch_key`` never share a batch."""
-        request = _submit_request(queue, payload, attributes, priority, timeout, batch_key)
+        Items with different ``batch_key`` never share a batch; ``cost`` (a
+        token count, say) counts against the queue's ``max_batch_cost``."""
+        request = _submit_request(queue, payload, attributes, priority, timeout, batch_key, cost)
         try:
             r = self._stub.Submit(request, timeout=timeout, metadata=self._metadata)
         except grpc.RpcError as e:
@@ -261,9 +274,11 @@ class Client:
         priority: int = 0,
         timeout: Optional[float] = None,
         batch_key: Optional[str] = None,
+        costs: Optional[Iterable[int]] = None,
     ) -> Iterator[StreamResult]:
         """Streams every payload (at most ``window`` unanswered) and yields
-        each item's StreamResult. ``timeout`` is each item's own timeout.
+        each item's StreamResult. ``timeout`` is each item's own timeout;
+        ``costs``, if given, one cost per payload, in order.
         Raises BatchgateError only if the stream itself fails."""
         if window < 1:
             raise ValueError("window must be ≥ 1")
@@ -272,13 +287,15 @@ class Client:
         timeout_ms = int(timeout * 1000) if timeout else 0
 
         def requests():
+            each_cost = iter(costs) if costs is not None else None
             for index, payload in enumerate(payloads):
                 while not room.acquire(timeout=0.1):
                     if stop.is_set():
                         return
                 if stop.is_set():
                     return
-                yield _request(queue, index, payload, attributes, priority, timeout_ms, batch_key)
+                cost = next(each_cost) if each_cost is not None else None
+                yield _request(queue, index, payload, attributes, priority, timeout_ms, batch_key, cost)
 
         call = self._stub.StreamSubmit(requests(), metadata=self._metadata)
         order = _Order(ordered)
@@ -336,10 +353,12 @@ class AsyncClient:
         priority: int = 0,
         timeout: Optional[float] = None,
         batch_key: Optional[str] = None,
+        cost: Optional[int] = None,
     ) -> Result:
         """Sends one item and waits for its answer; raises BatchgateError.
-        Items with different ``batch_key`` never share a batch."""
-        request = _submit_request(queue, payload, attributes, priority, timeout, batch_key)
+        Items with different ``batch_key`` never share a batch; ``cost`` (a
+        token count, say) counts against the queue's ``max_batch_cost``."""
+        request = _submit_request(queue, payload, attributes, priority, timeout, batch_key, cost)
         try:
             r = await self._stub.Submit(request, timeout=timeout, metadata=self._metadata)
         except grpc.RpcError as e:
@@ -357,6 +376,7 @@ class AsyncClient:
         priority: int = 0,
         timeout: Optional[float] = None,
         batch_key: Optional[str] = None,
+        costs: Optional[Iterable[int]] = None,
     ) -> AsyncIterator[StreamResult]:
         """As :meth:`Client.stream`; ``payloads`` may be an async iterable."""
         if window < 1:
@@ -375,9 +395,11 @@ class AsyncClient:
 
         async def write():
             index = 0
+            each_cost = iter(costs) if costs is not None else None
             async for payload in items():
                 await room.acquire()
-                await call.write(_request(queue, index, payload, attributes, priority, timeout_ms, batch_key))
+                cost = next(each_cost) if each_cost is not None else None
+                await call.write(_request(queue, index, payload, attributes, priority, timeout_ms, batch_key, cost))
                 index += 1
             await call.done_writing()
 

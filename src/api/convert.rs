@@ -83,6 +83,7 @@ pub fn unary_item(request: crate::pb::SubmitRequest, metadata: &MetadataMap, rep
         trace_id: request_id(metadata),
         trace: None,
         key: batch_key(request.batch_key, metadata),
+        cost: request.cost,
         reply,
     }
 }

@@ -295,6 +295,7 @@ async fn accept(
         answer_within: None,
         trace_id,
         trace: trace.clone(),
+        cost: request.cost,
         reply,
     });
 }

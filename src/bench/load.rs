@@ -33,6 +33,8 @@ pub struct Plan {
     pub payload: Bytes,
     /// Every item's batch key (empty: none).
     pub batch_key: String,
+    /// Each item's cost, if items carry one.
+    pub costs: Option<super::costs::Costs>,
     /// Unary: calls in flight. Stream: unanswered items per stream.
     pub concurrency: usize,
     /// Bidi streams (stream mode); 0 means unary mode.
@@ -209,7 +211,7 @@ pub async fn run(plan: Plan, channels: Vec<Channel>, progress: Arc<Progress>) ->
                 plan.clone(),
                 client,
                 pacer.clone(),
-                window,
+                (window, i),
                 progress.clone(),
             ));
         }
@@ -304,11 +306,12 @@ async fn unary_worker(
     plan: Plan,
     mut client: BatcherClient<Channel>,
     pacer: Option<Arc<Pacer>>,
-    window: Window,
+    (window, worker): (Window, usize),
     progress: Arc<Progress>,
 ) -> Tally {
     let mut tally = Tally::new();
-    let request = pb::SubmitRequest {
+    let mut rng = fastrand::Rng::with_seed(worker as u64);
+    let mut request = pb::SubmitRequest {
         queue: plan.queue.clone(),
         payload: plan.payload.clone(),
         batch_key: plan.batch_key.clone(),
@@ -328,6 +331,7 @@ async fn unary_worker(
         if window.measuring(intended) && !progress.claim(&plan) {
             break;
         }
+        request.cost = plan.costs.map(|c| c.draw(&mut rng));
         let result = client.submit(request.clone()).await;
         let done = Instant::now();
         if !window.measuring(intended) {
@@ -382,6 +386,7 @@ async fn stream_worker(
         );
         let (stop_at, measure_from) = (window.stop_at, window.measure_from);
         let mut k: u32 = 0;
+        let (costs, mut rng) = (plan.costs, fastrand::Rng::with_seed(worker as u64));
         ReceiverStream::new(free_rx)
             .then(move |slot| {
                 let at = rate_interval.map(|i| first + i * k);
@@ -412,6 +417,7 @@ async fn stream_worker(
                     queue: queue.clone(),
                     payload: payload.clone(),
                     batch_key: batch_key.clone(),
+                    cost: costs.map(|c| c.draw(&mut rng)),
                     ..Default::default()
                 }
             })

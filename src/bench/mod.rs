@@ -11,6 +11,7 @@
 
 pub mod bare;
 pub mod chart;
+pub mod costs;
 pub mod load;
 pub mod report;
 
@@ -66,6 +67,11 @@ pub struct BenchArgs {
     /// Every item's batch key (empty: none).
     #[arg(long, default_value = "")]
     pub batch_key: String,
+    /// Each item's cost (its request's `cost` field): `N`, or
+    /// `lognormal:MEDIAN:P99` (e.g. "lognormal:40:400", token counts with a
+    /// long tail). Unset: none.
+    #[arg(long, value_parser = costs::Costs::parse)]
+    pub cost: Option<costs::Costs>,
     /// How long to measure.
     #[arg(long, value_parser = humantime::parse_duration, default_value = "10s")]
     pub duration: Duration,
@@ -279,6 +285,7 @@ async fn run_one(
         queue: args.queue.clone(),
         payload: Bytes::from(vec![b'x'; args.payload_size]),
         batch_key: args.batch_key.clone(),
+        costs: args.cost,
         concurrency,
         streams: match args.mode {
             Mode::Unary => 0,
@@ -463,6 +470,7 @@ mod tests {
             queue: "q".into(),
             payload: Bytes::new(),
             batch_key: String::new(),
+            costs: None,
             concurrency: 1,
             streams: 0,
             rate: 0.0,

@@ -84,6 +84,15 @@ macro_rules! flag_type {
     (weights) => {
         pb::KeyWeights
     };
+    (name) => {
+        String
+    };
+    (amount) => {
+        u64
+    };
+    (bounds) => {
+        pb::CostBuckets
+    };
 }
 
 /// How a policy flag is parsed.
@@ -118,6 +127,15 @@ macro_rules! flag_parser {
     (weights) => {
         parse_weights
     };
+    (name) => {
+        clap::value_parser!(String)
+    };
+    (amount) => {
+        clap::value_parser!(u64)
+    };
+    (bounds) => {
+        parse_bounds
+    };
 }
 
 /// A policy flag's value as the control API carries it.
@@ -147,6 +165,9 @@ macro_rules! pb_text {
     };
     (weights, $v:expr) => {
         weights_text($v.as_ref())
+    };
+    (bounds, $v:expr) => {
+        bounds_text($v.as_ref())
     };
     ($kind:ident, $v:expr) => {
         $v.clone().unwrap_or_default().to_string()
@@ -226,6 +247,33 @@ fn weights_text(weights: Option<&pb::KeyWeights>) -> String {
 }
 
 /// Allowed batch sizes as `describe` prints them.
+/// Parses `--cost-buckets 32,64,128` ("" for none).
+fn parse_bounds(text: &str) -> Result<pb::CostBuckets, String> {
+    let bounds = text
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|s| {
+            s.parse::<u64>().map_err(|_| {
+                format!("{s:?} is not a cost bound (a comma-separated list of whole numbers)")
+            })
+        })
+        .collect::<Result<_, _>>()?;
+    Ok(pb::CostBuckets { bounds })
+}
+
+fn bounds_text(bounds: Option<&pb::CostBuckets>) -> String {
+    match bounds {
+        Some(b) if !b.bounds.is_empty() => b
+            .bounds
+            .iter()
+            .map(u64::to_string)
+            .collect::<Vec<_>>()
+            .join(","),
+        _ => "none".to_owned(),
+    }
+}
+
 fn sizes_text(sizes: Option<&pb::BatchSizes>) -> String {
     match sizes {
         Some(s) if !s.sizes.is_empty() => s
@@ -252,6 +300,12 @@ pub struct HandlerArgs {
     /// sim: added cost of each item, e.g. "20us".
     #[arg(long, value_parser = humantime::parse_duration)]
     per_item: Option<Duration>,
+    /// sim: added cost per unit of the items' cost (a token), e.g. "2us".
+    #[arg(long, value_parser = humantime::parse_duration)]
+    per_cost: Option<Duration>,
+    /// sim: the items' cost counts padded (largest cost times items).
+    #[arg(long)]
+    padded: bool,
     /// grpc/http: an endpoint URL (repeatable).
     #[arg(long = "endpoint")]
     endpoints: Vec<String>,
@@ -290,6 +344,10 @@ impl HandlerArgs {
             // A sim's costs are always sent; unset ones are the defaults.
             sim_base_us: micros(self.base.or(sim.then_some(default_sim.base))),
             sim_per_item_us: micros(self.per_item.or(sim.then_some(default_sim.per_item))),
+            sim_per_cost_ns: self
+                .per_cost
+                .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)),
+            sim_padded: self.padded,
             endpoints: self.endpoints.clone(),
             max_in_flight: self.max_in_flight.unwrap_or(0),
             timeout_ms: self
@@ -918,6 +976,11 @@ fn show_queue(info: &pb::QueueInfo, json: bool) {
             "sim" => {
                 outln!("  base = {}", micros_text(h.sim_base_us));
                 outln!("  per_item = {}", micros_text(h.sim_per_item_us));
+                outln!(
+                    "  per_cost = {}",
+                    humantime::format_duration(Duration::from_nanos(h.sim_per_cost_ns))
+                );
+                outln!("  padded = {}", h.sim_padded);
             }
             "grpc" | "http" => {
                 outln!("  endpoints = {:?}", h.endpoints);

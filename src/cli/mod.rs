@@ -83,6 +83,10 @@ pub struct ClientArgs {
     /// Batch key: items with different keys never share a batch.
     #[arg(long, default_value = "")]
     pub batch_key: String,
+    /// The item's cost (tokens, rows) for a queue with a cost budget
+    /// (default: the queue's cost_attribute, else 1 or its bytes).
+    #[arg(long)]
+    pub cost: Option<u64>,
     /// Print one JSON object per result instead of text.
     #[arg(long)]
     pub json: bool,

@@ -46,6 +46,7 @@ pub async fn run(args: StreamArgs) -> ExitCode {
                 priority: item.priority,
                 timeout_ms: item.timeout_ms,
                 batch_key: item.batch_key.clone(),
+                cost: item.cost,
             };
             if tx.send(request).await.is_err() {
                 break;

@@ -63,6 +63,7 @@ pub async fn run(args: SubmitArgs) -> ExitCode {
         priority: args.client.priority,
         timeout_ms: args.client.timeout_ms,
         batch_key: args.client.batch_key.clone(),
+        cost: args.client.cost,
     });
     match client.submit(request).await {
         Ok(response) => {

@@ -9,7 +9,7 @@ use crate::{
     handler::config::{Encoding, RawHandler},
     metrics::{Percentiles, QueueCounts},
     pb,
-    queue::ActorStats,
+    queue::{ActorStats, Named},
 };
 
 fn parse_mode(name: &str) -> Result<Mode, Status> {
@@ -64,6 +64,15 @@ macro_rules! pb_value {
             weights: $v.iter().map(|(k, &w)| (k.clone(), w)).collect(),
         }
     };
+    (name, $v:expr) => {
+        Named::as_str($v).to_owned()
+    };
+    (amount, $v:expr) => {
+        $v
+    };
+    (bounds, $v:expr) => {
+        pb::CostBuckets { bounds: $v.clone() }
+    };
 }
 
 /// A policy field from the control API, as the policy holds it (a mode
@@ -99,6 +108,37 @@ macro_rules! policy_value {
     (weights, $v:expr) => {
         $v.weights.into_iter().collect()
     };
+    (name, $v:expr) => {
+        Named::parse(&$v).unwrap_or_default()
+    };
+    (amount, $v:expr) => {
+        $v
+    };
+    (bounds, $v:expr) => {
+        $v.bounds
+    };
+}
+
+/// Checks a named policy field of a change (`name` kind), so that
+/// [`PolicyChange::apply`] never meets an unknown name.
+macro_rules! check_pb {
+    ($change:ident, $p:ident; $(($name:ident, $pb:ident, $kind:ident, $help:literal)),* $(,)?) => {
+        $( check_field!($kind, $change.$pb, $p.$name); )*
+    };
+}
+
+macro_rules! check_field {
+    (name, $v:expr, $slot:expr) => {
+        if let Some(v) = &$v {
+            check_name(&$slot, v)?;
+        }
+    };
+    ($kind:ident, $v:expr, $slot:expr) => {};
+}
+
+/// Whether `name` names a setting of `_slot`'s type.
+fn check_name<T: Named>(_slot: &T, name: &str) -> Result<(), Status> {
+    T::parse(name).map(|_| ()).map_err(Status::invalid_argument)
 }
 
 macro_rules! to_pb {
@@ -134,6 +174,8 @@ impl PolicyChange {
         if let Some(mode) = &policy.mode {
             parse_mode(mode)?;
         }
+        let (change, p) = (&policy, crate::queue::Policy::default());
+        crate::policy_fields!(check_pb, change, p);
         Ok(Self { policy })
     }
 
@@ -158,6 +200,12 @@ pub fn handler(h: &HandlerConfig) -> pb::HandlerSpec {
         } else {
             0
         },
+        sim_per_cost_ns: if h.kind == HandlerKind::Sim {
+            u64::try_from(h.per_cost.as_nanos()).unwrap_or(u64::MAX)
+        } else {
+            0
+        },
+        sim_padded: h.kind == HandlerKind::Sim && h.padded,
         endpoints: h.endpoints.clone(),
         max_in_flight: to_u32(h.max_in_flight),
         timeout_ms: millis(h.timeout),
@@ -200,6 +248,9 @@ pub fn handler_config(spec: Option<pb::HandlerSpec>) -> Result<HandlerConfig, St
             .then(|| Duration::from_micros(spec.sim_base_us)),
         per_item: (kind == HandlerKind::Sim || spec.sim_per_item_us > 0)
             .then(|| Duration::from_micros(spec.sim_per_item_us)),
+        per_cost: (kind == HandlerKind::Sim || spec.sim_per_cost_ns > 0)
+            .then(|| Duration::from_nanos(spec.sim_per_cost_ns)),
+        padded: (kind == HandlerKind::Sim || spec.sim_padded).then_some(spec.sim_padded),
         endpoints: (!spec.endpoints.is_empty()).then_some(spec.endpoints),
         max_in_flight: (spec.max_in_flight > 0).then_some(spec.max_in_flight as usize),
         timeout: (spec.timeout_ms > 0).then(|| Duration::from_millis(spec.timeout_ms)),

@@ -117,6 +117,11 @@ pub struct HandlerConfig {
     pub base: Duration,
     /// sim: added cost of each item in the batch.
     pub per_item: Duration,
+    /// sim: added cost of each unit of the items' cost (a token, say).
+    pub per_cost: Duration,
+    /// sim: the items' cost counts padded (largest item cost times items),
+    /// as a model that pads to the longest item pays.
+    pub padded: bool,
     /// grpc/http: endpoint URLs (more may register at runtime); grpc also
     /// `dns:///NAME:PORT`, every address of NAME an endpoint.
     pub endpoints: Vec<String>,
@@ -161,6 +166,8 @@ impl Default for HandlerConfig {
             kind: HandlerKind::Echo,
             base: Duration::from_millis(5),
             per_item: Duration::from_micros(20),
+            per_cost: Duration::ZERO,
+            padded: false,
             endpoints: Vec::new(),
             resolve_every: Duration::from_secs(5),
             max_in_flight: 4,
@@ -199,6 +206,14 @@ pub(crate) struct RawHandler {
         skip_serializing_if = "Option::is_none"
     )]
     pub(crate) per_item: Option<Duration>,
+    #[serde(
+        default,
+        with = "humantime_serde",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub(crate) per_cost: Option<Duration>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) padded: Option<bool>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) endpoints: Option<Vec<String>>,
     #[serde(
@@ -253,7 +268,7 @@ pub(crate) struct RawHandler {
 fn fields_of(kind: HandlerKind) -> &'static [&'static str] {
     match kind {
         HandlerKind::Echo => &[],
-        HandlerKind::Sim => &["base", "per_item"],
+        HandlerKind::Sim => &["base", "per_item", "per_cost", "padded"],
         HandlerKind::Grpc => &[
             "endpoints",
             "resolve_every",
@@ -291,6 +306,8 @@ impl TryFrom<RawHandler> for HandlerConfig {
         let given = [
             ("base", raw.base.is_some()),
             ("per_item", raw.per_item.is_some()),
+            ("per_cost", raw.per_cost.is_some()),
+            ("padded", raw.padded.is_some()),
             ("endpoints", raw.endpoints.is_some()),
             ("resolve_every", raw.resolve_every.is_some()),
             ("max_in_flight", raw.max_in_flight.is_some()),
@@ -323,6 +340,8 @@ impl TryFrom<RawHandler> for HandlerConfig {
             kind: raw.kind,
             base: raw.base.unwrap_or(d.base),
             per_item: raw.per_item.unwrap_or(d.per_item),
+            per_cost: raw.per_cost.unwrap_or(d.per_cost),
+            padded: raw.padded.unwrap_or(d.padded),
             endpoints: raw.endpoints.unwrap_or(d.endpoints),
             resolve_every: raw.resolve_every.unwrap_or(d.resolve_every),
             max_in_flight: raw.max_in_flight.unwrap_or(d.max_in_flight),
@@ -350,6 +369,8 @@ impl From<HandlerConfig> for RawHandler {
             kind,
             base: (kind == HandlerKind::Sim).then_some(h.base),
             per_item: (kind == HandlerKind::Sim).then_some(h.per_item),
+            per_cost: (kind == HandlerKind::Sim).then_some(h.per_cost),
+            padded: (kind == HandlerKind::Sim).then_some(h.padded),
             endpoints: remote.then_some(h.endpoints),
             resolve_every: (kind == HandlerKind::Grpc).then_some(h.resolve_every),
             max_in_flight: remote.then_some(h.max_in_flight),
@@ -390,6 +411,7 @@ impl HandlerConfig {
         if self.kind == HandlerKind::Sim {
             duration_at_most(&field("base"), self.base, limits::MAX_SHORT)?;
             duration_at_most(&field("per_item"), self.per_item, limits::MAX_SHORT)?;
+            duration_at_most(&field("per_cost"), self.per_cost, limits::MAX_SHORT)?;
         }
         if !self.kind.is_remote() {
             return Ok(());

@@ -30,6 +30,7 @@ pub use self::{
 use crate::{
     contract::{Batch, ResultSink},
     metrics::Metrics,
+    timer::PreciseTimer,
 };
 
 /// A boxed future, so handlers can be trait objects.
@@ -60,16 +61,22 @@ pub trait Handler: Send + Sync + fmt::Debug + 'static {
 ///
 /// # Errors
 /// INVALID_ARGUMENT for a remote endpoint that cannot be used.
+///
+/// `precise` gives the `sim` handler sub-millisecond sleeps.
 pub fn build(
     queue: Arc<str>,
     config: &HandlerConfig,
     metrics: Arc<Metrics>,
+    precise: Option<Arc<PreciseTimer>>,
 ) -> Result<Arc<dyn Handler>, Status> {
     Ok(match config.kind {
         HandlerKind::Echo => Arc::new(Echo),
         HandlerKind::Sim => Arc::new(Sim {
             base: config.base,
             per_item: config.per_item,
+            per_cost: config.per_cost,
+            padded: config.padded,
+            precise,
         }),
         HandlerKind::Grpc | HandlerKind::Http => Arc::new(Remote::new(queue, config, metrics)?),
     })

@@ -75,9 +75,13 @@ pub struct QueueMetrics {
     /// [`ITEMS_TOTAL`](super::ITEMS_TOTAL) by [`Outcome`].
     pub(super) items: [Counter; 6],
     /// [`BATCHES_TOTAL`](super::BATCHES_TOTAL) by [`Trigger`].
-    pub(super) batches: [Counter; 6],
+    pub(super) batches: [Counter; 7],
     /// [`BATCH_SIZE`](super::BATCH_SIZE).
     pub batch_size: Histogram,
+    /// [`BATCH_COST`](super::BATCH_COST).
+    pub batch_cost: Histogram,
+    /// [`BATCH_PADDING_RATIO`](super::BATCH_PADDING_RATIO).
+    pub padding_ratio: Histogram,
     /// [`QUEUE_WAIT_SECONDS`](super::QUEUE_WAIT_SECONDS) and [`ITEM_SECONDS`](super::ITEM_SECONDS).
     pub timings: Arc<ItemTimings>,
     /// [`HANDLER_SECONDS`](super::HANDLER_SECONDS).

@@ -36,6 +36,25 @@ const SIZE_BUCKETS: &[f64] = &[
     1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0, 1024.0, 2048.0, 4096.0,
 ];
 
+/// Bucket bounds of [`BATCH_COST`]: powers of 4 up to about 16 million.
+const COST_BUCKETS: &[f64] = &[
+    1.0,
+    4.0,
+    16.0,
+    64.0,
+    256.0,
+    1024.0,
+    4096.0,
+    16384.0,
+    65536.0,
+    262_144.0,
+    1_048_576.0,
+    4_194_304.0,
+    16_777_216.0,
+];
+/// Bucket bounds of [`BATCH_PADDING_RATIO`].
+const PADDING_BUCKETS: &[f64] = &[1.0, 1.1, 1.25, 1.5, 2.0, 3.0, 5.0, 10.0, 20.0, 50.0];
+
 /// Selects one histogram of a queue's [`ItemTimings`].
 type PickTiming = fn(&ItemTimings) -> &DurationHistogram;
 
@@ -63,7 +82,11 @@ impl Metrics {
     pub fn new() -> Self {
         let builder = PrometheusBuilder::new()
             .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), SECONDS_BUCKETS)
-            .and_then(|b| b.set_buckets_for_metric(Matcher::Full(BATCH_SIZE.into()), SIZE_BUCKETS));
+            .and_then(|b| b.set_buckets_for_metric(Matcher::Full(BATCH_SIZE.into()), SIZE_BUCKETS))
+            .and_then(|b| b.set_buckets_for_metric(Matcher::Full(BATCH_COST.into()), COST_BUCKETS))
+            .and_then(|b| {
+                b.set_buckets_for_metric(Matcher::Full(BATCH_PADDING_RATIO.into()), PADDING_BUCKETS)
+            });
         // Both bucket lists are non-empty constants, so this cannot fail.
         let recorder = match builder {
             Ok(b) => b.build_recorder(),
@@ -104,6 +127,8 @@ impl Metrics {
             items: Outcome::ALL.map(|o| counter(ITEMS_TOTAL, ("outcome", o.as_str()))),
             batches: Trigger::ALL.map(|t| counter(BATCHES_TOTAL, ("trigger", t.as_str()))),
             batch_size: histogram(BATCH_SIZE),
+            batch_cost: histogram(BATCH_COST),
+            padding_ratio: histogram(BATCH_PADDING_RATIO),
             timings: self
                 .timings
                 .lock()

@@ -9,6 +9,10 @@ pub const ITEMS_TOTAL: &str = "batchgate_items_total";
 pub const BATCHES_TOTAL: &str = "batchgate_batches_total";
 /// Items per dispatched batch.
 pub const BATCH_SIZE: &str = "batchgate_batch_size";
+/// A dispatched batch's cost under its queue's cost model.
+pub const BATCH_COST: &str = "batchgate_batch_cost";
+/// A dispatched batch's padded cost over its summed cost.
+pub const BATCH_PADDING_RATIO: &str = "batchgate_batch_padding_ratio";
 /// Time an item waited in its queue before dispatch.
 pub const QUEUE_WAIT_SECONDS: &str = "batchgate_queue_wait_seconds";
 /// Time a handler took for a whole batch.
@@ -143,9 +147,19 @@ pub(super) fn describe_all(recorder: &PrometheusRecorder) {
     describe(
         BATCHES_TOTAL,
         Unit::Count,
-        "Batches dispatched, by queue and trigger (size, bytes, delay, flush, drain, target).",
+        "Batches dispatched, by queue and trigger (size, bytes, delay, flush, drain, target, cost).",
     );
     describe(BATCH_SIZE, Unit::Count, "Items per dispatched batch.");
+    describe(
+        BATCH_COST,
+        Unit::Count,
+        "Cost per dispatched batch under the queue's cost_model (its item count when items carry no cost).",
+    );
+    describe(
+        BATCH_PADDING_RATIO,
+        Unit::Count,
+        "Per dispatched batch: largest item cost times items over the items' summed cost (1 = no padding waste).",
+    );
     describe(
         HANDLER_SECONDS,
         Unit::Seconds,

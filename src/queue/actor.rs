@@ -21,9 +21,10 @@ use tracing::Instrument;
 use super::{
     QueueSpec,
     alarm::Alarm,
-    backlog::Dropped,
-    batch::{self, Done},
+    backlog::{Dropped, Limit},
+    batch::{self, Done, Head},
     command::{ActorStats, Command, Learned},
+    cost,
     fit::{Fit, Rate},
     inbox::Inbox,
     item::Item,
@@ -90,7 +91,7 @@ struct Actor {
 pub(super) async fn run(spec: QueueSpec, place: Place, inbox: Inbox) {
     let mut actor = Actor {
         place,
-        lanes: Lanes::new(spec.policy.priority_levels),
+        lanes: Lanes::new(spec.policy.priority_levels, spec.policy.budgeted()),
         verdicts: Vec::new(),
         keyed_shown: false,
         alarm: Alarm::new(spec.precise.clone()),
@@ -244,6 +245,12 @@ impl Actor {
                     self.fit = Fit::default();
                 }
                 self.lanes.set_levels(policy.priority_levels);
+                if policy.budgeted() != self.spec.policy.budgeted() {
+                    self.lanes.set_costed(policy.budgeted());
+                    // What was learned was per item, or per cost unit.
+                    self.fit = Fit::default();
+                    self.rate = Rate::default();
+                }
                 self.lanes
                     .reweigh(|key| policy.weights.get(key).copied().unwrap_or(1));
                 if policy.mode != self.spec.policy.mode {
@@ -284,8 +291,20 @@ impl Actor {
             item.reply.err(refusal.into(), None);
             return;
         }
-        let lane = admitted.and_then(|()| self.lane_of(&item));
-        let admitted = lane.and_then(|lane| {
+        let cost = admitted.and_then(|()| {
+            cost::item_cost(
+                &self.spec.policy,
+                &self.spec.name,
+                item.cost,
+                &item.attributes,
+                item.payload.len(),
+            )
+        });
+        let lane = cost.and_then(|cost| {
+            let bucket = cost::bucket_of(&self.spec.policy.cost_buckets, cost);
+            self.lane_of(&item, bucket).map(|lane| (lane, cost))
+        });
+        let admitted = lane.and_then(|(lane, cost)| {
             let spec = &self.spec;
             let limit = spec.policy.max_queue_items;
             let total = self.lanes.len();
@@ -294,15 +313,18 @@ impl Actor {
                 self.place.load.others_depth(self.place.index) + total - backlog.pending().len();
             let (room, dropped) = backlog.room_for_one(limit, others, now, &spec.name);
             self.count(dropped);
-            room.map(|()| lane)
+            room.map(|()| (lane, cost))
         });
         match admitted {
-            Ok(lane) => {
+            Ok((lane, cost)) => {
                 if self.spec.policy.mode.adaptive() {
-                    self.rate.add(now, 1);
+                    let units = if self.spec.policy.budgeted() { cost } else { 1 };
+                    self.rate
+                        .add(now, usize::try_from(units).unwrap_or(usize::MAX));
                 }
                 self.lanes.get_mut(lane).backlog.push_item(
                     item,
+                    cost,
                     now,
                     self.spec.policy.item_timeout,
                 );
@@ -318,9 +340,10 @@ impl Actor {
         }
     }
 
-    /// The lane of an item's batch key: its request's (or header's), else
-    /// the queue's `key_attribute`'s; the keyless lane without one.
-    fn lane_of(&mut self, item: &Item) -> Result<usize, Refusal> {
+    /// The lane of an item's batch key (its request's or header's, else the
+    /// queue's `key_attribute`'s; the keyless lane without one) in cost
+    /// bucket `bucket`.
+    fn lane_of(&mut self, item: &Item, bucket: u8) -> Result<usize, Refusal> {
         let policy = &self.spec.policy;
         let from_attribute = || {
             (!policy.key_attribute.is_empty())
@@ -331,7 +354,7 @@ impl Actor {
         };
         let key = item.key.clone().or_else(from_attribute);
         let Some(key) = key else {
-            return Ok(0);
+            return Ok(self.lanes.keyless(bucket));
         };
         if key.len() > policy::MAX_KEY_BYTES {
             return Err(Refusal::KeyTooLong {
@@ -357,7 +380,7 @@ impl Actor {
             (weight, series)
         };
         self.lanes
-            .lane_for(Some(&key), policy.max_keys, new)
+            .keyed(&key, bucket, policy.max_keys, new)
             .map_err(|TooManyKeys| Refusal::TooManyKeys {
                 queue: self.spec.name.to_string(),
                 key: key.to_string(),
@@ -367,21 +390,34 @@ impl Actor {
 
     /// Sets the per-key depth gauges, while keyed lanes exist (and once
     /// after): each named key its own, the others summed under `other`;
-    /// then drops idle keyed lanes (their named gauges go to 0).
+    /// then drops idle lanes other than the first (their named gauges go
+    /// to 0).
     fn show_keys(&mut self) {
         if self.lanes.keys() == 0 && !self.keyed_shown {
+            // Lanes of other cost buckets, without keys: no gauges.
+            if self.lanes.extra() > 0 {
+                self.lanes.drop_idle();
+            }
             return;
         }
         let mut other: Option<(metrics::Gauge, usize)> = None;
+        // A named key's lanes (one per cost bucket) add up to its depth.
+        let mut named: std::collections::BTreeMap<&str, (&metrics::Gauge, usize)> =
+            Default::default();
         for lane in &self.lanes.all()[1..] {
-            let Some(series) = &lane.series else { continue };
+            let (Some(series), Some(key)) = (&lane.series, &lane.key) else {
+                continue;
+            };
             let depth = lane.backlog.pending().len();
-            if series.named {
-                series.depth.set(depth as f64);
+            let sum = if series.named {
+                &mut named.entry(key).or_insert((&series.depth, 0)).1
             } else {
-                let sum = other.get_or_insert_with(|| (series.depth.clone(), 0));
-                sum.1 += depth;
-            }
+                &mut other.get_or_insert_with(|| (series.depth.clone(), 0)).1
+            };
+            *sum += depth;
+        }
+        for (gauge, depth) in named.into_values() {
+            gauge.set(depth as f64);
         }
         match other {
             Some((gauge, depth)) => gauge.set(depth as f64),
@@ -413,7 +449,7 @@ impl Actor {
             verdicts.extend(self.lanes.all().iter().map(|l| self.next_trigger(l, now)));
             let picked = self
                 .lanes
-                .pick(self.spec.policy.max_batch_size, |i| verdicts[i].is_ok());
+                .pick(self.spec.policy.unit_cap(), |i| verdicts[i].is_ok());
             let verdict = picked.map(|i| (i, verdicts[i]));
             let wake = verdicts.iter().filter_map(|v| v.err().flatten()).min();
             self.verdicts = verdicts;
@@ -423,17 +459,27 @@ impl Actor {
             let policy = &self.spec.policy;
             let lane = self.lanes.get_mut(i);
             let pending = lane.backlog.pending().len();
+            // The mode may choose the size: in items, or for a target with
+            // a budget, in cost.
+            let in_cost = policy.budgeted() && policy.mode == Mode::Target;
             let take = match len {
-                Some(len) => Take {
+                Some(len) if !in_cost => Take {
                     len,
                     hold_rest: false,
                 },
-                None => policy::batch_len(policy, trigger, pending, lane.held_at.is_some()),
+                _ => policy::batch_len(policy, trigger, pending, lane.held_at.is_some()),
             };
             lane.held_at = take.hold_rest.then_some(now);
-            let (items, dropped) =
-                lane.backlog
-                    .take_batch(take.len, policy.max_batch_bytes, now, &self.spec.name);
+            let budget = policy.max_batch_cost;
+            let chosen = len.filter(|_| in_cost).map_or(budget, |units| units as u64);
+            let limit = Limit {
+                items: take.len,
+                bytes: policy.max_batch_bytes,
+                cost: policy
+                    .budgeted()
+                    .then_some((budget.min(chosen), policy.cost_model)),
+            };
+            let (items, dropped) = lane.backlog.take_batch(limit, now, &self.spec.name);
             if lane.backlog.pending().is_empty() {
                 lane.held_at = None;
             }
@@ -441,7 +487,17 @@ impl Actor {
             if let Some(series) = &lane.series {
                 series.items.increment(items.len() as u64);
             }
-            self.lanes.sent(i, items.len());
+            let pad_to = policy::pad_to(policy, items.len());
+            let tally = items
+                .iter()
+                .fold(cost::Tally::default(), |t, w| t.with(w.item.cost));
+            let batch_cost = cost::clamp(tally.cost(policy.cost_model, pad_to));
+            let units = if policy.budgeted() {
+                usize::try_from(batch_cost).unwrap_or(usize::MAX)
+            } else {
+                items.len()
+            };
+            self.lanes.sent(i, units);
             self.count(dropped);
             if self.flush_left > 0 {
                 self.flush_left = self.flush_left.saturating_sub(items.len());
@@ -449,7 +505,13 @@ impl Actor {
             if items.is_empty() {
                 continue;
             }
-            self.launch(trigger, items, now, key);
+            let head = Head {
+                trigger,
+                pad_to,
+                key,
+                cost: tally,
+            };
+            self.launch(head, items, now);
         }
         None
     }
@@ -478,7 +540,8 @@ impl Actor {
                     rate: self.rate.per_sec(now),
                 };
                 let age = now.saturating_duration_since(pending.oldest().unwrap_or(now));
-                return match target::decide(policy, known, pending.len(), age) {
+                let units = self.units(lane);
+                return match target::decide(policy, known, units, age) {
                     Verdict::Dispatch(trigger, len) => Ok((trigger, Some(len))),
                     Verdict::WakeIn(after) => Err(Some(now + after)),
                     Verdict::Idle => Err(None),
@@ -502,6 +565,9 @@ impl Actor {
             len: pending.len(),
             bytes: pending.bytes(),
             oldest_age: now.saturating_duration_since(waiting_since),
+            cost: pending
+                .tally()
+                .map_or(0, |t| cost::clamp(t.cost(policy.cost_model, None))),
         };
         let mut decision = policy::decide(policy, view);
         if decision == Decision::Dispatch(Trigger::Delay) && policy.strict {
@@ -515,16 +581,26 @@ impl Actor {
         }
     }
 
-    fn launch(
-        &mut self,
-        trigger: Trigger,
-        items: Vec<Waiting>,
-        now: Instant,
-        key: Option<std::sync::Arc<str>>,
-    ) {
+    /// What `lane`'s pending items amount to for `mode = "target"`: their
+    /// cost with a budget (at least 1 while any is pending), else their
+    /// count.
+    fn units(&self, lane: &Lane) -> usize {
+        let pending = lane.backlog.pending();
+        match pending.tally() {
+            Some(t) if self.spec.policy.budgeted() => {
+                let cost = cost::clamp(t.cost(self.spec.policy.cost_model, None));
+                usize::try_from(cost)
+                    .unwrap_or(usize::MAX)
+                    .max(pending.len().min(1))
+            }
+            _ => pending.len(),
+        }
+    }
+
+    fn launch(&mut self, head: Head, items: Vec<Waiting>, now: Instant) {
         let spec = &self.spec;
         let id = spec.batch_ids.fetch_add(1, Ordering::Relaxed);
-        let pad_to = policy::pad_to(&spec.policy, items.len());
+        let trigger = head.trigger;
         // Traces on: the batch's span, linked to its items' calls.
         let traced = otel::enabled().then(|| {
             let traces = items.iter().map(|w| w.trace.as_ref());
@@ -533,7 +609,8 @@ impl Actor {
         let (batch, sink) = batch::assemble(
             id,
             spec.name.clone(),
-            (trigger, pad_to, key),
+            head,
+            spec.policy.cost_model,
             items,
             now,
             spec.metrics.clone(),
@@ -565,10 +642,16 @@ impl Actor {
 
     /// Adaptive modes: learns from a finished batch.
     fn learn(&mut self, done: Done) {
+        // With a budget the line is time against cost, else against items.
+        let units = if self.spec.policy.budgeted() {
+            usize::try_from(done.cost).unwrap_or(usize::MAX)
+        } else {
+            done.size
+        };
         match self.spec.policy.mode {
-            Mode::Target => self.fit.observe(done.size, done.took),
+            Mode::Target => self.fit.observe(units, done.took),
             Mode::Aimd => {
-                self.fit.observe(done.size, done.took);
+                self.fit.observe(units, done.took);
                 self.aimd_size = target::aimd_next(&self.spec.policy, self.aimd_size, done.took);
             }
             Mode::Auto | Mode::Manual => {}
@@ -608,12 +691,9 @@ impl Actor {
         if self.fit.samples() < target::SHED_AFTER_SAMPLES {
             return Ok(());
         }
-        let predicted = target::predicted_wait(
-            policy,
-            self.fit.line(),
-            self.lanes.len(),
-            self.in_flight.len(),
-        );
+        let pending = self.lanes.all().iter().map(|l| self.units(l)).sum();
+        let predicted =
+            target::predicted_wait(policy, self.fit.line(), pending, self.in_flight.len());
         let limit = target::shed_limit(policy, item.timeout.unwrap_or(policy.item_timeout));
         match predicted {
             Some(predicted) if predicted > limit => Err(Refusal::Shed {

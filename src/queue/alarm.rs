@@ -20,7 +20,7 @@ use tokio::{
     time::{Instant, Sleep},
 };
 
-use super::timer::{PRECISE_WINDOW, PreciseTimer};
+use crate::timer::{PRECISE_WINDOW, PreciseTimer};
 
 /// The alarm of one queue actor.
 #[derive(Debug)]

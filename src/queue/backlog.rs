@@ -12,6 +12,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use super::{
+    cost::{CostModel, Tally},
     item::Item,
     pending::{Pending, Waiting},
 };
@@ -80,14 +81,21 @@ impl Backlog {
         self.pending.push(priority, item);
     }
 
-    /// Queues `item`, accepted `now`; `item_timeout` is the queue's
-    /// default for an item that names no timeout.
-    pub(super) fn push_item(&mut self, item: Item, now: Instant, item_timeout: Duration) {
+    /// Queues `item` of `cost`, accepted `now`; `item_timeout` is the
+    /// queue's default for an item that names no timeout.
+    pub(super) fn push_item(
+        &mut self,
+        item: Item,
+        cost: u64,
+        now: Instant,
+        item_timeout: Duration,
+    ) {
         let waiting = Waiting {
             item: BatchItem {
                 payload: item.payload,
                 attributes: item.attributes,
                 trace_id: item.trace_id,
+                cost,
             },
             reply: item.reply,
             enqueued_at: now,
@@ -126,6 +134,11 @@ impl Backlog {
     /// Changes the number of priority levels.
     pub(super) fn set_levels(&mut self, levels: u32) {
         self.pending.set_levels(levels);
+    }
+
+    /// Keeps the items' costs (for a budget) or stops.
+    pub(super) fn set_costed(&mut self, costed: bool) {
+        self.pending.set_costed(costed);
     }
 
     /// Takes every item, in dispatch order.
@@ -181,24 +194,34 @@ impl Backlog {
         dropped
     }
 
-    /// Takes the next batch's items in dispatch order, at most `max_items`
-    /// and (beyond the first) `max_bytes`, answering expired and dropping
-    /// cancelled items on the way.
+    /// Takes the next batch's items in dispatch order, at most `limit`'s
+    /// items and (beyond the first) its bytes and cost, answering expired
+    /// and dropping cancelled items on the way.
     pub(super) fn take_batch(
         &mut self,
-        max_items: usize,
-        max_bytes: usize,
+        limit: Limit,
         now: Instant,
         queue: &str,
     ) -> (Vec<Waiting>, Dropped) {
+        let max_items = limit.items;
         let mut items = Vec::with_capacity(max_items.min(self.pending.len()));
         let mut bytes = 0;
+        let mut cost = Tally::default();
         let mut dropped = Dropped::default();
         while items.len() < max_items {
-            let Some(size) = self.pending.peek_size() else {
+            let Some(next) = self.pending.peek() else {
                 break;
             };
-            if !items.is_empty() && bytes + size > max_bytes {
+            let (size, next_cost) = (next.item.payload.len(), next.item.cost);
+            if !items.is_empty() && bytes + size > limit.bytes {
+                break;
+            }
+            let with_next = cost.with(next_cost);
+            if !items.is_empty()
+                && limit
+                    .cost
+                    .is_some_and(|(budget, model)| with_next.cost(model, None) > u128::from(budget))
+            {
                 break;
             }
             let Some(w) = self.pending.pop() else {
@@ -211,6 +234,7 @@ impl Backlog {
                 expire(queue, w, now);
             } else {
                 bytes += size;
+                cost = with_next;
                 items.push(w);
             }
         }
@@ -239,6 +263,18 @@ impl Backlog {
         }
         [self.next_expiry, self.next_gone_sweep]
     }
+}
+
+/// What one batch may take: items, payload bytes and, with a budget, cost
+/// under a model (the first item is taken whatever its bytes or cost).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Limit {
+    /// Most items.
+    pub items: usize,
+    /// Most payload bytes.
+    pub bytes: usize,
+    /// Most cost, and how it is counted.
+    pub cost: Option<(u64, CostModel)>,
 }
 
 /// Answers an item whose deadline passed while it waited.

@@ -26,6 +26,7 @@ use tokio_util::sync::CancellationToken;
 use tonic::Status;
 
 use super::{
+    cost::{self, CostModel, Tally},
     item::{Answer, BatchFacts, Gathered, Reply},
     pending::Waiting,
 };
@@ -321,15 +322,36 @@ fn nanos(d: Duration) -> u64 {
     u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
 }
 
-/// Builds the batch and its sink from the items leaving a queue.
+/// What the queue decided about a batch besides its items.
+#[derive(Debug, Clone)]
+pub(crate) struct Head {
+    /// Why it closed.
+    pub trigger: Trigger,
+    /// The allowed size it is padded to, if its count is not allowed.
+    pub pad_to: Option<usize>,
+    /// The batch key its items share.
+    pub key: Option<Arc<str>>,
+    /// Its items' costs.
+    pub cost: Tally,
+}
+
+/// Builds the batch and its sink from the items leaving a queue; `model`
+/// is how the queue counts a batch's cost.
 pub(crate) fn assemble(
     id: u64,
     queue: Arc<str>,
-    (trigger, pad_to, key): (Trigger, Option<usize>, Option<Arc<str>>),
+    head: Head,
+    model: CostModel,
     items: Vec<Waiting>,
     now: Instant,
     metrics: Arc<QueueMetrics>,
 ) -> (Batch, BatchSink) {
+    let Head {
+        trigger,
+        pad_to,
+        key,
+        cost: tally,
+    } = head;
     let mut batch_items = Vec::with_capacity(items.len());
     let mut slots = Vec::with_capacity(items.len());
     let mut deadline = now + Duration::from_secs(24 * 3600);
@@ -348,6 +370,11 @@ pub(crate) fn assemble(
     waits.flush_into(&metrics.timings.queue_wait);
     metrics.batch(trigger);
     metrics.batch_size.record(batch_items.len() as f64);
+    let batch_cost = cost::clamp(tally.cost(model, pad_to));
+    metrics.batch_cost.record(batch_cost as f64);
+    if let Some(ratio) = tally.padding_ratio(pad_to) {
+        metrics.padding_ratio.record(ratio);
+    }
     let sink = BatchSink {
         state: Mutex::new(SinkState::new(id, trigger, now, slots, metrics)),
     };
@@ -359,6 +386,7 @@ pub(crate) fn assemble(
         deadline,
         pad_to,
         key,
+        cost: batch_cost,
     };
     (batch, sink)
 }
@@ -437,6 +465,7 @@ pub(crate) async fn run(
         .remember_batch(batch.items.len(), handler_time, &state.item_times_ns);
     Done {
         size: batch.pad_to.unwrap_or(batch.items.len()),
+        cost: batch.cost,
         took: handler_time,
     }
 }
@@ -447,6 +476,8 @@ pub(crate) async fn run(
 pub(crate) struct Done {
     /// Items the handler processed.
     pub size: usize,
+    /// The batch's cost under the queue's model.
+    pub cost: u64,
     /// Time in the handler.
     pub took: Duration,
 }

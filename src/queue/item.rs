@@ -48,6 +48,9 @@ pub struct Item {
     /// Its batch key from the request or its header (the queue may find
     /// one in its attributes instead); `None`: no key given.
     pub key: Option<Arc<str>>,
+    /// Its cost from the request's `cost` field (the queue may find one in
+    /// its attributes instead); `None`: not given.
+    pub cost: Option<u64>,
     /// Where the answer goes.
     pub reply: Reply,
 }

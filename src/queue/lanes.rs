@@ -5,9 +5,15 @@
 //! A batch takes items of one lane only. Each lane has its own backlog
 //! (priorities, deadlines) and its own `held_at`, so every trigger applies
 //! per key. A keyed lane exists while it holds items: an idle key is
-//! dropped at once, and at most `max_keys` keyed lanes exist.
+//! dropped at once, and items of at most `max_keys` keys are pending.
 //!
-//! Fair share (deficit round robin by item count): lanes are visited in
+//! Length buckets (`cost_buckets`) split a key's items further: a lane is
+//! one (key, bucket) pair, so a batch holds items of one bucket only and
+//! every trigger applies per bucket. Lanes of a bucket other than the
+//! first exist, like keyed ones, only while they hold items.
+//!
+//! Fair share (deficit round robin, counted in items, or in cost when the
+//! queue has a cost budget): lanes are visited in
 //! turn; a lane with a batch ready and credit left sends it and pays its
 //! item count; when no ready lane has credit left, every ready lane gets
 //! its quantum (`max_batch_size` × its weight) and the visit goes on from
@@ -42,6 +48,8 @@ pub(super) struct KeySeries {
 pub(super) struct Lane {
     /// The key; `None` for the lane of items without one.
     pub key: Option<Arc<str>>,
+    /// The cost bucket (0 without buckets).
+    pub bucket: u8,
     /// Its items.
     pub backlog: Backlog,
     /// When a delay batch of an allowed size left the rest pending: their
@@ -56,10 +64,18 @@ pub(super) struct Lane {
 }
 
 impl Lane {
-    fn new(key: Option<Arc<str>>, levels: u32, weight: u32, series: Option<KeySeries>) -> Self {
+    fn new(
+        (key, bucket): LaneId,
+        (levels, costed): (u32, bool),
+        weight: u32,
+        series: Option<KeySeries>,
+    ) -> Self {
+        let mut backlog = Backlog::new(levels);
+        backlog.set_costed(costed);
         Self {
             key,
-            backlog: Backlog::new(levels),
+            bucket,
+            backlog,
             held_at: None,
             credit: 0,
             weight,
@@ -78,17 +94,25 @@ impl Lane {
     }
 }
 
-/// A queue's lanes: `[0]` holds the items without a key and always exists.
+/// Which lane: a batch key (or none) and a cost bucket.
+pub(super) type LaneId = (Option<Arc<str>>, u8);
+
+/// A queue's lanes: `[0]` holds the items without a key of the first
+/// bucket and always exists.
 #[derive(Debug)]
 pub(super) struct Lanes {
-    /// The lanes; keyed ones from index 1.
+    /// The lanes; the others from index 1.
     lanes: Vec<Lane>,
-    /// Where each key's lane is.
-    index: HashMap<Arc<str>, usize>,
+    /// Where each (key, bucket)'s lane is (all but lane 0).
+    index: HashMap<LaneId, usize>,
+    /// Lanes of each key.
+    keys: HashMap<Arc<str>, usize>,
     /// The lane the round robin visits first.
     cursor: usize,
     /// Priority levels of new lanes.
     levels: u32,
+    /// Whether lanes keep their items' costs (a cost budget).
+    costed: bool,
 }
 
 /// Why an item's lane could not be had.
@@ -96,13 +120,16 @@ pub(super) struct Lanes {
 pub(super) struct TooManyKeys;
 
 impl Lanes {
-    /// Just the lane of items without a key.
-    pub(super) fn new(levels: u32) -> Self {
+    /// Just the lane of items without a key; `costed`: lanes keep their
+    /// items' costs.
+    pub(super) fn new(levels: u32, costed: bool) -> Self {
         Self {
-            lanes: vec![Lane::new(None, levels, 1, None)],
+            lanes: vec![Lane::new((None, 0), (levels, costed), 1, None)],
             index: HashMap::new(),
+            keys: HashMap::new(),
             cursor: 0,
             levels,
+            costed,
         }
     }
 
@@ -121,8 +148,13 @@ impl Lanes {
         &mut self.lanes[i]
     }
 
-    /// Keyed lanes that exist (each holds items, or did this turn).
+    /// Keys whose lanes exist (each holds items, or did this turn).
     pub(super) fn keys(&self) -> usize {
+        self.keys.len()
+    }
+
+    /// Lanes besides the first (keyed, or of another bucket).
+    pub(super) fn extra(&self) -> usize {
         self.lanes.len() - 1
     }
 
@@ -136,34 +168,58 @@ impl Lanes {
         self.lanes.iter().all(|l| l.backlog.pending().is_empty())
     }
 
-    /// The lane of `key` (made if new, unless `max_keys` keyed lanes exist
-    /// already); `series` names a new lane's metric series and `weight`
-    /// its weight.
-    pub(super) fn lane_for(
+    /// The lane of items without a key in `bucket` (made if new).
+    pub(super) fn keyless(&mut self, bucket: u8) -> usize {
+        if bucket == 0 {
+            return 0;
+        }
+        match self.index.get(&(None, bucket)) {
+            Some(&i) => i,
+            None => self.make((None, bucket), 1, None),
+        }
+    }
+
+    /// The lane of `key` in `bucket` (made if new, unless it is a new key
+    /// and items of `max_keys` keys are pending already); `new` gives a
+    /// new key's weight and metric series.
+    pub(super) fn keyed(
         &mut self,
-        key: Option<&Arc<str>>,
+        key: &Arc<str>,
+        bucket: u8,
         max_keys: usize,
         new: impl FnOnce(&str) -> (u32, KeySeries),
     ) -> Result<usize, TooManyKeys> {
-        let Some(key) = key else {
-            return Ok(0);
-        };
-        if let Some(&i) = self.index.get(key) {
+        let id = (Some(key.clone()), bucket);
+        if let Some(&i) = self.index.get(&id) {
             return Ok(i);
         }
-        if self.keys() >= max_keys {
+        if !self.keys.contains_key(key) && self.keys() >= max_keys {
             return Err(TooManyKeys);
         }
+        *self.keys.entry(key.clone()).or_default() += 1;
         let (weight, series) = new(key);
+        Ok(self.make(id, weight, Some(series)))
+    }
+
+    fn make(&mut self, id: LaneId, weight: u32, series: Option<KeySeries>) -> usize {
         let i = self.lanes.len();
         self.lanes.push(Lane::new(
-            Some(key.clone()),
-            self.levels,
+            id.clone(),
+            (self.levels, self.costed),
             weight,
-            Some(series),
+            series,
         ));
-        self.index.insert(key.clone(), i);
-        Ok(i)
+        self.index.insert(id, i);
+        i
+    }
+
+    /// Makes every lane keep its items' costs, or stop (a budget set or
+    /// removed).
+    pub(super) fn set_costed(&mut self, costed: bool) {
+        self.costed = costed;
+        for lane in &mut self.lanes {
+            lane.backlog.set_costed(costed);
+        }
     }
 
     /// Sets the weights from `weight_of` (a policy change).
@@ -189,11 +245,17 @@ impl Lanes {
         while i < self.lanes.len() {
             if self.lanes[i].backlog.pending().is_empty() {
                 let gone = self.lanes.swap_remove(i);
-                if let Some(key) = gone.key {
-                    self.index.remove(&key);
+                if let Some(key) = &gone.key
+                    && let Some(n) = self.keys.get_mut(key)
+                {
+                    *n -= 1;
+                    if *n == 0 {
+                        self.keys.remove(key);
+                    }
                 }
-                if let Some(moved) = self.lanes.get(i).and_then(|l| l.key.clone()) {
-                    self.index.insert(moved, i);
+                self.index.remove(&(gone.key, gone.bucket));
+                if let Some(moved) = self.lanes.get(i) {
+                    self.index.insert((moved.key.clone(), moved.bucket), i);
                 }
                 if self.cursor >= self.lanes.len() {
                     self.cursor = 0;
@@ -301,28 +363,30 @@ mod tests {
 
     #[test]
     fn lanes_by_key_with_a_cap_and_idle_ones_dropped() {
-        let mut lanes = Lanes::new(1);
+        let mut lanes = Lanes::new(1, false);
         let (a, b, c): (Arc<str>, Arc<str>, Arc<str>) = ("a".into(), "b".into(), "c".into());
-        assert_eq!(lanes.lane_for(None, 2, |_| (1, series())), Ok(0));
-        assert_eq!(lanes.lane_for(Some(&a), 2, |_| (1, series())), Ok(1));
-        assert_eq!(lanes.lane_for(Some(&b), 2, |_| (1, series())), Ok(2));
-        assert_eq!(lanes.lane_for(Some(&a), 2, |_| (1, series())), Ok(1));
-        assert_eq!(
-            lanes.lane_for(Some(&c), 2, |_| (1, series())),
-            Err(TooManyKeys)
-        );
-        // Both hold nothing: dropped, so a third key fits.
+        assert_eq!(lanes.keyless(0), 0);
+        assert_eq!(lanes.keyed(&a, 0, 2, |_| (1, series())), Ok(1));
+        assert_eq!(lanes.keyed(&b, 0, 2, |_| (1, series())), Ok(2));
+        assert_eq!(lanes.keyed(&a, 0, 2, |_| (1, series())), Ok(1));
+        assert_eq!(lanes.keyed(&c, 0, 2, |_| (1, series())), Err(TooManyKeys));
+        // Another bucket of a key is another lane, not another key.
+        assert_eq!(lanes.keyed(&a, 3, 2, |_| (1, series())), Ok(3));
+        assert_eq!(lanes.keyless(3), 4);
+        assert_eq!(lanes.keyless(3), 4);
+        assert_eq!((lanes.keys(), lanes.extra()), (2, 4));
+        // All hold nothing: dropped, so a third key fits.
         lanes.drop_idle();
-        assert_eq!(lanes.keys(), 0);
-        assert_eq!(lanes.lane_for(Some(&c), 2, |_| (1, series())), Ok(1));
+        assert_eq!((lanes.keys(), lanes.extra()), (0, 0));
+        assert_eq!(lanes.keyed(&c, 0, 2, |_| (1, series())), Ok(1));
     }
 
     #[test]
     fn backlogged_lanes_send_in_proportion_to_their_weights() {
-        let mut lanes = Lanes::new(1);
+        let mut lanes = Lanes::new(1, false);
         let (a, b): (Arc<str>, Arc<str>) = ("a".into(), "b".into());
-        lanes.lane_for(Some(&a), 8, |_| (3, series())).unwrap();
-        lanes.lane_for(Some(&b), 8, |_| (1, series())).unwrap();
+        lanes.keyed(&a, 0, 8, |_| (3, series())).unwrap();
+        lanes.keyed(&b, 0, 8, |_| (1, series())).unwrap();
         // Lanes 1 and 2 always have a batch of 4 ready (the backlogs stay
         // empty here, so `pay` would reset credit: charge by hand).
         let mut sent = [0usize; 3];
@@ -339,7 +403,7 @@ mod tests {
 
     #[test]
     fn no_lane_ready_picks_none() {
-        let mut lanes = Lanes::new(1);
+        let mut lanes = Lanes::new(1, false);
         assert_eq!(lanes.pick(4, |_| false), None);
         assert_eq!(lanes.pick(4, |_| true), Some(0));
     }

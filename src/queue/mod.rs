@@ -9,6 +9,7 @@ mod alarm;
 mod backlog;
 mod batch;
 mod command;
+pub mod cost;
 mod fit;
 mod inbox;
 mod item;
@@ -17,7 +18,6 @@ mod pending;
 mod policy;
 mod shards;
 mod target;
-pub mod timer;
 
 use std::sync::{
     Arc,
@@ -31,11 +31,12 @@ pub use self::{
     backlog::GONE_SWEEP_EVERY,
     batch::BatchSink,
     command::{ActorStats, Command, Learned},
+    cost::{CostModel, CostSource, Oversize},
     item::{
         Answer, BatchFacts, Gathered, Item, Reply, StreamAnswer, StreamAnswers, StreamLink,
         StreamReply,
     },
-    policy::{Decision, Mode, PendingView, Policy, decide},
+    policy::{Decision, Mode, Named, PendingView, Policy, decide},
 };
 use crate::{
     error::Refusal,
@@ -109,7 +110,7 @@ pub struct QueueSpec {
     /// Sub-millisecond wake-ups for `max_delay`; `None` uses tokio's timer
     /// alone (whole milliseconds, rounded up), which a paused test clock
     /// needs.
-    pub precise: Option<Arc<timer::PreciseTimer>>,
+    pub precise: Option<Arc<crate::timer::PreciseTimer>>,
 }
 
 impl QueueHandle {

@@ -2,11 +2,11 @@
 //! served highest level first, with running totals so the policy never has
 //! to walk the items.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 
 use tokio::time::Instant;
 
-use super::item::Reply;
+use super::{cost::Tally, item::Reply};
 use crate::contract::BatchItem;
 
 /// An accepted item waiting for its batch.
@@ -36,6 +36,37 @@ pub struct Pending {
     len: usize,
     /// Payload bytes in all levels.
     bytes: usize,
+    /// With a cost budget: the costs of the items in all levels.
+    book: Option<CostBook>,
+}
+
+/// The costs of the pending items: their sum, and how many of each cost
+/// (so the largest is known after any item leaves).
+#[derive(Debug, Default)]
+struct CostBook {
+    sum: u128,
+    counts: BTreeMap<u64, usize>,
+}
+
+impl CostBook {
+    fn add(&mut self, cost: u64) {
+        self.sum += u128::from(cost);
+        *self.counts.entry(cost).or_default() += 1;
+    }
+
+    fn remove(&mut self, cost: u64) {
+        self.sum -= u128::from(cost);
+        if let Some(n) = self.counts.get_mut(&cost) {
+            *n -= 1;
+            if *n == 0 {
+                self.counts.remove(&cost);
+            }
+        }
+    }
+
+    fn max(&self) -> u64 {
+        self.counts.keys().next_back().copied().unwrap_or(0)
+    }
 }
 
 impl Pending {
@@ -46,6 +77,38 @@ impl Pending {
             levels,
             len: 0,
             bytes: 0,
+            book: None,
+        }
+    }
+
+    /// Keeps (or stops keeping) the items' costs, for a cost budget.
+    pub fn set_costed(&mut self, costed: bool) {
+        if costed == self.book.is_some() {
+            return;
+        }
+        self.book = costed.then(|| {
+            let mut book = CostBook::default();
+            for w in self.levels.iter().flatten() {
+                book.add(w.item.cost);
+            }
+            book
+        });
+    }
+
+    /// The pending items' costs, when they are kept.
+    pub fn tally(&self) -> Option<Tally> {
+        self.book.as_ref().map(|b| Tally {
+            n: self.len,
+            sum: b.sum,
+            max: b.max(),
+        })
+    }
+
+    fn left(&mut self, item: &Waiting) {
+        self.len -= 1;
+        self.bytes -= item.item.payload.len();
+        if let Some(book) = &mut self.book {
+            book.remove(item.item.cost);
         }
     }
 
@@ -69,6 +132,9 @@ impl Pending {
         let last = self.levels.len() - 1;
         self.len += 1;
         self.bytes += item.item.payload.len();
+        if let Some(book) = &mut self.book {
+            book.add(item.item.cost);
+        }
         self.levels[priority.min(last)].push_back(item);
     }
 
@@ -80,12 +146,9 @@ impl Pending {
             .min()
     }
 
-    /// The payload size of the item [`Pending::pop`] would return.
-    pub fn peek_size(&self) -> Option<usize> {
-        self.levels
-            .iter()
-            .rev()
-            .find_map(|level| level.front().map(|w| w.item.payload.len()))
+    /// The item [`Pending::pop`] would return.
+    pub fn peek(&self) -> Option<&Waiting> {
+        self.levels.iter().rev().find_map(|level| level.front())
     }
 
     /// Removes the next item in dispatch order: highest level, oldest first.
@@ -95,8 +158,7 @@ impl Pending {
             .iter_mut()
             .rev()
             .find_map(|level| level.pop_front())?;
-        self.len -= 1;
-        self.bytes -= item.item.payload.len();
+        self.left(&item);
         Some(item)
     }
 
@@ -116,14 +178,17 @@ impl Pending {
     /// Offers every item to `keep`, which returns the ones to keep; the
     /// others it has taken over (answered or dropped).
     pub fn sweep(&mut self, mut keep: impl FnMut(Waiting) -> Option<Waiting>) {
-        for level in &mut self.levels {
-            for item in std::mem::take(level) {
-                let size = item.item.payload.len();
+        for at in 0..self.levels.len() {
+            for item in std::mem::take(&mut self.levels[at]) {
+                let (size, cost) = (item.item.payload.len(), item.item.cost);
                 match keep(item) {
-                    Some(item) => level.push_back(item),
+                    Some(item) => self.levels[at].push_back(item),
                     None => {
                         self.len -= 1;
                         self.bytes -= size;
+                        if let Some(book) = &mut self.book {
+                            book.remove(cost);
+                        }
                     }
                 }
             }
@@ -140,6 +205,9 @@ impl Pending {
                 if gone(w) {
                     dropped += 1;
                     self.bytes -= w.item.payload.len();
+                    if let Some(book) = &mut self.book {
+                        book.remove(w.item.cost);
+                    }
                     false
                 } else {
                     true
@@ -177,6 +245,9 @@ impl Pending {
     pub fn take_all(&mut self) -> impl Iterator<Item = Waiting> + use<> {
         self.len = 0;
         self.bytes = 0;
+        if let Some(book) = &mut self.book {
+            *book = CostBook::default();
+        }
         let levels = std::mem::take(&mut self.levels);
         self.levels = (0..levels.len()).map(|_| VecDeque::new()).collect();
         levels.into_iter().rev().flatten()
@@ -197,6 +268,7 @@ mod tests {
                 payload: Bytes::from_static(payload.as_bytes()),
                 attributes: HashMap::new(),
                 trace_id: None,
+                cost: payload.len() as u64,
             },
             trace: None,
             reply: Reply::Unary(tx),
@@ -230,7 +302,7 @@ mod tests {
         p.push(1, waiting("new", t + std::time::Duration::from_millis(5)));
         p.push(0, waiting("old", t));
         assert_eq!(p.oldest(), Some(t));
-        assert_eq!(p.peek_size(), Some(3));
+        assert_eq!(p.peek().map(|w| w.item.payload.len()), Some(3));
     }
 
     #[test]
@@ -246,5 +318,27 @@ mod tests {
         assert_eq!(p.drop_gone(|w| w.item.payload.len() == 1), 1);
         assert_eq!((p.len(), p.bytes()), (1, 3));
         assert_eq!(p.pop().map(|w| w.item.payload), Some("ccc".into()));
+    }
+
+    #[test]
+    fn costs_are_kept_through_every_way_out() {
+        let t = Instant::now();
+        let mut p = Pending::new(2);
+        assert_eq!(p.tally(), None, "not kept without a budget");
+        p.push(0, waiting("aaaa", t));
+        p.set_costed(true);
+        assert_eq!(p.tally().map(|c| (c.n, c.sum, c.max)), Some((1, 4, 4)));
+        for s in ["a", "bb", "cccccc"] {
+            p.push(1, waiting(s, t));
+        }
+        assert_eq!(p.tally().map(|c| (c.sum, c.max)), Some((13, 6)));
+        p.sweep(|w| (w.item.payload.len() != 6).then_some(w));
+        assert_eq!(p.tally().map(|c| (c.sum, c.max)), Some((7, 4)));
+        assert_eq!(p.drop_gone(|w| w.item.payload.len() == 4), 1);
+        assert_eq!(p.tally().map(|c| (c.n, c.sum, c.max)), Some((2, 3, 2)));
+        p.pop();
+        assert_eq!(p.tally().map(|c| (c.sum, c.max)), Some((2, 2)));
+        let _ = p.take_all().count();
+        assert_eq!(p.tally().map(|c| (c.n, c.sum, c.max)), Some((0, 0, 0)));
     }
 }

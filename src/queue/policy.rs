@@ -6,7 +6,10 @@
 //! 1. Nothing pending: idle (no timer, an idle queue never wakes).
 //! 2. Manual mode: idle; only flush or drain dispatch (the actor handles both).
 //! 3. `max_batch_size` items pending: dispatch, trigger `size`.
-//! 4. `max_batch_bytes` bytes pending: dispatch, trigger `bytes`.
+//! 4. `max_batch_bytes` bytes pending: dispatch, trigger `bytes`; with
+//!    `max_batch_cost`, the pending items cost at least that much (see
+//!    `cost.rs`): dispatch, trigger `cost` (the batch takes the items that
+//!    fit; the next one starts the next batch).
 //! 5. The oldest pending item has waited `max_delay`: dispatch, trigger
 //!    `delay`, provided `min_batch_size` items are pending; otherwise idle
 //!    until more items come.
@@ -26,6 +29,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use super::cost::{CostModel, CostSource, Oversize};
 pub use crate::contract::Trigger;
 use crate::{
     error::Refusal,
@@ -111,6 +115,18 @@ macro_rules! policy_fields {
                 "Batch by key: most keys with items pending at once; more are refused RESOURCE_EXHAUSTED."),
             (weights, weights, weights,
                 "Batch by key: weights in the fair share, e.g. \"tenant-a=3,tenant-b=2\" (others 1; \"\" for all 1); named keys get metric series of their own."),
+            (cost, cost, name,
+                "Cost budget: an item's cost when its request and cost_attribute give none: unit (1) or bytes (its payload's length)."),
+            (cost_attribute, cost_attribute, text,
+                "Cost budget: the attribute holding an item's cost, a whole number such as a token count (\"\" for none)."),
+            (max_batch_cost, max_batch_cost, amount,
+                "Cost budget: close a batch before its cost would pass this (trigger cost; 0 for no budget)."),
+            (cost_model, cost_model, name,
+                "Cost budget: a batch's cost: sum (items' costs added) or padded (largest cost times items)."),
+            (oversize, oversize, name,
+                "Cost budget: an item costing more than max_batch_cost is refused (INVALID_ARGUMENT) or sent alone: refuse or alone."),
+            (cost_buckets, cost_buckets, bounds,
+                "Length buckets: ascending upper bounds of item cost, e.g. \"32,64,128,256\" (\"\" for none); items of one bucket batch together."),
         }
     };
 }
@@ -201,6 +217,21 @@ pub struct Policy {
     /// `key="other"`.
     #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub weights: std::collections::BTreeMap<String, u32>,
+    /// Cost budget: an item's cost when neither its request nor
+    /// `cost_attribute` gives one (see `cost.rs`).
+    pub cost: CostSource,
+    /// Cost budget: the attribute holding an item's cost (empty: none).
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub cost_attribute: String,
+    /// Cost budget: a batch's cost never passes this (0: no budget).
+    pub max_batch_cost: u64,
+    /// Cost budget: how a batch's cost follows from its items'.
+    pub cost_model: CostModel,
+    /// Cost budget: what happens to an item costing more than the budget.
+    pub oversize: Oversize,
+    /// Length buckets: ascending upper bounds of item cost (empty: none).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub cost_buckets: Vec<u64>,
 }
 
 impl Default for Policy {
@@ -223,8 +254,28 @@ impl Default for Policy {
             key_attribute: String::new(),
             max_keys: 1024,
             weights: std::collections::BTreeMap::new(),
+            cost: CostSource::Unit,
+            cost_attribute: String::new(),
+            max_batch_cost: 0,
+            cost_model: CostModel::Sum,
+            oversize: Oversize::Refuse,
+            cost_buckets: Vec::new(),
         }
     }
+}
+
+/// A policy setting chosen by name (`cost_model = "padded"`), as the
+/// config, the control API and `ctl` write it.
+pub trait Named: Sized + Copy {
+    /// Every name, in order.
+    const NAMES: &'static [&'static str];
+    /// The name.
+    fn as_str(self) -> &'static str;
+    /// The setting of a name.
+    ///
+    /// # Errors
+    /// The unknown name, with the valid ones.
+    fn parse(name: &str) -> Result<Self, String>;
 }
 
 /// What the policy needs to know about the pending items.
@@ -236,6 +287,9 @@ pub struct PendingView {
     pub bytes: usize,
     /// How long the oldest of them has waited.
     pub oldest_age: Duration,
+    /// What they cost together under the queue's cost model (0 without a
+    /// budget).
+    pub cost: u64,
 }
 
 /// The policy's verdict.
@@ -259,6 +313,9 @@ pub fn decide(policy: &Policy, pending: PendingView) -> Decision {
     }
     if pending.bytes >= policy.max_batch_bytes {
         return Decision::Dispatch(Trigger::Bytes);
+    }
+    if policy.max_batch_cost > 0 && pending.cost >= policy.max_batch_cost {
+        return Decision::Dispatch(Trigger::Cost);
     }
     match policy.max_delay.checked_sub(pending.oldest_age) {
         Some(left) if !left.is_zero() => Decision::WakeIn(left),
@@ -309,6 +366,21 @@ pub fn pad_to(policy: &Policy, len: usize) -> Option<usize> {
 }
 
 impl Policy {
+    /// Whether batches follow a cost budget (`max_batch_cost` set).
+    pub fn budgeted(&self) -> bool {
+        self.max_batch_cost > 0
+    }
+
+    /// The most units one batch may hold: cost with a budget, else items
+    /// (what `mode = "target"` learns its handler time against).
+    pub fn unit_cap(&self) -> usize {
+        if self.budgeted() {
+            usize::try_from(self.max_batch_cost).unwrap_or(usize::MAX)
+        } else {
+            self.max_batch_size
+        }
+    }
+
     /// Checks the policy's values; `path` prefixes the field names and
     /// `max_message_bytes` is the server's `max_message_bytes`.
     ///
@@ -374,6 +446,7 @@ impl Policy {
             return Err(invalid(field("shards"), "must be ≥ 1"));
         }
         self.validate_keys(&field)?;
+        super::cost::validate(self, &field)?;
         at_most(&field("shards"), self.shards, limits::MAX_SHARDS, "")?;
         if self.item_timeout.is_zero() {
             return Err(invalid(field("item_timeout"), "must be > 0"));
@@ -554,6 +627,7 @@ mod tests {
             key_attribute: String::new(),
             max_keys: 1024,
             weights: Default::default(),
+            ..Policy::default()
         }
     }
 
@@ -562,7 +636,39 @@ mod tests {
             len,
             bytes,
             oldest_age: Duration::from_micros(age_us),
+            cost: 0,
         }
+    }
+
+    #[test]
+    fn cost_closes_at_the_budget() {
+        let p = Policy {
+            max_batch_cost: 100,
+            ..policy()
+        };
+        let at = |cost| {
+            decide(
+                &p,
+                PendingView {
+                    cost,
+                    ..view(2, 2, 0)
+                },
+            )
+        };
+        assert!(matches!(at(99), Decision::WakeIn(_)));
+        assert_eq!(at(100), Decision::Dispatch(Trigger::Cost));
+        assert_eq!(at(101), Decision::Dispatch(Trigger::Cost));
+        // Without a budget the cost is never looked at.
+        assert!(matches!(
+            decide(
+                &policy(),
+                PendingView {
+                    cost: 1_000,
+                    ..view(2, 2, 0)
+                }
+            ),
+            Decision::WakeIn(_)
+        ));
     }
 
     #[test]

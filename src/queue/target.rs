@@ -21,6 +21,11 @@
 //! - fewer wait for more, but never past the moment the oldest would miss
 //!   `0.9·T` given `t(n_need)`; then they go (trigger `target`).
 //!
+//! With a cost budget (`max_batch_cost`) every count above is in cost
+//! units instead of items: the line is time against batch cost, the rate
+//! cost per second, and the caps are `max_batch_cost` (see
+//! [`Policy::unit_cap`]).
+//!
 //! Shedding (`shed = true`): once the fit has seen [`SHED_AFTER_SAMPLES`]
 //! batches, an item is refused at admission when the queue ahead of it, in
 //! batches of `n_max` over `k` slots (plus half a batch while every slot is
@@ -71,7 +76,7 @@ pub enum Verdict {
 /// The largest batch: the most items whose predicted time is at most half
 /// the target (at least 1, at most `max_batch_size`).
 pub fn max_batch(policy: &Policy, line: Option<Line>) -> usize {
-    let cap = policy.max_batch_size;
+    let cap = policy.unit_cap();
     let Some(line) = line else {
         return cap;
     };
@@ -111,7 +116,7 @@ pub fn batch_limit(policy: &Policy, known: Known) -> usize {
         known.line,
         known.rate,
         slots,
-        policy.max_batch_size,
+        policy.unit_cap(),
     ))
 }
 

@@ -54,6 +54,7 @@ pub fn item(
         trace_id: None,
         trace: None,
         key: None,
+        cost: None,
         reply: Reply::Unary(tx),
     };
     (item, rx)

@@ -16,6 +16,7 @@ class Trigger(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     TRIGGER_FLUSH: _ClassVar[Trigger]
     TRIGGER_DRAIN: _ClassVar[Trigger]
     TRIGGER_TARGET: _ClassVar[Trigger]
+    TRIGGER_COST: _ClassVar[Trigger]
 TRIGGER_UNSPECIFIED: Trigger
 TRIGGER_SIZE: Trigger
 TRIGGER_BYTES: Trigger
@@ -23,9 +24,10 @@ TRIGGER_DELAY: Trigger
 TRIGGER_FLUSH: Trigger
 TRIGGER_DRAIN: Trigger
 TRIGGER_TARGET: Trigger
+TRIGGER_COST: Trigger
 
 class SubmitRequest(_message.Message):
-    __slots__ = ("queue", "payload", "attributes", "priority", "timeout_ms", "batch_key")
+    __slots__ = ("queue", "payload", "attributes", "priority", "timeout_ms", "batch_key", "cost")
     class AttributesEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -39,13 +41,15 @@ class SubmitRequest(_message.Message):
     PRIORITY_FIELD_NUMBER: _ClassVar[int]
     TIMEOUT_MS_FIELD_NUMBER: _ClassVar[int]
     BATCH_KEY_FIELD_NUMBER: _ClassVar[int]
+    COST_FIELD_NUMBER: _ClassVar[int]
     queue: str
     payload: bytes
     attributes: _containers.ScalarMap[str, str]
     priority: int
     timeout_ms: int
     batch_key: str
-    def __init__(self, queue: _Optional[str] = ..., payload: _Optional[bytes] = ..., attributes: _Optional[_Mapping[str, str]] = ..., priority: _Optional[int] = ..., timeout_ms: _Optional[int] = ..., batch_key: _Optional[str] = ...) -> None: ...
+    cost: int
+    def __init__(self, queue: _Optional[str] = ..., payload: _Optional[bytes] = ..., attributes: _Optional[_Mapping[str, str]] = ..., priority: _Optional[int] = ..., timeout_ms: _Optional[int] = ..., batch_key: _Optional[str] = ..., cost: _Optional[int] = ...) -> None: ...
 
 class SubmitResponse(_message.Message):
     __slots__ = ("payload", "attributes", "batch")
@@ -79,7 +83,7 @@ class BatchInfo(_message.Message):
     def __init__(self, batch_id: _Optional[int] = ..., batch_size: _Optional[int] = ..., trigger: _Optional[_Union[Trigger, str]] = ..., queued_us: _Optional[int] = ..., handler_us: _Optional[int] = ...) -> None: ...
 
 class StreamRequest(_message.Message):
-    __slots__ = ("id", "queue", "payload", "attributes", "priority", "timeout_ms", "batch_key")
+    __slots__ = ("id", "queue", "payload", "attributes", "priority", "timeout_ms", "batch_key", "cost")
     class AttributesEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -94,6 +98,7 @@ class StreamRequest(_message.Message):
     PRIORITY_FIELD_NUMBER: _ClassVar[int]
     TIMEOUT_MS_FIELD_NUMBER: _ClassVar[int]
     BATCH_KEY_FIELD_NUMBER: _ClassVar[int]
+    COST_FIELD_NUMBER: _ClassVar[int]
     id: str
     queue: str
     payload: bytes
@@ -101,7 +106,8 @@ class StreamRequest(_message.Message):
     priority: int
     timeout_ms: int
     batch_key: str
-    def __init__(self, id: _Optional[str] = ..., queue: _Optional[str] = ..., payload: _Optional[bytes] = ..., attributes: _Optional[_Mapping[str, str]] = ..., priority: _Optional[int] = ..., timeout_ms: _Optional[int] = ..., batch_key: _Optional[str] = ...) -> None: ...
+    cost: int
+    def __init__(self, id: _Optional[str] = ..., queue: _Optional[str] = ..., payload: _Optional[bytes] = ..., attributes: _Optional[_Mapping[str, str]] = ..., priority: _Optional[int] = ..., timeout_ms: _Optional[int] = ..., batch_key: _Optional[str] = ..., cost: _Optional[int] = ...) -> None: ...
 
 class StreamResponse(_message.Message):
     __slots__ = ("id", "result", "error")

@@ -37,7 +37,7 @@ class ListQueuesResponse(_message.Message):
     def __init__(self, queues: _Optional[_Iterable[_Union[QueueInfo, _Mapping]]] = ...) -> None: ...
 
 class QueuePolicy(_message.Message):
-    __slots__ = ("max_batch_size", "max_batch_bytes", "max_delay_us", "min_batch_size", "strict", "mode", "max_queue_items", "max_in_flight_batches", "item_timeout_ms", "priority_levels", "target_latency_us", "shed", "allowed_batch_sizes", "shards", "key_attribute", "max_keys", "weights")
+    __slots__ = ("max_batch_size", "max_batch_bytes", "max_delay_us", "min_batch_size", "strict", "mode", "max_queue_items", "max_in_flight_batches", "item_timeout_ms", "priority_levels", "target_latency_us", "shed", "allowed_batch_sizes", "shards", "key_attribute", "max_keys", "weights", "cost", "cost_attribute", "max_batch_cost", "cost_model", "oversize", "cost_buckets")
     MAX_BATCH_SIZE_FIELD_NUMBER: _ClassVar[int]
     MAX_BATCH_BYTES_FIELD_NUMBER: _ClassVar[int]
     MAX_DELAY_US_FIELD_NUMBER: _ClassVar[int]
@@ -55,6 +55,12 @@ class QueuePolicy(_message.Message):
     KEY_ATTRIBUTE_FIELD_NUMBER: _ClassVar[int]
     MAX_KEYS_FIELD_NUMBER: _ClassVar[int]
     WEIGHTS_FIELD_NUMBER: _ClassVar[int]
+    COST_FIELD_NUMBER: _ClassVar[int]
+    COST_ATTRIBUTE_FIELD_NUMBER: _ClassVar[int]
+    MAX_BATCH_COST_FIELD_NUMBER: _ClassVar[int]
+    COST_MODEL_FIELD_NUMBER: _ClassVar[int]
+    OVERSIZE_FIELD_NUMBER: _ClassVar[int]
+    COST_BUCKETS_FIELD_NUMBER: _ClassVar[int]
     max_batch_size: int
     max_batch_bytes: int
     max_delay_us: int
@@ -72,7 +78,19 @@ class QueuePolicy(_message.Message):
     key_attribute: str
     max_keys: int
     weights: KeyWeights
-    def __init__(self, max_batch_size: _Optional[int] = ..., max_batch_bytes: _Optional[int] = ..., max_delay_us: _Optional[int] = ..., min_batch_size: _Optional[int] = ..., strict: _Optional[bool] = ..., mode: _Optional[str] = ..., max_queue_items: _Optional[int] = ..., max_in_flight_batches: _Optional[int] = ..., item_timeout_ms: _Optional[int] = ..., priority_levels: _Optional[int] = ..., target_latency_us: _Optional[int] = ..., shed: _Optional[bool] = ..., allowed_batch_sizes: _Optional[_Union[BatchSizes, _Mapping]] = ..., shards: _Optional[int] = ..., key_attribute: _Optional[str] = ..., max_keys: _Optional[int] = ..., weights: _Optional[_Union[KeyWeights, _Mapping]] = ...) -> None: ...
+    cost: str
+    cost_attribute: str
+    max_batch_cost: int
+    cost_model: str
+    oversize: str
+    cost_buckets: CostBuckets
+    def __init__(self, max_batch_size: _Optional[int] = ..., max_batch_bytes: _Optional[int] = ..., max_delay_us: _Optional[int] = ..., min_batch_size: _Optional[int] = ..., strict: _Optional[bool] = ..., mode: _Optional[str] = ..., max_queue_items: _Optional[int] = ..., max_in_flight_batches: _Optional[int] = ..., item_timeout_ms: _Optional[int] = ..., priority_levels: _Optional[int] = ..., target_latency_us: _Optional[int] = ..., shed: _Optional[bool] = ..., allowed_batch_sizes: _Optional[_Union[BatchSizes, _Mapping]] = ..., shards: _Optional[int] = ..., key_attribute: _Optional[str] = ..., max_keys: _Optional[int] = ..., weights: _Optional[_Union[KeyWeights, _Mapping]] = ..., cost: _Optional[str] = ..., cost_attribute: _Optional[str] = ..., max_batch_cost: _Optional[int] = ..., cost_model: _Optional[str] = ..., oversize: _Optional[str] = ..., cost_buckets: _Optional[_Union[CostBuckets, _Mapping]] = ...) -> None: ...
+
+class CostBuckets(_message.Message):
+    __slots__ = ("bounds",)
+    BOUNDS_FIELD_NUMBER: _ClassVar[int]
+    bounds: _containers.RepeatedScalarFieldContainer[int]
+    def __init__(self, bounds: _Optional[_Iterable[int]] = ...) -> None: ...
 
 class KeyWeights(_message.Message):
     __slots__ = ("weights",)
@@ -94,7 +112,7 @@ class BatchSizes(_message.Message):
     def __init__(self, sizes: _Optional[_Iterable[int]] = ...) -> None: ...
 
 class HandlerSpec(_message.Message):
-    __slots__ = ("kind", "sim_base_us", "sim_per_item_us", "endpoints", "max_in_flight", "timeout_ms", "retries", "bisect", "streaming", "json_payloads", "encoding")
+    __slots__ = ("kind", "sim_base_us", "sim_per_item_us", "endpoints", "max_in_flight", "timeout_ms", "retries", "bisect", "streaming", "json_payloads", "encoding", "sim_per_cost_ns", "sim_padded")
     KIND_FIELD_NUMBER: _ClassVar[int]
     SIM_BASE_US_FIELD_NUMBER: _ClassVar[int]
     SIM_PER_ITEM_US_FIELD_NUMBER: _ClassVar[int]
@@ -106,6 +124,8 @@ class HandlerSpec(_message.Message):
     STREAMING_FIELD_NUMBER: _ClassVar[int]
     JSON_PAYLOADS_FIELD_NUMBER: _ClassVar[int]
     ENCODING_FIELD_NUMBER: _ClassVar[int]
+    SIM_PER_COST_NS_FIELD_NUMBER: _ClassVar[int]
+    SIM_PADDED_FIELD_NUMBER: _ClassVar[int]
     kind: str
     sim_base_us: int
     sim_per_item_us: int
@@ -117,7 +137,9 @@ class HandlerSpec(_message.Message):
     streaming: bool
     json_payloads: bool
     encoding: str
-    def __init__(self, kind: _Optional[str] = ..., sim_base_us: _Optional[int] = ..., sim_per_item_us: _Optional[int] = ..., endpoints: _Optional[_Iterable[str]] = ..., max_in_flight: _Optional[int] = ..., timeout_ms: _Optional[int] = ..., retries: _Optional[int] = ..., bisect: _Optional[bool] = ..., streaming: _Optional[bool] = ..., json_payloads: _Optional[bool] = ..., encoding: _Optional[str] = ...) -> None: ...
+    sim_per_cost_ns: int
+    sim_padded: bool
+    def __init__(self, kind: _Optional[str] = ..., sim_base_us: _Optional[int] = ..., sim_per_item_us: _Optional[int] = ..., endpoints: _Optional[_Iterable[str]] = ..., max_in_flight: _Optional[int] = ..., timeout_ms: _Optional[int] = ..., retries: _Optional[int] = ..., bisect: _Optional[bool] = ..., streaming: _Optional[bool] = ..., json_payloads: _Optional[bool] = ..., encoding: _Optional[str] = ..., sim_per_cost_ns: _Optional[int] = ..., sim_padded: _Optional[bool] = ...) -> None: ...
 
 class CreateQueueRequest(_message.Message):
     __slots__ = ("name", "policy", "handler")

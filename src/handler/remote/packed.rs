@@ -148,6 +148,7 @@ mod tests {
             payload: Bytes::from_static(payload),
             attributes: HashMap::new(),
             trace_id: None,
+            cost: 1,
         }
     }
 

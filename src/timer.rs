@@ -1,4 +1,5 @@
-//! A sub-millisecond timer for the last stretch of a batch's `max_delay`.
+//! A sub-millisecond timer for the last stretch of a batch's `max_delay`
+//! (and of the `sim` handler's time, see [`sleep`]).
 //!
 //! tokio's timer works in whole milliseconds and rounds up, so a 2 ms delay
 //! fires after about 3 ms. A queue actor therefore sleeps on tokio's timer
@@ -118,6 +119,22 @@ impl PreciseTimer {
     }
 }
 
+/// Sleeps `d`, to within tens of µs with a `timer` (tokio's timer for all
+/// but the last [`PRECISE_WINDOW`], then the timer thread); without one,
+/// on tokio's timer alone (whole milliseconds, rounded up; what a paused
+/// test clock needs).
+pub async fn sleep(timer: Option<&PreciseTimer>, d: Duration) {
+    let Some(timer) = timer else {
+        return tokio::time::sleep(d).await;
+    };
+    let due = Instant::now() + d;
+    if let Some(coarse) = d.checked_sub(PRECISE_WINDOW) {
+        tokio::time::sleep(coarse).await;
+    }
+    // A dropped thread completes the receiver too: then it is time anyway.
+    let _ = timer.wake_at(due).await;
+}
+
 impl Drop for PreciseTimer {
     fn drop(&mut self) {
         self.shared.lock().stopped = true;
@@ -195,6 +212,18 @@ mod tests {
         later.await.unwrap();
         assert!(Instant::now() >= start + Duration::from_micros(700));
         assert!(timer.shared.lock().due.is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_precise_sleep_takes_what_it_says() {
+        let timer = PreciseTimer::start().unwrap();
+        for d in [Duration::from_micros(300), Duration::from_micros(2_500)] {
+            let start = Instant::now();
+            sleep(Some(&timer), d).await;
+            // Never early; how late is the machine's business (measured in
+            // bench/COST.md), not a test's.
+            assert!(start.elapsed() >= d);
+        }
     }
 
     #[tokio::test]
