@@ -541,6 +541,18 @@ mod tests {
                 "queues.q.handler.max_in_flight must be ≤ 1024",
             ),
             (
+                "[queues.q]\nmax_batch_cost = 9007199254740993\n",
+                "queues.q.max_batch_cost must be ≤ 9007199254740992",
+            ),
+            (
+                "[queues.q]\ncost_buckets = [64, 32]\n",
+                "queues.q.cost_buckets must be strictly ascending, got [64, 32]",
+            ),
+            (
+                "[queues.q]\ncost_buckets = [0, 32]\n",
+                "queues.q.cost_buckets bounds must be ≥ 1",
+            ),
+            (
                 "[server]\nshutdown_grace = \"500000000y\"\n",
                 "server.shutdown_grace must be ≤ 1h",
             ),

@@ -372,3 +372,100 @@ async fn a_batch_key_over_256_bytes_is_invalid_argument_and_too_many_keys_resour
     );
     server.shutdown().await;
 }
+
+#[tokio::test]
+async fn bad_costs_are_invalid_argument_naming_their_source_and_other_items_go_on() {
+    let server = TestServer::start(config(
+        "[queues.tok]\ncost_attribute = \"tokens\"\nmax_batch_cost = 100\n\
+         cost_model = \"padded\"\nmax_delay = \"1ms\"\nhandler = { kind = \"echo\" }\n",
+    ))
+    .await;
+    let with_tokens = |tokens: &str| {
+        let mut r = request("tok", tokens.as_bytes());
+        r.attributes.insert("tokens".into(), tokens.into());
+        r
+    };
+    for (tokens, why) in [
+        ("-3", "negative"),
+        ("NaN", "not a number (NaN)"),
+        ("many", "not a number"),
+        ("9007199254740993", "over 2^53"),
+        ("2.5", "not a whole number"),
+    ] {
+        let (code, message) = submit_code(&server, with_tokens(tokens)).await;
+        assert_eq!(code, Code::InvalidArgument, "{tokens}: {message}");
+        assert!(
+            message.contains("attribute \"tokens\"") && message.contains(why),
+            "{tokens}: {message}"
+        );
+    }
+    let huge = pb::SubmitRequest {
+        cost: Some((1 << 53) + 1),
+        ..request("tok", b"x")
+    };
+    let (code, message) = submit_code(&server, huge).await;
+    assert_eq!(code, Code::InvalidArgument);
+    assert!(message.contains("request field cost"), "{message}");
+    let (code, message) = submit_code(&server, with_tokens("101")).await;
+    assert_eq!(code, Code::InvalidArgument);
+    assert!(message.contains("max_batch_cost 100"), "{message}");
+    assert_eq!(submit_code(&server, with_tokens("40")).await.0, Code::Ok);
+
+    // On a stream, each bad cost fails its own item and the rest are served.
+    let mut client = server.client().await;
+    let item = |id: &str, tokens: &str| pb::StreamRequest {
+        id: id.into(),
+        queue: "tok".into(),
+        payload: id.as_bytes().to_vec().into(),
+        attributes: [("tokens".to_owned(), tokens.to_owned())].into(),
+        ..Default::default()
+    };
+    let items = vec![
+        item("first", "10"),
+        item("negative", "-1"),
+        item("nan", "nan"),
+        item("word", "ten"),
+        item("huge", "1e300"),
+        item("over", "101"),
+        pb::StreamRequest {
+            cost: Some(u64::MAX),
+            ..item("field", "1")
+        },
+        item("last", "100"),
+    ];
+    let mut answers = client
+        .stream_submit(tokio_stream::iter(items))
+        .await
+        .unwrap()
+        .into_inner();
+    let mut got = std::collections::HashMap::new();
+    while let Some(answer) = answers.next().await {
+        let answer = answer.expect("the stream itself ends OK");
+        let outcome = match answer.outcome.unwrap() {
+            Outcome::Result(r) => (Code::Ok, String::from_utf8_lossy(&r.payload).into_owned()),
+            Outcome::Error(e) => (Code::from(e.code), e.message),
+        };
+        assert!(got.insert(answer.id, outcome).is_none());
+    }
+    assert_eq!(got.len(), 8, "{got:?}");
+    assert_eq!(got["first"], (Code::Ok, "first".to_owned()));
+    assert_eq!(got["last"], (Code::Ok, "last".to_owned()));
+    for id in ["negative", "nan", "word", "huge"] {
+        let (code, message) = &got[id];
+        assert_eq!(*code, Code::InvalidArgument, "{id}: {message}");
+        assert!(message.contains("attribute \"tokens\""), "{id}: {message}");
+    }
+    assert_eq!(got["over"].0, Code::InvalidArgument);
+    assert!(
+        got["over"].1.contains("max_batch_cost"),
+        "{:?}",
+        got["over"]
+    );
+    assert_eq!(got["field"].0, Code::InvalidArgument);
+    assert!(
+        got["field"].1.contains("request field cost"),
+        "{:?}",
+        got["field"]
+    );
+    server.shutdown().await;
+}

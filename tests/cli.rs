@@ -637,3 +637,84 @@ async fn ctl_applies_a_call_to_every_replica_behind_a_name() {
     );
     server.shutdown().await;
 }
+
+#[tokio::test]
+async fn ctl_sets_and_describes_cost_settings_and_submit_sends_a_cost() {
+    let server = common::TestServer::start(common::config("[queues.echo]\n")).await;
+    let addr = server.grpc.to_string();
+    let ctl = |args: &[&str]| {
+        let mut all = strings(&["ctl"]);
+        all.extend(strings(args));
+        all.extend(strings(&["--addr", &addr]));
+        run_cli(all, "", false)
+    };
+    let created = ctl(&[
+        "create",
+        "tok",
+        "--kind",
+        "sim",
+        "--base",
+        "0s",
+        "--per-cost",
+        "1us",
+        "--padded",
+        "--max-batch-cost",
+        "512",
+        "--cost-model",
+        "padded",
+        "--cost-buckets",
+        "32,64,128",
+        "--max-delay",
+        "1ms",
+    ])
+    .await;
+    assert_eq!(created.status.code(), Some(0), "{}", stderr(&created));
+    let updated = ctl(&[
+        "update",
+        "tok",
+        "--oversize",
+        "alone",
+        "--cost-attribute",
+        "tokens",
+    ])
+    .await;
+    assert_eq!(updated.status.code(), Some(0), "{}", stderr(&updated));
+    let described = ctl(&["describe", "tok"]).await;
+    let text = String::from_utf8_lossy(&described.stdout).into_owned();
+    for line in [
+        "  cost = unit",
+        "  cost_attribute = tokens",
+        "  max_batch_cost = 512",
+        "  cost_model = padded",
+        "  oversize = alone",
+        "  cost_buckets = 32,64,128",
+        "  per_cost = 1us",
+        "  padded = true",
+    ] {
+        assert!(text.lines().any(|l| l == line), "{line:?} in\n{text}");
+    }
+    let bad = ctl(&["update", "tok", "--cost-buckets", "64,x"]).await;
+    assert_eq!(bad.status.code(), Some(2), "{}", stderr(&bad));
+    assert!(
+        stderr(&bad).contains("\"x\" is not a cost bound"),
+        "{}",
+        stderr(&bad)
+    );
+
+    let submitted = run_cli(
+        strings(&[
+            "submit", "--queue", "tok", "--cost", "7", "--addr", &addr, "hi",
+        ]),
+        "",
+        false,
+    )
+    .await;
+    assert_eq!(submitted.status.code(), Some(0), "{}", stderr(&submitted));
+    assert_eq!(
+        server
+            .metric("batchgate_batch_cost_sum{queue=\"tok\"}")
+            .await,
+        7.0
+    );
+    server.shutdown().await;
+}

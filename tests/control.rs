@@ -969,3 +969,152 @@ async fn batch_key_settings_are_set_and_checked_through_the_api() {
     );
     server.shutdown().await;
 }
+
+#[tokio::test]
+async fn cost_settings_are_set_and_checked_through_the_api() {
+    let server = TestServer::start(config("[queues.q]\n")).await;
+    let mut ctl = control(&server).await;
+    let buckets = |b: &[u64]| pb::CostBuckets { bounds: b.to_vec() };
+    let created = ctl
+        .create_queue(pb::CreateQueueRequest {
+            name: "tok".into(),
+            policy: Some(pb::QueuePolicy {
+                cost_attribute: Some("tokens".into()),
+                max_batch_cost: Some(64),
+                cost_model: Some("padded".into()),
+                oversize: Some("alone".into()),
+                cost_buckets: Some(buckets(&[8, 32])),
+                max_delay_us: Some(1000),
+                ..Default::default()
+            }),
+            handler: None,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .policy
+        .unwrap();
+    assert_eq!(
+        (
+            created.cost.as_deref(),
+            created.cost_attribute.as_deref(),
+            created.max_batch_cost,
+            created.cost_model.as_deref(),
+            created.oversize.as_deref(),
+            created.cost_buckets.clone(),
+        ),
+        (
+            Some("unit"),
+            Some("tokens"),
+            Some(64),
+            Some("padded"),
+            Some("alone"),
+            Some(buckets(&[8, 32])),
+        )
+    );
+    let update = |policy| pb::UpdateQueueRequest {
+        name: "tok".into(),
+        policy: Some(policy),
+        handler: None,
+    };
+    // Unset leaves the buckets; an empty list removes them.
+    let kept = ctl
+        .update_queue(update(pb::QueuePolicy {
+            max_batch_cost: Some(128),
+            ..Default::default()
+        }))
+        .await
+        .unwrap()
+        .into_inner()
+        .policy
+        .unwrap();
+    assert_eq!(
+        (kept.max_batch_cost, kept.cost_buckets),
+        (Some(128), Some(buckets(&[8, 32])))
+    );
+    let cleared = ctl
+        .update_queue(update(pb::QueuePolicy {
+            cost_buckets: Some(buckets(&[])),
+            ..Default::default()
+        }))
+        .await
+        .unwrap()
+        .into_inner()
+        .policy
+        .unwrap();
+    assert_eq!(cleared.cost_buckets, Some(buckets(&[])));
+    for (policy, says) in [
+        (
+            pb::QueuePolicy {
+                cost_model: Some("square".into()),
+                ..Default::default()
+            },
+            "cost_model \"square\" is not one of sum, padded",
+        ),
+        (
+            pb::QueuePolicy {
+                oversize: Some("split".into()),
+                ..Default::default()
+            },
+            "oversize \"split\" is not one of refuse, alone",
+        ),
+        (
+            pb::QueuePolicy {
+                cost: Some("tokens".into()),
+                ..Default::default()
+            },
+            "cost \"tokens\" is not one of unit, bytes",
+        ),
+        (
+            pb::QueuePolicy {
+                cost_buckets: Some(buckets(&[32, 8])),
+                ..Default::default()
+            },
+            "queues.tok.cost_buckets must be strictly ascending",
+        ),
+        (
+            pb::QueuePolicy {
+                max_batch_cost: Some((1 << 53) + 1),
+                ..Default::default()
+            },
+            "queues.tok.max_batch_cost",
+        ),
+    ] {
+        let refused = ctl.update_queue(update(policy)).await.unwrap_err();
+        assert_eq!(
+            refused.code(),
+            Code::InvalidArgument,
+            "{}",
+            refused.message()
+        );
+        assert!(refused.message().contains(says), "{}", refused.message());
+    }
+    // An oversize item goes alone; the budget splits the rest.
+    let mut client = server.client().await;
+    let answers = common::stream_all(
+        &mut client,
+        ["a:100", "b:3", "c:4"]
+            .iter()
+            .map(|s| {
+                let (id, tokens) = s.split_once(':').unwrap();
+                pb::StreamRequest {
+                    id: id.into(),
+                    queue: "tok".into(),
+                    payload: id.as_bytes().to_vec().into(),
+                    attributes: [("tokens".to_owned(), tokens.to_owned())].into(),
+                    ..Default::default()
+                }
+            })
+            .collect(),
+    )
+    .await;
+    assert_eq!(answers.len(), 3, "{answers:?}");
+    assert!(
+        answers.iter().all(|a| matches!(
+            a.as_ref().map(|a| &a.outcome),
+            Ok(Some(pb::stream_response::Outcome::Result(_)))
+        )),
+        "{answers:?}"
+    );
+    server.shutdown().await;
+}

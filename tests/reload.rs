@@ -107,7 +107,11 @@ async fn a_reload_keeps_a_queues_shard_count_and_applies_the_rest() {
     let path = dir.join("batchgate.toml");
     write(&path, "[queues.a]\nshards = 2\n");
     let server = start(path.clone()).await;
-    write(&path, "[queues.a]\nshards = 4\nmax_batch_size = 8\n");
+    write(
+        &path,
+        "[queues.a]\nshards = 4\nmax_batch_size = 8\nmax_batch_cost = 500\n\
+         cost_model = \"padded\"\ncost_buckets = [16, 128]\n",
+    );
     common::wait_until("the reload", || async {
         (reloads(&server, "ok").await == 1.0).then_some(())
     })
@@ -121,6 +125,14 @@ async fn a_reload_keeps_a_queues_shard_count_and_applies_the_rest() {
         .policy
         .unwrap();
     assert_eq!((policy.shards, policy.max_batch_size), (Some(2), Some(8)));
+    assert_eq!(
+        (
+            policy.max_batch_cost,
+            policy.cost_model.as_deref(),
+            policy.cost_buckets.map(|b| b.bounds)
+        ),
+        (Some(500), Some("padded"), Some(vec![16, 128]))
+    );
     // A later change still applies (the running count is what is kept).
     write(&path, "[queues.a]\nshards = 4\nmax_batch_size = 4\n");
     common::wait_until("the second reload", || async {
