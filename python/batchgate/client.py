@@ -39,7 +39,7 @@ class BatchInfo:
 
     batch_id: int
     batch_size: int
-    #: "size", "bytes", "delay", "flush" or "drain".
+    #: "size", "bytes", "delay", "flush", "drain", "target" or "cost".
     trigger: str
     queued_us: int
     handler_us: int

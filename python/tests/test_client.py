@@ -124,3 +124,48 @@ handler = { kind = "grpc", encoding = "packed", retry_backoff = "50ms" }
         assert set(sizes) <= {8, 16, 32, 64}, f"the function saw only allowed sizes: {set(sizes)}"
     finally:
         backend.stop()
+
+
+TOKENS = """
+[queues.tok]
+max_batch_size = 64
+max_batch_cost = 256
+cost_model = "padded"
+cost_buckets = [16, 64]
+cost_attribute = "tokens"
+max_delay = "2ms"
+"""
+
+
+def test_token_counts_batch_under_a_padded_budget_in_buckets(start_batchgate):
+    server = start_batchgate(TOKENS)
+    rng = np.random.default_rng(3)
+    tokens = np.clip(rng.lognormal(np.log(12), 1.0, 2000).astype(int), 1, 256).tolist()
+    bucket = lambda t: sum(t > b for b in (16, 64))  # noqa: E731
+    with Client(server.addr) as client:
+        results = list(client.stream("tok", [str(t) for t in tokens], costs=tokens, window=256))
+        assert [r.unwrap().decode() for r in results] == [str(t) for t in tokens]
+        batches = {}
+        for r in results:
+            batches.setdefault(r.batch.batch_id, []).append(int(r.payload))
+        for costs in batches.values():
+            if len(costs) > 1:  # a batch of one may be oversize
+                assert max(costs) * len(costs) <= 256, costs
+            assert len({bucket(c) for c in costs}) == 1, f"buckets mixed: {costs}"
+        assert max(len(c) for c in batches.values()) > 1
+        assert "cost" in {r.batch.trigger for r in results}
+
+        # The cost may come from the queue's cost_attribute instead.
+        r = client.submit("tok", b"x", attributes={"tokens": "40"})
+        assert r.payload == b"x"
+        for bad, why in [("-1", "negative"), ("nan", "NaN"), ("ten", "not a number"), ("1e300", "over 2^53")]:
+            with pytest.raises(BatchgateError) as e:
+                client.submit("tok", b"x", attributes={"tokens": bad})
+            assert e.value.code == grpc.StatusCode.INVALID_ARGUMENT
+            assert 'attribute "tokens"' in e.value.message and why in e.value.message
+        with pytest.raises(BatchgateError) as e:
+            client.submit("tok", b"x", cost=300)
+        assert e.value.code == grpc.StatusCode.INVALID_ARGUMENT
+        assert "max_batch_cost 256" in e.value.message
+        with pytest.raises(ValueError):
+            client.submit("tok", b"x", cost=-1)
