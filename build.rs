@@ -1,5 +1,7 @@
-//! Generates the gRPC code for `proto/batchgate/v1/*.proto` with a vendored
-//! `protoc`, so a fresh machine needs nothing but the Rust toolchain.
+//! Generates the gRPC code for `proto/batchgate/v1/*.proto` and the Open
+//! Inference Protocol (`proto/inference/grpc_predict_v2.proto`) with a
+//! vendored `protoc`, so a fresh machine needs nothing but the Rust
+//! toolchain.
 
 use std::{env, path::PathBuf};
 
@@ -8,6 +10,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "proto/batchgate/v1/batchgate.proto",
         "proto/batchgate/v1/backend.proto",
         "proto/batchgate/v1/control.proto",
+        "proto/inference/grpc_predict_v2.proto",
     ];
     for proto in &protos {
         println!("cargo:rerun-if-changed={proto}");

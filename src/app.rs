@@ -1,4 +1,5 @@
-//! Wiring: builds the queues, the gRPC server (Batcher, health, reflection)
+//! Wiring: builds the queues, the gRPC server (Batcher, the v2 inference
+//! front door, health, reflection)
 //! and the metrics endpoint from a [`Config`], runs them until the shutdown
 //! signal, then shuts down in order:
 //!
@@ -18,10 +19,11 @@ use tonic::transport::{Server, server::TcpIncoming};
 use tonic_health::ServingStatus;
 
 use crate::{
-    api::{ApiState, BatcherService},
+    api::{ApiState, BatcherService, InferenceService},
     config::{Config, ConfigError},
     control::{BearerAuth, ControlService},
     metrics::Metrics,
+    oip::pb::grpc_inference_service_server::GrpcInferenceServiceServer,
     pb::{self, batch_control_server::BatchControlServer, batcher_server::BatcherServer},
     registry::{Registry, RegistryError},
     shutdown::Stop,
@@ -204,6 +206,9 @@ pub async fn run_with(
     let batcher = BatcherServer::new(BatcherService::new(state.clone()))
         .max_decoding_message_size(config.server.max_message_bytes)
         .max_encoding_message_size(config.server.max_message_bytes.saturating_mul(2));
+    let inference = GrpcInferenceServiceServer::new(InferenceService::new(state.clone()))
+        .max_decoding_message_size(config.server.max_message_bytes)
+        .max_encoding_message_size(config.server.max_message_bytes.saturating_mul(2));
 
     let control = BatchControlServer::with_interceptor(
         ControlService::new(
@@ -228,6 +233,7 @@ pub async fn run_with(
         .add_service(reflection().build_v1()?)
         .add_service(reflection().build_v1alpha()?)
         .add_service(batcher)
+        .add_service(inference)
         .add_optional_service(shared_control)
         .serve_with_incoming_shutdown(incoming, server_stop.clone().cancelled_owned());
     let grpc = tokio::spawn(grpc);

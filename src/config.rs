@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use crate::validation::{at_most, duration_at_most, invalid};
 pub use crate::{
     handler::config::{HandlerConfig, HandlerKind, validate_endpoint},
+    oip::ModelSpec,
     queue::{Mode, Policy},
     telemetry::LogFormat,
     tls::TlsConfig,
@@ -120,6 +121,10 @@ pub struct QueueConfig {
     pub policy: Policy,
     /// What processes this queue's batches.
     pub handler: HandlerConfig,
+    /// The Open Inference Protocol model this queue serves (its name is
+    /// the queue's); unset: not served over the v2 protocol.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub v2: Option<ModelSpec>,
 }
 
 impl<'de> Deserialize<'de> for QueueConfig {
@@ -132,9 +137,19 @@ impl<'de> Deserialize<'de> for QueueConfig {
             Some(h) => serde_json::from_value(h).map_err(D::Error::custom)?,
             None => HandlerConfig::default(),
         };
+        let v2 = match table.remove("v2") {
+            Some(m) => {
+                Some(serde_json::from_value(m).map_err(|e| D::Error::custom(format!("v2: {e}")))?)
+            }
+            None => None,
+        };
         let policy =
             serde_json::from_value(serde_json::Value::Object(table)).map_err(D::Error::custom)?;
-        Ok(Self { policy, handler })
+        Ok(Self {
+            policy,
+            handler,
+            v2,
+        })
     }
 }
 
@@ -146,6 +161,9 @@ impl QueueConfig {
     /// [`ConfigError::Invalid`] naming the first bad field.
     pub fn validate(&self, path: &str, max_message_bytes: usize) -> Result<(), ConfigError> {
         self.policy.validate(path, max_message_bytes)?;
+        if let Some(model) = &self.v2 {
+            model.validate(path, max_message_bytes)?;
+        }
         self.handler.validate(&format!("{path}.handler"))
     }
 }

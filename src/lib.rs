@@ -41,6 +41,8 @@
 //! - [`cli`]: the command line, server and client; [`stdout`]: its output.
 //! - [`bench`](mod@bench): the load generator, the no-batching baseline, charts.
 //! - [`pb`]: the generated protobuf code; [`codec`]: its codec.
+//! - [`oip`]: the Open Inference Protocol (KServe v2): its generated code,
+//!   tensor datatypes and a queue's `v2` model declaration.
 //!
 //! # Guarantees
 //! Every accepted item gets exactly one answer: its [`queue::Reply`] is
@@ -80,6 +82,7 @@ pub mod control;
 pub mod error;
 pub mod handler;
 pub mod metrics;
+pub mod oip;
 pub mod otel;
 pub mod pb;
 pub mod queue;

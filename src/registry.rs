@@ -11,7 +11,7 @@ use std::{
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
 use crate::{
-    config::{ConfigError, QueueConfig, validate_queue_name},
+    config::{ConfigError, ModelSpec, QueueConfig, validate_queue_name},
     handler::{self, Handler, HandlerConfig, remote::EndpointPool},
     metrics::{Metrics, Outcome, QueueMetrics},
     queue::{Command, QueueHandle, QueueSpec},
@@ -70,6 +70,9 @@ pub struct QueueEntry {
     pub handler: Arc<dyn Handler>,
     /// Its metric handles and counters.
     pub metrics: Arc<QueueMetrics>,
+    /// The Open Inference Protocol model it serves, if any (its config's
+    /// `v2`, shared with the calls in progress).
+    pub model: Option<Arc<ModelSpec>>,
 }
 
 impl QueueEntry {
@@ -165,6 +168,7 @@ impl Registry {
                 config: config.clone(),
                 handler,
                 metrics,
+                model: config.v2.clone().map(Arc::new),
             },
         );
         Ok(handle)
@@ -173,6 +177,26 @@ impl Registry {
     /// The queue of that name, if it exists (the data plane's lookup).
     pub fn get(&self, name: &str) -> Option<QueueHandle> {
         self.read().get(name).map(|e| e.handle.clone())
+    }
+
+    /// The queue of that name and the v2 model it serves: `None` if there
+    /// is no such queue, `Some((handle, None))` if it serves none.
+    pub fn model(&self, name: &str) -> Option<(QueueHandle, Option<Arc<ModelSpec>>)> {
+        self.read()
+            .get(name)
+            .map(|e| (e.handle.clone(), e.model.clone()))
+    }
+
+    /// The names of the queues that serve a v2 model.
+    pub fn model_names(&self) -> Vec<String> {
+        let mut names: Vec<String> = self
+            .read()
+            .iter()
+            .filter(|(_, e)| e.model.is_some())
+            .map(|(n, _)| n.to_string())
+            .collect();
+        names.sort();
+        names
     }
 
     /// Counts `n` items refused on the way to queue `name` (e.g. at
@@ -273,6 +297,9 @@ impl Registry {
                 entry.handler = built.clone();
                 Some(built)
             };
+            if config.v2 != entry.config.v2 {
+                entry.model = config.v2.clone().map(Arc::new);
+            }
             entry.config = config.clone();
             (entry.handle.clone(), config, handler)
         };

@@ -172,6 +172,7 @@ impl Reloader {
                 }
                 Some(old) if old != queue => {
                     let policy = queue.policy.clone();
+                    let model = queue.v2.clone();
                     let handler = (old.handler != queue.handler).then(|| queue.handler.clone());
                     // Fixed at creation: the running count stays.
                     let keep_shards = |c: &mut QueueConfig| {
@@ -186,6 +187,7 @@ impl Reloader {
                         let shards = c.policy.shards;
                         c.policy = policy;
                         c.policy.shards = shards;
+                        c.v2 = model;
                     };
                     self.registry
                         .update(name, keep_shards, handler)

@@ -3,6 +3,7 @@
 
 mod batcher;
 mod convert;
+mod inference;
 mod stream;
 
 use std::sync::Arc;
@@ -11,6 +12,7 @@ use tokio_util::task::TaskTracker;
 
 pub use self::batcher::BatcherService;
 pub use self::convert::{parse_grpc_timeout, stream_response, submit_response};
+pub use self::inference::InferenceService;
 use crate::{error::Refusal, queue::QueueHandle, registry::Registry, shutdown::Stop};
 
 /// What every data-plane call needs.

@@ -1,0 +1,258 @@
+//! A queue's Open Inference Protocol model: the tensors a v2 client sends
+//! and gets back, per row (dim 0 is the batch), and how a request's rows
+//! become items. Configured as `[queues.NAME] v2 = { ... }`.
+//!
+//! An item's payload is its row of every input, concatenated in the
+//! declared order (one input: just its row, so an existing packed backend
+//! reads it unchanged); its answer is its row of every output the same way.
+//! With `rows = "together"` a request is one item holding all its rows
+//! (input by input), answered with all its rows.
+
+use serde::{Deserialize, Serialize};
+
+use super::tensor::DataType;
+use crate::validation::{ConfigError, at_most, invalid};
+
+/// Most inputs or outputs of a model.
+pub const MAX_TENSORS: usize = 64;
+/// Most dimensions of a tensor's row.
+pub const MAX_DIMS: usize = 16;
+/// Longest tensor name or version, bytes.
+pub const MAX_NAME_BYTES: usize = 256;
+
+/// One tensor of a model: its name, element type and the shape of one row
+/// (without dim 0).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct TensorSpec {
+    /// Its name in requests and responses.
+    pub name: String,
+    /// Its element type (`"FP32"`, `"INT64"`, ...).
+    pub datatype: DataType,
+    /// One row's shape, each dimension ≥ 1; `[]` for one value per row.
+    #[serde(default)]
+    pub shape: Vec<u64>,
+}
+
+impl TensorSpec {
+    /// Elements in one row.
+    pub fn row_elements(&self) -> usize {
+        self.shape
+            .iter()
+            .try_fold(1usize, |n, &d| n.checked_mul(usize::try_from(d).ok()?))
+            .unwrap_or(usize::MAX)
+    }
+
+    /// Bytes of one row.
+    pub fn row_bytes(&self) -> usize {
+        self.row_elements().saturating_mul(self.datatype.size())
+    }
+}
+
+/// How a request's rows become items.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Rows {
+    /// Each row is an item, batched with rows of other requests.
+    #[default]
+    Split,
+    /// The request is one item (its rows stay together).
+    Together,
+}
+
+/// A queue's v2 model.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelSpec {
+    /// The inputs every request carries, in payload order.
+    pub inputs: Vec<TensorSpec>,
+    /// The outputs every answer holds, in payload order.
+    pub outputs: Vec<TensorSpec>,
+    /// Rows as items (`split`) or a request as one item (`together`).
+    #[serde(default)]
+    pub rows: Rows,
+    /// The one version served (a request naming another gets NOT_FOUND;
+    /// one naming none gets this).
+    #[serde(default = "default_version")]
+    pub version: String,
+}
+
+fn default_version() -> String {
+    "1".to_owned()
+}
+
+impl ModelSpec {
+    /// Bytes of one row of every input together (an item's payload).
+    pub fn input_row_bytes(&self) -> usize {
+        self.inputs.iter().map(TensorSpec::row_bytes).sum()
+    }
+
+    /// Bytes of one row of every output together (an item's answer).
+    pub fn output_row_bytes(&self) -> usize {
+        self.outputs.iter().map(TensorSpec::row_bytes).sum()
+    }
+
+    /// Checks the model; `path` is the queue's field path
+    /// (`queues.NAME`), `max_message_bytes` the server's.
+    ///
+    /// # Errors
+    /// [`ConfigError::Invalid`] naming the first bad field.
+    pub fn validate(&self, path: &str, max_message_bytes: usize) -> Result<(), ConfigError> {
+        let field = |f: &str| format!("{path}.v2.{f}");
+        if self.version.is_empty() {
+            return Err(invalid(field("version"), "must not be empty"));
+        }
+        at_most(
+            &field("version"),
+            self.version.len(),
+            MAX_NAME_BYTES,
+            " bytes",
+        )?;
+        for (what, tensors) in [("inputs", &self.inputs), ("outputs", &self.outputs)] {
+            if tensors.is_empty() {
+                return Err(invalid(field(what), "must name at least one tensor"));
+            }
+            at_most(&field(what), tensors.len(), MAX_TENSORS, " tensors")?;
+            for (i, t) in tensors.iter().enumerate() {
+                let at = format!("{}[{i}]", field(what));
+                if t.name.is_empty() {
+                    return Err(invalid(format!("{at}.name"), "must not be empty"));
+                }
+                at_most(
+                    &format!("{at}.name"),
+                    t.name.len(),
+                    MAX_NAME_BYTES,
+                    " bytes",
+                )?;
+                if tensors[..i].iter().any(|o| o.name == t.name) {
+                    return Err(invalid(
+                        format!("{at}.name"),
+                        format!("{:?} is named twice", t.name),
+                    ));
+                }
+                if t.datatype == DataType::Bytes {
+                    return Err(invalid(
+                        format!("{at}.datatype"),
+                        "BYTES has no fixed row size to batch by (send it as UINT8 of a fixed shape)",
+                    ));
+                }
+                at_most(
+                    &format!("{at}.shape"),
+                    t.shape.len(),
+                    MAX_DIMS,
+                    " dimensions",
+                )?;
+                if t.shape.contains(&0) {
+                    return Err(invalid(
+                        format!("{at}.shape"),
+                        "dimensions must be ≥ 1 (dim 0, the batch, is left out)",
+                    ));
+                }
+                if t.row_bytes() > max_message_bytes {
+                    return Err(invalid(
+                        format!("{at}.shape"),
+                        format!(
+                            "a row of it must fit server.max_message_bytes ({max_message_bytes})"
+                        ),
+                    ));
+                }
+            }
+        }
+        if self.input_row_bytes() > max_message_bytes || self.output_row_bytes() > max_message_bytes
+        {
+            return Err(invalid(
+                field("inputs"),
+                format!(
+                    "a row of every tensor together must fit server.max_message_bytes ({max_message_bytes})"
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn model(text: &str) -> Result<ModelSpec, String> {
+        toml::from_str::<ModelSpec>(text).map_err(|e| e.to_string())
+    }
+
+    const GOOD: &str = r#"
+inputs = [{ name = "x", datatype = "FP32", shape = [4] }, { name = "ids", datatype = "INT64", shape = [2, 3] }]
+outputs = [{ name = "y", datatype = "FP32", shape = [2] }]
+"#;
+
+    #[test]
+    fn rows_are_sized_from_the_declared_shapes() {
+        let m = model(GOOD).unwrap();
+        assert_eq!(m.inputs[0].row_bytes(), 16);
+        assert_eq!(m.inputs[1].row_bytes(), 48);
+        assert_eq!(m.input_row_bytes(), 64);
+        assert_eq!(m.output_row_bytes(), 8);
+        assert_eq!(m.rows, Rows::Split);
+        assert_eq!(m.version, "1");
+        m.validate("queues.m", 1 << 20).unwrap();
+    }
+
+    #[test]
+    fn bad_models_name_their_field() {
+        let check = |text: &str| {
+            model(text)
+                .unwrap()
+                .validate("queues.m", 1024)
+                .unwrap_err()
+                .to_string()
+        };
+        assert!(
+            check("inputs = []\noutputs = [{ name = \"y\", datatype = \"FP32\" }]")
+                .starts_with("queues.m.v2.inputs must name at least one tensor")
+        );
+        let twice = check(
+            "inputs = [{ name = \"x\", datatype = \"FP32\" }, { name = \"x\", datatype = \"INT8\" }]\noutputs = [{ name = \"y\", datatype = \"FP32\" }]",
+        );
+        assert!(
+            twice.starts_with("queues.m.v2.inputs[1].name \"x\" is named twice"),
+            "{twice}"
+        );
+        let bytes = check(
+            "inputs = [{ name = \"s\", datatype = \"BYTES\" }]\noutputs = [{ name = \"y\", datatype = \"FP32\" }]",
+        );
+        assert!(
+            bytes.starts_with("queues.m.v2.inputs[0].datatype BYTES"),
+            "{bytes}"
+        );
+        let zero = check(
+            "inputs = [{ name = \"x\", datatype = \"FP32\", shape = [0] }]\noutputs = [{ name = \"y\", datatype = \"FP32\" }]",
+        );
+        assert!(
+            zero.starts_with("queues.m.v2.inputs[0].shape dimensions must be ≥ 1"),
+            "{zero}"
+        );
+        let big = check(
+            "inputs = [{ name = \"x\", datatype = \"FP32\", shape = [1000] }]\noutputs = [{ name = \"y\", datatype = \"FP32\" }]",
+        );
+        assert!(
+            big.starts_with("queues.m.v2.inputs[0].shape a row of it must fit"),
+            "{big}"
+        );
+        let huge = check(
+            "inputs = [{ name = \"x\", datatype = \"FP32\", shape = [4294967296, 4294967296, 4294967296] }]\noutputs = [{ name = \"y\", datatype = \"FP32\" }]",
+        );
+        assert!(
+            huge.starts_with("queues.m.v2.inputs[0].shape a row of it must fit"),
+            "{huge}"
+        );
+        assert!(
+            model("inputs = [{ name = \"x\", datatype = \"FLOAT\" }]\noutputs = []")
+                .unwrap_err()
+                .contains("unknown variant")
+        );
+        assert!(
+            model("inputs = []\noutputs = []\nrows = \"grouped\"")
+                .unwrap_err()
+                .contains("unknown variant")
+        );
+    }
+}

@@ -1,0 +1,120 @@
+"""tritonclient (the Triton/KServe v2 gRPC client from PyPI), unchanged,
+against batchgate's v2 front door: health and metadata answered, 2,000
+concurrent single-row requests from 64 threads each answered with its own
+row and batched along dim 0 (from /metrics), several inputs of different
+types, and every malformed request refused with its status while the
+others go on.
+
+    python tritonclient_check.py --addr 127.0.0.1:50083 --metrics 127.0.0.1:9483
+"""
+
+import argparse
+import re
+import sys
+import threading
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import tritonclient.grpc as grpcclient
+from tritonclient.utils import InferenceServerException
+
+parser = argparse.ArgumentParser()
+parser.add_argument("--addr", required=True)
+parser.add_argument("--metrics", required=True)
+parser.add_argument("--requests", type=int, default=2000)
+parser.add_argument("--threads", type=int, default=64)
+args = parser.parse_args()
+
+
+def metric(name):
+    text = urllib.request.urlopen(f"http://{args.metrics}/metrics").read().decode()
+    m = re.search(rf"^{re.escape(name)} (\S+)$", text, re.M)
+    return float(m.group(1)) if m else 0.0
+
+
+def row_input(row):
+    x = grpcclient.InferInput("INPUT0", [1, 4], "FP32")
+    x.set_data_from_numpy(row[None])
+    return x
+
+
+client = grpcclient.InferenceServerClient(url=args.addr)
+assert client.is_server_live(), "server live"
+assert client.is_server_ready(), "server ready"
+assert client.is_model_ready("echo"), "model ready"
+assert not client.is_model_ready("nope"), "an unknown model is not ready"
+meta = client.get_model_metadata("echo", as_json=True)
+assert meta["inputs"] == [{"name": "INPUT0", "datatype": "FP32", "shape": ["-1", "4"]}], meta
+assert meta["outputs"][0]["name"] == "OUTPUT0", meta
+assert client.get_server_metadata(as_json=True)["name"] == "batchgate"
+
+# 2,000 single-row requests from 64 threads, one client each.
+rng = np.random.default_rng(5)
+rows = rng.standard_normal((args.requests, 4)).astype(np.float32)
+local = threading.local()
+
+
+def one(i):
+    if not hasattr(local, "client"):
+        local.client = grpcclient.InferenceServerClient(url=args.addr)
+    r = local.client.infer("echo", [row_input(rows[i])], outputs=[grpcclient.InferRequestedOutput("OUTPUT0")])
+    return i, r.as_numpy("OUTPUT0")
+
+
+items0, batches0 = metric('batchgate_batch_size_sum{queue="echo"}'), metric('batchgate_batch_size_count{queue="echo"}')
+with ThreadPoolExecutor(args.threads) as pool:
+    answers = list(pool.map(one, range(args.requests)))
+for i, got in answers:
+    assert got.shape == (1, 4) and got.dtype == np.float32, (got.shape, got.dtype)
+    np.testing.assert_array_equal(got[0], rows[i])
+items = metric('batchgate_batch_size_sum{queue="echo"}') - items0
+batches = metric('batchgate_batch_size_count{queue="echo"}') - batches0
+assert items == args.requests, f"{items} items for {args.requests} rows"
+print(f"tritonclient: {args.requests} single-row requests from {args.threads} threads, all exact; "
+      f"{batches:.0f} batches, mean {items / batches:.1f} rows")
+assert items / batches > 1, "rows of different requests shared batches"
+
+# A request of several rows and two inputs of different types.
+ids = np.arange(10, dtype=np.int64).reshape(5, 2)
+mask = (ids % 3 == 0)
+a = grpcclient.InferInput("ids", [5, 2], "INT64")
+a.set_data_from_numpy(ids)
+b = grpcclient.InferInput("mask", [5, 2], "BOOL")
+b.set_data_from_numpy(mask)
+r = client.infer("pair", [b, a])
+np.testing.assert_array_equal(r.as_numpy("ids_out"), ids)
+np.testing.assert_array_equal(r.as_numpy("mask_out"), mask)
+
+
+def refused(model, inputs, code, wanted, outputs=None):
+    try:
+        client.infer(model, inputs, outputs=outputs)
+    except InferenceServerException as e:
+        assert e.status() == f"StatusCode.{code}", (model, e.status(), e.message())
+        assert wanted in e.message(), (wanted, e.message())
+        return
+    raise AssertionError(f"{model}: {wanted!r} was not refused")
+
+
+def tensor(name, shape, datatype, values):
+    t = grpcclient.InferInput(name, shape, datatype)
+    t.set_data_from_numpy(values)
+    return t
+
+
+f32 = np.zeros((1, 4), np.float32)
+refused("nope", [tensor("INPUT0", [1, 4], "FP32", f32)], "NOT_FOUND", 'no model named "nope"')
+refused("echo", [tensor("INPUT0", [1, 4], "FP64", f32.astype(np.float64))], "INVALID_ARGUMENT",
+        'input "INPUT0" is "FP64"; model "echo" takes FP32')
+refused("echo", [tensor("INPUT0", [1, 3], "FP32", np.zeros((1, 3), np.float32))], "INVALID_ARGUMENT",
+        'input "INPUT0" has shape [1, 3]; model "echo" takes [N, 4]')
+refused("echo", [tensor("WRONG", [1, 4], "FP32", f32)], "INVALID_ARGUMENT", 'model "echo" has no input "WRONG"')
+refused("pair", [a], "INVALID_ARGUMENT", 'input "mask" is missing')
+refused("echo", [tensor("INPUT0", [1, 4], "FP32", f32)], "INVALID_ARGUMENT", 'has no output "NOPE"',
+        outputs=[grpcclient.InferRequestedOutput("NOPE")])
+# The rest is served as before.
+r = client.infer("echo", [row_input(rows[0])])
+np.testing.assert_array_equal(r.as_numpy("OUTPUT0")[0], rows[0])
+print("tritonclient: metadata, readiness, several inputs and 6 malformed requests as expected")
+sys.exit(0)

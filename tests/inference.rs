@@ -1,0 +1,492 @@
+//! The Open Inference Protocol front door over real gRPC: a model name is a
+//! queue, a request's rows become items (or one item), answers come back
+//! stacked in order; every malformed request gets INVALID_ARGUMENT or
+//! NOT_FOUND naming what is wrong, and the others are served.
+
+mod common;
+
+use std::collections::HashMap;
+
+use batchgate::oip::pb::{
+    self, InferTensorContents, ModelInferRequest,
+    grpc_inference_service_client::GrpcInferenceServiceClient,
+    model_infer_request::{InferInputTensor, InferRequestedOutputTensor},
+};
+use common::{TestServer, config};
+use tonic::{Code, transport::Channel};
+
+const CONFIG: &str = r#"
+[queues.echo]
+max_batch_size = 64
+max_delay = "20ms"
+v2 = { inputs = [{ name = "x", datatype = "FP32", shape = [2] }], outputs = [{ name = "y", datatype = "FP32", shape = [2] }] }
+
+[queues.pair]
+max_delay = "1ms"
+v2 = { inputs = [{ name = "a", datatype = "INT32", shape = [1] }, { name = "b", datatype = "INT64", shape = [2] }], outputs = [{ name = "lo", datatype = "INT32", shape = [1] }, { name = "hi", datatype = "INT64", shape = [2] }] }
+
+[queues.whole]
+max_delay = "1ms"
+v2 = { inputs = [{ name = "x", datatype = "UINT8", shape = [3] }], outputs = [{ name = "y", datatype = "UINT8", shape = [3] }], rows = "together", version = "7" }
+
+[queues.wrong]
+max_delay = "1ms"
+v2 = { inputs = [{ name = "x", datatype = "FP32", shape = [2] }], outputs = [{ name = "y", datatype = "FP32", shape = [3] }] }
+
+[queues.plain]
+max_delay = "1ms"
+"#;
+
+async fn client(server: &TestServer) -> GrpcInferenceServiceClient<Channel> {
+    GrpcInferenceServiceClient::new(server.channel().await)
+}
+
+fn f32s(values: &[f32]) -> Vec<u8> {
+    values.iter().flat_map(|v| v.to_le_bytes()).collect()
+}
+
+fn input(name: &str, datatype: &str, shape: &[i64]) -> InferInputTensor {
+    InferInputTensor {
+        name: name.into(),
+        datatype: datatype.into(),
+        shape: shape.to_vec(),
+        parameters: HashMap::new(),
+        contents: None,
+    }
+}
+
+fn raw_request(model: &str, inputs: Vec<InferInputTensor>, raw: Vec<Vec<u8>>) -> ModelInferRequest {
+    ModelInferRequest {
+        model_name: model.into(),
+        id: "req-1".into(),
+        inputs,
+        raw_input_contents: raw.into_iter().map(Into::into).collect(),
+        ..Default::default()
+    }
+}
+
+fn echo_rows(rows: &[[f32; 2]]) -> ModelInferRequest {
+    let flat: Vec<f32> = rows.iter().flatten().copied().collect();
+    raw_request(
+        "echo",
+        vec![input("x", "FP32", &[rows.len() as i64, 2])],
+        vec![f32s(&flat)],
+    )
+}
+
+#[tokio::test]
+async fn rows_of_many_requests_share_batches_and_come_back_in_order() {
+    let server = TestServer::start(config(CONFIG)).await;
+    let c = client(&server).await;
+    // 16 requests of 1..=4 rows at once: every row an item, batched across
+    // requests, each answer the request's own rows in order.
+    let calls: Vec<_> = (0..16)
+        .map(|r| {
+            let mut c = c.clone();
+            tokio::spawn(async move {
+                let rows: Vec<[f32; 2]> = (0..(r % 4 + 1)).map(|i| [r as f32, i as f32]).collect();
+                let answer = c.model_infer(echo_rows(&rows)).await.unwrap().into_inner();
+                (rows, answer)
+            })
+        })
+        .collect();
+    for call in calls {
+        let (rows, answer) = call.await.unwrap();
+        assert_eq!(answer.model_name, "echo");
+        assert_eq!(answer.model_version, "1");
+        assert_eq!(answer.id, "req-1");
+        assert_eq!(answer.outputs.len(), 1);
+        assert_eq!(answer.outputs[0].name, "y");
+        assert_eq!(answer.outputs[0].datatype, "FP32");
+        assert_eq!(answer.outputs[0].shape, vec![rows.len() as i64, 2]);
+        let flat: Vec<f32> = rows.iter().flatten().copied().collect();
+        assert_eq!(answer.raw_output_contents, vec![f32s(&flat)]);
+    }
+    let text = server.metrics_text().await;
+    let items = common::sample(&text, "batchgate_batch_size_sum{queue=\"echo\"}").unwrap();
+    let batches = common::sample(&text, "batchgate_batch_size_count{queue=\"echo\"}").unwrap();
+    assert_eq!(items, 40.0, "every row is one item");
+    assert!(
+        batches < 16.0,
+        "rows of different requests shared batches ({batches} batches)"
+    );
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn several_inputs_typed_contents_and_chosen_outputs() {
+    let server = TestServer::start(config(CONFIG)).await;
+    let mut c = client(&server).await;
+    // Typed contents: two rows of a (INT32 [1]) and b (INT64 [2]); the echo
+    // answers each row's a then b, cut back into lo and hi.
+    let mut a = input("a", "INT32", &[2, 1]);
+    a.contents = Some(InferTensorContents {
+        int_contents: vec![7, -8],
+        ..Default::default()
+    });
+    let mut b = input("b", "INT64", &[2, 2]);
+    b.contents = Some(InferTensorContents {
+        int64_contents: vec![1, 2, 3, 1 << 40],
+        ..Default::default()
+    });
+    let request = ModelInferRequest {
+        model_name: "pair".into(),
+        inputs: vec![b, a],
+        ..Default::default()
+    };
+    let answer = c.model_infer(request.clone()).await.unwrap().into_inner();
+    let names: Vec<_> = answer.outputs.iter().map(|o| o.name.as_str()).collect();
+    assert_eq!(names, ["lo", "hi"]);
+    assert_eq!(answer.outputs[1].shape, vec![2, 2]);
+    let lo: Vec<u8> = [7i32, -8].iter().flat_map(|v| v.to_le_bytes()).collect();
+    let hi: Vec<u8> = [1i64, 2, 3, 1 << 40]
+        .iter()
+        .flat_map(|v| v.to_le_bytes())
+        .collect();
+    assert_eq!(answer.raw_output_contents, vec![lo, hi.clone()]);
+    // Only the output asked for.
+    let mut only_hi = request;
+    only_hi.outputs = vec![InferRequestedOutputTensor {
+        name: "hi".into(),
+        parameters: HashMap::new(),
+    }];
+    let answer = c.model_infer(only_hi).await.unwrap().into_inner();
+    assert_eq!(answer.outputs.len(), 1);
+    assert_eq!(answer.outputs[0].name, "hi");
+    assert_eq!(answer.raw_output_contents, vec![hi]);
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn rows_together_are_one_item_and_versions_are_checked() {
+    let server = TestServer::start(config(CONFIG)).await;
+    let mut c = client(&server).await;
+    let mut request = raw_request(
+        "whole",
+        vec![input("x", "UINT8", &[2, 3])],
+        vec![vec![1, 2, 3, 4, 5, 6]],
+    );
+    request.model_version = "7".into();
+    let answer = c.model_infer(request.clone()).await.unwrap().into_inner();
+    assert_eq!(answer.outputs[0].shape, vec![2, 3]);
+    assert_eq!(answer.raw_output_contents, vec![vec![1, 2, 3, 4, 5, 6]]);
+    let text = server.metrics_text().await;
+    assert_eq!(
+        common::sample(&text, "batchgate_batch_size_sum{queue=\"whole\"}"),
+        Some(1.0)
+    );
+    request.model_version = "8".into();
+    let e = c.model_infer(request).await.unwrap_err();
+    assert_eq!(e.code(), Code::NotFound);
+    assert!(e.message().contains("no version \"8\""), "{}", e.message());
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn health_and_metadata_answer() {
+    let server = TestServer::start(config(CONFIG)).await;
+    let mut c = client(&server).await;
+    assert!(
+        c.server_live(pb::ServerLiveRequest {})
+            .await
+            .unwrap()
+            .into_inner()
+            .live
+    );
+    assert!(
+        c.server_ready(pb::ServerReadyRequest {})
+            .await
+            .unwrap()
+            .into_inner()
+            .ready
+    );
+    let ready = |name: &str, version: &str| pb::ModelReadyRequest {
+        name: name.into(),
+        version: version.into(),
+    };
+    assert!(
+        c.model_ready(ready("echo", ""))
+            .await
+            .unwrap()
+            .into_inner()
+            .ready
+    );
+    assert!(
+        c.model_ready(ready("whole", "7"))
+            .await
+            .unwrap()
+            .into_inner()
+            .ready
+    );
+    assert!(
+        !c.model_ready(ready("whole", "1"))
+            .await
+            .unwrap()
+            .into_inner()
+            .ready
+    );
+    assert!(
+        !c.model_ready(ready("nope", ""))
+            .await
+            .unwrap()
+            .into_inner()
+            .ready
+    );
+    assert!(
+        !c.model_ready(ready("plain", ""))
+            .await
+            .unwrap()
+            .into_inner()
+            .ready
+    );
+    let meta = c
+        .server_metadata(pb::ServerMetadataRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(meta.name, "batchgate");
+    let meta = c
+        .model_metadata(pb::ModelMetadataRequest {
+            name: "pair".into(),
+            version: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(meta.versions, vec!["1".to_owned()]);
+    let inputs: Vec<_> = meta
+        .inputs
+        .iter()
+        .map(|t| (t.name.as_str(), t.datatype.as_str(), t.shape.clone()))
+        .collect();
+    assert_eq!(
+        inputs,
+        [("a", "INT32", vec![-1, 1]), ("b", "INT64", vec![-1, 2])]
+    );
+    assert_eq!(meta.outputs[1].shape, vec![-1, 2]);
+    for (name, wanted) in [
+        ("nope", "no model named \"nope\""),
+        ("plain", "serves no v2 model"),
+    ] {
+        let e = c
+            .model_metadata(pb::ModelMetadataRequest {
+                name: name.into(),
+                version: String::new(),
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(e.code(), Code::NotFound);
+        assert!(e.message().contains(wanted), "{}", e.message());
+    }
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn bad_requests_get_their_status_and_the_others_go_on() {
+    let server = TestServer::start(config(CONFIG)).await;
+    let mut c = client(&server).await;
+    let x = |shape: &[i64]| input("x", "FP32", shape);
+    let mut typed_and_raw = echo_rows(&[[1.0, 2.0]]);
+    typed_and_raw.inputs[0].contents = Some(InferTensorContents {
+        fp32_contents: vec![1.0, 2.0],
+        ..Default::default()
+    });
+    let mut typed_wrong_field = raw_request("echo", vec![x(&[1, 2])], vec![]);
+    typed_wrong_field.inputs[0].contents = Some(InferTensorContents {
+        int_contents: vec![1, 2],
+        ..Default::default()
+    });
+    let mut typed_short = raw_request("echo", vec![x(&[2, 2])], vec![]);
+    typed_short.inputs[0].contents = Some(InferTensorContents {
+        fp32_contents: vec![1.0, 2.0, 3.0],
+        ..Default::default()
+    });
+    let mut unknown_output = echo_rows(&[[1.0, 2.0]]);
+    unknown_output.outputs = vec![InferRequestedOutputTensor {
+        name: "z".into(),
+        parameters: HashMap::new(),
+    }];
+    let mut bad_priority = echo_rows(&[[1.0, 2.0]]);
+    bad_priority.parameters.insert(
+        "priority".into(),
+        pb::InferParameter {
+            parameter_choice: Some(pb::infer_parameter::ParameterChoice::Int64Param(-1)),
+        },
+    );
+    let cases: Vec<(&str, ModelInferRequest, Code, &str)> = vec![
+        (
+            "unknown model",
+            raw_request("nope", vec![x(&[1, 2])], vec![f32s(&[1.0, 2.0])]),
+            Code::NotFound,
+            "no model named \"nope\"",
+        ),
+        (
+            "queue without v2",
+            raw_request("plain", vec![x(&[1, 2])], vec![f32s(&[1.0, 2.0])]),
+            Code::NotFound,
+            "serves no v2 model",
+        ),
+        (
+            "missing input",
+            raw_request("pair", vec![input("a", "INT32", &[1, 1])], vec![vec![0; 4]]),
+            Code::InvalidArgument,
+            "input \"b\" is missing",
+        ),
+        (
+            "unknown input",
+            raw_request(
+                "echo",
+                vec![x(&[1, 2]), input("q", "FP32", &[1, 2])],
+                vec![f32s(&[1.0, 2.0]), f32s(&[1.0, 2.0])],
+            ),
+            Code::InvalidArgument,
+            "model \"echo\" has no input \"q\"",
+        ),
+        (
+            "input twice",
+            raw_request(
+                "echo",
+                vec![x(&[1, 2]), x(&[1, 2])],
+                vec![f32s(&[1.0, 2.0]), f32s(&[1.0, 2.0])],
+            ),
+            Code::InvalidArgument,
+            "input \"x\" is given twice",
+        ),
+        (
+            "wrong datatype",
+            raw_request("echo", vec![input("x", "FP64", &[1, 2])], vec![vec![0; 16]]),
+            Code::InvalidArgument,
+            "input \"x\" is \"FP64\"; model \"echo\" takes FP32",
+        ),
+        (
+            "unknown datatype",
+            raw_request("echo", vec![input("x", "FLOAT", &[1, 2])], vec![vec![0; 8]]),
+            Code::InvalidArgument,
+            "input \"x\" is \"FLOAT\"",
+        ),
+        (
+            "wrong row shape",
+            raw_request("echo", vec![x(&[1, 3])], vec![f32s(&[1.0, 2.0, 3.0])]),
+            Code::InvalidArgument,
+            "input \"x\" has shape [1, 3]; model \"echo\" takes [N, 2]",
+        ),
+        (
+            "no batch dimension",
+            raw_request("echo", vec![x(&[2])], vec![f32s(&[1.0, 2.0])]),
+            Code::InvalidArgument,
+            "has shape [2]",
+        ),
+        (
+            "zero rows",
+            raw_request("echo", vec![x(&[0, 2])], vec![vec![]]),
+            Code::InvalidArgument,
+            "(N ≥ 1 rows)",
+        ),
+        (
+            "negative rows",
+            raw_request("echo", vec![x(&[-1, 2])], vec![vec![]]),
+            Code::InvalidArgument,
+            "has shape [-1, 2]",
+        ),
+        (
+            "rows disagree",
+            raw_request(
+                "pair",
+                vec![input("a", "INT32", &[2, 1]), input("b", "INT64", &[1, 2])],
+                vec![vec![0; 8], vec![0; 16]],
+            ),
+            Code::InvalidArgument,
+            "input \"b\" has 1 rows, input \"a\" has 2",
+        ),
+        (
+            "raw too short",
+            raw_request("echo", vec![x(&[2, 2])], vec![f32s(&[1.0, 2.0, 3.0])]),
+            Code::InvalidArgument,
+            "raw_input_contents[0] holds 12 bytes; [2, 2] FP32 needs 16",
+        ),
+        (
+            "raw count",
+            raw_request("echo", vec![x(&[1, 2])], vec![f32s(&[1.0, 2.0]), vec![]]),
+            Code::InvalidArgument,
+            "raw_input_contents holds 2 buffers for 1 inputs",
+        ),
+        (
+            "typed and raw",
+            typed_and_raw,
+            Code::InvalidArgument,
+            "has contents while the request uses raw_input_contents",
+        ),
+        (
+            "typed in the wrong field",
+            typed_wrong_field,
+            Code::InvalidArgument,
+            "FP32 contents go in fp32_contents, not int_contents",
+        ),
+        (
+            "typed too few",
+            typed_short,
+            Code::InvalidArgument,
+            "fp32_contents holds 3 values where the shape needs 4",
+        ),
+        (
+            "no contents at all",
+            raw_request("echo", vec![x(&[1, 2])], vec![]),
+            Code::InvalidArgument,
+            "fp32_contents holds 0 values",
+        ),
+        (
+            "unknown output",
+            unknown_output,
+            Code::InvalidArgument,
+            "model \"echo\" has no output \"z\" (it gives y)",
+        ),
+        (
+            "bad priority",
+            bad_priority,
+            Code::InvalidArgument,
+            "parameter priority must be ≥ 0",
+        ),
+        (
+            "answer of the wrong size",
+            raw_request("wrong", vec![x(&[1, 2])], vec![f32s(&[1.0, 2.0])]),
+            Code::Internal,
+            "answered 8 bytes where the v2 outputs (y) need 12",
+        ),
+    ];
+    // Good requests in flight meanwhile are all served.
+    let good = {
+        let c = c.clone();
+        tokio::spawn(async move {
+            let calls: Vec<_> = (0..32)
+                .map(|i| {
+                    let mut c = c.clone();
+                    tokio::spawn(async move {
+                        let rows = [[i as f32, 1.0]];
+                        let a = c.model_infer(echo_rows(&rows)).await.unwrap().into_inner();
+                        assert_eq!(a.raw_output_contents, vec![f32s(&[i as f32, 1.0])]);
+                    })
+                })
+                .collect();
+            for call in calls {
+                call.await.unwrap();
+            }
+        })
+    };
+    for (what, request, code, wanted) in cases {
+        let e = c.model_infer(request).await.unwrap_err();
+        assert_eq!(e.code(), code, "{what}: {}", e.message());
+        assert!(
+            e.message().contains(wanted),
+            "{what}: {:?} lacks {wanted:?}",
+            e.message()
+        );
+    }
+    good.await.unwrap();
+    let answer = c
+        .model_infer(echo_rows(&[[5.0, 6.0]]))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(answer.raw_output_contents, vec![f32s(&[5.0, 6.0])]);
+    server.shutdown().await;
+}
