@@ -163,6 +163,11 @@ impl QueueConfig {
         self.policy.validate(path, max_message_bytes)?;
         if let Some(model) = &self.v2 {
             model.validate(path, max_message_bytes)?;
+        } else if self.handler.kind == HandlerKind::Kserve {
+            return Err(invalid(
+                format!("{path}.handler"),
+                "kind \"kserve\" needs the queue's v2 = { inputs, outputs } (the tensors of a row it stacks)",
+            ));
         }
         self.handler.validate(&format!("{path}.handler"))
     }

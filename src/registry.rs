@@ -143,6 +143,7 @@ impl Registry {
         let handler = handler::build(
             name.clone(),
             &config.handler,
+            config.v2.as_ref(),
             self.metrics.clone(),
             self.precise.clone(),
         )
@@ -280,13 +281,17 @@ impl Registry {
             config.validate(&format!("queues.{name}"), self.max_message_bytes)?;
             // A changed handler is built anew; batches in flight finish on
             // the old one, which goes when they do.
-            let handler = if config.handler == entry.config.handler {
+            // A kserve handler stacks rows by the queue's v2 tensors.
+            let same_layout =
+                config.handler.kind != handler::HandlerKind::Kserve || config.v2 == entry.config.v2;
+            let handler = if config.handler == entry.config.handler && same_layout {
                 None
             } else {
                 let queue: Arc<str> = Arc::from(name);
                 let built = handler::build(
                     queue,
                     &config.handler,
+                    config.v2.as_ref(),
                     self.metrics.clone(),
                     self.precise.clone(),
                 )

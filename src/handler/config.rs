@@ -36,6 +36,9 @@ pub enum HandlerKind {
     Grpc,
     /// A remote backend taking one JSON POST per batch.
     Http,
+    /// A remote Open Inference Protocol (KServe v2) server: a batch is one
+    /// ModelInfer, the items' rows stacked along dim 0.
+    Kserve,
 }
 
 impl HandlerKind {
@@ -46,6 +49,7 @@ impl HandlerKind {
             HandlerKind::Sim => "sim",
             HandlerKind::Grpc => "grpc",
             HandlerKind::Http => "http",
+            HandlerKind::Kserve => "kserve",
         }
     }
 
@@ -59,15 +63,25 @@ impl HandlerKind {
             "sim" => Ok(HandlerKind::Sim),
             "grpc" => Ok(HandlerKind::Grpc),
             "http" => Ok(HandlerKind::Http),
+            "kserve" => Ok(HandlerKind::Kserve),
             other => Err(format!(
-                "unknown handler kind {other:?} (echo, sim, grpc, http)"
+                "unknown handler kind {other:?} (echo, sim, grpc, http, kserve)"
             )),
         }
     }
 
     /// Whether batches go to remote endpoints.
     pub fn is_remote(self) -> bool {
-        matches!(self, HandlerKind::Grpc | HandlerKind::Http)
+        matches!(
+            self,
+            HandlerKind::Grpc | HandlerKind::Http | HandlerKind::Kserve
+        )
+    }
+
+    /// Whether its endpoints speak gRPC (so `dns:///` names, `tls_ca_file`
+    /// and `resolve_every` apply).
+    pub fn is_grpc(self) -> bool {
+        matches!(self, HandlerKind::Grpc | HandlerKind::Kserve)
     }
 }
 
@@ -158,6 +172,8 @@ pub struct HandlerConfig {
     /// grpc: CA bundle (PEM) to verify `https://` endpoints; unset: the
     /// public web PKI roots.
     pub tls_ca_file: Option<std::path::PathBuf>,
+    /// kserve: the model to call on the server (empty: the queue's name).
+    pub model: String,
 }
 
 impl Default for HandlerConfig {
@@ -182,6 +198,7 @@ impl Default for HandlerConfig {
             encoding: Encoding::Items,
             json_payloads: false,
             tls_ca_file: None,
+            model: String::new(),
         }
     }
 }
@@ -262,6 +279,8 @@ pub(crate) struct RawHandler {
     pub(crate) json_payloads: Option<bool>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) tls_ca_file: Option<std::path::PathBuf>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) model: Option<String>,
 }
 
 /// The handler fields each kind takes (besides `kind`).
@@ -296,6 +315,20 @@ fn fields_of(kind: HandlerKind) -> &'static [&'static str] {
             "eject_for",
             "json_payloads",
         ],
+        HandlerKind::Kserve => &[
+            "endpoints",
+            "resolve_every",
+            "max_in_flight",
+            "timeout",
+            "retries",
+            "retry_backoff",
+            "retry_backoff_max",
+            "bisect",
+            "eject_after",
+            "eject_for",
+            "tls_ca_file",
+            "model",
+        ],
     }
 }
 
@@ -322,6 +355,7 @@ impl TryFrom<RawHandler> for HandlerConfig {
             ("encoding", raw.encoding.is_some()),
             ("json_payloads", raw.json_payloads.is_some()),
             ("tls_ca_file", raw.tls_ca_file.is_some()),
+            ("model", raw.model.is_some()),
         ];
         let allowed = fields_of(raw.kind);
         if let Some((field, _)) = given.iter().find(|(f, set)| *set && !allowed.contains(f)) {
@@ -356,6 +390,7 @@ impl TryFrom<RawHandler> for HandlerConfig {
             encoding: raw.encoding.unwrap_or(d.encoding),
             json_payloads: raw.json_payloads.unwrap_or(d.json_payloads),
             tls_ca_file: raw.tls_ca_file.or(d.tls_ca_file),
+            model: raw.model.unwrap_or(d.model),
         })
     }
 }
@@ -372,7 +407,7 @@ impl From<HandlerConfig> for RawHandler {
             per_cost: (kind == HandlerKind::Sim).then_some(h.per_cost),
             padded: (kind == HandlerKind::Sim).then_some(h.padded),
             endpoints: remote.then_some(h.endpoints),
-            resolve_every: (kind == HandlerKind::Grpc).then_some(h.resolve_every),
+            resolve_every: kind.is_grpc().then_some(h.resolve_every),
             max_in_flight: remote.then_some(h.max_in_flight),
             timeout: remote.then_some(h.timeout),
             retries: remote.then_some(h.retries),
@@ -384,11 +419,8 @@ impl From<HandlerConfig> for RawHandler {
             streaming: (kind == HandlerKind::Grpc).then_some(h.streaming),
             encoding: (kind == HandlerKind::Grpc).then_some(h.encoding),
             json_payloads: (kind == HandlerKind::Http).then_some(h.json_payloads),
-            tls_ca_file: if kind == HandlerKind::Grpc {
-                h.tls_ca_file
-            } else {
-                None
-            },
+            tls_ca_file: if kind.is_grpc() { h.tls_ca_file } else { None },
+            model: (kind == HandlerKind::Kserve).then_some(h.model),
         }
     }
 }
@@ -416,6 +448,7 @@ impl HandlerConfig {
         if !self.kind.is_remote() {
             return Ok(());
         }
+        at_most(&field("model"), self.model.len(), 256, " bytes")?;
         if self.max_in_flight == 0 {
             return Err(invalid(field("max_in_flight"), "must be ≥ 1"));
         }
@@ -458,8 +491,8 @@ impl HandlerConfig {
         duration_at_most(&field("eject_for"), self.eject_for, limits::MAX_TIMEOUT)?;
         for (i, endpoint) in self.endpoints.iter().enumerate() {
             let checked = match DnsName::parse(endpoint) {
-                Some(_) if self.kind != HandlerKind::Grpc => Err(format!(
-                    "{endpoint:?}: dns:/// endpoints are for grpc handlers (an http endpoint is a URL with a path)"
+                Some(_) if !self.kind.is_grpc() => Err(format!(
+                    "{endpoint:?}: dns:/// endpoints are for grpc and kserve handlers (an http endpoint is a URL with a path)"
                 )),
                 Some(name) => name.map(|_| ()),
                 None => validate_endpoint(endpoint),
@@ -567,7 +600,7 @@ mod tests {
             kind: HandlerKind::Http,
             ..grpc("dns:///backends:7000")
         };
-        assert!(err(http).contains("dns:/// endpoints are for grpc handlers"));
+        assert!(err(http).contains("dns:/// endpoints are for grpc and kserve handlers"));
         let eager = HandlerConfig {
             resolve_every: std::time::Duration::from_millis(1),
             ..grpc("dns:///backends:7000")

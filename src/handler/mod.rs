@@ -30,6 +30,7 @@ pub use self::{
 use crate::{
     contract::{Batch, ResultSink},
     metrics::Metrics,
+    oip::ModelSpec,
     timer::PreciseTimer,
 };
 
@@ -60,12 +61,14 @@ pub trait Handler: Send + Sync + fmt::Debug + 'static {
 /// Builds the handler a queue's config names.
 ///
 /// # Errors
-/// INVALID_ARGUMENT for a remote endpoint that cannot be used.
+/// INVALID_ARGUMENT for a remote endpoint that cannot be used, or a
+/// kserve handler without the queue's `model` (its `v2`).
 ///
 /// `precise` gives the `sim` handler sub-millisecond sleeps.
 pub fn build(
     queue: Arc<str>,
     config: &HandlerConfig,
+    model: Option<&ModelSpec>,
     metrics: Arc<Metrics>,
     precise: Option<Arc<PreciseTimer>>,
 ) -> Result<Arc<dyn Handler>, Status> {
@@ -79,5 +82,18 @@ pub fn build(
             precise,
         }),
         HandlerKind::Grpc | HandlerKind::Http => Arc::new(Remote::new(queue, config, metrics)?),
+        HandlerKind::Kserve => {
+            let layout = model.ok_or_else(|| {
+                Status::invalid_argument(
+                    "a kserve handler needs the queue's v2 = { inputs, outputs } (the tensors of a row)",
+                )
+            })?;
+            let name = if config.model.is_empty() {
+                queue.to_string()
+            } else {
+                config.model.clone()
+            };
+            Arc::new(Remote::new(queue, config, metrics)?.serving(name, Arc::new(layout.clone())))
+        }
     })
 }

@@ -27,6 +27,7 @@
 mod dns;
 mod grpc;
 mod http;
+mod kserve;
 mod packed;
 mod pool;
 
@@ -46,6 +47,7 @@ use crate::{
     contract::{Batch, ItemOutput, ResultSink, SinkError},
     handler::config::{DnsName, Encoding, HandlerConfig, HandlerKind},
     metrics::{CallOutcome, Metrics},
+    oip::{ModelSpec, pb::grpc_inference_service_client::GrpcInferenceServiceClient},
     otel,
     pb::backend_client::BackendClient,
 };
@@ -60,6 +62,8 @@ const MAX_BACKEND_MESSAGE: usize = 64 * 1024 * 1024;
 pub(crate) enum Conn {
     /// A lazily connected gRPC channel.
     Grpc(BackendClient<tonic::transport::Channel>),
+    /// A lazily connected gRPC channel to a v2 inference server.
+    Kserve(GrpcInferenceServiceClient<tonic::transport::Channel>),
     /// An HTTP URL and the pool's shared client.
     Http {
         client: reqwest::Client,
@@ -75,23 +79,15 @@ impl Conn {
         tls_ca: Option<&std::path::Path>,
     ) -> Result<Self, Status> {
         match kind {
-            HandlerKind::Grpc => {
-                let mut endpoint = tonic::transport::Channel::from_shared(address.to_owned())
-                    .map_err(|e| {
-                        Status::invalid_argument(format!("bad endpoint {address:?}: {e}"))
-                    })?;
-                if address.starts_with("https://") {
-                    let tls = crate::tls::client(tls_ca, None, None)
-                        .map_err(|e| Status::invalid_argument(e.to_string()))?;
-                    endpoint = endpoint.tls_config(tls).map_err(|e| {
-                        Status::invalid_argument(format!("TLS for {address:?}: {e}"))
-                    })?;
-                }
-                let channel = endpoint.connect_lazy();
-                Ok(Conn::Grpc(
-                    BackendClient::new(channel).max_decoding_message_size(MAX_BACKEND_MESSAGE),
-                ))
-            }
+            HandlerKind::Grpc => Ok(Conn::Grpc(
+                BackendClient::new(channel(address, tls_ca)?)
+                    .max_decoding_message_size(MAX_BACKEND_MESSAGE),
+            )),
+            HandlerKind::Kserve => Ok(Conn::Kserve(
+                GrpcInferenceServiceClient::new(channel(address, tls_ca)?)
+                    .max_decoding_message_size(MAX_BACKEND_MESSAGE)
+                    .max_encoding_message_size(MAX_BACKEND_MESSAGE),
+            )),
             HandlerKind::Http => Ok(Conn::Http {
                 client: http.clone(),
                 url: address.to_owned(),
@@ -102,6 +98,23 @@ impl Conn {
             ))),
         }
     }
+}
+
+/// A lazily connected channel to a gRPC endpoint (TLS for `https://`).
+fn channel(
+    address: &str,
+    tls_ca: Option<&std::path::Path>,
+) -> Result<tonic::transport::Channel, Status> {
+    let mut endpoint = tonic::transport::Channel::from_shared(address.to_owned())
+        .map_err(|e| Status::invalid_argument(format!("bad endpoint {address:?}: {e}")))?;
+    if address.starts_with("https://") {
+        let tls = crate::tls::client(tls_ca, None, None)
+            .map_err(|e| Status::invalid_argument(e.to_string()))?;
+        endpoint = endpoint
+            .tls_config(tls)
+            .map_err(|e| Status::invalid_argument(format!("TLS for {address:?}: {e}")))?;
+    }
+    Ok(endpoint.connect_lazy())
 }
 
 /// Why a call to an endpoint did not deliver every result.
@@ -200,6 +213,8 @@ pub struct Remote {
     encoding: Encoding,
     /// Payloads are raw JSON (http).
     json_payloads: bool,
+    /// The model called and the tensors of a row (kserve).
+    model: Option<(String, Arc<ModelSpec>)>,
 }
 
 impl Remote {
@@ -264,7 +279,15 @@ impl Remote {
             streaming: config.streaming,
             encoding: config.encoding,
             json_payloads: config.json_payloads,
+            model: None,
         })
+    }
+
+    /// The same handler calling model `name` of a v2 server, a row of
+    /// which holds `layout`'s tensors (kserve).
+    pub fn serving(mut self, name: String, layout: Arc<ModelSpec>) -> Self {
+        self.model = Some((name, layout));
+        self
     }
 
     /// The queue's endpoints, for registration at runtime.
@@ -411,6 +434,15 @@ impl Remote {
                     let how = (self.streaming, self.encoding);
                     grpc::call(client.clone(), input, how, &headers, &mut deliver).await
                 }
+                Conn::Kserve(client) => match &self.model {
+                    Some((name, layout)) => {
+                        let how = (name.as_str(), layout.as_ref());
+                        kserve::call(client.clone(), input, how, &headers, &mut deliver).await
+                    }
+                    None => Err(CallError::Rejected(Status::internal(
+                        "a kserve handler without the queue's v2 model",
+                    ))),
+                },
                 Conn::Http { client, url } => {
                     let how = (self.json_payloads, headers.as_slice());
                     http::call(client, url, input, how, &mut deliver).await
