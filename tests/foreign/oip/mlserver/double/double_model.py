@@ -1,0 +1,16 @@
+"""A real v2 model for the kserve check: y = 2x, for any rows of FP32.
+MLServer's own adaptive batching is off (max_batch_size 0): batchgate
+batches in front of it."""
+
+from mlserver import MLModel
+from mlserver.codecs import NumpyCodec
+from mlserver.types import InferenceRequest, InferenceResponse
+
+
+class Double(MLModel):
+    async def load(self) -> bool:
+        return True
+
+    async def predict(self, payload: InferenceRequest) -> InferenceResponse:
+        x = NumpyCodec.decode_input(payload.inputs[0])
+        return InferenceResponse(model_name=self.name, outputs=[NumpyCodec.encode_output("y", x * 2)])
