@@ -1,6 +1,7 @@
 //! Configuration hot reload against a real server watching its file: new
 //! queues appear, removed ones drain, changed policies and handlers apply,
-//! an invalid file changes nothing, a ConfigMap-style symlink swap is seen,
+//! a v2 model comes, changes and goes, an invalid file changes nothing, a
+//! ConfigMap-style symlink swap is seen,
 //! and under load no accepted item is lost or answered twice.
 
 mod common;
@@ -270,4 +271,51 @@ fn tempdir() -> PathBuf {
     ));
     std::fs::create_dir_all(&dir).unwrap();
     dir
+}
+
+#[tokio::test]
+async fn a_reload_adds_changes_and_removes_a_queues_v2_model() {
+    use batchgate::oip::pb::{
+        ModelMetadataRequest, grpc_inference_service_client::GrpcInferenceServiceClient,
+    };
+    let dir = tempdir();
+    let path = dir.join("batchgate.toml");
+    write(&path, "[queues.m]\n");
+    let server = start(path.clone()).await;
+    let mut v2 = GrpcInferenceServiceClient::new(server.channel().await);
+    let metadata = |name: &str| ModelMetadataRequest {
+        name: name.into(),
+        version: String::new(),
+    };
+    let e = v2.model_metadata(metadata("m")).await.unwrap_err();
+    assert_eq!(e.code(), Code::NotFound);
+
+    let model = |shape: u32| {
+        format!(
+            "[queues.m]\nv2 = {{ inputs = [{{ name = \"x\", datatype = \"FP32\", shape = [{shape}] }}], outputs = [{{ name = \"y\", datatype = \"FP32\", shape = [{shape}] }}] }}\n"
+        )
+    };
+    write(&path, &model(4));
+    let shape = |m: batchgate::oip::pb::ModelMetadataResponse| m.inputs[0].shape.clone();
+    common::wait_until("the model", || async {
+        let m = v2.clone().model_metadata(metadata("m")).await.ok()?;
+        (shape(m.into_inner()) == [-1, 4]).then_some(())
+    })
+    .await;
+    write(&path, &model(8));
+    common::wait_until("the changed model", || async {
+        let m = v2.clone().model_metadata(metadata("m")).await.ok()?;
+        (shape(m.into_inner()) == [-1, 8]).then_some(())
+    })
+    .await;
+    write(&path, "[queues.m]\n");
+    common::wait_until("the model gone", || async {
+        v2.clone()
+            .model_metadata(metadata("m"))
+            .await
+            .is_err()
+            .then_some(())
+    })
+    .await;
+    server.shutdown().await;
 }

@@ -22,7 +22,10 @@ use tokio::{sync::mpsc, task::JoinSet, time::Instant};
 use tokio_stream::{StreamExt, wrappers::ReceiverStream};
 use tonic::transport::Channel;
 
-use crate::pb::{self, batcher_client::BatcherClient, stream_response::Outcome};
+use crate::{
+    oip::{self, pb::grpc_inference_service_client::GrpcInferenceServiceClient},
+    pb::{self, batcher_client::BatcherClient, stream_response::Outcome},
+};
 
 /// What one run does.
 #[derive(Debug, Clone)]
@@ -39,6 +42,8 @@ pub struct Plan {
     pub concurrency: usize,
     /// Bidi streams (stream mode); 0 means unary mode.
     pub streams: usize,
+    /// v2 mode (unary ModelInfer calls): the input tensor's name.
+    pub v2_input: Option<String>,
     /// Items per second over all workers; 0 means closed loop.
     pub rate: f64,
     /// Measure for this long after warm-up (unless `items` ends it first).
@@ -206,10 +211,10 @@ pub async fn run(plan: Plan, channels: Vec<Channel>, progress: Arc<Progress>) ->
     if plan.streams == 0 {
         let pacer = (plan.rate > 0.0).then(|| Pacer::start(plan.rate, start, window.stop_at));
         for i in 0..plan.concurrency {
-            let client = BatcherClient::new(channels[i % channels.len()].clone());
+            let caller = Caller::new(&plan, channels[i % channels.len()].clone());
             workers.spawn(unary_worker(
                 plan.clone(),
-                client,
+                caller,
                 pacer.clone(),
                 (window, i),
                 progress.clone(),
@@ -302,21 +307,69 @@ fn limit_reached(plan: &Plan, progress: &Progress) -> bool {
     plan.items > 0 && progress.done.load(Ordering::Relaxed) >= plan.items
 }
 
+/// One unary call per item: a batchgate.v1 Submit, or a v2 ModelInfer.
+enum Caller {
+    V1(BatcherClient<Channel>, pb::SubmitRequest),
+    V2(
+        GrpcInferenceServiceClient<Channel>,
+        oip::pb::ModelInferRequest,
+    ),
+}
+
+impl Caller {
+    fn new(plan: &Plan, channel: Channel) -> Self {
+        match &plan.v2_input {
+            None => Caller::V1(
+                BatcherClient::new(channel),
+                pb::SubmitRequest {
+                    queue: plan.queue.clone(),
+                    payload: plan.payload.clone(),
+                    batch_key: plan.batch_key.clone(),
+                    ..Default::default()
+                },
+            ),
+            Some(input) => Caller::V2(
+                GrpcInferenceServiceClient::new(channel),
+                oip::pb::ModelInferRequest {
+                    model_name: plan.queue.clone(),
+                    inputs: vec![oip::pb::model_infer_request::InferInputTensor {
+                        name: input.clone(),
+                        datatype: "FP32".to_owned(),
+                        shape: vec![1, (plan.payload.len() / 4) as i64],
+                        ..Default::default()
+                    }],
+                    raw_input_contents: vec![plan.payload.clone()],
+                    ..Default::default()
+                },
+            ),
+        }
+    }
+
+    /// One call; the batch it rode in, when the answer says.
+    async fn call(&mut self, cost: Option<u64>) -> Result<Option<pb::BatchInfo>, tonic::Status> {
+        match self {
+            Caller::V1(client, request) => {
+                request.cost = cost;
+                let r = client.submit(request.clone()).await?;
+                Ok(r.into_inner().batch)
+            }
+            Caller::V2(client, request) => {
+                client.model_infer(request.clone()).await?;
+                Ok(None)
+            }
+        }
+    }
+}
+
 async fn unary_worker(
     plan: Plan,
-    mut client: BatcherClient<Channel>,
+    mut caller: Caller,
     pacer: Option<Arc<Pacer>>,
     (window, worker): (Window, usize),
     progress: Arc<Progress>,
 ) -> Tally {
     let mut tally = Tally::new();
     let mut rng = fastrand::Rng::with_seed(worker as u64);
-    let mut request = pb::SubmitRequest {
-        queue: plan.queue.clone(),
-        payload: plan.payload.clone(),
-        batch_key: plan.batch_key.clone(),
-        ..Default::default()
-    };
     loop {
         let intended = match &pacer {
             Some(pacer) => match pacer.next().await {
@@ -331,19 +384,15 @@ async fn unary_worker(
         if window.measuring(intended) && !progress.claim(&plan) {
             break;
         }
-        request.cost = plan.costs.map(|c| c.draw(&mut rng));
-        let result = client.submit(request.clone()).await;
+        let cost = plan.costs.map(|c| c.draw(&mut rng));
+        let result = caller.call(cost).await;
         let done = Instant::now();
         if !window.measuring(intended) {
             continue;
         }
         progress.done.fetch_add(1, Ordering::Relaxed);
         match result {
-            Ok(r) => tally.success(
-                done - intended,
-                r.get_ref().batch.as_ref(),
-                done < window.stop_at,
-            ),
+            Ok(batch) => tally.success(done - intended, batch.as_ref(), done < window.stop_at),
             Err(status) => tally.failure(status.code()),
         }
     }

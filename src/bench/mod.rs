@@ -67,6 +67,10 @@ pub struct BenchArgs {
     /// Every item's batch key (empty: none).
     #[arg(long, default_value = "")]
     pub batch_key: String,
+    /// v2 mode: the input tensor's name (its row is FP32 of
+    /// `--payload-size` / 4 values).
+    #[arg(long, default_value = "x")]
+    pub v2_input: String,
     /// Each item's cost (its request's `cost` field): `N`, or
     /// `lognormal:MEDIAN:P99` (e.g. "lognormal:40:400", token counts with a
     /// long tail). Unset: none.
@@ -214,6 +218,10 @@ pub enum Mode {
     Unary,
     /// Items over long-lived StreamSubmit streams.
     Stream,
+    /// One Open Inference Protocol ModelInfer per item (a row of FP32, the
+    /// payload's bytes, as input `--v2-input` of model `--queue`): against
+    /// batchgate's v2 front door or any v2 server.
+    V2,
 }
 
 /// Runs `batchgate bench`.
@@ -228,6 +236,12 @@ pub async fn run(args: BenchArgs) -> ExitCode {
 }
 
 async fn execute(args: BenchArgs) -> Result<ExitCode, String> {
+    if args.mode == Mode::V2 && (args.payload_size == 0 || !args.payload_size.is_multiple_of(4)) {
+        return Err(format!(
+            "--mode v2 sends a row of FP32: --payload-size must be a multiple of 4, got {}",
+            args.payload_size
+        ));
+    }
     let mut in_process = None;
     let addr = if args.in_process {
         let mut config = match &args.config {
@@ -288,9 +302,10 @@ async fn run_one(
         costs: args.cost,
         concurrency,
         streams: match args.mode {
-            Mode::Unary => 0,
+            Mode::Unary | Mode::V2 => 0,
             Mode::Stream => args.streams.max(1),
         },
+        v2_input: (args.mode == Mode::V2).then(|| args.v2_input.clone()),
         rate,
         duration: args.duration,
         items: args.items,
@@ -473,6 +488,7 @@ mod tests {
             costs: None,
             concurrency: 1,
             streams: 0,
+            v2_input: None,
             rate: 0.0,
             duration: Duration::from_secs(10),
             items: 0,

@@ -110,7 +110,12 @@ impl Report {
         let seconds = measured.as_secs_f64().max(1e-9);
         Self {
             label,
-            mode: if plan.streams == 0 { "unary" } else { "stream" }.to_owned(),
+            mode: match (plan.streams, &plan.v2_input) {
+                (0, None) => "unary",
+                (0, Some(_)) => "v2",
+                _ => "stream",
+            }
+            .to_owned(),
             queue: plan.queue.clone(),
             concurrency: plan.concurrency,
             connections,

@@ -1,6 +1,6 @@
-"""A real v2 model for the kserve check: y = 2x, for any rows of FP32.
-MLServer's own adaptive batching is off (max_batch_size 0): batchgate
-batches in front of it."""
+"""A real v2 model for the kserve check and bench/oip.sh: y = 2x, for any
+rows of FP32. Served twice: `double` with MLServer's adaptive batching
+off (batchgate batches in front of it), `double_batched` with it on."""
 
 from mlserver import MLModel
 from mlserver.codecs import NumpyCodec
