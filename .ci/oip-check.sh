@@ -26,6 +26,7 @@ ready() { (exec 3<>"/dev/tcp/127.0.0.1/50083") 2>/dev/null; }
 for _ in $(seq 1 100); do ready && break; sleep 0.1; done
 (cd "$root/tests/foreign/oip/mlserver" && exec "$work/venv/bin/mlserver" start . >"$work/mlserver.log" 2>&1) &
 ml=$!
+disown "$ml"
 
 status=0
 "$work/venv/bin/python" "$root/tests/foreign/oip/tritonclient_check.py" \

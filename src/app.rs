@@ -21,6 +21,7 @@ use tonic_health::ServingStatus;
 use crate::{
     api::{ApiState, BatcherService, InferenceService},
     config::{Config, ConfigError},
+    connections::Capped,
     control::{BearerAuth, ControlService},
     metrics::Metrics,
     oip::pb::grpc_inference_service_server::GrpcInferenceServiceServer,
@@ -160,9 +161,19 @@ pub async fn run_with(
         .map(crate::tls::server)
         .transpose()?;
     let builder = || -> Result<Server, AppError> {
+        let s = &config.server;
+        let keepalive = (!s.keepalive_interval.is_zero()).then_some(s.keepalive_interval);
         let builder = Server::builder()
-            .initial_stream_window_size(config.server.http2_stream_window)
-            .initial_connection_window_size(config.server.http2_connection_window);
+            .initial_stream_window_size(s.http2_stream_window)
+            .initial_connection_window_size(s.http2_connection_window)
+            .max_concurrent_streams(s.max_concurrent_streams)
+            .http2_max_header_list_size(s.max_header_list_bytes)
+            .http2_max_pending_accept_reset_streams(Some(s.max_pending_reset_streams))
+            .http2_max_local_error_reset_streams(Some(s.max_error_reset_streams))
+            .http2_keepalive_interval(keepalive)
+            .http2_keepalive_timeout(Some(s.keepalive_timeout))
+            .concurrency_limit_per_connection(s.max_requests_per_connection)
+            .load_shed(true);
         Ok(match &tls {
             Some(tls) => builder.tls_config(tls.clone())?,
             None => builder,
@@ -223,7 +234,10 @@ pub async fn run_with(
     let metrics_addr = listeners.metrics_addr().ok();
     let control_addr = listeners.control_addr().or(grpc_addr);
     let server_stop = CancellationToken::new();
-    let incoming = TcpIncoming::from(listeners.grpc).with_nodelay(Some(true));
+    let incoming = Capped::new(
+        TcpIncoming::from(listeners.grpc).with_nodelay(Some(true)),
+        config.server.max_connections,
+    );
     let (shared_control, own_control) = match listeners.control {
         Some(listener) => (None, Some((listener, control))),
         None => (Some(control), None),

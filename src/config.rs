@@ -74,6 +74,31 @@ pub struct ServerConfig {
     /// Largest gRPC message the server decodes (bytes); larger messages fail
     /// the call (on a stream: the whole stream) with OUT_OF_RANGE.
     pub max_message_bytes: usize,
+    /// HTTP/2 streams (calls) one connection may have open at once; the
+    /// client is told in SETTINGS, a stream past it is refused
+    /// (REFUSED_STREAM).
+    pub max_concurrent_streams: u32,
+    /// Largest header list (HPACK-decoded) a request may carry, bytes.
+    pub max_header_list_bytes: u32,
+    /// Streams a client may open and reset before the server accepts them
+    /// (the rapid-reset bound, CVE-2023-44487); past it the connection is
+    /// closed with ENHANCE_YOUR_CALM.
+    pub max_pending_reset_streams: usize,
+    /// Streams the server may reset for a client's protocol errors on one
+    /// connection before it closes the connection.
+    pub max_error_reset_streams: usize,
+    /// Calls one connection may have in the services at once; past it a
+    /// call is answered RESOURCE_EXHAUSTED at once (load shedding).
+    pub max_requests_per_connection: usize,
+    /// Open connections on the gRPC listener; one more is closed as soon
+    /// as it is accepted.
+    pub max_connections: usize,
+    /// How often an idle connection is pinged (HTTP/2 PING); "0s": never.
+    #[serde(with = "humantime_serde")]
+    pub keepalive_interval: Duration,
+    /// How long a ping may go unanswered before the connection is closed.
+    #[serde(with = "humantime_serde")]
+    pub keepalive_timeout: Duration,
     /// Log line format.
     pub log_format: LogFormat,
     /// Address of the BatchControl service; unset: served on `grpc_addr`.
@@ -103,6 +128,14 @@ impl Default for ServerConfig {
             http2_stream_window: DEFAULT_HTTP2_STREAM_WINDOW,
             http2_connection_window: DEFAULT_HTTP2_CONNECTION_WINDOW,
             max_message_bytes: 4 * 1024 * 1024,
+            max_concurrent_streams: 1024,
+            max_header_list_bytes: 64 * 1024,
+            max_pending_reset_streams: 20,
+            max_error_reset_streams: 1024,
+            max_requests_per_connection: 1024,
+            max_connections: 16_384,
+            keepalive_interval: Duration::from_secs(60),
+            keepalive_timeout: Duration::from_secs(20),
             log_format: LogFormat::Compact,
             control_addr: None,
             control_token_file: None,
@@ -183,6 +216,69 @@ mod limits {
     pub const MAX_STREAM_WINDOW: usize = 1 << 20;
     /// `server.max_message_bytes`.
     pub const MAX_MESSAGE_BYTES: usize = 1 << 30;
+}
+
+/// Checks the transport limits of `server` (see the README's Limits).
+fn validate_transport(s: &ServerConfig) -> Result<(), ConfigError> {
+    let range = |field: &str, value: u64, lo: u64, hi: u64| {
+        if (lo..=hi).contains(&value) {
+            Ok(())
+        } else {
+            Err(invalid(
+                format!("server.{field}"),
+                format!("must be in {lo} ..= {hi}, got {value}"),
+            ))
+        }
+    };
+    let n = |v: usize| u64::try_from(v).unwrap_or(u64::MAX);
+    range(
+        "max_concurrent_streams",
+        s.max_concurrent_streams.into(),
+        1,
+        65_536,
+    )?;
+    range(
+        "max_header_list_bytes",
+        s.max_header_list_bytes.into(),
+        1024,
+        16 << 20,
+    )?;
+    range(
+        "max_pending_reset_streams",
+        n(s.max_pending_reset_streams),
+        1,
+        10_000,
+    )?;
+    range(
+        "max_error_reset_streams",
+        n(s.max_error_reset_streams),
+        1,
+        100_000,
+    )?;
+    range(
+        "max_requests_per_connection",
+        n(s.max_requests_per_connection),
+        1,
+        65_536,
+    )?;
+    range("max_connections", n(s.max_connections), 1, 1_000_000)?;
+    duration_at_most(
+        "server.keepalive_interval",
+        s.keepalive_interval,
+        limits::MAX_SHORT,
+    )?;
+    duration_at_most(
+        "server.keepalive_timeout",
+        s.keepalive_timeout,
+        limits::MAX_SHORT,
+    )?;
+    if !s.keepalive_interval.is_zero() && s.keepalive_timeout.is_zero() {
+        return Err(invalid(
+            "server.keepalive_timeout",
+            "must be > 0 when keepalive_interval is set",
+        ));
+    }
+    Ok(())
 }
 
 /// Longest queue name; names are metric label values, so they stay short.
@@ -278,6 +374,7 @@ impl Config {
                 ),
             ));
         }
+        validate_transport(s)?;
         if s.max_message_bytes < 1024 {
             return Err(invalid("server.max_message_bytes", "must be ≥ 1024"));
         }
@@ -515,6 +612,42 @@ mod tests {
     #[test]
     fn every_field_has_a_sane_upper_bound() {
         let cases = [
+            (
+                "[server]\nmax_concurrent_streams = 0\n",
+                "server.max_concurrent_streams must be in 1 ..= 65536, got 0",
+            ),
+            (
+                "[server]\nmax_concurrent_streams = 100000\n",
+                "server.max_concurrent_streams must be in 1 ..= 65536, got 100000",
+            ),
+            (
+                "[server]\nmax_header_list_bytes = 100\n",
+                "server.max_header_list_bytes must be in 1024 ..= 16777216, got 100",
+            ),
+            (
+                "[server]\nmax_pending_reset_streams = 0\n",
+                "server.max_pending_reset_streams must be in 1 ..= 10000, got 0",
+            ),
+            (
+                "[server]\nmax_error_reset_streams = 1000000\n",
+                "server.max_error_reset_streams must be in 1 ..= 100000, got 1000000",
+            ),
+            (
+                "[server]\nmax_requests_per_connection = 0\n",
+                "server.max_requests_per_connection must be in 1 ..= 65536, got 0",
+            ),
+            (
+                "[server]\nmax_connections = 0\n",
+                "server.max_connections must be in 1 ..= 1000000, got 0",
+            ),
+            (
+                "[server]\nkeepalive_interval = \"2h\"\n",
+                "server.keepalive_interval must be ≤ 1h",
+            ),
+            (
+                "[server]\nkeepalive_timeout = \"0s\"\n",
+                "server.keepalive_timeout must be > 0 when keepalive_interval is set",
+            ),
             (
                 "[queues.q]\nmax_batch_size = 200\nmax_queue_items = 100\n",
                 "queues.q.max_batch_size must be ≤ max_queue_items (100): a batch that size could never fill",

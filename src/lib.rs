@@ -19,7 +19,8 @@
 //! - [`config`]: reads the configuration file and maps it onto the types
 //!   each layer owns (policy in [`queue`], handler settings in [`handler`],
 //!   TLS in [`tls`]); [`validation`]: the error and checks they share.
-//! - [`app`]: wiring and ordered shutdown.
+//! - [`app`]: wiring and ordered shutdown; [`connections`]: the cap on a
+//!   listener's open connections.
 //! - [`api`]: the tonic services (convert, enqueue, answer; no logic).
 //! - [`control`]: the BatchControl service (runtime queue management).
 //! - [`registry`]: queue name → running queue; [`reload`]: applies a new
@@ -77,6 +78,7 @@ pub mod bench;
 pub mod cli;
 pub mod codec;
 pub mod config;
+pub mod connections;
 pub mod contract;
 pub mod control;
 pub mod error;

@@ -81,6 +81,9 @@ false
   "http2_connection_window" (int .Values.config.http2ConnectionWindow)
   "max_message_bytes" (int .Values.config.maxMessageBytes)
   "log_format" .Values.config.logFormat -}}
+{{- range $k, $v := .Values.config.limits }}
+{{- $_ := set $server $k $v }}
+{{- end }}
 {{- if .Values.control.separatePort }}
 {{- $bind := ternary "0.0.0.0" "127.0.0.1" (eq (include "batchgate.controlReachable" .) "true") }}
 {{- $_ := set $server "control_addr" (printf "%s:%d" $bind (int .Values.ports.control)) }}
