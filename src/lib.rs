@@ -72,6 +72,16 @@ macro_rules! out {
     };
 }
 
+/// Cases per fuzz target (`BATCHGATE_FUZZ_CASES`, default 256): a short
+/// budget under `cargo test`, a long one from `bench/fuzz.sh`.
+#[cfg(test)]
+pub(crate) fn fuzz_cases() -> u32 {
+    std::env::var("BATCHGATE_FUZZ_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(256)
+}
+
 pub mod api;
 pub mod app;
 pub mod bench;

@@ -136,7 +136,26 @@ pub fn stream_response(a: StreamAnswer) -> pb::StreamResponse {
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+
     use super::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(crate::fuzz_cases()))]
+        /// Fuzz: any header text parses or is ignored, never a panic, and a
+        /// well-formed one means what it says.
+        #[test]
+        fn fuzz_grpc_timeout(text in "[0-9]{0,10}[HMSmunx]?|\\PC{0,12}", digits in 0u64..100_000_000, unit in 0usize..6) {
+            if let Ok(value) = text.parse() {
+                let mut m = MetadataMap::new();
+                m.insert("grpc-timeout", value);
+                let _ = parse_grpc_timeout(&m);
+            }
+            let (u, scale) = [("H", 3_600_000_000_000u128), ("M", 60_000_000_000), ("S", 1_000_000_000), ("m", 1_000_000), ("u", 1_000), ("n", 1)][unit];
+            let got = parse_grpc_timeout(&header(&format!("{digits}{u}")));
+            prop_assert_eq!(got.map(|d| d.as_nanos()), Some(u128::from(digits) * scale));
+        }
+    }
 
     fn header(value: &str) -> MetadataMap {
         let mut m = MetadataMap::new();

@@ -140,8 +140,43 @@ fn item_bounds(
 #[cfg(test)]
 mod tests {
     use bytes::Bytes;
+    use proptest::{collection::vec, prelude::*};
 
     use super::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(crate::fuzz_cases()))]
+        /// Fuzz: any packed answer a backend may send is refused in words
+        /// or cut into exactly `count` in-bounds slices, never a panic.
+        #[test]
+        fn fuzz_unpack(
+            count in 0u32..300,
+            item_size in prop_oneof![Just(0u32), 0u32..64, any::<u32>()],
+            data in vec(any::<u8>(), 0..2048),
+            offsets in prop_oneof![vec(any::<u32>(), 0..40), vec(0u32..2048, 0..40).prop_map(|mut v| { v.sort_unstable(); v })],
+            meta in vec((prop_oneof![0u32..300, any::<u32>()], "[a-z]{0,3}"), 0..4),
+        ) {
+            let len = data.len();
+            let packed = pb::PackedItems {
+                count,
+                data: Bytes::from(data),
+                item_size,
+                offsets,
+                meta: meta
+                    .into_iter()
+                    .map(|(position, key)| pb::ItemMeta {
+                        position,
+                        attributes: HashMap::from([(key, "v".to_owned())]),
+                        trace_id: String::new(),
+                    })
+                    .collect(),
+            };
+            if let Ok(items) = unpack(packed) {
+                prop_assert_eq!(items.len(), count as usize);
+                prop_assert!(items.iter().map(|i| i.payload.len()).sum::<usize>() <= len);
+            }
+        }
+    }
 
     fn item(payload: &'static [u8]) -> BatchItem {
         BatchItem {
