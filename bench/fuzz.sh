@@ -13,7 +13,7 @@ CASES=${CASES:-50000}
 PROFILE=${PROFILE:-release}   # or dev (no release build first)
 flags=(--lib --quiet)
 [ "$PROFILE" = release ] && flags+=(--release)
-targets=(fuzz_grpc_timeout fuzz_unpack fuzz_config)
+targets=(fuzz_grpc_timeout fuzz_unpack fuzz_config fuzz_update_queue fuzz_keys_and_attributes)
 cargo test "${flags[@]}" --no-run
 for t in "${targets[@]}"; do
   rounds=0

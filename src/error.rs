@@ -65,6 +65,14 @@ pub enum Refusal {
         key: String,
         limit: usize,
     },
+    /// An idempotency key longer than the limit.
+    #[error("idempotency key of {len} bytes exceeds the limit of {max} bytes")]
+    IdempotencyKeyTooLong { len: usize, max: usize },
+    /// The queue already keeps `idempotency_max_keys` keys.
+    #[error(
+        "queue {queue:?} keeps {max} idempotency keys (idempotency_max_keys, in flight or answered within idempotency_window); retry after some expire"
+    )]
+    IdempotencyFull { queue: String, max: usize },
     /// The queue already holds `max_queue_items` items.
     #[error("queue {queue:?} is full ({limit} items waiting)")]
     QueueFull { queue: String, limit: usize },
@@ -106,10 +114,12 @@ impl From<Refusal> for Status {
             | Refusal::BadPriority { .. }
             | Refusal::BadCost { .. }
             | Refusal::CostOverBudget { .. }
-            | Refusal::KeyTooLong { .. } => Status::invalid_argument(message),
-            Refusal::QueueFull { .. } | Refusal::Shed { .. } | Refusal::TooManyKeys { .. } => {
-                Status::resource_exhausted(message)
-            }
+            | Refusal::KeyTooLong { .. }
+            | Refusal::IdempotencyKeyTooLong { .. } => Status::invalid_argument(message),
+            Refusal::QueueFull { .. }
+            | Refusal::Shed { .. }
+            | Refusal::TooManyKeys { .. }
+            | Refusal::IdempotencyFull { .. } => Status::resource_exhausted(message),
             Refusal::Expired { .. } => Status::deadline_exceeded(message),
             Refusal::Draining(_)
             | Refusal::Deleted(_)

@@ -92,6 +92,8 @@ pub mod connections;
 pub mod contract;
 pub mod control;
 pub mod error;
+#[cfg(test)]
+mod fuzz;
 pub mod handler;
 pub mod metrics;
 pub mod oip;

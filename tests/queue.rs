@@ -231,6 +231,29 @@ impl TestQueue {
         self.submit_with(payload, 0, None).await
     }
 
+    /// Submits an item with idempotency key `key`.
+    async fn submit_once(&self, key: &str, payload: &str, timeout: Option<Duration>) -> Answered {
+        let (mut item, rx) = common::queue::item(payload.to_owned(), 0, timeout);
+        item.idempotency_key = Some(key.into());
+        self.handle.submit(item).await;
+        Answered(rx)
+    }
+
+    fn series(&self, line_start: &str) -> f64 {
+        let text = self.metrics.render();
+        let line = text
+            .lines()
+            .find(|l| l.starts_with(line_start))
+            .unwrap_or_else(|| panic!("{line_start} in {text}"));
+        line[line_start.len()..].trim().parse().unwrap()
+    }
+
+    fn keyed(&self, outcome: &str) -> f64 {
+        self.series(&format!(
+            "batchgate_idempotent_items_total{{queue=\"q\",outcome=\"{outcome}\"}} "
+        ))
+    }
+
     async fn submit_all(&self, payloads: impl IntoIterator<Item = String>) -> Vec<Answered> {
         let mut answers = Vec::new();
         for p in payloads {
@@ -1777,4 +1800,206 @@ async fn a_budget_set_by_update_counts_the_items_already_pending() {
     for rx in answers {
         ok(rx).await;
     }
+}
+
+fn manual() -> Policy {
+    Policy {
+        mode: Mode::Manual,
+        ..policy()
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_retry_in_flight_joins_the_first_and_runs_once() {
+    let mut q = start(manual(), true, Answer::Echo);
+    let first = q.submit_once("k1", "payload-1", None).await;
+    q.handle.flush().await.unwrap();
+    assert_eq!(q.next_batch().await.payloads, ["payload-1"]);
+    // The batch is in the handler: a retry (even with another payload)
+    // waits for the first's answer.
+    let retry = q.submit_once("k1", "payload-2", None).await;
+    assert_eq!(
+        q.handle.flush().await.unwrap(),
+        0,
+        "the retry is not queued"
+    );
+    q.gate.add_permits(1);
+    let (a, b) = (ok(first).await, ok(retry).await);
+    assert_eq!(a.payload, &b"payload-1"[..]);
+    assert_eq!(b.payload, &b"payload-1"[..]);
+    assert_eq!(a.batch, b.batch, "the same batch facts");
+    q.assert_no_batch();
+    assert_eq!((q.keyed("first"), q.keyed("joined")), (1.0, 1.0));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_retry_within_the_window_is_replayed_and_after_it_runs_again() {
+    let mut q = start(
+        Policy {
+            idempotency_window: Duration::from_secs(60),
+            ..policy()
+        },
+        false,
+        Answer::Echo,
+    );
+    let first = q.submit_once("k", "one", None).await;
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    assert_eq!(q.next_batch().await.payloads, ["one"]);
+    let first = ok(first).await;
+    tokio::time::sleep(Duration::from_secs(59)).await;
+    let again = ok(q.submit_once("k", "one", None).await).await;
+    assert_eq!(again, first, "a copy of the kept answer");
+    q.assert_no_batch();
+    assert_eq!(q.keyed("replayed"), 1.0);
+    assert_eq!(q.handle.idempotency_keys(), 1);
+    // The window counts from the answer: 60 s after it, the key is gone.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let third = q.submit_once("k", "one", None).await;
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    assert_eq!(q.next_batch().await.payloads, ["one"]);
+    ok(third).await;
+    assert_eq!(q.keyed("first"), 2.0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn different_keys_and_keyless_items_run_as_usual() {
+    let mut q = start(policy(), false, Answer::Echo);
+    let a = q.submit_once("a", "a", None).await;
+    let b = q.submit_once("b", "b", None).await;
+    let plain1 = q.submit("p").await;
+    let plain2 = q.submit("p").await;
+    assert_eq!(q.next_batch().await.payloads, ["a", "b", "p", "p"]);
+    for rx in [a, b, plain1, plain2] {
+        ok(rx).await;
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_caller_gone_does_not_stop_a_keyed_item_and_its_retry_gets_the_answer() {
+    let mut q = start(manual(), false, Answer::Echo);
+    drop(q.submit_once("k", "work", None).await);
+    q.handle.flush().await.unwrap();
+    assert_eq!(q.next_batch().await.payloads, ["work"], "still executed");
+    tokio::time::sleep(Duration::from_millis(1)).await;
+    let retry = ok(q.submit_once("k", "work", None).await).await;
+    assert_eq!(retry.payload, &b"work"[..]);
+    q.assert_no_batch();
+    assert_eq!(q.keyed("replayed"), 1.0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_item_that_never_ran_is_not_remembered() {
+    let mut q = start(manual(), false, Answer::Echo);
+    let expired = q
+        .submit_once("k", "late", Some(Duration::from_millis(10)))
+        .await;
+    assert_eq!(code(expired).await, Code::DeadlineExceeded);
+    assert_eq!(q.handle.idempotency_keys(), 0);
+    let retry = q.submit_once("k", "late", None).await;
+    q.handle.flush().await.unwrap();
+    assert_eq!(q.next_batch().await.payloads, ["late"], "the retry runs");
+    ok(retry).await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failed_execution_is_remembered_too() {
+    let mut q = start(manual(), false, Answer::FirstThenFail);
+    let a = q.submit_once("a", "a", None).await;
+    let b = q.submit_once("b", "b", None).await;
+    q.handle.flush().await.unwrap();
+    q.next_batch().await;
+    ok(a).await;
+    assert_eq!(code(b).await, Code::Unavailable);
+    // It reached the backend, which may have acted on it: a retry gets
+    // the same failure instead of a second execution.
+    assert_eq!(
+        code(q.submit_once("b", "b", None).await).await,
+        Code::Unavailable
+    );
+    assert_eq!(q.handle.flush().await.unwrap(), 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_store_is_bounded_and_refuses_new_keys_when_full() {
+    let mut q = start(
+        Policy {
+            idempotency_max_keys: 2,
+            idempotency_window: Duration::from_secs(1),
+            ..policy()
+        },
+        false,
+        Answer::Echo,
+    );
+    let a = q.submit_once("a", "a", None).await;
+    let b = q.submit_once("b", "b", None).await;
+    let full = q.submit_once("c", "c", None).await;
+    let status = full.await.unwrap().unwrap_err();
+    assert_eq!(status.code(), Code::ResourceExhausted);
+    assert!(
+        status.message().contains("idempotency_max_keys"),
+        "{status:?}"
+    );
+    // A retry of a kept key is still served.
+    let a_again = q.submit_once("a", "a", None).await;
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    assert_eq!(q.next_batch().await.payloads, ["a", "b"]);
+    for rx in [a, b, a_again] {
+        ok(rx).await;
+    }
+    // Once the window of the kept answers ends, there is room again.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let c = q.submit_once("c", "c", None).await;
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    assert_eq!(q.next_batch().await.payloads, ["c"]);
+    ok(c).await;
+    assert_eq!(q.keyed("refused"), 1.0);
+    assert_eq!(q.metric("rejected"), 1);
+    assert_eq!(
+        q.series("batchgate_idempotency_keys{queue=\"q\"} "),
+        1.0,
+        "a and b expired, c kept"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_long_idempotency_key_is_invalid_and_a_zero_window_turns_keys_off() {
+    let mut q = start(
+        Policy {
+            idempotency_window: Duration::ZERO,
+            ..policy()
+        },
+        false,
+        Answer::Echo,
+    );
+    let long = q.submit_once(&"k".repeat(257), "x", None).await;
+    let status = long.await.unwrap().unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument);
+    assert!(status.message().contains("256 bytes"), "{status:?}");
+    let one = q.submit_once("k", "x", None).await;
+    let two = q.submit_once("k", "x", None).await;
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    assert_eq!(q.next_batch().await.payloads, ["x", "x"], "both ran");
+    ok(one).await;
+    ok(two).await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_policy_update_changes_the_window() {
+    let mut q = start(policy(), false, Answer::Echo);
+    q.handle
+        .control(Command::Update(
+            Policy {
+                idempotency_window: Duration::ZERO,
+                ..policy()
+            },
+            None,
+        ))
+        .await
+        .unwrap();
+    let one = q.submit_once("k", "x", None).await;
+    let two = q.submit_once("k", "x", None).await;
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    assert_eq!(q.next_batch().await.payloads, ["x", "x"]);
+    ok(one).await;
+    ok(two).await;
 }

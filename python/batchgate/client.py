@@ -146,8 +146,11 @@ def _cost(cost) -> Optional[int]:
     return cost
 
 
-def _submit_request(queue, payload, attributes, priority, timeout, batch_key, cost=None) -> batchgate_pb2.SubmitRequest:
+def _submit_request(
+    queue, payload, attributes, priority, timeout, batch_key, cost=None, idempotency_key=None
+) -> batchgate_pb2.SubmitRequest:
     return batchgate_pb2.SubmitRequest(
+        idempotency_key=idempotency_key or "",
         queue=queue,
         payload=_bytes(payload),
         attributes=attributes or {},
@@ -252,11 +255,17 @@ class Client:
         timeout: Optional[float] = None,
         batch_key: Optional[str] = None,
         cost: Optional[int] = None,
+        idempotency_key: Optional[str] = None,
     ) -> Result:
         """Sends one item and waits for its answer; raises BatchgateError.
         Items with different ``batch_key`` never share a batch; ``cost`` (a
-        token count, say) counts against the queue's ``max_batch_cost``."""
-        request = _submit_request(queue, payload, attributes, priority, timeout, batch_key, cost)
+        token count, say) counts against the queue's ``max_batch_cost``.
+        A retry with the same ``idempotency_key`` (within the queue's
+        ``idempotency_window``) gets the first call's answer instead of a
+        second execution: safe to retry after a cut connection."""
+        request = _submit_request(
+            queue, payload, attributes, priority, timeout, batch_key, cost, idempotency_key
+        )
         try:
             r = self._stub.Submit(request, timeout=timeout, metadata=self._metadata)
         except grpc.RpcError as e:
@@ -354,11 +363,17 @@ class AsyncClient:
         timeout: Optional[float] = None,
         batch_key: Optional[str] = None,
         cost: Optional[int] = None,
+        idempotency_key: Optional[str] = None,
     ) -> Result:
         """Sends one item and waits for its answer; raises BatchgateError.
         Items with different ``batch_key`` never share a batch; ``cost`` (a
-        token count, say) counts against the queue's ``max_batch_cost``."""
-        request = _submit_request(queue, payload, attributes, priority, timeout, batch_key, cost)
+        token count, say) counts against the queue's ``max_batch_cost``.
+        A retry with the same ``idempotency_key`` (within the queue's
+        ``idempotency_window``) gets the first call's answer instead of a
+        second execution: safe to retry after a cut connection."""
+        request = _submit_request(
+            queue, payload, attributes, priority, timeout, batch_key, cost, idempotency_key
+        )
         try:
             r = await self._stub.Submit(request, timeout=timeout, metadata=self._metadata)
         except grpc.RpcError as e:

@@ -71,6 +71,16 @@ pub fn header_key(metadata: &MetadataMap) -> Option<Arc<str>> {
     (!key.is_empty()).then(|| key.into())
 }
 
+/// An item's idempotency key: the request's field, else the call's
+/// `x-idempotency-key` header; `None` if neither is set.
+pub fn idempotency_key(field: String, metadata: &MetadataMap) -> Option<Arc<str>> {
+    if !field.is_empty() {
+        return Some(field.into());
+    }
+    let key = metadata.get("x-idempotency-key")?.to_str().ok()?;
+    (!key.is_empty()).then(|| key.into())
+}
+
 /// Builds the item of a `Submit` call.
 pub fn unary_item(request: crate::pb::SubmitRequest, metadata: &MetadataMap, reply: Reply) -> Item {
     let call_timeout = parse_grpc_timeout(metadata);
@@ -84,6 +94,7 @@ pub fn unary_item(request: crate::pb::SubmitRequest, metadata: &MetadataMap, rep
         trace: None,
         key: batch_key(request.batch_key, metadata),
         cost: request.cost,
+        idempotency_key: idempotency_key(request.idempotency_key, metadata),
         reply,
     }
 }

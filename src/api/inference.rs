@@ -239,6 +239,8 @@ fn item(payload: Bytes, call: &Call, reply: Reply) -> Item {
         trace: None,
         key: call.key.clone(),
         cost: call.cost,
+        // One call is many rows; a retried ModelInfer has no key to meet.
+        idempotency_key: None,
         reply,
     }
 }

@@ -296,6 +296,8 @@ async fn accept(
         trace_id,
         trace: trace.clone(),
         cost: request.cost,
+        idempotency_key: (!request.idempotency_key.is_empty())
+            .then(|| request.idempotency_key.into()),
         reply,
     });
 }

@@ -87,6 +87,11 @@ pub struct ClientArgs {
     /// (default: the queue's cost_attribute, else 1 or its bytes).
     #[arg(long)]
     pub cost: Option<u64>,
+    /// Idempotency key: a retry with the same key within the queue's
+    /// idempotency_window gets the first answer, not a second execution
+    /// (`submit` only; a stream's items carry none).
+    #[arg(long, default_value = "")]
+    pub idempotency_key: String,
     /// Print one JSON object per result instead of text.
     #[arg(long)]
     pub json: bool,

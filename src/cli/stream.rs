@@ -47,6 +47,7 @@ pub async fn run(args: StreamArgs) -> ExitCode {
                 timeout_ms: item.timeout_ms,
                 batch_key: item.batch_key.clone(),
                 cost: item.cost,
+                idempotency_key: String::new(),
             };
             if tx.send(request).await.is_err() {
                 break;

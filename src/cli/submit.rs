@@ -64,6 +64,7 @@ pub async fn run(args: SubmitArgs) -> ExitCode {
         timeout_ms: args.client.timeout_ms,
         batch_key: args.client.batch_key.clone(),
         cost: args.client.cost,
+        idempotency_key: args.client.idempotency_key.clone(),
     });
     match client.submit(request).await {
         Ok(response) => {

@@ -13,7 +13,7 @@ use metrics::{Counter, Gauge, Histogram};
 
 use super::{
     buckets::DurationHistogram,
-    names::{CallOutcome, Outcome},
+    names::{CallOutcome, KeyOutcome, Outcome},
     recent::{Percentiles, QueueCounts, RECENT, Recent, push_capped},
 };
 use crate::contract::Trigger;
@@ -92,6 +92,10 @@ pub struct QueueMetrics {
     pub max_items: Gauge,
     /// [`IN_FLIGHT_BATCHES`](super::IN_FLIGHT_BATCHES).
     pub in_flight: Gauge,
+    /// [`IDEMPOTENT_ITEMS_TOTAL`](super::IDEMPOTENT_ITEMS_TOTAL) by [`KeyOutcome`].
+    pub(super) idempotent: [Counter; 4],
+    /// [`IDEMPOTENCY_KEYS`](super::IDEMPOTENCY_KEYS).
+    pub idempotency_keys: Gauge,
     /// Readable copies of the item counters, by [`Outcome::ALL`](super::Outcome::ALL) order.
     pub(super) counts: [AtomicU64; 6],
     /// Readable copy of the batch counter.
@@ -110,6 +114,15 @@ impl QueueMetrics {
         let i = Outcome::ALL.iter().position(|o| *o == outcome).unwrap_or(0);
         self.items[i].increment(n);
         self.counts[i].fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Counts one item with an idempotency key taken as `outcome`.
+    pub fn idempotent(&self, outcome: KeyOutcome) {
+        let i = KeyOutcome::ALL
+            .iter()
+            .position(|o| *o == outcome)
+            .unwrap_or(0);
+        self.idempotent[i].increment(1);
     }
 
     /// Counts one batch dispatched by `trigger`.

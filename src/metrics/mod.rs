@@ -140,6 +140,9 @@ impl Metrics {
             depth: gauge(QUEUE_DEPTH),
             max_items: gauge(QUEUE_MAX_ITEMS),
             in_flight: gauge(IN_FLIGHT_BATCHES),
+            idempotent: KeyOutcome::ALL
+                .map(|o| counter(IDEMPOTENT_ITEMS_TOTAL, ("outcome", o.as_str()))),
+            idempotency_keys: gauge(IDEMPOTENCY_KEYS),
             counts: Default::default(),
             batches_count: AtomicU64::new(0),
             recent: Mutex::default(),

@@ -43,6 +43,11 @@ pub const DNS_RESOLUTIONS_TOTAL: &str = "batchgate_dns_resolutions_total";
 pub const KEY_ITEMS_TOTAL: &str = "batchgate_key_items_total";
 /// Gauge: items pending, by queue and batch key (as above).
 pub const KEY_DEPTH: &str = "batchgate_key_depth";
+/// Counter: items that carried an idempotency key, by queue and outcome
+/// (first, joined, replayed, refused).
+pub const IDEMPOTENT_ITEMS_TOTAL: &str = "batchgate_idempotent_items_total";
+/// Gauge: idempotency keys in flight or remembered, by queue.
+pub const IDEMPOTENCY_KEYS: &str = "batchgate_idempotency_keys";
 /// The `key` label of the keys a queue's `weights` does not name.
 pub const OTHER_KEYS: &str = "other";
 
@@ -119,6 +124,35 @@ impl CallOutcome {
     }
 }
 
+/// How an item with a key was taken; the `outcome` label of
+/// [`IDEMPOTENT_ITEMS_TOTAL`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyOutcome {
+    /// The key's first item: executed.
+    First,
+    /// A retry while the first was in flight: given its answer.
+    Joined,
+    /// A retry after the first was answered: given a copy of its answer.
+    Replayed,
+    /// A new key when the store was full: refused.
+    Refused,
+}
+
+impl KeyOutcome {
+    /// Every outcome, in label order.
+    pub const ALL: [KeyOutcome; 4] = [Self::First, Self::Joined, Self::Replayed, Self::Refused];
+
+    /// The label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::First => "first",
+            Self::Joined => "joined",
+            Self::Replayed => "replayed",
+            Self::Refused => "refused",
+        }
+    }
+}
+
 /// Gives every metric its unit and HELP text (promtool needs both).
 pub(super) fn describe_all(recorder: &PrometheusRecorder) {
     let describe = |name: &'static str, unit: Unit, help: &'static str| {
@@ -132,10 +166,10 @@ pub(super) fn describe_all(recorder: &PrometheusRecorder) {
             | BACKEND_EJECTIONS_TOTAL
             | DNS_RESOLUTIONS_TOTAL
             | KEY_ITEMS_TOTAL
+            | IDEMPOTENT_ITEMS_TOTAL
             | CONFIG_RELOADS_TOTAL => recorder.describe_counter(name, Some(unit), help),
-            QUEUE_DEPTH | QUEUE_MAX_ITEMS | IN_FLIGHT_BATCHES | BACKEND_IN_FLIGHT | KEY_DEPTH => {
-                recorder.describe_gauge(name, Some(unit), help)
-            }
+            QUEUE_DEPTH | QUEUE_MAX_ITEMS | IN_FLIGHT_BATCHES | BACKEND_IN_FLIGHT | KEY_DEPTH
+            | IDEMPOTENCY_KEYS => recorder.describe_gauge(name, Some(unit), help),
             _ => recorder.describe_histogram(name, Some(unit), help),
         }
     };
@@ -175,6 +209,16 @@ pub(super) fn describe_all(recorder: &PrometheusRecorder) {
         KEY_DEPTH,
         Unit::Count,
         "Items waiting, by queue and batch key (keys named in the queue's weights; the rest under key=\"other\").",
+    );
+    describe(
+        IDEMPOTENT_ITEMS_TOTAL,
+        Unit::Count,
+        "Items that carried an idempotency key, by queue and outcome (first: executed; joined: a retry given the answer of the one in flight; replayed: a retry given a kept answer; refused: idempotency_max_keys reached).",
+    );
+    describe(
+        IDEMPOTENCY_KEYS,
+        Unit::Count,
+        "Idempotency keys in flight or kept for retries (at most idempotency_max_keys).",
     );
     describe(
         QUEUE_MAX_ITEMS,

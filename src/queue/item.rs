@@ -51,6 +51,9 @@ pub struct Item {
     /// Its cost from the request's `cost` field (the queue may find one in
     /// its attributes instead); `None`: not given.
     pub cost: Option<u64>,
+    /// Its idempotency key from the request or its header; `None`: none
+    /// (see `idempotency.rs`).
+    pub idempotency_key: Option<Arc<str>>,
     /// Where the answer goes.
     pub reply: Reply,
 }
@@ -72,7 +75,7 @@ pub struct BatchFacts {
 }
 
 /// The one answer an item gets.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Answer {
     /// Its output, or why it failed.
     pub result: ItemResult,
@@ -96,6 +99,19 @@ pub enum Reply {
     Unary(oneshot::Sender<Answer>),
     /// An item of a `StreamSubmit` stream.
     Stream(StreamReply),
+    /// The first item of an idempotency key: its answer is also kept for
+    /// the key's retries.
+    Keyed(Box<super::idempotency::KeyedReply>),
+}
+
+impl Item {
+    /// The item with its reply replaced by `f` of it.
+    pub fn with_reply(self, f: impl FnOnce(Reply) -> Reply) -> Item {
+        Item {
+            reply: f(self.reply),
+            ..self
+        }
+    }
 }
 
 /// Where a stream's answers go: a channel of answer groups (a batch's
@@ -195,6 +211,8 @@ impl Reply {
         match self {
             Reply::Unary(tx) => tx.is_closed(),
             Reply::Stream(s) => s.link.is_gone(),
+            // A retry may come for its answer: it runs either way.
+            Reply::Keyed(_) => false,
         }
     }
 
@@ -207,6 +225,7 @@ impl Reply {
             Reply::Stream(s) => {
                 let _ = s.answers.send(vec![StreamAnswer { id: s.id, answer }]);
             }
+            Reply::Keyed(k) => (*k).answer(answer, None),
         }
     }
 
@@ -218,6 +237,7 @@ impl Reply {
                 let _ = tx.send(answer);
             }
             Reply::Stream(s) => gathered.push(s.answers, StreamAnswer { id: s.id, answer }),
+            Reply::Keyed(k) => (*k).answer(answer, Some(gathered)),
         }
     }
 

@@ -11,6 +11,7 @@ mod batch;
 mod command;
 pub mod cost;
 mod fit;
+mod idempotency;
 mod inbox;
 mod item;
 mod lanes;
@@ -80,6 +81,8 @@ pub struct QueueHandle {
     spill: Arc<AtomicUsize>,
     /// For items refused because the actor is gone.
     metrics: Arc<QueueMetrics>,
+    /// The idempotency keys of all shards.
+    keys: Arc<idempotency::Keys>,
 }
 
 /// The way in to one shard's actor.
@@ -141,6 +144,11 @@ impl QueueHandle {
             shards: shards.into(),
             spill: Arc::new(AtomicUsize::new(0)),
             metrics: spec.metrics.clone(),
+            keys: Arc::new(idempotency::Keys::new(
+                spec.name.clone(),
+                &spec.policy,
+                spec.metrics.clone(),
+            )),
         };
         let mut actors = actors.into_iter();
         let first = actors.next();
@@ -163,6 +171,11 @@ impl QueueHandle {
         &self.name
     }
 
+    /// Idempotency keys in flight or remembered.
+    pub fn idempotency_keys(&self) -> usize {
+        self.keys.count()
+    }
+
     /// Whether the queue has stopped taking commands.
     pub fn is_closed(&self) -> bool {
         self.shards.iter().all(|s| s.commands.is_closed())
@@ -172,6 +185,9 @@ impl QueueHandle {
     /// and if the queue is gone it is answered UNAVAILABLE here. Waits while
     /// the queue's inbox is full.
     pub async fn submit(&self, item: Item) {
+        let Some(item) = self.keys.admit(item) else {
+            return;
+        };
         let entered = match self.key_shard(item.key.as_deref()) {
             Some(at) => {
                 let shard = &self.shards[at];
@@ -192,6 +208,17 @@ impl QueueHandle {
     /// Hands several items to the queue in one command (same answers as
     /// [`QueueHandle::submit`] for each; they go to one shard together).
     pub async fn submit_many(&self, items: Vec<Item>) {
+        let items: Vec<Item> = if items.iter().any(|i| i.idempotency_key.is_some()) {
+            items
+                .into_iter()
+                .filter_map(|i| self.keys.admit(i))
+                .collect()
+        } else {
+            items
+        };
+        if items.is_empty() {
+            return;
+        }
         if self.shards.len() > 1 && items.iter().any(|i| i.key.is_some()) {
             return self.submit_keyed(items).await;
         }
@@ -368,6 +395,7 @@ impl QueueHandle {
             Command::Pause => self.broadcast(|| Command::Pause),
             Command::Resume => self.broadcast(|| Command::Resume),
             Command::Update(policy, handler) => {
+                self.keys.configure(&policy);
                 self.broadcast(|| Command::Update(policy.clone(), handler.clone()))
             }
             Command::Flush(reply) => {

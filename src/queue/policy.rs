@@ -66,9 +66,15 @@ mod limits {
     pub const MAX_WEIGHT: u32 = 1000;
     /// Bytes of a batch key (and of `key_attribute`).
     pub const MAX_KEY_BYTES: usize = 256;
+    /// `idempotency_window`.
+    pub const MAX_IDEMPOTENCY_WINDOW: Duration = Duration::from_secs(24 * 3600);
+    /// `idempotency_max_keys`.
+    pub const MAX_IDEMPOTENCY_KEYS: usize = 10_000_000;
 }
 
 pub use limits::MAX_KEY_BYTES;
+/// Bytes of an idempotency key.
+pub const MAX_IDEMPOTENCY_KEY_BYTES: usize = 256;
 
 /// The policy fields, written once for every place that lists them one by
 /// one (the control API's `QueuePolicy` both ways, `ctl`'s flags and its
@@ -127,6 +133,10 @@ macro_rules! policy_fields {
                 "Cost budget: an item costing more than max_batch_cost is refused (INVALID_ARGUMENT) or sent alone: refuse or alone."),
             (cost_buckets, cost_buckets, bounds,
                 "Length buckets: ascending upper bounds of item cost, e.g. \"32,64,128,256\" (\"\" for none); items of one bucket batch together."),
+            (idempotency_window, idempotency_window_ms, millis,
+                "How long an idempotency key's answer is kept for retries, e.g. \"60s\" (0 turns keys off)."),
+            (idempotency_max_keys, idempotency_max_keys, count,
+                "Most idempotency keys in flight or remembered at once; an item with a new key past it is refused RESOURCE_EXHAUSTED."),
         }
     };
 }
@@ -232,6 +242,12 @@ pub struct Policy {
     /// Length buckets: ascending upper bounds of item cost (empty: none).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub cost_buckets: Vec<u64>,
+    /// Idempotency keys: how long a key's answer is kept after it was
+    /// given, for a retry to get it again (zero: keys are ignored).
+    #[serde(with = "humantime_serde")]
+    pub idempotency_window: Duration,
+    /// Idempotency keys: most keys in flight or remembered at once.
+    pub idempotency_max_keys: usize,
 }
 
 impl Default for Policy {
@@ -260,6 +276,8 @@ impl Default for Policy {
             cost_model: CostModel::Sum,
             oversize: Oversize::Refuse,
             cost_buckets: Vec::new(),
+            idempotency_window: Duration::from_secs(60),
+            idempotency_max_keys: 100_000,
         }
     }
 }
@@ -448,6 +466,20 @@ impl Policy {
         self.validate_keys(&field)?;
         super::cost::validate(self, &field)?;
         at_most(&field("shards"), self.shards, limits::MAX_SHARDS, "")?;
+        duration_at_most(
+            &field("idempotency_window"),
+            self.idempotency_window,
+            limits::MAX_IDEMPOTENCY_WINDOW,
+        )?;
+        if self.idempotency_max_keys == 0 {
+            return Err(invalid(field("idempotency_max_keys"), "must be ≥ 1"));
+        }
+        at_most(
+            &field("idempotency_max_keys"),
+            self.idempotency_max_keys,
+            limits::MAX_IDEMPOTENCY_KEYS,
+            "",
+        )?;
         if self.item_timeout.is_zero() {
             return Err(invalid(field("item_timeout"), "must be > 0"));
         }

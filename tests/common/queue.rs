@@ -55,6 +55,7 @@ pub fn item(
         trace: None,
         key: None,
         cost: None,
+        idempotency_key: None,
         reply: Reply::Unary(tx),
     };
     (item, rx)

@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1c\x62\x61tchgate/v1/batchgate.proto\x12\x0c\x62\x61tchgate.v1\"\xf8\x01\n\rSubmitRequest\x12\r\n\x05queue\x18\x01 \x01(\t\x12\x0f\n\x07payload\x18\x02 \x01(\x0c\x12?\n\nattributes\x18\x03 \x03(\x0b\x32+.batchgate.v1.SubmitRequest.AttributesEntry\x12\x10\n\x08priority\x18\x04 \x01(\r\x12\x12\n\ntimeout_ms\x18\x05 \x01(\r\x12\x11\n\tbatch_key\x18\x06 \x01(\t\x12\x11\n\x04\x63ost\x18\x07 \x01(\x04H\x00\x88\x01\x01\x1a\x31\n\x0f\x41ttributesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x42\x07\n\x05_cost\"\xbe\x01\n\x0eSubmitResponse\x12\x0f\n\x07payload\x18\x01 \x01(\x0c\x12@\n\nattributes\x18\x02 \x03(\x0b\x32,.batchgate.v1.SubmitResponse.AttributesEntry\x12&\n\x05\x62\x61tch\x18\x03 \x01(\x0b\x32\x17.batchgate.v1.BatchInfo\x1a\x31\n\x0f\x41ttributesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\x80\x01\n\tBatchInfo\x12\x10\n\x08\x62\x61tch_id\x18\x01 \x01(\x04\x12\x12\n\nbatch_size\x18\x02 \x01(\r\x12&\n\x07trigger\x18\x03 \x01(\x0e\x32\x15.batchgate.v1.Trigger\x12\x11\n\tqueued_us\x18\x04 \x01(\x04\x12\x12\n\nhandler_us\x18\x05 \x01(\x04\"\x84\x02\n\rStreamRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12\r\n\x05queue\x18\x02 \x01(\t\x12\x0f\n\x07payload\x18\x03 \x01(\x0c\x12?\n\nattributes\x18\x04 \x03(\x0b\x32+.batchgate.v1.StreamRequest.AttributesEntry\x12\x10\n\x08priority\x18\x05 \x01(\r\x12\x12\n\ntimeout_ms\x18\x06 \x01(\r\x12\x11\n\tbatch_key\x18\x07 \x01(\t\x12\x11\n\x04\x63ost\x18\x08 \x01(\x04H\x00\x88\x01\x01\x1a\x31\n\x0f\x41ttributesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x42\x07\n\x05_cost\"\x81\x01\n\x0eStreamResponse\x12\n\n\x02id\x18\x01 \x01(\t\x12.\n\x06result\x18\x02 \x01(\x0b\x32\x1c.batchgate.v1.SubmitResponseH\x00\x12(\n\x05\x65rror\x18\x03 \x01(\x0b\x32\x17.batchgate.v1.ItemErrorH\x00\x42\t\n\x07outcome\"R\n\tItemError\x12\x0c\n\x04\x63ode\x18\x01 \x01(\x05\x12\x0f\n\x07message\x18\x02 \x01(\t\x12&\n\x05\x62\x61tch\x18\x03 \x01(\x0b\x32\x17.batchgate.v1.BatchInfo*\xa6\x01\n\x07Trigger\x12\x17\n\x13TRIGGER_UNSPECIFIED\x10\x00\x12\x10\n\x0cTRIGGER_SIZE\x10\x01\x12\x11\n\rTRIGGER_BYTES\x10\x02\x12\x11\n\rTRIGGER_DELAY\x10\x03\x12\x11\n\rTRIGGER_FLUSH\x10\x04\x12\x11\n\rTRIGGER_DRAIN\x10\x05\x12\x12\n\x0eTRIGGER_TARGET\x10\x06\x12\x10\n\x0cTRIGGER_COST\x10\x07\x32\x9d\x01\n\x07\x42\x61tcher\x12\x43\n\x06Submit\x12\x1b.batchgate.v1.SubmitRequest\x1a\x1c.batchgate.v1.SubmitResponse\x12M\n\x0cStreamSubmit\x12\x1b.batchgate.v1.StreamRequest\x1a\x1c.batchgate.v1.StreamResponse(\x01\x30\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1c\x62\x61tchgate/v1/batchgate.proto\x12\x0c\x62\x61tchgate.v1\"\x91\x02\n\rSubmitRequest\x12\r\n\x05queue\x18\x01 \x01(\t\x12\x0f\n\x07payload\x18\x02 \x01(\x0c\x12?\n\nattributes\x18\x03 \x03(\x0b\x32+.batchgate.v1.SubmitRequest.AttributesEntry\x12\x10\n\x08priority\x18\x04 \x01(\r\x12\x12\n\ntimeout_ms\x18\x05 \x01(\r\x12\x11\n\tbatch_key\x18\x06 \x01(\t\x12\x11\n\x04\x63ost\x18\x07 \x01(\x04H\x00\x88\x01\x01\x12\x17\n\x0fidempotency_key\x18\x08 \x01(\t\x1a\x31\n\x0f\x41ttributesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x42\x07\n\x05_cost\"\xbe\x01\n\x0eSubmitResponse\x12\x0f\n\x07payload\x18\x01 \x01(\x0c\x12@\n\nattributes\x18\x02 \x03(\x0b\x32,.batchgate.v1.SubmitResponse.AttributesEntry\x12&\n\x05\x62\x61tch\x18\x03 \x01(\x0b\x32\x17.batchgate.v1.BatchInfo\x1a\x31\n\x0f\x41ttributesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\x80\x01\n\tBatchInfo\x12\x10\n\x08\x62\x61tch_id\x18\x01 \x01(\x04\x12\x12\n\nbatch_size\x18\x02 \x01(\r\x12&\n\x07trigger\x18\x03 \x01(\x0e\x32\x15.batchgate.v1.Trigger\x12\x11\n\tqueued_us\x18\x04 \x01(\x04\x12\x12\n\nhandler_us\x18\x05 \x01(\x04\"\x9d\x02\n\rStreamRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12\r\n\x05queue\x18\x02 \x01(\t\x12\x0f\n\x07payload\x18\x03 \x01(\x0c\x12?\n\nattributes\x18\x04 \x03(\x0b\x32+.batchgate.v1.StreamRequest.AttributesEntry\x12\x10\n\x08priority\x18\x05 \x01(\r\x12\x12\n\ntimeout_ms\x18\x06 \x01(\r\x12\x11\n\tbatch_key\x18\x07 \x01(\t\x12\x11\n\x04\x63ost\x18\x08 \x01(\x04H\x00\x88\x01\x01\x12\x17\n\x0fidempotency_key\x18\t \x01(\t\x1a\x31\n\x0f\x41ttributesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x42\x07\n\x05_cost\"\x81\x01\n\x0eStreamResponse\x12\n\n\x02id\x18\x01 \x01(\t\x12.\n\x06result\x18\x02 \x01(\x0b\x32\x1c.batchgate.v1.SubmitResponseH\x00\x12(\n\x05\x65rror\x18\x03 \x01(\x0b\x32\x17.batchgate.v1.ItemErrorH\x00\x42\t\n\x07outcome\"R\n\tItemError\x12\x0c\n\x04\x63ode\x18\x01 \x01(\x05\x12\x0f\n\x07message\x18\x02 \x01(\t\x12&\n\x05\x62\x61tch\x18\x03 \x01(\x0b\x32\x17.batchgate.v1.BatchInfo*\xa6\x01\n\x07Trigger\x12\x17\n\x13TRIGGER_UNSPECIFIED\x10\x00\x12\x10\n\x0cTRIGGER_SIZE\x10\x01\x12\x11\n\rTRIGGER_BYTES\x10\x02\x12\x11\n\rTRIGGER_DELAY\x10\x03\x12\x11\n\rTRIGGER_FLUSH\x10\x04\x12\x11\n\rTRIGGER_DRAIN\x10\x05\x12\x12\n\x0eTRIGGER_TARGET\x10\x06\x12\x10\n\x0cTRIGGER_COST\x10\x07\x32\x9d\x01\n\x07\x42\x61tcher\x12\x43\n\x06Submit\x12\x1b.batchgate.v1.SubmitRequest\x1a\x1c.batchgate.v1.SubmitResponse\x12M\n\x0cStreamSubmit\x12\x1b.batchgate.v1.StreamRequest\x1a\x1c.batchgate.v1.StreamResponse(\x01\x30\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -37,26 +37,26 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_SUBMITRESPONSE_ATTRIBUTESENTRY']._serialized_options = b'8\001'
   _globals['_STREAMREQUEST_ATTRIBUTESENTRY']._loaded_options = None
   _globals['_STREAMREQUEST_ATTRIBUTESENTRY']._serialized_options = b'8\001'
-  _globals['_TRIGGER']._serialized_start=1101
-  _globals['_TRIGGER']._serialized_end=1267
+  _globals['_TRIGGER']._serialized_start=1151
+  _globals['_TRIGGER']._serialized_end=1317
   _globals['_SUBMITREQUEST']._serialized_start=47
-  _globals['_SUBMITREQUEST']._serialized_end=295
-  _globals['_SUBMITREQUEST_ATTRIBUTESENTRY']._serialized_start=237
-  _globals['_SUBMITREQUEST_ATTRIBUTESENTRY']._serialized_end=286
-  _globals['_SUBMITRESPONSE']._serialized_start=298
-  _globals['_SUBMITRESPONSE']._serialized_end=488
-  _globals['_SUBMITRESPONSE_ATTRIBUTESENTRY']._serialized_start=237
-  _globals['_SUBMITRESPONSE_ATTRIBUTESENTRY']._serialized_end=286
-  _globals['_BATCHINFO']._serialized_start=491
-  _globals['_BATCHINFO']._serialized_end=619
-  _globals['_STREAMREQUEST']._serialized_start=622
-  _globals['_STREAMREQUEST']._serialized_end=882
-  _globals['_STREAMREQUEST_ATTRIBUTESENTRY']._serialized_start=237
-  _globals['_STREAMREQUEST_ATTRIBUTESENTRY']._serialized_end=286
-  _globals['_STREAMRESPONSE']._serialized_start=885
-  _globals['_STREAMRESPONSE']._serialized_end=1014
-  _globals['_ITEMERROR']._serialized_start=1016
-  _globals['_ITEMERROR']._serialized_end=1098
-  _globals['_BATCHER']._serialized_start=1270
-  _globals['_BATCHER']._serialized_end=1427
+  _globals['_SUBMITREQUEST']._serialized_end=320
+  _globals['_SUBMITREQUEST_ATTRIBUTESENTRY']._serialized_start=262
+  _globals['_SUBMITREQUEST_ATTRIBUTESENTRY']._serialized_end=311
+  _globals['_SUBMITRESPONSE']._serialized_start=323
+  _globals['_SUBMITRESPONSE']._serialized_end=513
+  _globals['_SUBMITRESPONSE_ATTRIBUTESENTRY']._serialized_start=262
+  _globals['_SUBMITRESPONSE_ATTRIBUTESENTRY']._serialized_end=311
+  _globals['_BATCHINFO']._serialized_start=516
+  _globals['_BATCHINFO']._serialized_end=644
+  _globals['_STREAMREQUEST']._serialized_start=647
+  _globals['_STREAMREQUEST']._serialized_end=932
+  _globals['_STREAMREQUEST_ATTRIBUTESENTRY']._serialized_start=262
+  _globals['_STREAMREQUEST_ATTRIBUTESENTRY']._serialized_end=311
+  _globals['_STREAMRESPONSE']._serialized_start=935
+  _globals['_STREAMRESPONSE']._serialized_end=1064
+  _globals['_ITEMERROR']._serialized_start=1066
+  _globals['_ITEMERROR']._serialized_end=1148
+  _globals['_BATCHER']._serialized_start=1320
+  _globals['_BATCHER']._serialized_end=1477
 # @@protoc_insertion_point(module_scope)

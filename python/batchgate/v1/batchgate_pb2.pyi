@@ -27,7 +27,7 @@ TRIGGER_TARGET: Trigger
 TRIGGER_COST: Trigger
 
 class SubmitRequest(_message.Message):
-    __slots__ = ("queue", "payload", "attributes", "priority", "timeout_ms", "batch_key", "cost")
+    __slots__ = ("queue", "payload", "attributes", "priority", "timeout_ms", "batch_key", "cost", "idempotency_key")
     class AttributesEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -42,6 +42,7 @@ class SubmitRequest(_message.Message):
     TIMEOUT_MS_FIELD_NUMBER: _ClassVar[int]
     BATCH_KEY_FIELD_NUMBER: _ClassVar[int]
     COST_FIELD_NUMBER: _ClassVar[int]
+    IDEMPOTENCY_KEY_FIELD_NUMBER: _ClassVar[int]
     queue: str
     payload: bytes
     attributes: _containers.ScalarMap[str, str]
@@ -49,7 +50,8 @@ class SubmitRequest(_message.Message):
     timeout_ms: int
     batch_key: str
     cost: int
-    def __init__(self, queue: _Optional[str] = ..., payload: _Optional[bytes] = ..., attributes: _Optional[_Mapping[str, str]] = ..., priority: _Optional[int] = ..., timeout_ms: _Optional[int] = ..., batch_key: _Optional[str] = ..., cost: _Optional[int] = ...) -> None: ...
+    idempotency_key: str
+    def __init__(self, queue: _Optional[str] = ..., payload: _Optional[bytes] = ..., attributes: _Optional[_Mapping[str, str]] = ..., priority: _Optional[int] = ..., timeout_ms: _Optional[int] = ..., batch_key: _Optional[str] = ..., cost: _Optional[int] = ..., idempotency_key: _Optional[str] = ...) -> None: ...
 
 class SubmitResponse(_message.Message):
     __slots__ = ("payload", "attributes", "batch")
@@ -83,7 +85,7 @@ class BatchInfo(_message.Message):
     def __init__(self, batch_id: _Optional[int] = ..., batch_size: _Optional[int] = ..., trigger: _Optional[_Union[Trigger, str]] = ..., queued_us: _Optional[int] = ..., handler_us: _Optional[int] = ...) -> None: ...
 
 class StreamRequest(_message.Message):
-    __slots__ = ("id", "queue", "payload", "attributes", "priority", "timeout_ms", "batch_key", "cost")
+    __slots__ = ("id", "queue", "payload", "attributes", "priority", "timeout_ms", "batch_key", "cost", "idempotency_key")
     class AttributesEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -99,6 +101,7 @@ class StreamRequest(_message.Message):
     TIMEOUT_MS_FIELD_NUMBER: _ClassVar[int]
     BATCH_KEY_FIELD_NUMBER: _ClassVar[int]
     COST_FIELD_NUMBER: _ClassVar[int]
+    IDEMPOTENCY_KEY_FIELD_NUMBER: _ClassVar[int]
     id: str
     queue: str
     payload: bytes
@@ -107,7 +110,8 @@ class StreamRequest(_message.Message):
     timeout_ms: int
     batch_key: str
     cost: int
-    def __init__(self, id: _Optional[str] = ..., queue: _Optional[str] = ..., payload: _Optional[bytes] = ..., attributes: _Optional[_Mapping[str, str]] = ..., priority: _Optional[int] = ..., timeout_ms: _Optional[int] = ..., batch_key: _Optional[str] = ..., cost: _Optional[int] = ...) -> None: ...
+    idempotency_key: str
+    def __init__(self, id: _Optional[str] = ..., queue: _Optional[str] = ..., payload: _Optional[bytes] = ..., attributes: _Optional[_Mapping[str, str]] = ..., priority: _Optional[int] = ..., timeout_ms: _Optional[int] = ..., batch_key: _Optional[str] = ..., cost: _Optional[int] = ..., idempotency_key: _Optional[str] = ...) -> None: ...
 
 class StreamResponse(_message.Message):
     __slots__ = ("id", "result", "error")
