@@ -168,15 +168,10 @@ impl Keys {
     fn finish(&self, key: &Arc<str>, answer: &Answer) -> Vec<Reply> {
         let now = Instant::now();
         let mut state = self.lock();
+        // Only the key's one execution finishes it, so it is in flight.
         let waiting = match state.entries.remove(key) {
             Some(Entry::InFlight(waiting)) => waiting,
-            // Cannot happen: only the key's one execution finishes it.
-            other => {
-                if let Some(entry) = other {
-                    state.entries.insert(key.clone(), entry);
-                }
-                Vec::new()
-            }
+            _ => Vec::new(),
         };
         // Never dispatched: it did not run, so a retry may run it.
         if answer.batch.is_some() && !state.window.is_zero() {
@@ -257,10 +252,7 @@ impl Drop for KeyedReply {
                 batch: None,
             };
             for reply in self.keys.finish(&self.key, &answer) {
-                reply.answer(Answer {
-                    result: answer.result.clone(),
-                    batch: None,
-                });
+                reply.answer(answer.clone());
             }
             inner.answer(answer);
         }
