@@ -2,8 +2,12 @@
 """Checks batchgate's module layering: every `crate::<module>` reference in
 src/ is an arrow from the file's top-level module to that module, and no
 arrows may form a cycle (a module importing a module that imports it back,
-directly or around a loop). Also: handlers never reach into the queue, and
-the queue never touches protobuf (`pb::`).
+directly or around a loop). The same holds one level down and below:
+within a module, the arrows between its inner modules (`super::x`,
+`crate::a::x`, `self::x`, use trees included) may not form a cycle either
+(a child using its parent, or a parent its child, is no arrow). Also:
+handlers never reach into the queue, the queue never touches protobuf
+(`pb::`), and no file under src/ is longer than MAX_LINES.
 
     python3 .ci/layers.py          # prints the arrows; exits 1 on a violation
 """
@@ -19,6 +23,99 @@ ROOTS = {"lib", "main", "fuzz"}
 # What `crate::<name>` may name: a module (a function or macro of lib.rs is
 # no arrow).
 MODULES = {p.stem for p in SRC.glob("*.rs")} | {p.name for p in SRC.iterdir() if p.is_dir()}
+# Longest file under src/.
+MAX_LINES = 500
+
+
+def module_path(path):
+    """The module a file defines, as a tuple: src/a/b/mod.rs is ("a", "b")."""
+    parts = list(path.relative_to(SRC).with_suffix("").parts)
+    if parts[-1] == "mod":
+        parts.pop()
+    if parts in (["lib"], ["main"]):
+        return ()
+    return tuple(parts)
+
+
+IDENT = r"[A-Za-z_][A-Za-z0-9_]*"
+
+
+def use_paths(text):
+    """Every path that starts at `crate`, `super` or `self`, use trees
+    expanded: `super::{a, b::{c, d}}` gives super::a, super::b::c, super::b::d."""
+    out = []
+
+    def tree(i, prefix):
+        # Parses a use tree at text[i:] after `prefix::`; returns the end.
+        while i < len(text) and text[i].isspace():
+            i += 1
+        if i < len(text) and text[i] == "{":
+            i += 1
+            while i < len(text) and text[i] != "}":
+                i = tree(i, prefix)
+                while i < len(text) and (text[i].isspace() or text[i] == ","):
+                    i += 1
+            return i + 1
+        m = re.compile(IDENT).match(text, i)
+        if not m:
+            out.append(prefix)
+            return i + 1
+        path = prefix + [m.group(0)]
+        j = m.end()
+        if text.startswith("::", j):
+            return tree(j + 2, path)
+        out.append(path)
+        return j
+
+    for m in re.finditer(r"\b(crate|self|super)((?:::super)*)::", text):
+        head = [m.group(1)] + ["super"] * m.group(2).count("super")
+        tree(m.end(), head)
+    return out
+
+
+def resolve(source, path, real):
+    """The module a path from module `source` names (the longest real
+    module prefix of it), or None."""
+    if path[0] == "crate":
+        absolute = list(path[1:])
+    else:
+        base = list(source)
+        rest = list(path)
+        if rest[0] == "self":
+            rest = rest[1:]
+        while rest and rest[0] == "super":
+            if not base:
+                return None
+            base.pop()
+            rest = rest[1:]
+        absolute = base + rest
+    while absolute and tuple(absolute) not in real:
+        absolute.pop()
+    return tuple(absolute)
+
+
+def inner_arrows(files):
+    """Arrows between sibling modules below the top level: (parent, a, b)
+    when a file in parent::a names something in parent::b."""
+    real = {module_path(p) for p in files}
+    arrows = {}
+    for path in files:
+        source = module_path(path)
+        text = strip_comments(path.read_text())
+        for p in use_paths(text):
+            target = resolve(source, p, real)
+            if target is None:
+                continue
+            k = 0
+            while k < min(len(source), len(target)) and source[k] == target[k]:
+                k += 1
+            # An ancestor or a descendant is no arrow; the top level is
+            # checked on its own.
+            if k == 0 or k == len(source) or k == len(target):
+                continue
+            a, b = source[: k + 1], target[: k + 1]
+            arrows.setdefault(a, set()).add(b)
+    return arrows
 
 
 def top_module(path):
@@ -56,7 +153,12 @@ def referenced(text):
 def main():
     arrows = {}
     problems = []
-    for path in sorted(SRC.rglob("*.rs")):
+    files = sorted(SRC.rglob("*.rs"))
+    for path in files:
+        lines = path.read_text().count("\n")
+        if lines > MAX_LINES:
+            problems.append(f"{path.relative_to(SRC)}: {lines} lines (at most {MAX_LINES})")
+    for path in files:
         module = top_module(path)
         if module in ROOTS:
             continue
@@ -70,27 +172,33 @@ def main():
         if module == "queue" and re.search(r"\bpb::", text):
             problems.append(f"{rel}: the queue uses protobuf (pb::)")
 
-    # Cycles: a depth-first search over the arrows.
+    # Cycles: a depth-first search over the arrows, top level and inner.
     state, stack = {}, []
+    inner = inner_arrows(files)
 
-    def visit(node):
+    def name(node):
+        return node if isinstance(node, str) else "::".join(node)
+
+    def visit(node, arrows):
         state[node] = "open"
         stack.append(node)
         for nxt in sorted(arrows.get(node, ())):
             if state.get(nxt) == "open":
                 loop = stack[stack.index(nxt):] + [nxt]
-                problems.append("cycle: " + " -> ".join(loop))
+                problems.append("cycle: " + " -> ".join(map(name, loop)))
             elif nxt not in state:
-                visit(nxt)
+                visit(nxt, arrows)
         stack.pop()
         state[node] = "done"
 
-    for node in sorted(arrows):
-        if node not in state:
-            visit(node)
+    for graph in (arrows, inner):
+        for node in sorted(graph):
+            if node not in state:
+                visit(node, graph)
 
     for module in sorted(arrows):
         print(f"{module:>10} -> {', '.join(sorted(arrows[module]))}")
+    print(f"{sum(len(v) for v in inner.values())} arrows between inner modules")
     for p in problems:
         print(f"LAYERING: {p}", file=sys.stderr)
     sys.exit(1 if problems else 0)

@@ -53,3 +53,17 @@ pub(crate) fn duration_at_most(
     }
     Ok(())
 }
+
+/// A policy setting chosen by name (`cost_model = "padded"`), as the
+/// config, the control API and `ctl` write it.
+pub trait Named: Sized + Copy {
+    /// Every name, in order.
+    const NAMES: &'static [&'static str];
+    /// The name.
+    fn as_str(self) -> &'static str;
+    /// The setting of a name.
+    ///
+    /// # Errors
+    /// The unknown name, with the valid ones.
+    fn parse(name: &str) -> Result<Self, String>;
+}

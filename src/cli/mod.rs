@@ -8,7 +8,6 @@
 
 mod ctl;
 mod output;
-mod replicas;
 mod serve;
 mod stream;
 mod submit;

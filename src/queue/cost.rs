@@ -21,11 +21,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::policy::{Named, Policy};
-use crate::{
-    error::Refusal,
-    validation::{ConfigError, at_most, invalid},
-};
+use crate::validation::Named;
 
 /// The largest cost an item or a budget may have: 2^53.
 pub const MAX_COST: u64 = 1 << 53;
@@ -139,7 +135,7 @@ pub fn clamp(cost: u128) -> u64 {
 }
 
 /// What is wrong with a cost attribute's text, if anything; the cost if not.
-fn parse_cost(text: &str) -> Result<u64, &'static str> {
+pub(super) fn parse_cost(text: &str) -> Result<u64, &'static str> {
     if let Ok(n) = text.parse::<u64>() {
         return if n > MAX_COST {
             Err("over 2^53")
@@ -164,57 +160,6 @@ fn parse_cost(text: &str) -> Result<u64, &'static str> {
     }
 }
 
-/// The cost of an item of `queue`: its request's `requested`, else its
-/// `cost_attribute`'s number, else by `policy.cost`; checked against the
-/// budget (see the module docs).
-///
-/// # Errors
-/// [`Refusal::BadCost`] naming the field or attribute, or
-/// [`Refusal::CostOverBudget`].
-pub fn item_cost(
-    policy: &Policy,
-    queue: &str,
-    requested: Option<u64>,
-    attributes: &std::collections::HashMap<String, String>,
-    payload_len: usize,
-) -> Result<u64, Refusal> {
-    let bad = |from: String, value: String, why: &'static str| Refusal::BadCost {
-        queue: queue.to_owned(),
-        from,
-        value,
-        why,
-    };
-    let from_attribute = (!policy.cost_attribute.is_empty())
-        .then(|| attributes.get(&policy.cost_attribute))
-        .flatten();
-    let cost = match (requested, from_attribute) {
-        (Some(n), _) if n > MAX_COST => {
-            return Err(bad("request field cost".into(), n.to_string(), "over 2^53"));
-        }
-        (Some(n), _) => n,
-        (None, Some(text)) => parse_cost(text).map_err(|why| {
-            bad(
-                format!("attribute {:?}", policy.cost_attribute),
-                crate::error::quoted(text),
-                why,
-            )
-        })?,
-        (None, None) => match policy.cost {
-            CostSource::Unit => 1,
-            CostSource::Bytes => payload_len as u64,
-        },
-    };
-    let budget = policy.max_batch_cost;
-    if budget > 0 && cost > budget && policy.oversize == Oversize::Refuse {
-        return Err(Refusal::CostOverBudget {
-            queue: queue.to_owned(),
-            cost,
-            budget,
-        });
-    }
-    Ok(cost)
-}
-
 /// The bucket of an item of `cost`: the index of the first bound at least
 /// `cost`, or one past the last bound (0 without buckets).
 pub fn bucket_of(bounds: &[u64], cost: u64) -> u8 {
@@ -222,141 +167,9 @@ pub fn bucket_of(bounds: &[u64], cost: u64) -> u8 {
     u8::try_from(i).unwrap_or(u8::MAX)
 }
 
-/// Checks the cost fields of a policy; `field` names them.
-///
-/// # Errors
-/// [`ConfigError::Invalid`] naming the first bad field.
-pub fn validate(policy: &Policy, field: &impl Fn(&str) -> String) -> Result<(), ConfigError> {
-    at_most(
-        &field("max_batch_cost"),
-        policy.max_batch_cost,
-        MAX_COST,
-        "",
-    )?;
-    at_most(
-        &field("cost_attribute"),
-        policy.cost_attribute.len(),
-        super::policy::MAX_KEY_BYTES,
-        " bytes",
-    )?;
-    let bounds = &policy.cost_buckets;
-    at_most(
-        &field("cost_buckets"),
-        bounds.len(),
-        MAX_BUCKETS,
-        " entries",
-    )?;
-    if bounds.first() == Some(&0) {
-        return Err(invalid(field("cost_buckets"), "bounds must be ≥ 1"));
-    }
-    if bounds.windows(2).any(|w| w[0] >= w[1]) {
-        return Err(invalid(
-            field("cost_buckets"),
-            format!("must be strictly ascending, got {bounds:?}"),
-        ));
-    }
-    at_most(
-        &field("cost_buckets"),
-        bounds.last().copied().unwrap_or(0),
-        MAX_COST,
-        " (its largest bound)",
-    )?;
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
-    use std::collections::HashMap;
-
     use super::*;
-
-    fn policy() -> Policy {
-        Policy {
-            cost_attribute: "tokens".into(),
-            max_batch_cost: 100,
-            ..Policy::default()
-        }
-    }
-
-    fn attrs(tokens: &str) -> HashMap<String, String> {
-        HashMap::from([("tokens".to_owned(), tokens.to_owned())])
-    }
-
-    #[test]
-    fn the_request_field_wins_then_the_attribute_then_the_source() {
-        let p = policy();
-        assert_eq!(item_cost(&p, "q", Some(7), &attrs("9"), 3), Ok(7));
-        assert_eq!(item_cost(&p, "q", None, &attrs("9"), 3), Ok(9));
-        assert_eq!(item_cost(&p, "q", None, &HashMap::new(), 3), Ok(1));
-        let bytes = Policy {
-            cost: CostSource::Bytes,
-            ..p
-        };
-        assert_eq!(item_cost(&bytes, "q", None, &HashMap::new(), 3), Ok(3));
-        // Whole numbers written as floats are whole numbers.
-        assert_eq!(item_cost(&bytes, "q", None, &attrs("4e1"), 3), Ok(40));
-        assert_eq!(item_cost(&bytes, "q", None, &attrs("0"), 3), Ok(0));
-    }
-
-    #[test]
-    fn bad_costs_are_refused_naming_where_they_came_from() {
-        let p = Policy {
-            max_batch_cost: 0,
-            ..policy()
-        };
-        for (text, why) in [
-            ("-3", "negative"),
-            ("NaN", "not a number (NaN)"),
-            ("abc", "not a number"),
-            ("", "not a number"),
-            ("9007199254740993", "over 2^53"),
-            ("1e300", "over 2^53"),
-            ("inf", "over 2^53"),
-            ("2.5", "not a whole number"),
-        ] {
-            let err = item_cost(&p, "q", None, &attrs(text), 0).unwrap_err();
-            let message = err.to_string();
-            assert!(message.contains("attribute \"tokens\""), "{message}");
-            assert!(message.contains(why), "{text}: {message}");
-            assert_eq!(
-                tonic::Status::from(err).code(),
-                tonic::Code::InvalidArgument
-            );
-        }
-        assert_eq!(
-            item_cost(&p, "q", None, &attrs("9007199254740992"), 0),
-            Ok(MAX_COST)
-        );
-        let err = item_cost(&p, "q", Some(MAX_COST + 1), &HashMap::new(), 0).unwrap_err();
-        assert!(err.to_string().contains("request field cost"), "{err}");
-    }
-
-    #[test]
-    fn an_oversize_item_is_refused_or_let_through_alone() {
-        let p = policy();
-        assert_eq!(item_cost(&p, "q", Some(100), &HashMap::new(), 0), Ok(100));
-        let err = item_cost(&p, "q", Some(101), &HashMap::new(), 0).unwrap_err();
-        assert!(matches!(
-            err,
-            Refusal::CostOverBudget {
-                cost: 101,
-                budget: 100,
-                ..
-            }
-        ));
-        assert_eq!(
-            tonic::Status::from(err).code(),
-            tonic::Code::InvalidArgument
-        );
-        let alone = Policy {
-            oversize: Oversize::Alone,
-            ..p
-        };
-        assert_eq!(
-            item_cost(&alone, "q", Some(101), &HashMap::new(), 0),
-            Ok(101)
-        );
-    }
 
     #[test]
     fn sum_and_padded_costs() {
@@ -384,42 +197,5 @@ mod tests {
         assert_eq!(bucket_of(&bounds, 128), 2);
         assert_eq!(bucket_of(&bounds, 129), 3);
         assert_eq!(bucket_of(&[], 1_000), 0);
-    }
-
-    #[test]
-    fn cost_fields_are_checked() {
-        let check = |p: Policy| validate(&p, &|f: &str| format!("queues.q.{f}"));
-        assert!(check(policy()).is_ok());
-        let message = |p: Policy| check(p).unwrap_err().to_string();
-        assert!(
-            message(Policy {
-                cost_buckets: vec![64, 32],
-                ..policy()
-            })
-            .contains("queues.q.cost_buckets must be strictly ascending")
-        );
-        assert!(
-            message(Policy {
-                cost_buckets: vec![0, 32],
-                ..policy()
-            })
-            .contains("≥ 1")
-        );
-        assert!(
-            message(Policy {
-                max_batch_cost: MAX_COST + 1,
-                ..policy()
-            })
-            .contains("queues.q.max_batch_cost")
-        );
-        assert!(
-            message(Policy {
-                cost_buckets: (1..=65).collect(),
-                ..policy()
-            })
-            .contains("entries")
-        );
-        assert_eq!(CostModel::parse("padded"), Ok(CostModel::Padded));
-        assert!(CostModel::parse("max").unwrap_err().contains("sum, padded"));
     }
 }

@@ -18,7 +18,11 @@ use std::{
 
 use tokio::time::Instant;
 
-use super::{Answer, Item, Policy, Reply, item::Gathered, policy::MAX_IDEMPOTENCY_KEY_BYTES};
+use super::{
+    Answer, Item, Policy, Reply,
+    item::{Answered, Gathered},
+    policy::MAX_IDEMPOTENCY_KEY_BYTES,
+};
 use crate::{
     error::Refusal,
     metrics::{KeyOutcome, Outcome, QueueMetrics},
@@ -223,10 +227,10 @@ pub struct KeyedReply {
     inner: Option<Reply>,
 }
 
-impl KeyedReply {
+impl Answered for KeyedReply {
     /// Answers the first caller and every retry waiting; `gathered` takes
     /// the first caller's stream answer if given.
-    pub(super) fn answer(mut self, answer: Answer, gathered: Option<&mut Gathered>) {
+    fn answer(mut self: Box<Self>, answer: Answer, gathered: Option<&mut Gathered>) {
         let waiting = self.keys.finish(&self.key, &answer);
         for reply in waiting {
             reply.answer(answer.clone());

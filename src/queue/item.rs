@@ -99,9 +99,16 @@ pub enum Reply {
     Unary(oneshot::Sender<Answer>),
     /// An item of a `StreamSubmit` stream.
     Stream(StreamReply),
-    /// The first item of an idempotency key: its answer is also kept for
-    /// the key's retries.
-    Keyed(Box<super::idempotency::KeyedReply>),
+    /// A reply that does more with the answer than deliver it (the first
+    /// item of an idempotency key: its answer is also kept for the key's
+    /// retries, see `idempotency.rs`).
+    Keyed(Box<dyn Answered>),
+}
+
+/// A reply that hands its answer on itself.
+pub trait Answered: Send + std::fmt::Debug {
+    /// Delivers the answer; a stream item's into `gathered` if given.
+    fn answer(self: Box<Self>, answer: Answer, gathered: Option<&mut Gathered>);
 }
 
 impl Item {
@@ -225,7 +232,7 @@ impl Reply {
             Reply::Stream(s) => {
                 let _ = s.answers.send(vec![StreamAnswer { id: s.id, answer }]);
             }
-            Reply::Keyed(k) => (*k).answer(answer, None),
+            Reply::Keyed(k) => k.answer(answer, None),
         }
     }
 
@@ -237,7 +244,7 @@ impl Reply {
                 let _ = tx.send(answer);
             }
             Reply::Stream(s) => gathered.push(s.answers, StreamAnswer { id: s.id, answer }),
-            Reply::Keyed(k) => (*k).answer(answer, Some(gathered)),
+            Reply::Keyed(k) => k.answer(answer, Some(gathered)),
         }
     }
 

@@ -78,7 +78,7 @@ pub fn totals(
             t.depth += s.depth;
             t.in_flight_batches += u64::from(s.in_flight_batches);
             t.items_ok += s.items_ok;
-            t.items_failed += super::ctl::failed(&s);
+            t.items_failed += super::tables::failed(&s);
             t.batches += s.batches;
         }
     }

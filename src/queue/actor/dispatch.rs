@@ -1,0 +1,248 @@
+//! Dispatch: which lane's batch is due (by the queue's mode), how much of
+//! the lane it takes, and launching it on the handler.
+
+use std::sync::atomic::Ordering;
+
+use tokio::time::Instant;
+use tracing::Instrument;
+
+use super::{Actor, NextBatch};
+use crate::{
+    otel,
+    queue::{
+        backlog::Limit,
+        batch::{self, Head},
+        cost,
+        lanes::Lane,
+        pending::Waiting,
+        policy::{self, Decision, Mode, PendingView, Take, Trigger},
+        target::{self, Known, Verdict},
+    },
+    ready::ready_now,
+};
+
+impl Actor {
+    /// Dispatches every batch that is due and may start, taking turns
+    /// between the lanes that have one (see `lanes`); returns when the
+    /// soonest lane's oldest item's `max_delay` will be up, if a timer is
+    /// needed for it.
+    pub(super) fn dispatch_ready(&mut self, now: Instant) -> Option<Instant> {
+        while self.in_flight.len() < self.spec.policy.max_in_flight_batches {
+            if self.lanes.is_empty() {
+                self.flush_left = 0;
+                for lane in self.lanes.all_mut() {
+                    lane.held_at = None;
+                }
+                return None;
+            }
+            let mut verdicts = std::mem::take(&mut self.verdicts);
+            verdicts.clear();
+            verdicts.extend(self.lanes.all().iter().map(|l| self.next_trigger(l, now)));
+            let picked = self
+                .lanes
+                .pick(self.spec.policy.unit_cap(), |i| verdicts[i].is_ok());
+            let verdict = picked.map(|i| (i, verdicts[i]));
+            let wake = verdicts.iter().filter_map(|v| v.err().flatten()).min();
+            self.verdicts = verdicts;
+            let Some((i, Ok((trigger, len)))) = verdict else {
+                return wake;
+            };
+            if let Some((head, items)) = self.take_from(i, trigger, len, now) {
+                self.launch(head, items, now);
+            }
+        }
+        None
+    }
+
+    /// Takes lane `i`'s next batch for `trigger` (of `len` items or cost
+    /// units when the mode chose), counting what it dropped on the way;
+    /// `None` when nothing live was left to take.
+    fn take_from(
+        &mut self,
+        i: usize,
+        trigger: Trigger,
+        len: Option<usize>,
+        now: Instant,
+    ) -> Option<(Head, Vec<Waiting>)> {
+        let policy = &self.spec.policy;
+        let lane = self.lanes.get_mut(i);
+        let pending = lane.backlog.pending().len();
+        // The mode may choose the size: in items, or for a target with
+        // a budget, in cost.
+        let in_cost = policy.budgeted() && policy.mode == Mode::Target;
+        let take = match len {
+            Some(len) if !in_cost => Take {
+                len,
+                hold_rest: false,
+            },
+            _ => policy::batch_len(policy, trigger, pending, lane.held_at.is_some()),
+        };
+        lane.held_at = take.hold_rest.then_some(now);
+        let budget = policy.max_batch_cost;
+        let chosen = len.filter(|_| in_cost).map_or(budget, |units| units as u64);
+        let limit = Limit {
+            items: take.len,
+            bytes: policy.max_batch_bytes,
+            cost: policy
+                .budgeted()
+                .then_some((budget.min(chosen), policy.cost_model)),
+        };
+        let (items, dropped) = lane.backlog.take_batch(limit, now, &self.spec.name);
+        if lane.backlog.pending().is_empty() {
+            lane.held_at = None;
+        }
+        let key = lane.key.clone();
+        if let Some(series) = &lane.series {
+            series.items.increment(items.len() as u64);
+        }
+        let pad_to = policy::pad_to(policy, items.len());
+        let tally = items
+            .iter()
+            .fold(cost::Tally::default(), |t, w| t.with(w.item.cost));
+        let batch_cost = cost::clamp(tally.cost(policy.cost_model, pad_to));
+        let units = if policy.budgeted() {
+            usize::try_from(batch_cost).unwrap_or(usize::MAX)
+        } else {
+            items.len()
+        };
+        self.lanes.sent(i, units);
+        self.count(dropped);
+        if self.flush_left > 0 {
+            self.flush_left = self.flush_left.saturating_sub(items.len());
+        }
+        if items.is_empty() {
+            return None;
+        }
+        let head = Head {
+            trigger,
+            pad_to,
+            key,
+            cost: tally,
+        };
+        Some((head, items))
+    }
+
+    /// The trigger of `lane`'s next batch and, when the mode chose it, its
+    /// size; or when to look again (`None`: only when something happens).
+    pub(super) fn next_trigger(&self, lane: &Lane, now: Instant) -> NextBatch {
+        let pending = lane.backlog.pending();
+        if pending.is_empty() {
+            return Err(None);
+        }
+        if self.draining {
+            return Ok((Trigger::Drain, None));
+        }
+        if self.flush_left > 0 {
+            return Ok((Trigger::Flush, None));
+        }
+        if self.paused {
+            return Err(None);
+        }
+        let policy = &self.spec.policy;
+        match policy.mode {
+            Mode::Target => {
+                let known = Known {
+                    line: self.fit.line(),
+                    rate: self.rate.per_sec(now),
+                };
+                let age = now.saturating_duration_since(pending.oldest().unwrap_or(now));
+                let units = self.units(lane);
+                return match target::decide(policy, known, units, age) {
+                    Verdict::Dispatch(trigger, len) => Ok((trigger, Some(len))),
+                    Verdict::WakeIn(after) => Err(Some(now + after)),
+                    Verdict::Idle => Err(None),
+                };
+            }
+            Mode::Aimd => {
+                let len = pending.len().min(self.aimd_size);
+                let trigger = if len == self.aimd_size {
+                    Trigger::Size
+                } else {
+                    Trigger::Target
+                };
+                return Ok((trigger, Some(len)));
+            }
+            Mode::Auto | Mode::Manual => {}
+        }
+        // Items held back wait a new `max_delay` from when they were.
+        let oldest = pending.oldest().unwrap_or(now);
+        let waiting_since = lane.held_at.map_or(oldest, |held| held.max(oldest));
+        let mut view = PendingView {
+            len: pending.len(),
+            bytes: pending.bytes(),
+            oldest_age: now.saturating_duration_since(waiting_since),
+            cost: pending
+                .tally()
+                .map_or(0, |t| cost::clamp(t.cost(policy.cost_model, None))),
+        };
+        let mut decision = policy::decide(policy, view);
+        if decision == Decision::Dispatch(Trigger::Delay) && policy.strict {
+            view.len = lane.backlog.count_live(policy.min_batch_size, now);
+            decision = policy::decide(policy, view);
+        }
+        match decision {
+            Decision::Dispatch(trigger) => Ok((trigger, None)),
+            Decision::WakeIn(after) => Err(Some(now + after)),
+            Decision::Idle => Err(None),
+        }
+    }
+
+    /// What `lane`'s pending items amount to for `mode = "target"`: their
+    /// cost with a budget (at least 1 while any is pending), else their
+    /// count.
+    pub(super) fn units(&self, lane: &Lane) -> usize {
+        let pending = lane.backlog.pending();
+        match pending.tally() {
+            Some(t) if self.spec.policy.budgeted() => {
+                let cost = cost::clamp(t.cost(self.spec.policy.cost_model, None));
+                usize::try_from(cost)
+                    .unwrap_or(usize::MAX)
+                    .max(pending.len().min(1))
+            }
+            _ => pending.len(),
+        }
+    }
+
+    pub(super) fn launch(&mut self, head: Head, items: Vec<Waiting>, now: Instant) {
+        let spec = &self.spec;
+        let id = spec.batch_ids.fetch_add(1, Ordering::Relaxed);
+        let trigger = head.trigger;
+        // Traces on: the batch's span, linked to its items' calls.
+        let traced = otel::enabled().then(|| {
+            let traces = items.iter().map(|w| w.trace.as_ref());
+            otel::batch_span(&spec.name, id, items.len(), trigger.as_str(), traces)
+        });
+        let (batch, sink) = batch::assemble(
+            id,
+            spec.name.clone(),
+            head,
+            spec.policy.cost_model,
+            items,
+            now,
+            spec.metrics.clone(),
+        );
+        // One span per batch, entered whenever the batch (and so its
+        // handler) runs. Without traces, debug level: free at the default
+        // `info` filter.
+        let span = traced.unwrap_or_else(|| {
+            tracing::debug_span!(
+                "batch",
+                queue = %spec.name,
+                batch = id,
+                size = batch.items.len(),
+                trigger = trigger.as_str()
+            )
+        });
+        let mut run = Box::pin(
+            batch::run(spec.handler.clone(), batch, sink, spec.abort.clone()).instrument(span),
+        );
+        // A handler that finishes at once (echo) is done here, without a
+        // task of its own; one that must wait goes on as a task.
+        match ready_now(run.as_mut()) {
+            Some(done) => self.learn(done),
+            None => {
+                self.in_flight.spawn(run);
+            }
+        }
+    }
+}
