@@ -7,7 +7,7 @@
 //! queue can send its batches to it: the cost of a remote backend hop,
 //! measured against the built-in echo handler.
 
-use std::pin::Pin;
+use std::{pin::Pin, sync::Arc};
 
 use tokio::{net::TcpListener, sync::mpsc};
 use tokio_stream::{Stream, StreamExt, wrappers::ReceiverStream};
@@ -20,8 +20,28 @@ use crate::pb::{
 };
 
 /// The no-batching echo service.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct BareEcho;
+#[derive(Debug, Clone, Default)]
+pub struct BareEcho {
+    /// As a Backend: how long each batch takes before its answer (a model's
+    /// time, for spreading batches over replicas of unequal speed).
+    pub batch_delay: std::time::Duration,
+    /// Held for each batch's time when set: one batch at a time, as on a
+    /// GPU, so calls in flight wait for each other.
+    pub serial: Option<Arc<tokio::sync::Mutex<()>>>,
+}
+
+impl BareEcho {
+    async fn model_time(&self) {
+        if self.batch_delay.is_zero() {
+            return;
+        }
+        let _turn = match &self.serial {
+            Some(serial) => Some(serial.lock().await),
+            None => None,
+        };
+        tokio::time::sleep(self.batch_delay).await;
+    }
+}
 
 fn echo(
     payload: bytes::Bytes,
@@ -83,6 +103,7 @@ impl Backend for BareEcho {
         &self,
         r: Request<pb::BatchRequest>,
     ) -> Result<Response<pb::BatchResponse>, Status> {
+        self.model_time().await;
         let results = r.into_inner().items.into_iter().map(echo_item).collect();
         Ok(Response::new(pb::BatchResponse {
             results,
@@ -97,6 +118,7 @@ impl Backend for BareEcho {
         &self,
         r: Request<pb::BatchRequest>,
     ) -> Result<Response<Self::ProcessBatchStreamStream>, Status> {
+        self.model_time().await;
         let results: Vec<_> = r
             .into_inner()
             .items
@@ -117,14 +139,14 @@ fn echo_item(item: pb::BackendItem) -> pb::ItemResult {
     }
 }
 
-/// Serves [`BareEcho`] on `listener` until the process ends.
+/// Serves `echo` on `listener` until the process ends.
 ///
 /// # Errors
 /// The server's transport error.
-pub async fn serve(listener: TcpListener) -> Result<(), tonic::transport::Error> {
+pub async fn serve(listener: TcpListener, echo: BareEcho) -> Result<(), tonic::transport::Error> {
     tonic::transport::Server::builder()
-        .add_service(BatcherServer::new(BareEcho))
-        .add_service(BackendServer::new(BareEcho))
+        .add_service(BatcherServer::new(echo.clone()))
+        .add_service(BackendServer::new(echo))
         .serve_with_incoming(TcpIncoming::from(listener).with_nodelay(Some(true)))
         .await
 }

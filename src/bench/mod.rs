@@ -441,6 +441,12 @@ pub struct BareEchoArgs {
     /// Listen address.
     #[arg(long, default_value = "127.0.0.1:50052")]
     pub addr: std::net::SocketAddr,
+    /// As a Backend, wait this long per batch before answering (e.g. "2ms").
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "0s")]
+    pub batch_delay: std::time::Duration,
+    /// One batch at a time (as on a GPU): calls wait for each other.
+    #[arg(long)]
+    pub serial: bool,
 }
 
 /// Runs `batchgate bare-echo` until interrupted.
@@ -453,8 +459,12 @@ pub async fn bare_echo(args: BareEchoArgs) -> ExitCode {
         }
     };
     eprintln!("bare tonic echo (no batching) on {}", args.addr);
+    let echo = bare::BareEcho {
+        batch_delay: args.batch_delay,
+        serial: args.serial.then(Default::default),
+    };
     tokio::select! {
-        result = bare::serve(listener) => match result {
+        result = bare::serve(listener, echo) => match result {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("batchgate bare-echo: {e}");
