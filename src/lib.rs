@@ -30,7 +30,9 @@
 //! - [`queue`]: the policy (pure), the backlog, the per-queue actor with its
 //!   inbox and alarm, batches.
 //! - [`handler`]: the handler trait, the built-in handlers and the remote
-//!   (gRPC, HTTP) backends with their endpoint pools.
+//!   (gRPC, HTTP) backends; each remote queue's endpoints are
+//!   `tower::Service`s behind tower's power-of-two-choices balancer, fed by
+//!   a `tower::discover` stream (config, DNS, RegisterEndpoint, leases).
 //! - [`error`]: refusals and their gRPC status codes, in one place.
 //! - [`metrics`]: Prometheus metric names, per-queue handles, `/metrics`.
 //! - [`telemetry`], [`shutdown`]: logging and signals for the binary;

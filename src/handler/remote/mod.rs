@@ -26,6 +26,7 @@
 
 mod conn;
 mod dns;
+mod endpoint;
 mod grpc;
 mod http;
 mod kserve;
@@ -42,7 +43,8 @@ use tracing::Instrument;
 pub(crate) use self::conn::Conn;
 pub use self::{
     dns::{Resolve, SystemResolver},
-    pool::{Endpoint, EndpointPool, Lease, PoolSettings},
+    endpoint::{Endpoint, Lease},
+    pool::{EndpointPool, PoolSettings},
 };
 use super::{BoxFuture, Handler};
 use crate::{
@@ -244,7 +246,6 @@ impl Remote {
         part: Vec<usize>,
     ) -> BoxFuture<'a, ()> {
         Box::pin(async move {
-            let mut tried: Vec<Arc<Endpoint>> = Vec::new();
             let mut retries_left = self.retries;
             let mut backoff = self.backoff.build();
             loop {
@@ -263,7 +264,7 @@ impl Remote {
                     );
                     return fail(sink, &open, &status);
                 }
-                let lease = match self.pool.acquire(&tried, deadline).await {
+                let lease = match self.pool.acquire(deadline).await {
                     Ok(lease) => lease,
                     Err(status) => return fail(sink, &open, &status),
                 };
@@ -275,23 +276,22 @@ impl Remote {
                 let result = self.call(&lease, &input, sink).await;
                 match result {
                     Ok(()) => {
-                        self.pool.record(&lease.endpoint, CallOutcome::Ok);
+                        self.pool.record(lease.endpoint(), CallOutcome::Ok);
                         let missing = Status::internal(format!(
                             "backend {} returned no result for this item",
-                            lease.endpoint.address
+                            lease.endpoint().address
                         ));
                         return fail(sink, &open, &missing);
                     }
                     Err(CallError::Retry(status)) => {
-                        self.pool.record(&lease.endpoint, CallOutcome::Unavailable);
+                        self.pool.record(lease.endpoint(), CallOutcome::Unavailable);
                         tracing::warn!(
                             batch = batch.id,
-                            endpoint = %lease.endpoint.address,
+                            endpoint = %lease.endpoint().address,
                             error = %status.message(),
                             retries_left,
                             "backend call failed"
                         );
-                        tried.push(lease.endpoint.clone());
                         if retries_left == 0 {
                             let status = Status::unavailable(format!(
                                 "backend unavailable after {} attempts: {}",
@@ -301,33 +301,33 @@ impl Remote {
                             return fail(sink, &open, &status);
                         }
                         retries_left -= 1;
-                        self.pool.retried(&lease.endpoint);
+                        self.pool.retried(lease.endpoint());
                         drop(lease);
                         if let Some(wait) = backoff.next() {
                             tokio::time::sleep_until((Instant::now() + wait).min(deadline)).await;
                         }
                     }
                     Err(CallError::Deadline(status)) => {
-                        self.pool.record(&lease.endpoint, CallOutcome::Deadline);
+                        self.pool.record(lease.endpoint(), CallOutcome::Deadline);
                         let status = Status::deadline_exceeded(format!(
                             "backend {} did not answer before the deadline: {}",
-                            lease.endpoint.address,
+                            lease.endpoint().address,
                             status.message()
                         ));
                         return fail(sink, &open, &status);
                     }
                     Err(CallError::BadAnswer(status)) => {
-                        self.pool.record(&lease.endpoint, CallOutcome::Rejected);
+                        self.pool.record(lease.endpoint(), CallOutcome::Rejected);
                         tracing::warn!(
                             batch = batch.id,
-                            endpoint = %lease.endpoint.address,
+                            endpoint = %lease.endpoint().address,
                             error = %status.message(),
                             "backend answer refused"
                         );
                         return fail(sink, &open, &status);
                     }
                     Err(CallError::Rejected(status)) => {
-                        self.pool.record(&lease.endpoint, CallOutcome::Rejected);
+                        self.pool.record(lease.endpoint(), CallOutcome::Rejected);
                         drop(lease);
                         if self.bisect && open.len() > 1 {
                             let (left, right) = open.split_at(open.len() / 2);
@@ -367,10 +367,10 @@ impl Remote {
             }
         };
         // Traces on: the call's span, and the headers that carry it.
-        let (span, headers) = otel::backend_span(&lease.endpoint.address, indexes.len())
+        let (span, headers) = otel::backend_span(&lease.endpoint().address, indexes.len())
             .unwrap_or_else(|| (tracing::Span::none(), Vec::new()));
         let call = async {
-            match &lease.endpoint.conn {
+            match &lease.endpoint().conn {
                 Conn::Grpc(client) => {
                     let how = (self.streaming, self.encoding);
                     grpc::call(client.clone(), input, how, &headers, &mut deliver).await
