@@ -220,28 +220,38 @@ impl Ticket {
         Self { endpoint }
     }
 
-    /// Waits for one of the endpoint's slots until `deadline`: `None` when
-    /// the deadline passed first, `Some(None)` when the endpoint was
-    /// removed or ejected meanwhile (pick again).
-    pub(super) async fn lease(self, deadline: Instant) -> Option<Option<Lease>> {
+    /// Waits for one of the endpoint's slots until `deadline`.
+    pub(super) async fn lease(self, deadline: Instant) -> Waited {
         let slots = self.endpoint.slots.clone();
-        let permit = tokio::time::timeout_at(deadline, slots.acquire_owned())
-            .await
-            .ok()?;
+        let Ok(permit) = tokio::time::timeout_at(deadline, slots.acquire_owned()).await else {
+            return Waited::Deadline;
+        };
+        // Err: the semaphore was closed, the endpoint removed.
         let Ok(permit) = permit else {
-            return Some(None);
+            return Waited::PickAgain;
         };
         if !self.endpoint.usable(Instant::now()) {
-            return Some(None);
+            return Waited::PickAgain;
         }
         self.endpoint.in_flight.fetch_add(1, Ordering::Relaxed);
         self.endpoint.metrics.in_flight.increment(1.0);
-        Some(Some(Lease {
+        Waited::Leased(Lease {
             ticket: self,
             _permit: permit,
             started: Instant::now(),
-        }))
+        })
     }
+}
+
+/// How a wait in an endpoint's line ended.
+#[derive(Debug)]
+pub(super) enum Waited {
+    /// With a slot.
+    Leased(Lease),
+    /// The endpoint was removed or ejected meanwhile.
+    PickAgain,
+    /// The deadline passed first.
+    Deadline,
 }
 
 impl Drop for Ticket {

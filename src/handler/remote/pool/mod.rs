@@ -21,7 +21,7 @@ use tower::{Service, ServiceExt, balance::p2c::Balance};
 
 use super::{
     Conn,
-    endpoint::{Change, Changes, Endpoint, Lease, Pick, Slot, lock},
+    endpoint::{Change, Changes, Endpoint, Lease, Pick, Slot, Waited, lock},
 };
 use crate::{
     handler::config::HandlerKind,
@@ -225,10 +225,9 @@ impl EndpointPool {
             };
             drop(balancer);
             match ticket.lease(deadline).await {
-                Some(Some(lease)) => return Ok(lease),
-                // Removed or ejected while this batch waited: pick again.
-                Some(None) => {}
-                None => return Err(self.no_capacity()),
+                Waited::Leased(lease) => return Ok(lease),
+                Waited::PickAgain => {}
+                Waited::Deadline => return Err(self.no_capacity()),
             }
         }
     }

@@ -1,5 +1,10 @@
 use super::*;
 
+/// A lease from `pool`, waiting at most `wait` for it.
+async fn within(pool: &EndpointPool, wait: Duration) -> Result<Lease, Status> {
+    pool.acquire(Instant::now() + wait).await
+}
+
 fn pool() -> EndpointPool {
     EndpointPool::new(
         "q".into(),
@@ -36,10 +41,7 @@ async fn a_lease_lapses_unless_renewed() {
     assert_eq!(pool.list().len(), 1, "renewed at 8 s, so alive at 16 s");
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert!(pool.list().is_empty(), "lapsed at 18 s");
-    let err = pool
-        .acquire(Instant::now() + Duration::from_secs(1))
-        .await
-        .unwrap_err();
+    let err = within(&pool, Duration::from_secs(1)).await.unwrap_err();
     assert_eq!(err.code(), tonic::Code::Unavailable);
 }
 
@@ -47,31 +49,20 @@ async fn a_lease_lapses_unless_renewed() {
 async fn slots_free_up_failing_endpoints_are_ejected_and_return() {
     let pool = pool();
     pool.register("http://127.0.0.1:1", 0, None, true).unwrap();
-    let lease = pool
-        .acquire(Instant::now() + Duration::from_secs(1))
-        .await
-        .unwrap();
+    let lease = within(&pool, Duration::from_secs(1)).await.unwrap();
     // The only slot is taken: a second caller waits, then times out.
-    let waited = pool
-        .acquire(Instant::now() + Duration::from_millis(100))
-        .await
-        .unwrap_err();
+    let waited = within(&pool, Duration::from_millis(100)).await.unwrap_err();
     assert_eq!(waited.code(), tonic::Code::DeadlineExceeded);
     let endpoint = lease.endpoint().clone();
     drop(lease);
     pool.record(&endpoint, CallOutcome::Unavailable);
     pool.record(&endpoint, CallOutcome::Unavailable);
-    let ejected = pool
-        .acquire(Instant::now() + Duration::from_secs(1))
-        .await
-        .unwrap_err();
+    let ejected = within(&pool, Duration::from_secs(1)).await.unwrap_err();
     assert_eq!(ejected.code(), tonic::Code::Unavailable);
     assert!(pool.list()[0].ejected_for_ms > 4_000);
     tokio::time::sleep(Duration::from_secs(5)).await;
     assert!(
-        pool.acquire(Instant::now() + Duration::from_secs(1))
-            .await
-            .is_ok(),
+        within(&pool, Duration::from_secs(1)).await.is_ok(),
         "back after the ejection period"
     );
 }
@@ -80,8 +71,7 @@ async fn slots_free_up_failing_endpoints_are_ejected_and_return() {
 async fn deadlines_are_not_held_against_an_endpoint() {
     let pool = pool();
     pool.register("http://127.0.0.1:1", 0, None, true).unwrap();
-    let endpoint = pool
-        .acquire(Instant::now() + Duration::from_secs(1))
+    let endpoint = within(&pool, Duration::from_secs(1))
         .await
         .unwrap()
         .endpoint()
@@ -90,9 +80,7 @@ async fn deadlines_are_not_held_against_an_endpoint() {
         pool.record(&endpoint, CallOutcome::Deadline);
     }
     assert!(
-        pool.acquire(Instant::now() + Duration::from_secs(1))
-            .await
-            .is_ok(),
+        within(&pool, Duration::from_secs(1)).await.is_ok(),
         "ten deadlines in a row do not eject"
     );
     let info = &pool.list()[0];
@@ -125,10 +113,7 @@ async fn calls_on_the_fast_endpoint(pool: EndpointPool, callers: u32, rounds: u3
         calls.push(tokio::spawn(async move {
             let mut on_b = 0_u32;
             for _ in 0..rounds {
-                let lease = pool
-                    .acquire(Instant::now() + Duration::from_secs(1))
-                    .await
-                    .unwrap();
+                let lease = within(&pool, Duration::from_secs(1)).await.unwrap();
                 let slow = lease.endpoint().address == A;
                 tokio::time::sleep(Duration::from_millis(if slow { 20 } else { 2 })).await;
                 on_b += u32::from(!slow);
@@ -162,17 +147,11 @@ async fn a_batch_waits_for_a_busy_fast_endpoint_rather_than_take_a_slow_one() {
 async fn after_a_failure_the_next_call_goes_elsewhere() {
     let pool = pool_of(&[A, B], 4);
     for _ in 0..20 {
-        let lease = pool
-            .acquire(Instant::now() + Duration::from_secs(1))
-            .await
-            .unwrap();
+        let lease = within(&pool, Duration::from_secs(1)).await.unwrap();
         let failed = lease.endpoint().clone();
         drop(lease);
         pool.record(&failed, CallOutcome::Unavailable);
-        let retry = pool
-            .acquire(Instant::now() + Duration::from_secs(1))
-            .await
-            .unwrap();
+        let retry = within(&pool, Duration::from_secs(1)).await.unwrap();
         assert_ne!(retry.endpoint().address, failed.address);
         // An answer clears the mark.
         pool.record(&failed, CallOutcome::Ok);
@@ -182,24 +161,15 @@ async fn after_a_failure_the_next_call_goes_elsewhere() {
 #[tokio::test(start_paused = true)]
 async fn a_busy_endpoint_loses_to_an_idle_one_and_a_removed_one_is_never_picked() {
     let pool = pool_of(&[A, B], 1);
-    let first = pool
-        .acquire(Instant::now() + Duration::from_secs(1))
-        .await
-        .unwrap();
-    let second = pool
-        .acquire(Instant::now() + Duration::from_secs(1))
-        .await
-        .unwrap();
+    let first = within(&pool, Duration::from_secs(1)).await.unwrap();
+    let second = within(&pool, Duration::from_secs(1)).await.unwrap();
     assert_ne!(first.endpoint().address, second.endpoint().address);
     let in_flight: Vec<u32> = pool.list().iter().map(|e| e.in_flight).collect();
     assert_eq!(in_flight, [1, 1]);
     drop((first, second));
     assert!(pool.deregister(A));
     for _ in 0..10 {
-        let lease = pool
-            .acquire(Instant::now() + Duration::from_secs(1))
-            .await
-            .unwrap();
+        let lease = within(&pool, Duration::from_secs(1)).await.unwrap();
         assert_eq!(lease.endpoint().address, B);
     }
     assert!(pool.list().iter().all(|e| e.in_flight == 0));
@@ -208,14 +178,11 @@ async fn a_busy_endpoint_loses_to_an_idle_one_and_a_removed_one_is_never_picked(
 #[tokio::test(start_paused = true)]
 async fn a_batch_waiting_on_a_removed_endpoint_is_told_at_once() {
     let pool = Arc::new(pool_of(&[A], 1));
-    let held = pool
-        .acquire(Instant::now() + Duration::from_secs(1))
-        .await
-        .unwrap();
+    let held = within(&pool, Duration::from_secs(1)).await.unwrap();
     let start = Instant::now();
     let waiting = tokio::spawn({
         let pool = pool.clone();
-        async move { pool.acquire(Instant::now() + Duration::from_secs(10)).await }
+        async move { within(&pool, Duration::from_secs(10)).await }
     });
     tokio::task::yield_now().await;
     assert!(pool.deregister(A));
