@@ -26,6 +26,7 @@ use crate::{
     metrics::Metrics,
     oip::pb::grpc_inference_service_server::GrpcInferenceServiceServer,
     pb::{self, batch_control_server::BatchControlServer, batcher_server::BatcherServer},
+    queue::budget::MemoryBudget,
     registry::{Registry, RegistryError},
     shutdown::Stop,
 };
@@ -205,6 +206,7 @@ pub async fn run_with(
         stop_accepting: Stop::new(),
         stream_window: config.server.stream_window,
         tasks: TaskTracker::new(),
+        budget: MemoryBudget::new(config.server.max_pending_bytes, metrics.pending_bytes()),
     };
 
     let (health, health_service) = tonic_health::server::health_reporter();

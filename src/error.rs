@@ -68,6 +68,12 @@ pub enum Refusal {
     /// An idempotency key longer than the limit.
     #[error("idempotency key of {len} bytes exceeds the limit of {max} bytes")]
     IdempotencyKeyTooLong { len: usize, max: usize },
+    /// An idempotency key seen before with another payload.
+    #[error(
+        "idempotency key {} was used for another payload; a retry must send the same payload (use a new key for new work)",
+        quoted(key)
+    )]
+    IdempotencyKeyReused { key: String },
     /// The queue already keeps `idempotency_max_keys` keys.
     #[error(
         "queue {queue:?} keeps {max} idempotency keys (idempotency_max_keys, in flight or answered within idempotency_window); retry after some expire"
@@ -76,6 +82,27 @@ pub enum Refusal {
     /// The queue already holds `max_queue_items` items.
     #[error("queue {queue:?} is full ({limit} items waiting)")]
     QueueFull { queue: String, limit: usize },
+    /// A request of many items (a ModelInfer's rows) that would pass the
+    /// queue's `max_queue_items`, refused whole before any item is built.
+    #[error(
+        "queue {queue:?} has room for {room} more items (max_queue_items {limit}); this request brings {items}"
+    )]
+    NoRoomFor {
+        queue: String,
+        items: usize,
+        room: usize,
+        limit: usize,
+    },
+    /// The server already holds `server.max_pending_bytes` for unanswered
+    /// items.
+    #[error(
+        "server memory budget is full (server.max_pending_bytes = {limit}): this request needs {need} bytes and {used} are held for unanswered items; retry when some are answered"
+    )]
+    MemoryFull {
+        need: usize,
+        used: usize,
+        limit: usize,
+    },
     /// `mode = "target"` with `shed`: the item would be answered too late.
     #[error(
         "queue {queue:?} would answer this item in about {} ms, past its limit of {} ms (target_latency or the item's timeout): shed",
@@ -96,6 +123,12 @@ pub enum Refusal {
     /// The queue was deleted with `force` while the item waited.
     #[error("queue {0:?} was deleted (force) before the item was dispatched")]
     Deleted(String),
+    /// A caller's deadline passed while its idempotent item was queued or
+    /// running; the item goes on for its key.
+    #[error(
+        "the call's deadline passed before its item was answered; the item goes on, and a retry with the same idempotency key gets its answer"
+    )]
+    GaveUpWaiting,
     /// The server is shutting down.
     #[error("server is shutting down")]
     ShuttingDown,
@@ -115,12 +148,17 @@ impl From<Refusal> for Status {
             | Refusal::BadCost { .. }
             | Refusal::CostOverBudget { .. }
             | Refusal::KeyTooLong { .. }
-            | Refusal::IdempotencyKeyTooLong { .. } => Status::invalid_argument(message),
+            | Refusal::IdempotencyKeyTooLong { .. }
+            | Refusal::IdempotencyKeyReused { .. } => Status::invalid_argument(message),
             Refusal::QueueFull { .. }
+            | Refusal::NoRoomFor { .. }
+            | Refusal::MemoryFull { .. }
             | Refusal::Shed { .. }
             | Refusal::TooManyKeys { .. }
             | Refusal::IdempotencyFull { .. } => Status::resource_exhausted(message),
-            Refusal::Expired { .. } => Status::deadline_exceeded(message),
+            Refusal::Expired { .. } | Refusal::GaveUpWaiting => {
+                Status::deadline_exceeded(message)
+            }
             Refusal::Draining(_)
             | Refusal::Deleted(_)
             | Refusal::ShuttingDown

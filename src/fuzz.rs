@@ -97,6 +97,7 @@ fn item(payload: Vec<u8>) -> (Item, oneshot::Receiver<Answer>) {
         cost: None,
         idempotency_key: None,
         reply: Reply::Unary(tx),
+        charge: Default::default(),
     };
     (item, rx)
 }

@@ -490,3 +490,220 @@ async fn bad_requests_get_their_status_and_the_others_go_on() {
     assert_eq!(answer.raw_output_contents, vec![f32s(&[5.0, 6.0])]);
     server.shutdown().await;
 }
+
+/// One-byte rows: the cheapest way to turn one request into many items.
+const TINY: &str = r#"
+[server]
+max_pending_bytes = 8388608
+
+[queues.tiny]
+max_delay = "1ms"
+max_batch_size = 4096
+max_queue_items = 10000
+v2 = { inputs = [{ name = "x", datatype = "UINT8" }], outputs = [{ name = "y", datatype = "UINT8" }] }
+
+[queues.roomy]
+max_delay = "1ms"
+max_batch_size = 4096
+max_queue_items = 1000000
+v2 = { inputs = [{ name = "x", datatype = "UINT8" }], outputs = [{ name = "y", datatype = "UINT8" }], max_rows_per_request = 1000000 }
+"#;
+
+fn byte_rows(model: &str, rows: usize) -> ModelInferRequest {
+    let bytes: Vec<u8> = (0..rows).map(|i| i as u8).collect();
+    raw_request(
+        model,
+        vec![input("x", "UINT8", &[rows as i64])],
+        vec![bytes],
+    )
+}
+
+#[tokio::test]
+async fn a_request_of_many_rows_is_refused_whole_before_its_items_exist() {
+    let server = TestServer::start(config(TINY)).await;
+    let mut c = client(&server).await;
+    let cases = [
+        // Past the model's max_rows_per_request (default 65,536).
+        ("tiny", 1_000_000, Code::InvalidArgument, "max_rows_per_request"),
+        // Within it, past the queue's room.
+        ("tiny", 20_000, Code::ResourceExhausted, "max_queue_items 10000"),
+        // Within both, past the server's memory budget (8 MiB).
+        (
+            "roomy",
+            100_000,
+            Code::ResourceExhausted,
+            "server.max_pending_bytes = 8388608",
+        ),
+    ];
+    for (model, rows, code, says) in cases {
+        let status = c
+            .model_infer(byte_rows(model, rows))
+            .await
+            .expect_err("refused");
+        assert_eq!(status.code(), code, "{rows} rows: {status:?}");
+        assert!(status.message().contains(says), "{status:?}");
+        assert!(status.message().len() < 512, "{status:?}");
+    }
+    // Refused whole: no row of them ran, and nothing is held.
+    assert_eq!(
+        server
+            .metric("batchgate_items_total{queue=\"tiny\",outcome=\"ok\"}")
+            .await,
+        0.0
+    );
+    assert_eq!(
+        server
+            .metric("batchgate_items_total{queue=\"roomy\",outcome=\"rejected\"}")
+            .await,
+        100_000.0
+    );
+    assert_eq!(server.metric("batchgate_pending_bytes").await, 0.0);
+    // A request that fits is answered exactly, and gives its bytes back.
+    let answer = c
+        .model_infer(byte_rows("roomy", 10_000))
+        .await
+        .expect("fits")
+        .into_inner();
+    let expected: Vec<u8> = (0..10_000).map(|i| i as u8).collect();
+    assert_eq!(answer.raw_output_contents[0].as_ref(), &expected[..]);
+    assert_eq!(server.metric("batchgate_pending_bytes").await, 0.0);
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn the_memory_budget_refuses_unary_and_stream_items_and_serves_the_rest() {
+    let server = TestServer::start(config(
+        r#"
+[server]
+max_pending_bytes = 8388608
+
+[queues.held]
+mode = "manual"
+"#,
+    ))
+    .await;
+    let big = vec![7u8; 3 << 20];
+    let mut waiting = Vec::new();
+    for _ in 0..2 {
+        let mut c = server.client().await;
+        let request = common::submit_request("held", &big);
+        waiting.push(tokio::spawn(async move { c.submit(request).await }));
+    }
+    common::wait_until("two items held", || async {
+        (server.metric("batchgate_queue_depth{queue=\"held\"}").await == 2.0).then_some(())
+    })
+    .await;
+    let held = server.metric("batchgate_pending_bytes").await;
+    assert!(held > 6.0 * 1024.0 * 1024.0, "{held}");
+    // A third would pass 8 MiB: refused at once, by name.
+    let mut c = server.client().await;
+    let status = c
+        .submit(common::submit_request("held", &big))
+        .await
+        .expect_err("over the budget");
+    assert_eq!(status.code(), Code::ResourceExhausted);
+    assert!(status.message().contains("server.max_pending_bytes"), "{status:?}");
+    // On a stream, the big item fails alone; a small one beside it is held.
+    let item = |id: &str, payload: &[u8]| batchgate::pb::StreamRequest {
+        id: id.into(),
+        queue: "held".into(),
+        payload: payload.to_vec().into(),
+        ..Default::default()
+    };
+    let mut streaming = server.client().await;
+    let answers = common::stream_all(
+        &mut streaming,
+        vec![item("a", &big), item("b", b"small")],
+    );
+    let flushed = async {
+        common::wait_until("the small stream item held", || async {
+            (server.metric("batchgate_queue_depth{queue=\"held\"}").await == 3.0).then_some(())
+        })
+        .await;
+        let mut control = batchgate::pb::batch_control_client::BatchControlClient::new(
+            server.channel().await,
+        );
+        control
+            .flush_queue(batchgate::pb::QueueRef {
+                name: "held".into(),
+            })
+            .await
+            .expect("flush");
+    };
+    let (answers, ()) = tokio::join!(answers, flushed);
+    use batchgate::pb::stream_response::Outcome;
+    let by_id: HashMap<String, Outcome> = answers
+        .into_iter()
+        .map(|a| {
+            let a = a.expect("stream answer");
+            (a.id, a.outcome.expect("an outcome"))
+        })
+        .collect();
+    match &by_id["a"] {
+        Outcome::Error(e) => assert_eq!(e.code, Code::ResourceExhausted as i32, "{e:?}"),
+        other => panic!("a: {other:?}"),
+    }
+    match &by_id["b"] {
+        Outcome::Result(r) => assert_eq!(r.payload.as_ref(), b"small"),
+        other => panic!("b: {other:?}"),
+    }
+    for w in waiting {
+        let answer = w.await.unwrap().expect("held items answered");
+        assert_eq!(answer.into_inner().payload.len(), 3 << 20);
+    }
+    common::wait_until("every byte given back", || async {
+        (server.metric("batchgate_pending_bytes").await == 0.0).then_some(())
+    })
+    .await;
+    server.shutdown().await;
+}
+
+/// Resident memory of this process, bytes (Linux).
+fn rss() -> usize {
+    let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
+    let pages: usize = statm
+        .split_whitespace()
+        .nth(1)
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(0);
+    pages * 4096
+}
+
+/// Measures what one held item costs beside its payload, the figure
+/// behind `budget::ITEM_OVERHEAD_BYTES`: run alone, with
+/// `cargo test --release --test inference -- --ignored --nocapture`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a measurement, run alone"]
+async fn measure_item_overhead() {
+    let server = TestServer::start(config(
+        r#"
+[server]
+max_pending_bytes = 4294967296
+
+[queues.held]
+mode = "manual"
+max_queue_items = 1000000
+max_batch_size = 1000000
+v2 = { inputs = [{ name = "x", datatype = "UINT8" }], outputs = [{ name = "y", datatype = "UINT8" }], max_rows_per_request = 1000000 }
+"#,
+    ))
+    .await;
+    let rows = 1_000_000;
+    let request = byte_rows("held", rows);
+    let mut c = client(&server).await;
+    let before = rss();
+    let call = tokio::spawn(async move { c.model_infer(request).await });
+    common::wait_until("every row held", || async {
+        (server.metric("batchgate_queue_depth{queue=\"held\"}").await == rows as f64)
+            .then_some(())
+    })
+    .await;
+    let after = rss();
+    let charged = server.metric("batchgate_pending_bytes").await;
+    println!(
+        "rss per held row: {} bytes (1 byte of payload); charged per row: {} bytes",
+        (after - before) / rows,
+        charged as usize / rows
+    );
+    call.abort();
+}

@@ -5,9 +5,10 @@ use tonic::{Request, Response, Status, Streaming};
 
 use super::{ApiState, convert, stream};
 use crate::{
+    error::Refusal,
     otel,
     pb::{self, batcher_server::Batcher},
-    queue::Reply,
+    queue::{Reply, budget::item_bytes},
 };
 
 /// The data-plane service.
@@ -32,17 +33,27 @@ impl Batcher for BatcherService {
     ) -> Result<Response<pb::SubmitResponse>, Status> {
         let (metadata, _, request) = request.into_parts();
         let queue = self.state.queue(&request.queue)?;
+        let bytes = item_bytes(request.payload.len(), &request.attributes);
+        let charge = self.state.charge(&request.queue, bytes, 1)?;
         // Traces on: the call's span, ended when this future is.
         let span = otel::submit_span(&request.queue, &metadata);
         let (tx, rx) = oneshot::channel();
-        let mut item = convert::unary_item(request, &metadata, Reply::Unary(tx));
+        let mut item = convert::unary_item(request, &metadata, Reply::Unary(tx), charge);
         item.trace = span.as_ref().and_then(otel::link_of);
+        let keyed = item.idempotency_key.is_some();
         queue.submit(item).await;
         // The queue owns the call's deadline (it answers DEADLINE_EXCEEDED
         // just before tonic's own timer would say CANCELLED), queued or in
         // the handler. If this future is dropped (the client cancelled),
         // `rx` goes with it and the queue skips the item before dispatch.
-        let answer = rx.await;
+        // An idempotent item is its key's: it runs on whatever this caller
+        // does, so the caller waits here with its own deadline.
+        let answer = match convert::call_deadline(&metadata).filter(|_| keyed) {
+            Some(within) => tokio::time::timeout(within, rx)
+                .await
+                .map_err(|_| Refusal::GaveUpWaiting)?,
+            None => rx.await,
+        };
         if let (Some(span), Ok(answer)) = (&span, &answer) {
             let code = answer
                 .result

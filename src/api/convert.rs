@@ -9,7 +9,7 @@ use tonic::Status;
 
 use crate::{
     pb,
-    queue::{Answer, BatchFacts, Item, Reply, StreamAnswer},
+    queue::{Answer, BatchFacts, Item, Reply, StreamAnswer, budget::Charge},
 };
 
 /// Reads the `grpc-timeout` header a client sets with its call deadline
@@ -50,6 +50,12 @@ pub fn item_timeout(timeout_ms: u32, call_timeout: Option<Duration>) -> Option<D
     }
 }
 
+/// How long a caller may wait for its answer (its gRPC deadline less
+/// [`GRPC_DEADLINE_MARGIN`]), if it set one.
+pub fn call_deadline(metadata: &MetadataMap) -> Option<Duration> {
+    parse_grpc_timeout(metadata).map(|t| t.saturating_sub(GRPC_DEADLINE_MARGIN))
+}
+
 /// The client's request id, if it sent an `x-request-id` header.
 pub fn request_id(metadata: &MetadataMap) -> Option<String> {
     let id = metadata.get("x-request-id")?.to_str().ok()?;
@@ -82,8 +88,19 @@ pub fn idempotency_key(field: String, metadata: &MetadataMap) -> Option<Arc<str>
 }
 
 /// Builds the item of a `Submit` call.
-pub fn unary_item(request: crate::pb::SubmitRequest, metadata: &MetadataMap, reply: Reply) -> Item {
-    let call_timeout = parse_grpc_timeout(metadata);
+///
+/// An item with an idempotency key is the key's, not the caller's: the
+/// call's deadline does not become its timeout (a retry may still come
+/// for its answer), so the caller waits with its own deadline instead (see
+/// [`call_deadline`]).
+pub fn unary_item(
+    request: crate::pb::SubmitRequest,
+    metadata: &MetadataMap,
+    reply: Reply,
+    charge: Charge,
+) -> Item {
+    let idempotency_key = idempotency_key(request.idempotency_key, metadata);
+    let call_timeout = parse_grpc_timeout(metadata).filter(|_| idempotency_key.is_none());
     Item {
         payload: request.payload,
         attributes: request.attributes,
@@ -94,8 +111,9 @@ pub fn unary_item(request: crate::pb::SubmitRequest, metadata: &MetadataMap, rep
         trace: None,
         key: batch_key(request.batch_key, metadata),
         cost: request.cost,
-        idempotency_key: idempotency_key(request.idempotency_key, metadata),
+        idempotency_key,
         reply,
+        charge,
     }
 }
 

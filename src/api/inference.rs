@@ -18,7 +18,11 @@ use crate::{
         pb::{self, grpc_inference_service_server::GrpcInferenceService},
         tensor::contents_to_bytes,
     },
-    queue::{Answer, Item, QueueHandle, Reply},
+    error::{Refusal, quoted},
+    queue::{
+        Answer, Item, QueueHandle, Reply,
+        budget::{Charge, item_bytes},
+    },
 };
 
 /// Items handed to a queue per command (as a stream does).
@@ -61,6 +65,51 @@ impl InferenceService {
             )));
         }
         Ok((queue, model))
+    }
+}
+
+impl InferenceService {
+    /// Whether a request of `rows` rows may enter `queue` as a whole, before
+    /// any item is built: within the model's `max_rows_per_request`, the
+    /// queue's room and the server's memory budget. Returns the request's
+    /// charge and each item's part of it.
+    fn admit(
+        &self,
+        queue: &QueueHandle,
+        model: &ModelSpec,
+        rows: usize,
+    ) -> Result<(Charge, usize), Status> {
+        if rows > model.max_rows_per_request {
+            return Err(bad(format!(
+                "the request has {rows} rows; model {} takes at most {} per request (v2.max_rows_per_request)",
+                quoted(queue.name()),
+                model.max_rows_per_request
+            )));
+        }
+        let (items, per_item) = match model.rows {
+            Rows::Split => (rows, item_bytes(model.input_row_bytes(), [])),
+            Rows::Together => (
+                1,
+                item_bytes(model.input_row_bytes().saturating_mul(rows), []),
+            ),
+        };
+        let (room, limit) = queue.room();
+        if items > room {
+            queue.count_rejected(items as u64);
+            return Err(Refusal::NoRoomFor {
+                queue: queue.name().to_owned(),
+                items,
+                room,
+                limit,
+            }
+            .into());
+        }
+        let charge = self.state.charge(
+            queue.name(),
+            per_item.saturating_mul(items),
+            items as u64,
+        )?;
+        Ok((charge, per_item))
     }
 }
 
@@ -226,7 +275,7 @@ fn requested_outputs(
 
 /// The item of one payload, with the call's deadline, request id, key
 /// and priority.
-fn item(payload: Bytes, call: &Call, reply: Reply) -> Item {
+fn item(payload: Bytes, call: &Call, reply: Reply, charge: Charge) -> Item {
     Item {
         payload,
         attributes: call.attributes.clone(),
@@ -242,6 +291,7 @@ fn item(payload: Bytes, call: &Call, reply: Reply) -> Item {
         // One call is many rows; a retried ModelInfer has no key to meet.
         idempotency_key: None,
         reply,
+        charge,
     }
 }
 
@@ -278,15 +328,22 @@ impl Call {
     }
 }
 
-/// Hands the payloads to the queue and waits for every answer, in order.
-async fn run(queue: &QueueHandle, payloads: Vec<Bytes>, call: &Call) -> Result<Vec<Bytes>, Status> {
+/// Hands the payloads to the queue and waits for every answer, in order;
+/// `charge` holds the memory budget of all of them, `per_item` each one's.
+async fn run(
+    queue: &QueueHandle,
+    payloads: Vec<Bytes>,
+    call: &Call,
+    (mut charge, per_item): (Charge, usize),
+) -> Result<Vec<Bytes>, Status> {
     let mut waiting = Vec::with_capacity(payloads.len());
     let mut payloads = payloads.into_iter().peekable();
     while payloads.peek().is_some() {
         let mut items = Vec::with_capacity(CHUNK);
         for payload in payloads.by_ref().take(CHUNK) {
             let (tx, rx) = oneshot::channel();
-            items.push(item(payload, call, Reply::Unary(tx)));
+            let own = charge.split_off(per_item);
+            items.push(item(payload, call, Reply::Unary(tx), own));
             waiting.push(rx);
         }
         queue.submit_many(items).await;
@@ -421,6 +478,7 @@ impl GrpcInferenceService for InferenceService {
         let (rows, inputs) = read_inputs(&name, &model, &mut r)?;
         let picked = requested_outputs(&name, &model, &r)?;
         let mut call = Call::new(&metadata, &r)?;
+        let charge = self.admit(&queue, &model, rows)?;
         let payloads = match model.rows {
             Rows::Split => (0..rows).map(|i| row_payload(&inputs, &model, i)).collect(),
             Rows::Together => {
@@ -435,7 +493,7 @@ impl GrpcInferenceService for InferenceService {
                 }
             }
         };
-        let answers = run(&queue, payloads, &call).await?;
+        let answers = run(&queue, payloads, &call, charge).await?;
         let raw_output_contents = stack_outputs(&name, &model, rows, &answers, &picked)?;
         let rows = i64::try_from(rows).unwrap_or(i64::MAX);
         Ok(Response::new(pb::ModelInferResponse {

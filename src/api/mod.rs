@@ -13,7 +13,15 @@ use tokio_util::task::TaskTracker;
 pub use self::batcher::BatcherService;
 pub use self::convert::{parse_grpc_timeout, stream_response, submit_response};
 pub use self::inference::InferenceService;
-use crate::{error::Refusal, queue::QueueHandle, registry::Registry, shutdown::Stop};
+use crate::{
+    error::Refusal,
+    queue::{
+        QueueHandle,
+        budget::{Charge, MemoryBudget},
+    },
+    registry::Registry,
+    shutdown::Stop,
+};
 
 /// What every data-plane call needs.
 #[derive(Debug, Clone)]
@@ -26,6 +34,8 @@ pub struct ApiState {
     pub stream_window: usize,
     /// Tracks the per-stream reader tasks.
     pub tasks: TaskTracker,
+    /// Bytes held for unanswered items, server-wide.
+    pub budget: Arc<MemoryBudget>,
 }
 
 impl ApiState {
@@ -44,5 +54,17 @@ impl ApiState {
         self.registry
             .get(name)
             .ok_or_else(|| Refusal::UnknownQueue(name.to_owned()))
+    }
+
+    /// `bytes` of the memory budget for items of queue `name`, taken before
+    /// they are built.
+    ///
+    /// # Errors
+    /// [`Refusal::MemoryFull`], counted `rejected` in the queue's
+    /// `batchgate_items_total` (`items` of them).
+    pub fn charge(&self, name: &str, bytes: usize, items: u64) -> Result<Charge, Refusal> {
+        self.budget.charge(bytes).inspect_err(|_| {
+            self.registry.count_rejected(name, items);
+        })
     }
 }

@@ -23,7 +23,10 @@ use crate::{
     error::Refusal,
     otel::ItemTrace,
     pb,
-    queue::{Item, QueueHandle, Reply, StreamAnswer, StreamAnswers, StreamLink, StreamReply},
+    queue::{
+        Item, QueueHandle, Reply, StreamAnswer, StreamAnswers, StreamLink, StreamReply,
+        budget::item_bytes,
+    },
     ready::ready_now,
 };
 
@@ -281,6 +284,11 @@ async fn accept(
             }
         }
     }
+    let bytes = item_bytes(request.payload.len(), &request.attributes);
+    let charge = match state.charge(&request.queue, bytes, 1) {
+        Ok(charge) => charge,
+        Err(refusal) => return reply.err(refusal.into(), None),
+    };
     let key = if request.batch_key.is_empty() {
         stream_key.clone()
     } else {
@@ -299,5 +307,6 @@ async fn accept(
         idempotency_key: (!request.idempotency_key.is_empty())
             .then(|| request.idempotency_key.into()),
         reply,
+        charge,
     });
 }

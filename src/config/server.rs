@@ -48,6 +48,11 @@ pub struct ServerConfig {
     /// Largest gRPC message the server decodes (bytes); larger messages fail
     /// the call (on a stream: the whole stream) with OUT_OF_RANGE.
     pub max_message_bytes: usize,
+    /// Bytes the server may hold for items not yet answered (payload,
+    /// attributes and a measured per-item overhead), all queues together;
+    /// a request that would pass it is refused RESOURCE_EXHAUSTED before
+    /// any item is built. Keep it well under the process's memory limit.
+    pub max_pending_bytes: usize,
     /// HTTP/2 streams (calls) one connection may have open at once; the
     /// client is told in SETTINGS, a stream past it is refused
     /// (REFUSED_STREAM).
@@ -102,6 +107,7 @@ impl Default for ServerConfig {
             http2_stream_window: DEFAULT_HTTP2_STREAM_WINDOW,
             http2_connection_window: DEFAULT_HTTP2_CONNECTION_WINDOW,
             max_message_bytes: 4 * 1024 * 1024,
+            max_pending_bytes: 256 * 1024 * 1024,
             max_concurrent_streams: 1024,
             max_header_list_bytes: 64 * 1024,
             max_pending_reset_streams: 20,
@@ -129,6 +135,8 @@ mod limits {
     pub const MAX_STREAM_WINDOW: usize = 1 << 20;
     /// `server.max_message_bytes`.
     pub const MAX_MESSAGE_BYTES: usize = 1 << 30;
+    /// `server.max_pending_bytes`.
+    pub const MAX_PENDING_BYTES: usize = 1 << 40;
 }
 
 /// Checks the transport limits of `server` (see the README's Limits).
@@ -241,6 +249,21 @@ impl ServerConfig {
         if s.max_message_bytes < 1024 {
             return Err(invalid("server.max_message_bytes", "must be ≥ 1024"));
         }
+        if s.max_pending_bytes < s.max_message_bytes {
+            return Err(invalid(
+                "server.max_pending_bytes",
+                format!(
+                    "must be ≥ server.max_message_bytes ({}): one item of the largest message must fit",
+                    s.max_message_bytes
+                ),
+            ));
+        }
+        at_most(
+            "server.max_pending_bytes",
+            s.max_pending_bytes,
+            limits::MAX_PENDING_BYTES,
+            " bytes",
+        )?;
         if s.grpc_addr.port() != 0 && s.grpc_addr == s.metrics_addr {
             return Err(invalid(
                 "server.metrics_addr",

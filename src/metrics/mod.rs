@@ -177,6 +177,13 @@ impl Metrics {
         }
     }
 
+    /// Registers the [`PENDING_BYTES`] gauge.
+    pub fn pending_bytes(&self) -> metrics::Gauge {
+        let meta = metrics::Metadata::new(module_path!(), metrics::Level::INFO, None);
+        self.recorder
+            .register_gauge(&Key::from_name(PENDING_BYTES), &meta)
+    }
+
     /// Registers the configuration reload counters (both shown from the
     /// start, at 0).
     pub fn reloads(&self) -> ReloadMetrics {

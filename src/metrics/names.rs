@@ -48,6 +48,9 @@ pub const KEY_DEPTH: &str = "batchgate_key_depth";
 pub const IDEMPOTENT_ITEMS_TOTAL: &str = "batchgate_idempotent_items_total";
 /// Gauge: idempotency keys in flight or remembered, by queue.
 pub const IDEMPOTENCY_KEYS: &str = "batchgate_idempotency_keys";
+/// Gauge: bytes held for items not yet answered, all queues together
+/// (`server.max_pending_bytes` bounds it).
+pub const PENDING_BYTES: &str = "batchgate_pending_bytes";
 /// The `key` label of the keys a queue's `weights` does not name.
 pub const OTHER_KEYS: &str = "other";
 
@@ -169,7 +172,7 @@ pub(super) fn describe_all(recorder: &PrometheusRecorder) {
             | IDEMPOTENT_ITEMS_TOTAL
             | CONFIG_RELOADS_TOTAL => recorder.describe_counter(name, Some(unit), help),
             QUEUE_DEPTH | QUEUE_MAX_ITEMS | IN_FLIGHT_BATCHES | BACKEND_IN_FLIGHT | KEY_DEPTH
-            | IDEMPOTENCY_KEYS => recorder.describe_gauge(name, Some(unit), help),
+            | IDEMPOTENCY_KEYS | PENDING_BYTES => recorder.describe_gauge(name, Some(unit), help),
             _ => recorder.describe_histogram(name, Some(unit), help),
         }
     };
@@ -219,6 +222,11 @@ pub(super) fn describe_all(recorder: &PrometheusRecorder) {
         IDEMPOTENCY_KEYS,
         Unit::Count,
         "Idempotency keys in flight or kept for retries (at most idempotency_max_keys).",
+    );
+    describe(
+        PENDING_BYTES,
+        Unit::Bytes,
+        "Bytes held for items not yet answered (payload, attributes and a fixed per-item overhead), all queues; at most server.max_pending_bytes.",
     );
     describe(
         QUEUE_MAX_ITEMS,

@@ -19,6 +19,10 @@ pub const MAX_TENSORS: usize = 64;
 pub const MAX_DIMS: usize = 16;
 /// Longest tensor name or version, bytes.
 pub const MAX_NAME_BYTES: usize = 256;
+/// Default of `max_rows_per_request`: what one request may bring.
+pub const DEFAULT_MAX_ROWS_PER_REQUEST: usize = 65_536;
+/// Most `max_rows_per_request` may be set to.
+pub const MAX_ROWS_PER_REQUEST: usize = 1_048_576;
 
 /// One tensor of a model: its name, element type and the shape of one row
 /// (without dim 0).
@@ -75,6 +79,14 @@ pub struct ModelSpec {
     /// one naming none gets this).
     #[serde(default = "default_version")]
     pub version: String,
+    /// Most rows one request may bring (INVALID_ARGUMENT past it), checked
+    /// before any row becomes an item.
+    #[serde(default = "default_max_rows")]
+    pub max_rows_per_request: usize,
+}
+
+fn default_max_rows() -> usize {
+    DEFAULT_MAX_ROWS_PER_REQUEST
 }
 
 fn default_version() -> String {
@@ -107,6 +119,15 @@ impl ModelSpec {
             self.version.len(),
             MAX_NAME_BYTES,
             " bytes",
+        )?;
+        if self.max_rows_per_request == 0 {
+            return Err(invalid(field("max_rows_per_request"), "must be ≥ 1"));
+        }
+        at_most(
+            &field("max_rows_per_request"),
+            self.max_rows_per_request,
+            MAX_ROWS_PER_REQUEST,
+            " rows",
         )?;
         for (what, tensors) in [("inputs", &self.inputs), ("outputs", &self.outputs)] {
             if tensors.is_empty() {

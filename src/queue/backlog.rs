@@ -102,6 +102,7 @@ impl Backlog {
             deadline: now + item.timeout.unwrap_or(item_timeout),
             answer_by: item.answer_within.map(|d| now + d),
             trace: item.trace,
+            charge: item.charge,
         };
         self.push(item.priority as usize, waiting);
     }

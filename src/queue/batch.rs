@@ -49,6 +49,8 @@ struct Slot {
     /// When it must be answered even though it is in the handler (a
     /// unary call's own deadline).
     answer_by: Option<Instant>,
+    /// Its bytes of the memory budget, given back with the slot.
+    _charge: super::budget::Charge,
 }
 
 /// The queue's side of a batch's answers: the sink's state, behind a lock
@@ -365,6 +367,7 @@ pub(crate) fn assemble(
             reply: d.reply,
             queued_ns,
             answer_by: d.answer_by,
+            _charge: d.charge,
         }));
     }
     waits.flush_into(&metrics.timings.queue_wait);

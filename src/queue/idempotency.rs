@@ -53,11 +53,30 @@ struct State {
 }
 
 #[derive(Debug)]
-enum Entry {
+struct Entry {
+    /// A fingerprint of the first item's payload: a retry must carry the
+    /// same payload (a key reused for other work is refused).
+    payload: u64,
+    /// Where the key's execution is.
+    state: Run,
+}
+
+#[derive(Debug)]
+enum Run {
     /// Executing; the retries that came meanwhile wait here.
     InFlight(Vec<Reply>),
     /// Answered; kept for retries until `until`.
     Answered { answer: Answer, until: Instant },
+}
+
+/// A fingerprint of `payload` (SipHash with fixed keys: the same in every
+/// process, which nothing relies on).
+fn fingerprint(payload: &[u8]) -> u64 {
+    use std::hash::{Hash, Hasher};
+    #[allow(deprecated)]
+    let mut h = std::hash::SipHasher::new();
+    payload.hash(&mut h);
+    h.finish()
 }
 
 impl Keys {
@@ -115,14 +134,27 @@ impl Keys {
         }
         state.expire(now);
         let full = state.entries.len() >= state.max_keys;
-        match state.entries.get_mut(&key) {
-            Some(Entry::InFlight(waiting)) => {
+        let payload = fingerprint(&item.payload);
+        if let Some(entry) = state.entries.get(&key)
+            && entry.payload != payload
+        {
+            drop(state);
+            let refusal = Refusal::IdempotencyKeyReused {
+                key: key.to_string(),
+            };
+            item.reply.err(refusal.into(), None);
+            self.metrics.items(Outcome::Rejected, 1);
+            self.counted(KeyOutcome::Refused, None);
+            return None;
+        }
+        match state.entries.get_mut(&key).map(|e| &mut e.state) {
+            Some(Run::InFlight(waiting)) => {
                 waiting.push(item.reply);
                 drop(state);
                 self.counted(KeyOutcome::Joined, None);
                 None
             }
-            Some(Entry::Answered { answer, .. }) => {
+            Some(Run::Answered { answer, .. }) => {
                 let answer = answer.clone();
                 drop(state);
                 item.reply.answer(answer);
@@ -142,9 +174,13 @@ impl Keys {
                 None
             }
             None => {
-                state
-                    .entries
-                    .insert(key.clone(), Entry::InFlight(Vec::new()));
+                state.entries.insert(
+                    key.clone(),
+                    Entry {
+                        payload,
+                        state: Run::InFlight(Vec::new()),
+                    },
+                );
                 let len = state.entries.len();
                 drop(state);
                 self.counted(KeyOutcome::First, Some(len));
@@ -173,18 +209,24 @@ impl Keys {
         let now = Instant::now();
         let mut state = self.lock();
         // Only the key's one execution finishes it, so it is in flight.
-        let waiting = match state.entries.remove(key) {
-            Some(Entry::InFlight(waiting)) => waiting,
-            _ => Vec::new(),
+        let (payload, waiting) = match state.entries.remove(key) {
+            Some(Entry {
+                payload,
+                state: Run::InFlight(waiting),
+            }) => (payload, waiting),
+            _ => return Vec::new(),
         };
         // Never dispatched: it did not run, so a retry may run it.
         if answer.batch.is_some() && !state.window.is_zero() {
             let until = now + state.window;
             state.entries.insert(
                 key.clone(),
-                Entry::Answered {
-                    answer: answer.clone(),
-                    until,
+                Entry {
+                    payload,
+                    state: Run::Answered {
+                        answer: answer.clone(),
+                        until,
+                    },
                 },
             );
             state.expiring.push_back((until, key.clone()));
@@ -207,7 +249,7 @@ impl State {
             let Some((until, key)) = self.expiring.pop_front() else {
                 break;
             };
-            if matches!(self.entries.get(&key), Some(Entry::Answered { until: u, .. }) if *u == until)
+            if matches!(self.entries.get(&key), Some(Entry { state: Run::Answered { until: u, .. }, .. }) if *u == until)
             {
                 self.entries.remove(&key);
             }

@@ -19,6 +19,7 @@ use bytes::Bytes;
 use tokio::sync::{mpsc, oneshot};
 use tonic::Status;
 
+use super::budget::Charge;
 use crate::{
     contract::{ItemOutput, ItemResult, Trigger},
     otel::ItemTrace,
@@ -56,6 +57,9 @@ pub struct Item {
     pub idempotency_key: Option<Arc<str>>,
     /// Where the answer goes.
     pub reply: Reply,
+    /// Its bytes of the server's memory budget, given back when it is
+    /// answered (see `budget.rs`).
+    pub charge: Charge,
 }
 
 /// Facts about the batch an item rode in, stamped on its answer.

@@ -35,6 +35,7 @@ mod actor;
 mod alarm;
 mod backlog;
 mod batch;
+pub mod budget;
 mod command;
 pub mod cost;
 mod fit;
@@ -110,6 +111,8 @@ pub struct QueueHandle {
     metrics: Arc<QueueMetrics>,
     /// The idempotency keys of all shards.
     keys: Arc<idempotency::Keys>,
+    /// Every shard's published depth, and the queue's `max_queue_items`.
+    load: Arc<shards::Load>,
 }
 
 /// The way in to one shard's actor.
@@ -151,6 +154,7 @@ impl QueueHandle {
     pub fn new(spec: QueueSpec) -> (Self, impl Future<Output = ()> + Send + 'static) {
         let count = spec.policy.shards.max(1);
         let load = Arc::new(shards::Load::new(count));
+        load.set_limit(spec.policy.max_queue_items);
         let mut shards = Vec::with_capacity(count);
         let mut actors = Vec::with_capacity(count);
         for index in 0..count {
@@ -176,6 +180,7 @@ impl QueueHandle {
                 &spec.policy,
                 spec.metrics.clone(),
             )),
+            load,
         };
         let mut actors = actors.into_iter();
         let first = actors.next();
@@ -201,6 +206,17 @@ impl QueueHandle {
     /// Idempotency keys in flight or remembered.
     pub fn idempotency_keys(&self) -> usize {
         self.keys.count()
+    }
+
+    /// Room for more items under `max_queue_items` as last published, and
+    /// that limit: for a request of many items to be refused whole.
+    pub fn room(&self) -> (usize, usize) {
+        self.load.room()
+    }
+
+    /// Counts `n` items refused before they reached the queue.
+    pub fn count_rejected(&self, n: u64) {
+        self.metrics.items(Outcome::Rejected, n);
     }
 
     /// Whether the queue has stopped taking commands.
@@ -423,6 +439,7 @@ impl QueueHandle {
             Command::Resume => self.broadcast(|| Command::Resume),
             Command::Update(policy, handler) => {
                 self.keys.configure(&policy);
+                self.load.set_limit(policy.max_queue_items);
                 self.broadcast(|| Command::Update(policy.clone(), handler.clone()))
             }
             Command::Flush(reply) => {

@@ -25,6 +25,8 @@ pub struct Waiting {
     pub answer_by: Option<Instant>,
     /// Its call's span, for the batch span's link.
     pub trace: Option<crate::otel::ItemTrace>,
+    /// Its bytes of the memory budget, held until it is answered.
+    pub charge: super::budget::Charge,
 }
 
 /// Pending items by priority.
@@ -275,6 +277,7 @@ mod tests {
             enqueued_at: at,
             deadline: at,
             answer_by: None,
+            charge: Default::default(),
         }
     }
 

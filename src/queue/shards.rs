@@ -18,6 +18,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 pub(super) struct Load {
     /// One slot per shard.
     slots: Box<[Slot]>,
+    /// The queue's `max_queue_items`, for checks before an item is built.
+    limit: AtomicUsize,
 }
 
 /// One shard's published load, on a cache line of its own (each is written
@@ -36,7 +38,25 @@ impl Load {
     pub(super) fn new(shards: usize) -> Self {
         Self {
             slots: (0..shards).map(|_| Slot::default()).collect(),
+            limit: AtomicUsize::new(usize::MAX),
         }
+    }
+
+    /// Sets the queue's `max_queue_items`.
+    pub(super) fn set_limit(&self, limit: usize) {
+        self.limit.store(limit, Ordering::Relaxed);
+    }
+
+    /// Room under the queue's `max_queue_items` as last published, and
+    /// that limit.
+    pub(super) fn room(&self) -> (usize, usize) {
+        let depth: usize = self
+            .slots
+            .iter()
+            .map(|s| s.depth.load(Ordering::Relaxed))
+            .sum();
+        let limit = self.limit.load(Ordering::Relaxed);
+        (limit.saturating_sub(depth), limit)
     }
 
     /// Publishes `shard`'s depth alone (after each accepted item, so that

@@ -57,6 +57,7 @@ pub fn item(
         cost: None,
         idempotency_key: None,
         reply: Reply::Unary(tx),
+        charge: Default::default(),
     };
     (item, rx)
 }
