@@ -156,9 +156,7 @@ impl From<Refusal> for Status {
             | Refusal::Shed { .. }
             | Refusal::TooManyKeys { .. }
             | Refusal::IdempotencyFull { .. } => Status::resource_exhausted(message),
-            Refusal::Expired { .. } | Refusal::GaveUpWaiting => {
-                Status::deadline_exceeded(message)
-            }
+            Refusal::Expired { .. } | Refusal::GaveUpWaiting => Status::deadline_exceeded(message),
             Refusal::Draining(_)
             | Refusal::Deleted(_)
             | Refusal::ShuttingDown

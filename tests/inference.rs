@@ -524,9 +524,19 @@ async fn a_request_of_many_rows_is_refused_whole_before_its_items_exist() {
     let mut c = client(&server).await;
     let cases = [
         // Past the model's max_rows_per_request (default 65,536).
-        ("tiny", 1_000_000, Code::InvalidArgument, "max_rows_per_request"),
+        (
+            "tiny",
+            1_000_000,
+            Code::InvalidArgument,
+            "max_rows_per_request",
+        ),
         // Within it, past the queue's room.
-        ("tiny", 20_000, Code::ResourceExhausted, "max_queue_items 10000"),
+        (
+            "tiny",
+            20_000,
+            Code::ResourceExhausted,
+            "max_queue_items 10000",
+        ),
         // Within both, past the server's memory budget (8 MiB).
         (
             "roomy",
@@ -602,7 +612,10 @@ mode = "manual"
         .await
         .expect_err("over the budget");
     assert_eq!(status.code(), Code::ResourceExhausted);
-    assert!(status.message().contains("server.max_pending_bytes"), "{status:?}");
+    assert!(
+        status.message().contains("server.max_pending_bytes"),
+        "{status:?}"
+    );
     // On a stream, the big item fails alone; a small one beside it is held.
     let item = |id: &str, payload: &[u8]| batchgate::pb::StreamRequest {
         id: id.into(),
@@ -611,18 +624,14 @@ mode = "manual"
         ..Default::default()
     };
     let mut streaming = server.client().await;
-    let answers = common::stream_all(
-        &mut streaming,
-        vec![item("a", &big), item("b", b"small")],
-    );
+    let answers = common::stream_all(&mut streaming, vec![item("a", &big), item("b", b"small")]);
     let flushed = async {
         common::wait_until("the small stream item held", || async {
             (server.metric("batchgate_queue_depth{queue=\"held\"}").await == 3.0).then_some(())
         })
         .await;
-        let mut control = batchgate::pb::batch_control_client::BatchControlClient::new(
-            server.channel().await,
-        );
+        let mut control =
+            batchgate::pb::batch_control_client::BatchControlClient::new(server.channel().await);
         control
             .flush_queue(batchgate::pb::QueueRef {
                 name: "held".into(),
@@ -694,8 +703,7 @@ v2 = { inputs = [{ name = "x", datatype = "UINT8" }], outputs = [{ name = "y", d
     let before = rss();
     let call = tokio::spawn(async move { c.model_infer(request).await });
     common::wait_until("every row held", || async {
-        (server.metric("batchgate_queue_depth{queue=\"held\"}").await == rows as f64)
-            .then_some(())
+        (server.metric("batchgate_queue_depth{queue=\"held\"}").await == rows as f64).then_some(())
     })
     .await;
     let after = rss();

@@ -217,3 +217,124 @@ async fn a_stream_holds_at_most_its_window_of_unanswered_items() {
     assert_eq!(sizes, [4, 4, 2]);
     server.shutdown().await;
 }
+
+/// A slow handler (300 ms a batch) whose queue keeps idempotency keys.
+const SLOW_KEYED: &str = r#"
+[queues.slow]
+max_delay = "1ms"
+idempotency_window = "60s"
+handler = { kind = "sim", base = "300ms", per_item = "0s" }
+
+[queues.sharded]
+max_delay = "1ms"
+shards = 2
+idempotency_window = "60s"
+handler = { kind = "sim", base = "300ms", per_item = "0s" }
+"#;
+
+fn keyed(
+    queue: &str,
+    key: &str,
+    payload: &str,
+    deadline_ms: u64,
+) -> tonic::Request<pb::SubmitRequest> {
+    let mut r = tonic::Request::new(pb::SubmitRequest {
+        idempotency_key: key.into(),
+        ..request(queue, payload)
+    });
+    r.set_timeout(std::time::Duration::from_millis(deadline_ms));
+    r
+}
+
+#[tokio::test]
+async fn a_callers_deadline_ends_its_wait_not_the_keyed_item() {
+    let server = TestServer::start(config(SLOW_KEYED)).await;
+    for queue in ["slow", "sharded"] {
+        let client = server.client().await;
+        // The first caller gives up at 100 ms, while the item is in its
+        // 300 ms batch.
+        let mut first = client.clone();
+        let first = tokio::spawn(async move { first.submit(keyed(queue, "k", "work", 100)).await });
+        tokio::time::sleep(std::time::Duration::from_millis(150)).await;
+        // A retry joins the item in flight and waits with its own deadline.
+        let mut joined = client.clone();
+        let joined =
+            tokio::spawn(async move { joined.submit(keyed(queue, "k", "work", 5_000)).await });
+        let status = first
+            .await
+            .unwrap()
+            .expect_err("the first caller's deadline");
+        // The server answers 2 ms before the deadline; tonic's client,
+        // enforcing the same deadline, may say CANCELLED first.
+        let by_server = status.code() == tonic::Code::DeadlineExceeded
+            && status
+                .message()
+                .contains("retry with the same idempotency key");
+        let client_side =
+            status.code() == tonic::Code::Cancelled && status.message() == "Timeout expired";
+        assert!(by_server || client_side, "{status:?}");
+        let joined = joined
+            .await
+            .unwrap()
+            .expect("the item's real answer")
+            .into_inner();
+        assert_eq!(joined.payload, "work".as_bytes());
+        // A later retry gets the kept answer, not the first caller's fate.
+        let mut later = client.clone();
+        let replayed = later
+            .submit(keyed(queue, "k", "work", 5_000))
+            .await
+            .expect("kept answer")
+            .into_inner();
+        assert_eq!(replayed.payload, "work".as_bytes());
+        assert_eq!(replayed.batch, joined.batch, "the same execution");
+        // Executed once, for three callers.
+        let series = |outcome: &str| {
+            format!("batchgate_items_total{{queue=\"{queue}\",outcome=\"{outcome}\"}}")
+        };
+        assert_eq!(server.metric(&series("ok")).await, 1.0);
+        assert_eq!(server.metric(&series("timeout")).await, 0.0);
+        let keys = |outcome: &str| {
+            format!("batchgate_idempotent_items_total{{queue=\"{queue}\",outcome=\"{outcome}\"}}")
+        };
+        assert_eq!(server.metric(&keys("first")).await, 1.0);
+        assert_eq!(server.metric(&keys("joined")).await, 1.0);
+        assert_eq!(server.metric(&keys("replayed")).await, 1.0);
+    }
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn an_idempotency_key_reused_for_another_payload_is_refused_by_name() {
+    let server = TestServer::start(config(SLOW_KEYED)).await;
+    let mut client = server.client().await;
+    let mut first = client.clone();
+    let running = tokio::spawn(async move {
+        first
+            .submit(keyed("slow", "order-17", "pay 10", 5_000))
+            .await
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    // In flight, then answered: both refuse another payload under the key.
+    for _ in 0..2 {
+        let status = client
+            .submit(keyed("slow", "order-17", "pay 1000", 5_000))
+            .await
+            .expect_err("another payload");
+        assert_eq!(status.code(), tonic::Code::InvalidArgument, "{status:?}");
+        assert!(status.message().contains("\"order-17\""), "{status:?}");
+        if !running.is_finished() {
+            running_wait(&running).await;
+        }
+    }
+    let done = running.await.unwrap().expect("first answered").into_inner();
+    assert_eq!(done.payload, "pay 10".as_bytes());
+    server.shutdown().await;
+}
+
+/// Waits until `task` has finished.
+async fn running_wait<T>(task: &tokio::task::JoinHandle<T>) {
+    while !task.is_finished() {
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+}

@@ -13,12 +13,12 @@ use tonic::{Request, Response, Status, metadata::MetadataMap};
 
 use super::{ApiState, convert};
 use crate::{
+    error::{Refusal, quoted},
     oip::{
         DataType, ModelSpec, Rows, TensorSpec,
         pb::{self, grpc_inference_service_server::GrpcInferenceService},
         tensor::contents_to_bytes,
     },
-    error::{Refusal, quoted},
     queue::{
         Answer, Item, QueueHandle, Reply,
         budget::{Charge, item_bytes},
@@ -104,11 +104,9 @@ impl InferenceService {
             }
             .into());
         }
-        let charge = self.state.charge(
-            queue.name(),
-            per_item.saturating_mul(items),
-            items as u64,
-        )?;
+        let charge =
+            self.state
+                .charge(queue.name(), per_item.saturating_mul(items), items as u64)?;
         Ok((charge, per_item))
     }
 }
