@@ -1118,3 +1118,102 @@ async fn cost_settings_are_set_and_checked_through_the_api() {
     );
     server.shutdown().await;
 }
+
+/// Metric lines of `text` that carry a label value starting with `mark`.
+fn lines_marked(text: &str, mark: &str) -> usize {
+    text.lines()
+        .filter(|l| !l.starts_with('#') && l.contains(&format!("=\"{mark}")))
+        .count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn churned_endpoints_and_queues_leave_no_series_behind() {
+    let server = TestServer::start(config(QUEUES)).await;
+    let ctl = control(&server).await;
+    let before = server.metrics_text().await;
+    const CYCLES: usize = 10;
+    const ENDPOINTS: u16 = 2_000;
+    const QUEUES_PER_CYCLE: usize = 500;
+    for cycle in 0..CYCLES {
+        let mut calls = tokio::task::JoinSet::new();
+        for part in 0..4u16 {
+            let mut ctl = ctl.clone();
+            calls.spawn(async move {
+                for port in (part * ENDPOINTS / 4)..((part + 1) * ENDPOINTS / 4) {
+                    let address = format!("http://churn-{cycle}.invalid:{}", 1000 + port);
+                    ctl.register_endpoint(pb::RegisterEndpointRequest {
+                        queue: "remote".into(),
+                        address: address.clone(),
+                        kind: "grpc".into(),
+                        max_in_flight: 1,
+                        lease_ttl_ms: 0,
+                    })
+                    .await
+                    .expect("registered");
+                }
+            });
+        }
+        calls.join_all().await;
+        let during = server.metrics_text().await;
+        assert!(
+            lines_marked(&during, "http://churn") >= usize::from(ENDPOINTS),
+            "each endpoint has its series while it is there"
+        );
+        let mut calls = tokio::task::JoinSet::new();
+        for part in 0..4u16 {
+            let mut ctl = ctl.clone();
+            calls.spawn(async move {
+                for port in (part * ENDPOINTS / 4)..((part + 1) * ENDPOINTS / 4) {
+                    let address = format!("http://churn-{cycle}.invalid:{}", 1000 + port);
+                    ctl.deregister_endpoint(pb::EndpointRef {
+                        queue: "remote".into(),
+                        address,
+                    })
+                    .await
+                    .expect("deregistered");
+                }
+            });
+        }
+        calls.join_all().await;
+        let mut calls = tokio::task::JoinSet::new();
+        for part in 0..4 {
+            let mut ctl = ctl.clone();
+            calls.spawn(async move {
+                for i in (part * QUEUES_PER_CYCLE / 4)..((part + 1) * QUEUES_PER_CYCLE / 4) {
+                    let name = format!("churn-{cycle}-{i}");
+                    ctl.create_queue(pb::CreateQueueRequest {
+                        name: name.clone(),
+                        policy: None,
+                        handler: Some(pb::HandlerSpec {
+                            kind: "echo".into(),
+                            ..Default::default()
+                        }),
+                    })
+                    .await
+                    .expect("created");
+                    ctl.delete_queue(pb::DeleteQueueRequest { name, force: true })
+                        .await
+                        .expect("deleted");
+                }
+            });
+        }
+        calls.join_all().await;
+    }
+    // Series only for what is still there: the deleted queues' and
+    // endpoints' go once their last handles are dropped.
+    let after = common::wait_until("the churned series to go", || async {
+        let text = server.metrics_text().await;
+        (lines_marked(&text, "churn") == 0 && lines_marked(&text, "http://churn") == 0)
+            .then_some(text)
+    })
+    .await;
+    assert!(
+        after.len() <= before.len() + before.len() / 10,
+        "/metrics grew from {} to {} bytes:\n{after}",
+        before.len(),
+        after.len()
+    );
+    // The queues still there still report.
+    assert!(after.contains("batchgate_items_total{queue=\"echo\",outcome=\"ok\"}"));
+    server.shutdown().await;
+}

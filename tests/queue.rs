@@ -1815,9 +1815,11 @@ async fn a_retry_in_flight_joins_the_first_and_runs_once() {
     let first = q.submit_once("k1", "payload-1", None).await;
     q.handle.flush().await.unwrap();
     assert_eq!(q.next_batch().await.payloads, ["payload-1"]);
-    // The batch is in the handler: a retry (even with another payload)
-    // waits for the first's answer.
-    let retry = q.submit_once("k1", "payload-2", None).await;
+    // The batch is in the handler: a retry waits for the first's answer;
+    // the key reused with another payload is refused at once.
+    let reused = q.submit_once("k1", "payload-2", None).await;
+    assert_eq!(code(reused).await, Code::InvalidArgument);
+    let retry = q.submit_once("k1", "payload-1", None).await;
     assert_eq!(
         q.handle.flush().await.unwrap(),
         0,

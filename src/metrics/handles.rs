@@ -38,6 +38,8 @@ pub struct EndpointMetrics {
     pub ejections: Counter,
     /// [`BACKEND_IN_FLIGHT`](super::BACKEND_IN_FLIGHT).
     pub in_flight: Gauge,
+    /// Its series: removed when the endpoint's last handle is dropped.
+    pub(super) _scope: Arc<super::Scope>,
 }
 
 /// [`CONFIG_RELOADS_TOTAL`](super::CONFIG_RELOADS_TOTAL) by result.
@@ -102,10 +104,11 @@ pub struct QueueMetrics {
     pub(super) batches_count: AtomicU64,
     /// The most recent batches, for percentiles in the control API.
     pub(super) recent: Mutex<Recent>,
-    /// For the key series, registered when a key is first seen.
-    pub(super) recorder: Arc<metrics_exporter_prometheus::PrometheusRecorder>,
     /// The queue's name (their `queue` label).
     pub(super) name: String,
+    /// Its series (the key series registered when a key is first seen):
+    /// removed when the queue's last handle is dropped.
+    pub(super) scope: Arc<super::Scope>,
 }
 
 impl QueueMetrics {
@@ -147,21 +150,19 @@ impl QueueMetrics {
     /// queue's `weights` names, or [`OTHER_KEYS`](super::names::OTHER_KEYS)):
     /// the same series each time for the same label.
     pub fn key_series(&self, label: &str) -> (Counter, Gauge) {
-        use metrics::{Key, Label, Recorder};
+        use metrics::{Key, Label};
         let labels = || {
             vec![
                 Label::new("queue", self.name.clone()),
                 Label::new("key", label.to_owned()),
             ]
         };
-        let meta = metrics::Metadata::new(module_path!(), metrics::Level::INFO, None);
-        let items = self.recorder.register_counter(
-            &Key::from_parts(super::names::KEY_ITEMS_TOTAL, labels()),
-            &meta,
-        );
+        let items = self
+            .scope
+            .counter(&Key::from_parts(super::names::KEY_ITEMS_TOTAL, labels()));
         let depth = self
-            .recorder
-            .register_gauge(&Key::from_parts(super::names::KEY_DEPTH, labels()), &meta);
+            .scope
+            .gauge(&Key::from_parts(super::names::KEY_DEPTH, labels()));
         (items, depth)
     }
 

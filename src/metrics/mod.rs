@@ -1,10 +1,21 @@
 //! Prometheus metrics: names in one place, handles registered once per queue
 //! (no label lookups on the hot path), and the `/metrics` HTTP endpoint.
 //!
-//! Each server owns its own recorder instead of installing a global one, so
-//! several servers in one process (the tests) each report only their own
+//! Each server owns its own recorders instead of installing a global one,
+//! so several servers in one process (the tests) each report only their own
 //! numbers. The two per-item timings use [`buckets`] instead of the
 //! recorder's histograms (see there why).
+//!
+//! # Series that come and go
+//! A queue's or a remote endpoint's series live in a [`Scope`] of their own
+//! (a recorder of their own), held by their handles: when the queue is
+//! deleted or the endpoint deregistered and the last handle is dropped,
+//! its series are gone from `/metrics` and their memory is freed. The
+//! exporter cannot remove a series from a recorder, so this is the one
+//! place where series are removed: [`Metrics::render`] merges the server's
+//! recorder with every live scope, family by family. A queue (or endpoint)
+//! made again while the old one's handles live shares its scope, so its
+//! counters go on instead of appearing twice.
 
 pub mod buckets;
 mod handles;
@@ -15,7 +26,7 @@ mod server;
 use std::{
     collections::BTreeMap,
     fmt::Write as _,
-    sync::{Arc, Mutex, PoisonError, atomic::AtomicU64},
+    sync::{Arc, Mutex, PoisonError, Weak, atomic::AtomicU64},
 };
 
 use metrics::{Key, Label, Recorder};
@@ -61,13 +72,101 @@ type PickTiming = fn(&ItemTimings) -> &DurationHistogram;
 /// A server's metrics registry.
 #[derive(Debug)]
 pub struct Metrics {
-    /// Where handles are registered (queues keep it for their key series).
+    /// Where the server-wide series are registered.
     recorder: Arc<PrometheusRecorder>,
-    /// Renders the exposition text.
+    /// Renders the server-wide series.
     handle: PrometheusHandle,
-    /// Per-item timings by queue (kept when a queue is deleted, reused when
-    /// one of the same name is created, like the recorder's series).
-    timings: Mutex<BTreeMap<String, Arc<ItemTimings>>>,
+    /// The scopes of queues and endpoints, while any handle holds them.
+    scopes: Mutex<Scopes>,
+}
+
+/// What a scope belongs to.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+enum Owner {
+    /// A queue, by name.
+    Queue(String),
+    /// A remote endpoint of a queue.
+    Endpoint { queue: String, address: String },
+}
+
+/// The series of one queue or endpoint: removed with the last handle.
+#[derive(Debug)]
+pub struct Scope {
+    /// Where its handles are registered.
+    recorder: PrometheusRecorder,
+    /// A queue's per-item timings.
+    timings: Option<Arc<ItemTimings>>,
+}
+
+impl Scope {
+    /// Registers a counter of this scope.
+    pub(super) fn counter(&self, key: &Key) -> metrics::Counter {
+        self.recorder.register_counter(key, &metadata())
+    }
+
+    /// Registers a gauge of this scope.
+    pub(super) fn gauge(&self, key: &Key) -> metrics::Gauge {
+        self.recorder.register_gauge(key, &metadata())
+    }
+
+    /// Registers a histogram of this scope.
+    fn histogram(&self, key: &Key) -> metrics::Histogram {
+        self.recorder.register_histogram(key, &metadata())
+    }
+}
+
+/// The live scopes by owner, and when to sweep out the dead.
+#[derive(Debug, Default)]
+struct Scopes {
+    /// Scopes by owner, held weakly.
+    by_owner: BTreeMap<Owner, Weak<Scope>>,
+    /// Entries past which the dead ones are swept (amortised).
+    sweep_at: usize,
+}
+
+impl Scopes {
+    /// The live scope of `owner`, or a new one made by `make`.
+    fn get_or_make(&mut self, owner: Owner, make: impl FnOnce() -> Scope) -> Arc<Scope> {
+        if let Some(live) = self.by_owner.get(&owner).and_then(Weak::upgrade) {
+            return live;
+        }
+        if self.by_owner.len() >= self.sweep_at {
+            self.by_owner.retain(|_, scope| scope.strong_count() > 0);
+            self.sweep_at = 2 * self.by_owner.len() + 64;
+        }
+        let scope = Arc::new(make());
+        self.by_owner.insert(owner, Arc::downgrade(&scope));
+        scope
+    }
+
+    /// The live scopes, in owner order; the dead are swept out.
+    fn live(&mut self) -> Vec<(Owner, Arc<Scope>)> {
+        self.by_owner.retain(|_, scope| scope.strong_count() > 0);
+        self.by_owner
+            .iter()
+            .filter_map(|(owner, scope)| Some((owner.clone(), scope.upgrade()?)))
+            .collect()
+    }
+}
+
+fn metadata() -> metrics::Metadata<'static> {
+    metrics::Metadata::new(module_path!(), metrics::Level::INFO, None)
+}
+
+/// A recorder with real histograms (not summaries) and our bucket bounds.
+fn recorder() -> PrometheusRecorder {
+    let builder = PrometheusBuilder::new()
+        .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), SECONDS_BUCKETS)
+        .and_then(|b| b.set_buckets_for_metric(Matcher::Full(BATCH_SIZE.into()), SIZE_BUCKETS))
+        .and_then(|b| b.set_buckets_for_metric(Matcher::Full(BATCH_COST.into()), COST_BUCKETS))
+        .and_then(|b| {
+            b.set_buckets_for_metric(Matcher::Full(BATCH_PADDING_RATIO.into()), PADDING_BUCKETS)
+        });
+    // The bucket lists are non-empty constants, so this cannot fail.
+    match builder {
+        Ok(b) => b.build_recorder(),
+        Err(_) => PrometheusBuilder::new().build_recorder(),
+    }
 }
 
 impl Default for Metrics {
@@ -80,29 +179,40 @@ impl Metrics {
     /// A fresh registry with real histograms (not summaries) and HELP text
     /// for every metric.
     pub fn new() -> Self {
-        let builder = PrometheusBuilder::new()
-            .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), SECONDS_BUCKETS)
-            .and_then(|b| b.set_buckets_for_metric(Matcher::Full(BATCH_SIZE.into()), SIZE_BUCKETS))
-            .and_then(|b| b.set_buckets_for_metric(Matcher::Full(BATCH_COST.into()), COST_BUCKETS))
-            .and_then(|b| {
-                b.set_buckets_for_metric(Matcher::Full(BATCH_PADDING_RATIO.into()), PADDING_BUCKETS)
-            });
-        // Both bucket lists are non-empty constants, so this cannot fail.
-        let recorder = match builder {
-            Ok(b) => b.build_recorder(),
-            Err(_) => PrometheusBuilder::new().build_recorder(),
-        };
+        let recorder = recorder();
         names::describe_all(&recorder);
         let handle = recorder.handle();
         Self {
             recorder: Arc::new(recorder),
             handle,
-            timings: Mutex::default(),
+            scopes: Mutex::default(),
         }
+    }
+
+    /// The scope of `owner` (the live one if there is one).
+    fn scope(&self, owner: Owner) -> Arc<Scope> {
+        let timings = matches!(owner, Owner::Queue(_));
+        self.scopes
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get_or_make(owner, || Scope {
+                recorder: recorder(),
+                timings: timings.then(Arc::default),
+            })
+    }
+
+    /// Queues and endpoints whose series are shown (their handles live).
+    pub fn scopes(&self) -> usize {
+        self.scopes
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .live()
+            .len()
     }
 
     /// Registers the handles of one queue.
     pub fn queue(&self, queue: &str) -> QueueMetrics {
+        let scope = self.scope(Owner::Queue(queue.to_owned()));
         let label = |extra: Option<(&'static str, &'static str)>| {
             let mut labels = vec![Label::new("queue", queue.to_owned())];
             if let Some((k, v)) = extra {
@@ -110,32 +220,17 @@ impl Metrics {
             }
             labels
         };
-        let meta = metrics::Metadata::new(module_path!(), metrics::Level::INFO, None);
-        let counter = |name: &'static str, extra| {
-            self.recorder
-                .register_counter(&Key::from_parts(name, label(Some(extra))), &meta)
-        };
-        let histogram = |name: &'static str| {
-            self.recorder
-                .register_histogram(&Key::from_parts(name, label(None)), &meta)
-        };
-        let gauge = |name: &'static str| {
-            self.recorder
-                .register_gauge(&Key::from_parts(name, label(None)), &meta)
-        };
+        let counter =
+            |name: &'static str, extra| scope.counter(&Key::from_parts(name, label(Some(extra))));
+        let histogram = |name: &'static str| scope.histogram(&Key::from_parts(name, label(None)));
+        let gauge = |name: &'static str| scope.gauge(&Key::from_parts(name, label(None)));
         QueueMetrics {
             items: Outcome::ALL.map(|o| counter(ITEMS_TOTAL, ("outcome", o.as_str()))),
             batches: Trigger::ALL.map(|t| counter(BATCHES_TOTAL, ("trigger", t.as_str()))),
             batch_size: histogram(BATCH_SIZE),
             batch_cost: histogram(BATCH_COST),
             padding_ratio: histogram(BATCH_PADDING_RATIO),
-            timings: self
-                .timings
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .entry(queue.to_owned())
-                .or_default()
-                .clone(),
+            timings: scope.timings.clone().unwrap_or_default(),
             handler_seconds: histogram(HANDLER_SECONDS),
             depth: gauge(QUEUE_DEPTH),
             max_items: gauge(QUEUE_MAX_ITEMS),
@@ -146,8 +241,8 @@ impl Metrics {
             counts: Default::default(),
             batches_count: AtomicU64::new(0),
             recent: Mutex::default(),
-            recorder: self.recorder.clone(),
             name: queue.to_owned(),
+            scope,
         }
     }
 
@@ -155,7 +250,10 @@ impl Metrics {
     /// addresses come from the config or the control plane, never from
     /// data-plane clients.
     pub fn endpoint(&self, queue: &str, address: &str) -> EndpointMetrics {
-        let meta = metrics::Metadata::new(module_path!(), metrics::Level::INFO, None);
+        let scope = self.scope(Owner::Endpoint {
+            queue: queue.to_owned(),
+            address: address.to_owned(),
+        });
         let key = |name: &'static str, outcome: Option<&'static str>| {
             let mut labels = vec![
                 Label::new("queue", queue.to_owned()),
@@ -166,14 +264,13 @@ impl Metrics {
             }
             Key::from_parts(name, labels)
         };
-        let counter = |name, outcome| self.recorder.register_counter(&key(name, outcome), &meta);
+        let counter = |name, outcome| scope.counter(&key(name, outcome));
         EndpointMetrics {
             calls: CallOutcome::ALL.map(|o| counter(BACKEND_CALLS_TOTAL, Some(o.as_str()))),
             retries: counter(BACKEND_RETRIES_TOTAL, None),
             ejections: counter(BACKEND_EJECTIONS_TOTAL, None),
-            in_flight: self
-                .recorder
-                .register_gauge(&key(BACKEND_IN_FLIGHT, None), &meta),
+            in_flight: scope.gauge(&key(BACKEND_IN_FLIGHT, None)),
+            _scope: scope,
         }
     }
 
@@ -219,10 +316,27 @@ impl Metrics {
         }
     }
 
-    /// The Prometheus text exposition of everything recorded so far.
+    /// The Prometheus text exposition of the server's series and those of
+    /// every live queue and endpoint.
     pub fn render(&self) -> String {
-        let mut out = self.handle.render();
-        let timings = self.timings.lock().unwrap_or_else(PoisonError::into_inner);
+        let live = self
+            .scopes
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .live();
+        let mut families = Families::default();
+        families.add(&self.handle.render());
+        for (_, scope) in &live {
+            families.add(&scope.recorder.handle().render());
+        }
+        let mut out = families.render();
+        let timings: Vec<(&str, &ItemTimings)> = live
+            .iter()
+            .filter_map(|(owner, scope)| match (owner, &scope.timings) {
+                (Owner::Queue(name), Some(t)) => Some((name.as_str(), t.as_ref())),
+                _ => None,
+            })
+            .collect();
         if timings.is_empty() {
             return out;
         }
@@ -241,9 +355,60 @@ impl Metrics {
         for (name, help, pick) in families {
             let _ = writeln!(out, "# HELP {name} {help}");
             let _ = writeln!(out, "# TYPE {name} histogram");
-            for (queue, t) in timings.iter() {
+            for (queue, t) in &timings {
                 pick(t).render(name, &format!("queue=\"{queue}\""), &mut out);
             }
+            out.push('\n');
+        }
+        out
+    }
+}
+
+/// Metric families gathered from several recorders' expositions, each
+/// written once: its HELP and TYPE, then every recorder's samples.
+#[derive(Debug, Default)]
+struct Families {
+    /// By name: the TYPE line and the samples.
+    by_name: BTreeMap<String, (String, String)>,
+}
+
+impl Families {
+    /// Adds one recorder's exposition (families as blocks, each a TYPE
+    /// line, maybe a HELP line before it, and its samples).
+    fn add(&mut self, text: &str) {
+        let mut current: Option<&mut (String, String)> = None;
+        for line in text.lines() {
+            if line.starts_with("# HELP ") {
+                continue;
+            }
+            if let Some(rest) = line.strip_prefix("# TYPE ") {
+                let name = rest.split(' ').next().unwrap_or(rest);
+                let family = self
+                    .by_name
+                    .entry(name.to_owned())
+                    .or_insert_with(|| (line.to_owned(), String::new()));
+                current = Some(family);
+                continue;
+            }
+            if line.is_empty() {
+                continue;
+            }
+            if let Some((_, samples)) = current.as_deref_mut() {
+                samples.push_str(line);
+                samples.push('\n');
+            }
+        }
+    }
+
+    /// The merged exposition.
+    fn render(&self) -> String {
+        let mut out = String::new();
+        for (name, (type_line, samples)) in &self.by_name {
+            if let Some(help) = names::help_of(name) {
+                let _ = writeln!(out, "# HELP {name} {help}");
+            }
+            let _ = writeln!(out, "{type_line}");
+            out.push_str(samples);
             out.push('\n');
         }
         out

@@ -156,12 +156,116 @@ impl KeyOutcome {
     }
 }
 
-/// Gives every metric its unit and HELP text (promtool needs both).
+/// Every metric: its name, unit and HELP text (promtool needs both).
+pub(super) const DESCRIPTIONS: &[(&str, Unit, &str)] = &[
+    (
+        ITEMS_TOTAL,
+        Unit::Count,
+        "Items answered, by queue and outcome (ok, error, rejected, timeout, cancelled, shed).",
+    ),
+    (
+        BATCHES_TOTAL,
+        Unit::Count,
+        "Batches dispatched, by queue and trigger (size, bytes, delay, flush, drain, target, cost).",
+    ),
+    (BATCH_SIZE, Unit::Count, "Items per dispatched batch."),
+    (
+        BATCH_COST,
+        Unit::Count,
+        "Cost per dispatched batch under the queue's cost_model (its item count when items carry no cost).",
+    ),
+    (
+        BATCH_PADDING_RATIO,
+        Unit::Count,
+        "Per dispatched batch: largest item cost times items over the items' summed cost (1 = no padding waste).",
+    ),
+    (
+        HANDLER_SECONDS,
+        Unit::Seconds,
+        "Time the handler took to process a whole batch.",
+    ),
+    (QUEUE_DEPTH, Unit::Count, "Items waiting in the queue."),
+    (
+        KEY_ITEMS_TOTAL,
+        Unit::Count,
+        "Items dispatched, by queue and batch key (keys named in the queue's weights; the rest under key=\"other\").",
+    ),
+    (
+        KEY_DEPTH,
+        Unit::Count,
+        "Items waiting, by queue and batch key (keys named in the queue's weights; the rest under key=\"other\").",
+    ),
+    (
+        IDEMPOTENT_ITEMS_TOTAL,
+        Unit::Count,
+        "Items that carried an idempotency key, by queue and outcome (first: executed; joined: a retry given the answer of the one in flight; replayed: a retry given a kept answer; refused: idempotency_max_keys reached).",
+    ),
+    (
+        IDEMPOTENCY_KEYS,
+        Unit::Count,
+        "Idempotency keys in flight or kept for retries (at most idempotency_max_keys).",
+    ),
+    (
+        PENDING_BYTES,
+        Unit::Bytes,
+        "Bytes held for items not yet answered (payload, attributes and a fixed per-item overhead), all queues; at most server.max_pending_bytes.",
+    ),
+    (
+        QUEUE_MAX_ITEMS,
+        Unit::Count,
+        "Items the queue may hold (max_queue_items); more are refused.",
+    ),
+    (
+        IN_FLIGHT_BATCHES,
+        Unit::Count,
+        "Batches of the queue being processed by its handler.",
+    ),
+    (
+        BACKEND_CALLS_TOTAL,
+        Unit::Count,
+        "Calls to a remote backend endpoint, by queue, endpoint and outcome (ok, rejected, unavailable, deadline).",
+    ),
+    (
+        BACKEND_RETRIES_TOTAL,
+        Unit::Count,
+        "Calls to a remote backend endpoint that failed for availability and whose items were retried.",
+    ),
+    (
+        BACKEND_EJECTIONS_TOTAL,
+        Unit::Count,
+        "Times a remote backend endpoint was ejected after eject_after failures in a row.",
+    ),
+    (
+        CONFIG_RELOADS_TOTAL,
+        Unit::Count,
+        "Configuration reloads (SIGHUP or a changed file), by result (ok; error: invalid, the running configuration kept).",
+    ),
+    (
+        DNS_RESOLUTIONS_TOTAL,
+        Unit::Count,
+        "Lookups of a dns:/// endpoint name of a remote queue, by result (ok; error: failed or empty, the last good set kept).",
+    ),
+    (
+        BACKEND_IN_FLIGHT,
+        Unit::Count,
+        "Calls a remote backend endpoint is processing now.",
+    ),
+];
+
+/// The HELP text of metric `name`, if it is one of ours.
+pub(super) fn help_of(name: &str) -> Option<&'static str> {
+    DESCRIPTIONS
+        .iter()
+        .find(|(n, _, _)| *n == name)
+        .map(|&(_, _, help)| help)
+}
+
+/// Gives every metric its unit and HELP text in `recorder`.
 pub(super) fn describe_all(recorder: &PrometheusRecorder) {
-    let describe = |name: &'static str, unit: Unit, help: &'static str| {
-        let name = metrics::KeyName::from_const_str(name);
+    for &(name, unit, help) in DESCRIPTIONS {
+        let key = metrics::KeyName::from_const_str(name);
         let help = SharedString::const_str(help);
-        match name.as_str() {
+        match name {
             ITEMS_TOTAL
             | BATCHES_TOTAL
             | BACKEND_CALLS_TOTAL
@@ -170,102 +274,10 @@ pub(super) fn describe_all(recorder: &PrometheusRecorder) {
             | DNS_RESOLUTIONS_TOTAL
             | KEY_ITEMS_TOTAL
             | IDEMPOTENT_ITEMS_TOTAL
-            | CONFIG_RELOADS_TOTAL => recorder.describe_counter(name, Some(unit), help),
+            | CONFIG_RELOADS_TOTAL => recorder.describe_counter(key, Some(unit), help),
             QUEUE_DEPTH | QUEUE_MAX_ITEMS | IN_FLIGHT_BATCHES | BACKEND_IN_FLIGHT | KEY_DEPTH
-            | IDEMPOTENCY_KEYS | PENDING_BYTES => recorder.describe_gauge(name, Some(unit), help),
-            _ => recorder.describe_histogram(name, Some(unit), help),
+            | IDEMPOTENCY_KEYS | PENDING_BYTES => recorder.describe_gauge(key, Some(unit), help),
+            _ => recorder.describe_histogram(key, Some(unit), help),
         }
-    };
-    describe(
-        ITEMS_TOTAL,
-        Unit::Count,
-        "Items answered, by queue and outcome (ok, error, rejected, timeout, cancelled, shed).",
-    );
-    describe(
-        BATCHES_TOTAL,
-        Unit::Count,
-        "Batches dispatched, by queue and trigger (size, bytes, delay, flush, drain, target, cost).",
-    );
-    describe(BATCH_SIZE, Unit::Count, "Items per dispatched batch.");
-    describe(
-        BATCH_COST,
-        Unit::Count,
-        "Cost per dispatched batch under the queue's cost_model (its item count when items carry no cost).",
-    );
-    describe(
-        BATCH_PADDING_RATIO,
-        Unit::Count,
-        "Per dispatched batch: largest item cost times items over the items' summed cost (1 = no padding waste).",
-    );
-    describe(
-        HANDLER_SECONDS,
-        Unit::Seconds,
-        "Time the handler took to process a whole batch.",
-    );
-    describe(QUEUE_DEPTH, Unit::Count, "Items waiting in the queue.");
-    describe(
-        KEY_ITEMS_TOTAL,
-        Unit::Count,
-        "Items dispatched, by queue and batch key (keys named in the queue's weights; the rest under key=\"other\").",
-    );
-    describe(
-        KEY_DEPTH,
-        Unit::Count,
-        "Items waiting, by queue and batch key (keys named in the queue's weights; the rest under key=\"other\").",
-    );
-    describe(
-        IDEMPOTENT_ITEMS_TOTAL,
-        Unit::Count,
-        "Items that carried an idempotency key, by queue and outcome (first: executed; joined: a retry given the answer of the one in flight; replayed: a retry given a kept answer; refused: idempotency_max_keys reached).",
-    );
-    describe(
-        IDEMPOTENCY_KEYS,
-        Unit::Count,
-        "Idempotency keys in flight or kept for retries (at most idempotency_max_keys).",
-    );
-    describe(
-        PENDING_BYTES,
-        Unit::Bytes,
-        "Bytes held for items not yet answered (payload, attributes and a fixed per-item overhead), all queues; at most server.max_pending_bytes.",
-    );
-    describe(
-        QUEUE_MAX_ITEMS,
-        Unit::Count,
-        "Items the queue may hold (max_queue_items); more are refused.",
-    );
-    describe(
-        IN_FLIGHT_BATCHES,
-        Unit::Count,
-        "Batches of the queue being processed by its handler.",
-    );
-    describe(
-        BACKEND_CALLS_TOTAL,
-        Unit::Count,
-        "Calls to a remote backend endpoint, by queue, endpoint and outcome (ok, rejected, unavailable, deadline).",
-    );
-    describe(
-        BACKEND_RETRIES_TOTAL,
-        Unit::Count,
-        "Calls to a remote backend endpoint that failed for availability and whose items were retried.",
-    );
-    describe(
-        BACKEND_EJECTIONS_TOTAL,
-        Unit::Count,
-        "Times a remote backend endpoint was ejected after eject_after failures in a row.",
-    );
-    describe(
-        CONFIG_RELOADS_TOTAL,
-        Unit::Count,
-        "Configuration reloads (SIGHUP or a changed file), by result (ok; error: invalid, the running configuration kept).",
-    );
-    describe(
-        DNS_RESOLUTIONS_TOTAL,
-        Unit::Count,
-        "Lookups of a dns:/// endpoint name of a remote queue, by result (ok; error: failed or empty, the last good set kept).",
-    );
-    describe(
-        BACKEND_IN_FLIGHT,
-        Unit::Count,
-        "Calls a remote backend endpoint is processing now.",
-    );
+    }
 }

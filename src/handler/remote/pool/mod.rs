@@ -150,6 +150,7 @@ impl EndpointPool {
             .send(Ok(Change::Insert(address.to_owned(), service)));
         endpoints.push(endpoint);
         drop(endpoints);
+        self.absorb();
         self.changed.notify_waiters();
         tracing::info!(queue = %self.queue, address, ?lease, "endpoint registered");
         Ok(info)
@@ -170,6 +171,7 @@ impl EndpointPool {
         let found = endpoints.len() != before;
         drop(endpoints);
         if found {
+            self.absorb();
             self.changed.notify_waiters();
             tracing::info!(queue = %self.queue, address, "endpoint deregistered");
         }
@@ -307,7 +309,21 @@ impl EndpointPool {
             }
         });
         drop(endpoints);
+        self.absorb();
         self.changed.notify_waiters();
+    }
+
+    /// Lets the balancer take the changes sent to it so far, so that a
+    /// removed endpoint is dropped (its connection, its series) even while
+    /// no batch picks: otherwise registering and deregistering with no
+    /// traffic piles both changes up in the discover channel. Skipped when
+    /// a batch holds the balancer, since its pick takes them. The endpoints'
+    /// readiness reserves nothing, so a poll without a call is harmless.
+    fn absorb(&self) {
+        if let Ok(mut balancer) = self.balancer.try_lock() {
+            let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+            let _ = balancer.poll_ready(&mut cx);
+        }
     }
 
     fn read(&self) -> std::sync::RwLockReadGuard<'_, Vec<Arc<Endpoint>>> {
