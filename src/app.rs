@@ -19,7 +19,7 @@ use tonic::transport::{Server, server::TcpIncoming};
 use tonic_health::ServingStatus;
 
 use crate::{
-    api::{ApiState, BatcherService, InferenceService},
+    api::{ApiState, BatcherService, Charged, InferenceService},
     config::{Config, ConfigError},
     connections::Capped,
     control::{BearerAuth, ControlService},
@@ -216,12 +216,15 @@ pub async fn run_with(
             .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
             .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
     };
+    let max_message_bytes = config.server.max_message_bytes;
     let batcher = BatcherServer::new(BatcherService::new(state.clone()))
-        .max_decoding_message_size(config.server.max_message_bytes)
-        .max_encoding_message_size(config.server.max_message_bytes.saturating_mul(2));
+        .max_decoding_message_size(max_message_bytes)
+        .max_encoding_message_size(max_message_bytes.saturating_mul(2));
+    let batcher = Charged::new(batcher, state.budget.clone(), max_message_bytes);
     let inference = GrpcInferenceServiceServer::new(InferenceService::new(state.clone()))
-        .max_decoding_message_size(config.server.max_message_bytes)
-        .max_encoding_message_size(config.server.max_message_bytes.saturating_mul(2));
+        .max_decoding_message_size(max_message_bytes)
+        .max_encoding_message_size(max_message_bytes.saturating_mul(2));
+    let inference = Charged::new(inference, state.budget.clone(), max_message_bytes);
 
     let control = BatchControlServer::with_interceptor(
         ControlService::new(

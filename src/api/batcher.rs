@@ -3,12 +3,15 @@
 use tokio::sync::oneshot;
 use tonic::{Request, Response, Status, Streaming};
 
-use super::{ApiState, convert, stream};
+use super::{ApiState, convert, receive::Received, stream};
 use crate::{
     error::Refusal,
     otel,
     pb::{self, batcher_server::Batcher},
-    queue::{Reply, budget::item_bytes},
+    queue::{
+        Reply,
+        budget::{Charge, item_bytes},
+    },
 };
 
 /// The data-plane service.
@@ -31,14 +34,18 @@ impl Batcher for BatcherService {
         &self,
         request: Request<pb::SubmitRequest>,
     ) -> Result<Response<pb::SubmitResponse>, Status> {
-        let (metadata, _, request) = request.into_parts();
+        let (metadata, extensions, request) = request.into_parts();
         let queue = self.state.queue(&request.queue)?;
+        // The message's charge, grown to the item's: held by this call
+        // until its response has been sent (a cancelled call's item leaves
+        // the queue before dispatch).
+        let mut charge = Received::of(&extensions).next();
         let bytes = item_bytes(request.payload.len(), &request.attributes);
-        let charge = self.state.charge(&request.queue, bytes, 1)?;
+        self.state.top_up(&request.queue, &mut charge, bytes, 1)?;
         // Traces on: the call's span, ended when this future is.
         let span = otel::submit_span(&request.queue, &metadata);
         let (tx, rx) = oneshot::channel();
-        let mut item = convert::unary_item(request, &metadata, Reply::Unary(tx), charge);
+        let mut item = convert::unary_item(request, &metadata, Reply::Unary(tx), Charge::none());
         item.trace = span.as_ref().and_then(otel::link_of);
         let keyed = item.idempotency_key.is_some();
         queue.submit(item).await;
@@ -62,7 +69,12 @@ impl Batcher for BatcherService {
             otel::record_answer(span, answer.batch.map(|b| (b.id, b.size)), code);
         }
         match answer {
-            Ok(answer) => convert::submit_response(answer).map(Response::new),
+            Ok(answer) => {
+                let mut response = Response::new(convert::submit_response(answer)?);
+                let bytes = response.get_ref().payload.len();
+                self.state.keep(charge, bytes, &mut response);
+                Ok(response)
+            }
             Err(_) => Err(Status::internal("item was dropped without an answer")),
         }
     }
@@ -78,10 +90,12 @@ impl Batcher for BatcherService {
             span: otel::stream_span(request.metadata()),
             key: convert::header_key(request.metadata()),
         };
+        let received = Received::of(request.extensions());
         Ok(Response::new(stream::start(
             self.state.clone(),
             request.into_inner(),
             origin,
+            received,
         )))
     }
 }

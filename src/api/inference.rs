@@ -11,13 +11,16 @@ use bytes::{Bytes, BytesMut};
 use tokio::sync::oneshot;
 use tonic::{Request, Response, Status, metadata::MetadataMap};
 
-use super::{ApiState, convert};
+use super::{
+    ApiState, convert,
+    receive::Received,
+    tensors::{bad, read_inputs, requested_outputs, row_payload, row_shape, stack_outputs},
+};
 use crate::{
     error::{Refusal, quoted},
     oip::{
-        DataType, ModelSpec, Rows, TensorSpec,
+        ModelSpec, Rows, TensorSpec,
         pb::{self, grpc_inference_service_server::GrpcInferenceService},
-        tensor::contents_to_bytes,
     },
     queue::{
         Answer, Item, QueueHandle, Reply,
@@ -71,14 +74,15 @@ impl InferenceService {
 impl InferenceService {
     /// Whether a request of `rows` rows may enter `queue` as a whole, before
     /// any item is built: within the model's `max_rows_per_request`, the
-    /// queue's room and the server's memory budget. Returns the request's
-    /// charge and each item's part of it.
+    /// queue's room and the server's memory budget, into which `charge`
+    /// (the message's) grows to cover every item.
     fn admit(
         &self,
         queue: &QueueHandle,
         model: &ModelSpec,
         rows: usize,
-    ) -> Result<(Charge, usize), Status> {
+        charge: &mut Charge,
+    ) -> Result<(), Status> {
         if rows > model.max_rows_per_request {
             return Err(bad(format!(
                 "the request has {rows} rows; model {} takes at most {} per request (v2.max_rows_per_request)",
@@ -104,19 +108,11 @@ impl InferenceService {
             }
             .into());
         }
-        let charge =
-            self.state
-                .charge(queue.name(), per_item.saturating_mul(items), items as u64)?;
-        Ok((charge, per_item))
+        let bytes = per_item.saturating_mul(items);
+        self.state
+            .top_up(queue.name(), charge, bytes, items as u64)?;
+        Ok(())
     }
-}
-
-fn names(tensors: &[TensorSpec]) -> String {
-    tensors
-        .iter()
-        .map(|t| t.name.as_str())
-        .collect::<Vec<_>>()
-        .join(", ")
 }
 
 fn metadata_of(t: &TensorSpec) -> pb::model_metadata_response::TensorMetadata {
@@ -125,150 +121,6 @@ fn metadata_of(t: &TensorSpec) -> pb::model_metadata_response::TensorMetadata {
         datatype: t.datatype.as_str().to_owned(),
         shape: row_shape(-1, t),
     }
-}
-
-/// `[rows, the row's shape...]`.
-fn row_shape(rows: i64, t: &TensorSpec) -> Vec<i64> {
-    std::iter::once(rows)
-        .chain(
-            t.shape
-                .iter()
-                .map(|&d| i64::try_from(d).unwrap_or(i64::MAX)),
-        )
-        .collect()
-}
-
-fn bad(message: String) -> Status {
-    Status::invalid_argument(message)
-}
-
-/// A request's inputs, checked against the model: the row count and each
-/// declared input's bytes, in the model's order.
-fn read_inputs(
-    name: &str,
-    model: &ModelSpec,
-    r: &mut pb::ModelInferRequest,
-) -> Result<(usize, Vec<Bytes>), Status> {
-    let raw = std::mem::take(&mut r.raw_input_contents);
-    if !raw.is_empty() && raw.len() != r.inputs.len() {
-        return Err(bad(format!(
-            "raw_input_contents holds {} buffers for {} inputs",
-            raw.len(),
-            r.inputs.len()
-        )));
-    }
-    for (i, given) in r.inputs.iter().enumerate() {
-        if !model.inputs.iter().any(|t| t.name == given.name) {
-            return Err(bad(format!(
-                "model {name:?} has no input {:?} (it takes {})",
-                given.name,
-                names(&model.inputs)
-            )));
-        }
-        if r.inputs[..i].iter().any(|o| o.name == given.name) {
-            return Err(bad(format!("input {:?} is given twice", given.name)));
-        }
-    }
-    let mut rows: Option<(usize, &str)> = None;
-    let mut out = Vec::with_capacity(model.inputs.len());
-    for spec in &model.inputs {
-        let (at, given) = r
-            .inputs
-            .iter()
-            .enumerate()
-            .find(|(_, g)| g.name == spec.name)
-            .ok_or_else(|| {
-                bad(format!(
-                    "input {:?} is missing (model {name:?} takes {})",
-                    spec.name,
-                    names(&model.inputs)
-                ))
-            })?;
-        let what = format!("input {:?}", spec.name);
-        if DataType::parse(&given.datatype) != Some(spec.datatype) {
-            return Err(bad(format!(
-                "{what} is {:?}; model {name:?} takes {}",
-                given.datatype,
-                spec.datatype.as_str()
-            )));
-        }
-        let want = row_shape(-1, spec);
-        let shape_ok = given.shape.len() == want.len()
-            && given.shape.first().is_some_and(|&n| n >= 1)
-            && given.shape[1..] == want[1..];
-        if !shape_ok {
-            return Err(bad(format!(
-                "{what} has shape {:?}; model {name:?} takes {} (N ≥ 1 rows)",
-                given.shape,
-                format!("{want:?}").replace("-1", "N")
-            )));
-        }
-        let n =
-            usize::try_from(given.shape[0]).map_err(|_| bad(format!("{what}: too many rows")))?;
-        match rows {
-            Some((m, other)) if m != n => {
-                return Err(bad(format!("{what} has {n} rows, input {other:?} has {m}")));
-            }
-            _ => rows = Some((n, &spec.name)),
-        }
-        let elements = n
-            .checked_mul(spec.row_elements())
-            .ok_or_else(|| bad(format!("{what}: too many rows")))?;
-        let bytes = if raw.is_empty() {
-            let contents = given.contents.clone().unwrap_or_default();
-            contents_to_bytes(spec.datatype, &contents, elements)
-                .map_err(|e| bad(format!("{what}: {e}")))?
-        } else {
-            if given.contents.is_some() {
-                return Err(bad(format!(
-                    "{what} has contents while the request uses raw_input_contents"
-                )));
-            }
-            let buffer = raw[at].clone();
-            let need = elements.saturating_mul(spec.datatype.size());
-            if buffer.len() != need {
-                return Err(bad(format!(
-                    "{what}: raw_input_contents[{at}] holds {} bytes; {:?} {} needs {need}",
-                    buffer.len(),
-                    given.shape,
-                    spec.datatype.as_str()
-                )));
-            }
-            buffer
-        };
-        out.push(bytes);
-    }
-    Ok((rows.map_or(0, |r| r.0), out))
-}
-
-/// The outputs a request asks for, as indexes into the model's (all of
-/// them if it names none).
-fn requested_outputs(
-    name: &str,
-    model: &ModelSpec,
-    r: &pb::ModelInferRequest,
-) -> Result<Vec<usize>, Status> {
-    if r.outputs.is_empty() {
-        return Ok((0..model.outputs.len()).collect());
-    }
-    let mut picked: Vec<usize> = Vec::with_capacity(r.outputs.len());
-    for asked in &r.outputs {
-        let at = model
-            .outputs
-            .iter()
-            .position(|t| t.name == asked.name)
-            .ok_or_else(|| {
-                bad(format!(
-                    "model {name:?} has no output {:?} (it gives {})",
-                    asked.name,
-                    names(&model.outputs)
-                ))
-            })?;
-        if !picked.contains(&at) {
-            picked.push(at);
-        }
-    }
-    Ok(picked)
 }
 
 /// The item of one payload, with the call's deadline, request id, key
@@ -326,22 +178,16 @@ impl Call {
     }
 }
 
-/// Hands the payloads to the queue and waits for every answer, in order;
-/// `charge` holds the memory budget of all of them, `per_item` each one's.
-async fn run(
-    queue: &QueueHandle,
-    payloads: Vec<Bytes>,
-    call: &Call,
-    (mut charge, per_item): (Charge, usize),
-) -> Result<Vec<Bytes>, Status> {
+/// Hands the payloads to the queue and waits for every answer, in order
+/// (the call holds their charge).
+async fn run(queue: &QueueHandle, payloads: Vec<Bytes>, call: &Call) -> Result<Vec<Bytes>, Status> {
     let mut waiting = Vec::with_capacity(payloads.len());
     let mut payloads = payloads.into_iter().peekable();
     while payloads.peek().is_some() {
         let mut items = Vec::with_capacity(CHUNK);
         for payload in payloads.by_ref().take(CHUNK) {
             let (tx, rx) = oneshot::channel();
-            let own = charge.split_off(per_item);
-            items.push(item(payload, call, Reply::Unary(tx), own));
+            items.push(item(payload, call, Reply::Unary(tx), Charge::none()));
             waiting.push(rx);
         }
         queue.submit_many(items).await;
@@ -354,61 +200,6 @@ async fn run(
         answers.push(result?.payload);
     }
     Ok(answers)
-}
-
-/// The payload of row `i` of every input (a slice of the request's buffer
-/// when there is one input).
-fn row_payload(inputs: &[Bytes], model: &ModelSpec, i: usize) -> Bytes {
-    if let [only] = inputs {
-        let size = model.inputs[0].row_bytes();
-        return only.slice(i * size..(i + 1) * size);
-    }
-    let mut payload = BytesMut::with_capacity(model.input_row_bytes());
-    for (bytes, spec) in inputs.iter().zip(&model.inputs) {
-        let size = spec.row_bytes();
-        payload.extend_from_slice(&bytes[i * size..(i + 1) * size]);
-    }
-    payload.freeze()
-}
-
-/// Cuts the answers (one per row, or one for all rows) into the requested
-/// outputs' buffers.
-fn stack_outputs(
-    name: &str,
-    model: &ModelSpec,
-    rows: usize,
-    answers: &[Bytes],
-    picked: &[usize],
-) -> Result<Vec<Bytes>, Status> {
-    let per_row = model.output_row_bytes();
-    let (pieces, expect) = match model.rows {
-        Rows::Split => (rows, per_row),
-        Rows::Together => (1, per_row.saturating_mul(rows)),
-    };
-    if let Some(wrong) = answers.iter().find(|a| a.len() != expect) {
-        return Err(Status::internal(format!(
-            "the handler of queue {name:?} answered {} bytes where the v2 outputs ({}) need {expect}",
-            wrong.len(),
-            names(&model.outputs)
-        )));
-    }
-    let rows_per_piece = rows / pieces.max(1);
-    let mut out = Vec::with_capacity(picked.len());
-    for &k in picked {
-        let offset: usize = model.outputs[..k].iter().map(TensorSpec::row_bytes).sum();
-        let size = model.outputs[k].row_bytes() * rows_per_piece;
-        let start = offset * rows_per_piece;
-        if answers.len() == 1 {
-            out.push(answers[0].slice(start..start + size));
-            continue;
-        }
-        let mut buffer = BytesMut::with_capacity(size * answers.len());
-        for a in answers {
-            buffer.extend_from_slice(&a[start..start + size]);
-        }
-        out.push(buffer.freeze());
-    }
-    Ok(out)
 }
 
 #[tonic::async_trait]
@@ -470,13 +261,14 @@ impl GrpcInferenceService for InferenceService {
         &self,
         r: Request<pb::ModelInferRequest>,
     ) -> Result<Response<pb::ModelInferResponse>, Status> {
-        let (metadata, _, mut r) = r.into_parts();
+        let (metadata, extensions, mut r) = r.into_parts();
+        let mut charge = Received::of(&extensions).next();
         let (queue, model) = self.model(&r.model_name, &r.model_version)?;
         let name = r.model_name.clone();
         let (rows, inputs) = read_inputs(&name, &model, &mut r)?;
         let picked = requested_outputs(&name, &model, &r)?;
         let mut call = Call::new(&metadata, &r)?;
-        let charge = self.admit(&queue, &model, rows)?;
+        self.admit(&queue, &model, rows, &mut charge)?;
         let payloads = match model.rows {
             Rows::Split => (0..rows).map(|i| row_payload(&inputs, &model, i)).collect(),
             Rows::Together => {
@@ -491,10 +283,11 @@ impl GrpcInferenceService for InferenceService {
                 }
             }
         };
-        let answers = run(&queue, payloads, &call, charge).await?;
+        let answers = run(&queue, payloads, &call).await?;
         let raw_output_contents = stack_outputs(&name, &model, rows, &answers, &picked)?;
         let rows = i64::try_from(rows).unwrap_or(i64::MAX);
-        Ok(Response::new(pb::ModelInferResponse {
+        let bytes = raw_output_contents.iter().map(Bytes::len).sum();
+        let mut response = Response::new(pb::ModelInferResponse {
             model_name: name,
             model_version: model.version.clone(),
             id: r.id,
@@ -513,6 +306,8 @@ impl GrpcInferenceService for InferenceService {
                 })
                 .collect(),
             raw_output_contents,
-        }))
+        });
+        self.state.keep(charge, bytes, &mut response);
+        Ok(response)
     }
 }

@@ -4,7 +4,9 @@
 mod batcher;
 mod convert;
 mod inference;
+mod receive;
 mod stream;
+mod tensors;
 
 use std::sync::Arc;
 
@@ -13,6 +15,8 @@ use tokio_util::task::TaskTracker;
 pub use self::batcher::BatcherService;
 pub use self::convert::{parse_grpc_timeout, stream_response, submit_response};
 pub use self::inference::InferenceService;
+pub use self::receive::Charged;
+use self::receive::Keep;
 use crate::{
     error::Refusal,
     queue::{
@@ -56,15 +60,32 @@ impl ApiState {
             .ok_or_else(|| Refusal::UnknownQueue(name.to_owned()))
     }
 
-    /// `bytes` of the memory budget for items of queue `name`, taken before
-    /// they are built.
+    /// Grows `charge` (its message's) to the `bytes` of the items of queue
+    /// `name` it becomes, before they are built.
     ///
     /// # Errors
     /// [`Refusal::MemoryFull`], counted `rejected` in the queue's
     /// `batchgate_items_total` (`items` of them).
-    pub fn charge(&self, name: &str, bytes: usize, items: u64) -> Result<Charge, Refusal> {
-        self.budget.charge(bytes).inspect_err(|_| {
+    pub fn top_up(
+        &self,
+        name: &str,
+        charge: &mut Charge,
+        bytes: usize,
+        items: u64,
+    ) -> Result<(), Refusal> {
+        self.budget.top_up(charge, bytes).inspect_err(|_| {
             self.registry.count_rejected(name, items);
         })
+    }
+
+    /// Puts `charge` in `response`'s extensions, grown to `bytes` if the
+    /// answer is larger than what was charged, so it is held while the
+    /// response is sent.
+    pub fn keep<T>(&self, mut charge: Charge, bytes: usize, response: &mut tonic::Response<T>) {
+        if bytes > charge.bytes() {
+            let more = bytes - charge.bytes();
+            self.budget.top_up_over(&mut charge, more);
+        }
+        response.extensions_mut().insert(Keep::new(charge));
     }
 }

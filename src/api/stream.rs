@@ -20,6 +20,7 @@ use tonic::{Status, Streaming};
 
 use super::{ApiState, convert};
 use crate::{
+    api::receive::Received,
     error::Refusal,
     otel::ItemTrace,
     pb,
@@ -104,8 +105,14 @@ pub struct Origin {
     pub key: Option<Arc<str>>,
 }
 
-/// Starts serving one stream: spawns its reader, returns its answers.
-pub fn start(state: ApiState, inbound: Streaming<pb::StreamRequest>, origin: Origin) -> OutStream {
+/// Starts serving one stream: spawns its reader, returns its answers;
+/// `received` has the charges of its messages.
+pub fn start(
+    state: ApiState,
+    inbound: Streaming<pb::StreamRequest>,
+    origin: Origin,
+    received: Received,
+) -> OutStream {
     let (tx, rx) = mpsc::unbounded_channel();
     let window = Arc::new(Semaphore::new(state.stream_window));
     let link = Arc::new(StreamLink::default());
@@ -116,6 +123,7 @@ pub fn start(state: ApiState, inbound: Streaming<pb::StreamRequest>, origin: Ori
         (tx, window.clone()),
         link.clone(),
         (origin.request_id, trace, origin.key),
+        received,
     );
     match origin.span {
         Some(span) => state
@@ -141,6 +149,8 @@ struct Chunk {
     queue: Option<QueueHandle>,
     /// The items.
     items: Vec<Item>,
+    /// The charges of the stream's messages, one per item read.
+    received: Received,
 }
 
 impl Chunk {
@@ -173,6 +183,7 @@ async fn read(
     (tx, window): (StreamAnswers, Arc<Semaphore>),
     link: Arc<StreamLink>,
     origin: (Option<String>, Option<ItemTrace>, Option<Arc<str>>),
+    received: Received,
 ) {
     let stop = state.stop_accepting.clone();
     // One registration for the whole stream; polled only when the reader
@@ -182,6 +193,7 @@ async fn read(
     let mut chunk = Chunk {
         queue: None,
         items: Vec::new(),
+        received,
     };
     'stream: loop {
         if stop.is_triggered() {
@@ -260,6 +272,8 @@ async fn accept(
     chunk: &mut Chunk,
     request: pb::StreamRequest,
 ) {
+    // Taken first, so the charges stay in step with the messages.
+    let mut charge = chunk.received.next();
     let empty_id = request.id.is_empty();
     let trace_id = request_id.as_ref().map(|r| format!("{r}/{}", request.id));
     let reply = Reply::Stream(StreamReply {
@@ -285,10 +299,15 @@ async fn accept(
         }
     }
     let bytes = item_bytes(request.payload.len(), &request.attributes);
-    let charge = match state.charge(&request.queue, bytes, 1) {
-        Ok(charge) => charge,
-        Err(refusal) => return reply.err(refusal.into(), None),
-    };
+    if state.budget.top_up(&mut charge, bytes).is_err() {
+        // The items gathered may be what holds the budget: they go first,
+        // then the stream waits for room (its client is held back).
+        chunk.flush().await;
+        if let Err(refusal) = state.budget.top_up_waiting(&mut charge, bytes).await {
+            state.registry.count_rejected(&request.queue, 1);
+            return reply.err(refusal.into(), None);
+        }
+    }
     let key = if request.batch_key.is_empty() {
         stream_key.clone()
     } else {

@@ -4,13 +4,15 @@
 //! producer: a request that would pass it is refused at once, memory never
 //! grows past it).
 //!
-//! An item's [`Charge`] is its payload, its attributes and a fixed
-//! [`ITEM_OVERHEAD_BYTES`] for what the server keeps beside them (the item,
-//! its place in the backlog, its slot in the batch, its answer channel). A
-//! charge travels with the item (queued, then in its batch's slot) and is
-//! given back when dropped, whoever drops it, so the count cannot drift.
-//! A request of many items (a ModelInfer of N rows) takes all of its bytes
-//! at once, or none, and then splits the charge among its items.
+//! A message is charged while it is received (`api/receive.rs`); its
+//! charge then grows into its item's: the payload, the attributes and a
+//! fixed [`ITEM_OVERHEAD_BYTES`] for what the server keeps beside them
+//! (the item, its place in the backlog, its slot in the batch, its answer
+//! channel). A stream item's charge travels with the item and is given
+//! back when it is answered; a unary call (Submit, ModelInfer: all its
+//! rows at once, or none) keeps its charge until its response has been
+//! sent, since the answer is held that long too. A charge is given back
+//! when dropped, whoever drops it, so the count cannot drift.
 
 use std::sync::{
     Arc,
@@ -18,6 +20,7 @@ use std::sync::{
 };
 
 use metrics::Gauge;
+use tokio::sync::{Notify, futures::OwnedNotified};
 
 use crate::error::Refusal;
 
@@ -48,6 +51,33 @@ pub struct MemoryBudget {
     used: AtomicUsize,
     /// `batchgate_pending_bytes`.
     gauge: Gauge,
+    /// Woken when bytes are given back while someone waits for room.
+    freed: Arc<Notify>,
+    /// [`RoomWait`]s alive (given-back bytes wake them only then).
+    waiters: AtomicUsize,
+}
+
+/// A wait for bytes to be given back: armed when made, so bytes given
+/// back after it was made and before it is polled still wake it.
+#[derive(Debug)]
+pub struct RoomWait {
+    /// The budget waited on.
+    budget: Arc<MemoryBudget>,
+    /// Its wake-up.
+    notified: std::pin::Pin<Box<OwnedNotified>>,
+}
+
+impl RoomWait {
+    /// Polls for bytes given back since the wait was made.
+    pub fn poll(&mut self, cx: &mut std::task::Context<'_>) -> std::task::Poll<()> {
+        self.notified.as_mut().poll(cx)
+    }
+}
+
+impl Drop for RoomWait {
+    fn drop(&mut self) {
+        self.budget.waiters.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 impl MemoryBudget {
@@ -58,6 +88,8 @@ impl MemoryBudget {
             limit,
             used: AtomicUsize::new(0),
             gauge,
+            freed: Arc::new(Notify::new()),
+            waiters: AtomicUsize::new(0),
         })
     }
 
@@ -102,9 +134,72 @@ impl MemoryBudget {
         }
     }
 
+    /// Grows `charge` to `bytes` (or gives back what it holds past them),
+    /// all or nothing.
+    ///
+    /// # Errors
+    /// [`Refusal::MemoryFull`] if the growth does not fit; `charge` is
+    /// unchanged then.
+    pub fn top_up(self: &Arc<Self>, charge: &mut Charge, bytes: usize) -> Result<(), Refusal> {
+        if charge.bytes >= bytes {
+            drop(charge.split_off(charge.bytes - bytes));
+            return Ok(());
+        }
+        let more = self.charge(bytes - charge.bytes)?;
+        charge.absorb(more);
+        Ok(())
+    }
+
+    /// [`MemoryBudget::top_up`] for a stream, which waits for room instead
+    /// of failing (its client is held back meanwhile).
+    ///
+    /// # Errors
+    /// [`Refusal::MemoryFull`] only for more bytes than the whole budget.
+    pub async fn top_up_waiting(
+        self: &Arc<Self>,
+        charge: &mut Charge,
+        bytes: usize,
+    ) -> Result<(), Refusal> {
+        loop {
+            let mut room = self.room_wait();
+            match self.top_up(charge, bytes) {
+                Err(_) if bytes <= self.limit => {
+                    std::future::poll_fn(|cx| room.poll(cx)).await;
+                }
+                done => return done,
+            }
+        }
+    }
+
+    /// Grows `charge` by `bytes` even past the limit: for an answer larger
+    /// than its request, which exists already (new items are refused while
+    /// it is held).
+    pub fn top_up_over(self: &Arc<Self>, charge: &mut Charge, bytes: usize) {
+        let before = self.used.fetch_add(bytes, Ordering::AcqRel);
+        self.gauge.set(before.saturating_add(bytes) as f64);
+        charge.absorb(Charge {
+            budget: Some(self.clone()),
+            bytes,
+        });
+    }
+
+    /// A wait for bytes to be given back (see [`RoomWait`]).
+    pub fn room_wait(self: &Arc<Self>) -> RoomWait {
+        self.waiters.fetch_add(1, Ordering::AcqRel);
+        let mut notified = Box::pin(self.freed.clone().notified_owned());
+        notified.as_mut().enable();
+        RoomWait {
+            budget: self.clone(),
+            notified,
+        }
+    }
+
     fn give_back(&self, bytes: usize) {
         let before = self.used.fetch_sub(bytes, Ordering::AcqRel);
         self.gauge.set(before.saturating_sub(bytes) as f64);
+        if self.waiters.load(Ordering::Acquire) > 0 {
+            self.freed.notify_waiters();
+        }
     }
 }
 
@@ -128,8 +223,17 @@ impl Charge {
         self.bytes
     }
 
-    /// Moves `bytes` (at most what is held) into a charge of their own, as
-    /// when a request's charge is split among its items.
+    /// Takes over `other`'s bytes (both of one budget).
+    fn absorb(&mut self, mut other: Charge) {
+        if self.budget.is_none() {
+            self.budget = other.budget.take();
+        } else {
+            other.budget = None;
+        }
+        self.bytes += std::mem::take(&mut other.bytes);
+    }
+
+    /// Moves `bytes` (at most what is held) into a charge of their own.
     pub fn split_off(&mut self, bytes: usize) -> Charge {
         let bytes = bytes.min(self.bytes);
         self.bytes -= bytes;
@@ -186,6 +290,62 @@ mod tests {
         assert_eq!(budget.used(), 900);
         drop(parts);
         assert_eq!(budget.used(), 0);
+    }
+
+    #[test]
+    fn a_charge_grows_and_shrinks_to_what_is_asked() {
+        let budget = MemoryBudget::new(1000, Gauge::noop());
+        let mut c = Charge::none();
+        budget.top_up(&mut c, 300).expect("fits");
+        budget.top_up(&mut c, 700).expect("fits");
+        assert_eq!((c.bytes(), budget.used()), (700, 700));
+        assert!(budget.top_up(&mut c, 1001).is_err());
+        assert_eq!((c.bytes(), budget.used()), (700, 700), "unchanged");
+        budget.top_up(&mut c, 100).expect("shrinks");
+        assert_eq!(budget.used(), 100);
+        budget.top_up_over(&mut c, 2000);
+        assert_eq!(budget.used(), 2100, "past the limit when it must");
+        assert!(budget.charge(1).is_err(), "and nothing new fits then");
+        drop(c);
+        assert_eq!(budget.used(), 0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_waiting_top_up_takes_room_as_it_is_given_back() {
+        let budget = MemoryBudget::new(100, Gauge::noop());
+        let held = budget.charge(80).expect("fits");
+        let waiter = {
+            let budget = budget.clone();
+            tokio::spawn(async move {
+                let mut c = Charge::none();
+                budget.top_up_waiting(&mut c, 50).await.map(|()| c)
+            })
+        };
+        tokio::task::yield_now().await;
+        assert!(!waiter.is_finished(), "waits while 80 of 100 are held");
+        drop(held);
+        let c = waiter.await.unwrap().expect("room made");
+        assert_eq!((c.bytes(), budget.used()), (50, 50));
+        let mut c = Charge::none();
+        assert!(
+            budget.top_up_waiting(&mut c, 101).await.is_err(),
+            "never fits"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_room_wait_wakes_when_bytes_are_given_back() {
+        let budget = MemoryBudget::new(100, Gauge::noop());
+        let held = budget.charge(100).expect("fits");
+        let mut wait = budget.room_wait();
+        let waker = std::task::Waker::noop();
+        let mut cx = std::task::Context::from_waker(waker);
+        assert!(wait.poll(&mut cx).is_pending());
+        // Given back before the next poll: not missed.
+        drop(held);
+        assert!(wait.poll(&mut cx).is_ready());
+        drop(wait);
+        assert_eq!(budget.waiters.load(Ordering::Relaxed), 0);
     }
 
     #[test]
