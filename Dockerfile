@@ -18,6 +18,9 @@ RUN cargo build --release --locked --bin batchgate \
 FROM gcr.io/distroless/cc-debian12:nonroot
 COPY --from=build /batchgate /usr/local/bin/batchgate
 USER nonroot:nonroot
+# glibc: two arenas, and large buffers (a 4 MiB message) mapped and given
+# back instead of kept, so RSS falls back after a burst (README, "Limits").
+ENV MALLOC_ARENA_MAX=2 MALLOC_MMAP_THRESHOLD_=131072
 # gRPC, metrics, control, plaintext health.
 EXPOSE 50051 9464 50053 50054
 ENTRYPOINT ["/usr/local/bin/batchgate"]

@@ -80,6 +80,7 @@ false
   "http2_stream_window" (int .Values.config.http2StreamWindow)
   "http2_connection_window" (int .Values.config.http2ConnectionWindow)
   "max_message_bytes" (int .Values.config.maxMessageBytes)
+  "max_pending_bytes" (int64 .Values.config.maxPendingBytes)
   "log_format" .Values.config.logFormat -}}
 {{- range $k, $v := .Values.config.limits }}
 {{- $_ := set $server $k $v }}
