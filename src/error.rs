@@ -9,6 +9,8 @@ use std::time::Duration;
 
 use tonic::{Code, Status};
 
+pub use crate::validation::quoted;
+
 /// A reason the service refuses an item before any handler saw it.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum Refusal {
@@ -45,7 +47,7 @@ pub enum Refusal {
     },
     /// An item's own cost passes the queue's budget (`oversize = "refuse"`).
     #[error(
-        "item cost {cost} exceeds max_batch_cost {budget} of queue {queue:?}: it fits in no batch (the queue's oversize = \"alone\" would send it by itself)"
+        "item cost {cost} exceeds max_batch_cost {budget} of queue {queue:?}, whose oversize = \"refuse\" refuses it (oversize = \"alone\" would send it in a batch of its own)"
     )]
     CostOverBudget {
         queue: String,
@@ -163,23 +165,6 @@ impl From<Refusal> for Status {
             | Refusal::Aborted => Status::unavailable(message),
         }
     }
-}
-
-/// Longest part of a client-supplied name quoted in a message.
-const QUOTED_MAX: usize = 64;
-
-/// `name` in quotes, cut to its first 64 bytes (on a character
-/// boundary) with its full length said, so a huge name cannot blow up a
-/// status message.
-pub fn quoted(name: &str) -> String {
-    if name.len() <= QUOTED_MAX {
-        return format!("{name:?}");
-    }
-    let mut end = QUOTED_MAX;
-    while !name.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{:?}… ({} bytes)", &name[..end], name.len())
 }
 
 /// The canonical upper-case name of a gRPC status code.

@@ -2,9 +2,10 @@
 
 use std::process::ExitCode;
 
-use clap::Parser;
-
 #[tokio::main]
 async fn main() -> ExitCode {
-    batchgate::cli::run(batchgate::cli::Cli::parse()).await
+    match batchgate::cli::parse(std::env::args_os()) {
+        Ok(cli) => batchgate::cli::run(cli).await,
+        Err(code) => code,
+    }
 }

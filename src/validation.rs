@@ -67,3 +67,21 @@ pub trait Named: Sized + Copy {
     /// The unknown name, with the valid ones.
     fn parse(name: &str) -> Result<Self, String>;
 }
+
+/// Longest part of a client-supplied name quoted in a message.
+const QUOTED_MAX: usize = 64;
+
+/// `name` in quotes, cut to its first 64 bytes (on a character
+/// boundary) with its full length said, so a huge name cannot blow up a
+/// status message. Every message that quotes what a client sent uses
+/// it.
+pub fn quoted(name: &str) -> String {
+    if name.len() <= QUOTED_MAX {
+        return format!("{name:?}");
+    }
+    let mut end = QUOTED_MAX;
+    while !name.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{:?}… ({} bytes)", &name[..end], name.len())
+}

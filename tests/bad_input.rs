@@ -136,6 +136,115 @@ async fn a_malformed_protobuf_body_is_invalid_argument() {
     );
 }
 
+/// Sends `body` as it is (prefixes included) to `method` and returns the
+/// call's status.
+async fn raw_call(
+    server: &TestServer,
+    method: &str,
+    body: Vec<u8>,
+    encoding: Option<&str>,
+) -> tonic::Status {
+    use http_body_util::BodyExt;
+    let mut channel = server.channel().await;
+    let mut request = http::Request::post(format!("{}{method}", server.url()))
+        .header("content-type", "application/grpc")
+        .header("te", "trailers");
+    if let Some(encoding) = encoding {
+        request = request.header("grpc-encoding", encoding);
+    }
+    let request = request
+        .body(tonic::body::Body::new(http_body_util::Full::new(
+            bytes::Bytes::from(body),
+        )))
+        .unwrap();
+    tower::ServiceExt::ready(&mut channel).await.unwrap();
+    let response = tower::Service::call(&mut channel, request).await.unwrap();
+    if let Some(status) = tonic::Status::from_header_map(response.headers()) {
+        return status;
+    }
+    let collected = response.into_body().collect().await.unwrap();
+    let trailers = collected.trailers().cloned().unwrap_or_default();
+    tonic::Status::from_header_map(&trailers).unwrap_or_else(|| tonic::Status::ok(""))
+}
+
+/// A gRPC message: flag, length, bytes.
+fn framed(flag: u8, message: &[u8]) -> Vec<u8> {
+    let mut framed = vec![flag];
+    framed.extend_from_slice(&u32::try_from(message.len()).unwrap().to_be_bytes());
+    framed.extend_from_slice(message);
+    framed
+}
+
+#[tokio::test]
+async fn broken_grpc_framing_is_invalid_argument_and_the_server_lives_on() {
+    let server = server().await;
+    let submit = prost::Message::encode_to_vec(&request("echo", b"x"));
+    let whole = framed(0, &submit);
+    let cases: Vec<(&str, Vec<u8>, Option<&str>, &str)> = vec![
+        (
+            "cut in the message",
+            whole[..whole.len() - 2].to_vec(),
+            None,
+            "2 bytes short",
+        ),
+        (
+            "cut in the prefix",
+            whole[..3].to_vec(),
+            None,
+            "3 bytes into",
+        ),
+        (
+            "compressed without grpc-encoding",
+            framed(1, &submit),
+            None,
+            "names no grpc-encoding",
+        ),
+        (
+            "an unknown flag",
+            framed(7, &submit),
+            None,
+            "compression flag 7",
+        ),
+    ];
+    for method in [
+        "/batchgate.v1.Batcher/Submit",
+        "/inference.GRPCInferenceService/ModelInfer",
+    ] {
+        for (what, body, encoding, says) in &cases {
+            let status = raw_call(&server, method, body.clone(), *encoding).await;
+            assert_eq!(
+                status.code(),
+                Code::InvalidArgument,
+                "{method} {what}: {status:?}"
+            );
+            assert!(
+                status.message().contains(says),
+                "{method} {what}: {status:?}"
+            );
+        }
+    }
+    // A whole message still goes through the same path, and the server lives on.
+    let status = raw_call(&server, "/batchgate.v1.Batcher/Submit", whole, None).await;
+    assert_eq!(status.code(), Code::Ok, "{status:?}");
+    // A stream cut short: its whole items are answered first.
+    let mut body = framed(
+        0,
+        &prost::Message::encode_to_vec(&pb::StreamRequest {
+            id: "1".into(),
+            queue: "echo".into(),
+            payload: b"a".to_vec().into(),
+            ..Default::default()
+        }),
+    );
+    body.extend_from_slice(&[0, 0, 0]);
+    let status = raw_call(&server, "/batchgate.v1.Batcher/StreamSubmit", body, None).await;
+    assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+    assert_eq!(
+        submit_code(&server, request("echo", b"x")).await.0,
+        Code::Ok
+    );
+}
+
 #[tokio::test]
 async fn oversized_payload_is_invalid_argument() {
     let server = server().await;

@@ -148,6 +148,22 @@ fn bounds_are_checked_the_same_from_file_flags_and_environment() {
         .unwrap();
     assert_eq!(env.status.code(), Some(64), "{}", stderr(&env));
     assert!(stderr(&env).contains("server.shutdown_grace must be ≤ 1h"));
+
+    // A value that does not parse at all is a bad configuration too.
+    for (var, value) in [
+        ("BATCHGATE_SHUTDOWN_GRACE", "5 parsecs"),
+        ("BATCHGATE_LOG_FORMAT", "xml"),
+    ] {
+        let env = batchgate()
+            .args(["serve", "--check-config"])
+            .env(var, value)
+            .output()
+            .unwrap();
+        assert_eq!(env.status.code(), Some(64), "{var}: {}", stderr(&env));
+        assert!(stderr(&env).contains(value), "{var}: {}", stderr(&env));
+    }
+    let usage = batchgate().args(["serve", "--nope"]).output().unwrap();
+    assert_eq!(usage.status.code(), Some(2), "{}", stderr(&usage));
 }
 
 #[test]

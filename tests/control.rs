@@ -502,6 +502,74 @@ async fn endpoints_register_renew_expire_and_deregister() {
 }
 
 #[tokio::test]
+async fn register_endpoint_checks_the_configs_bounds_and_quotes_short() {
+    let server = TestServer::start(config(QUEUES)).await;
+    let mut ctl = control(&server).await;
+    let register = |address: &str| pb::RegisterEndpointRequest {
+        queue: "remote".into(),
+        address: address.into(),
+        kind: "grpc".into(),
+        max_in_flight: 2,
+        lease_ttl_ms: 0,
+    };
+    let huge = format!("http://{}", "h".repeat(1 << 20));
+    let cases = [
+        (
+            pb::RegisterEndpointRequest {
+                max_in_flight: u32::MAX,
+                ..register("http://127.0.0.1:3")
+            },
+            "max_in_flight 4294967295 must be ≤ 1024",
+        ),
+        (
+            pb::RegisterEndpointRequest {
+                lease_ttl_ms: u64::MAX,
+                ..register("http://127.0.0.1:3")
+            },
+            "lease_ttl_ms 18446744073709551615 must be ≤ 86400000",
+        ),
+        (
+            register("http://127.0.0.1:99999"),
+            "has no valid port (1..=65535)",
+        ),
+        (
+            register(&format!("{huge}:99999")),
+            "(1048589 bytes) has no valid port",
+        ),
+        (
+            register(&huge[7..]),
+            "(1048576 bytes) must start with http://",
+        ),
+    ];
+    for (request, says) in cases {
+        let e = ctl.register_endpoint(request).await.unwrap_err();
+        assert_eq!(e.code(), Code::InvalidArgument, "{says}: {e:?}");
+        assert!(e.message().contains(says), "{says}: {}", e.message());
+        assert!(
+            e.message().len() < 300,
+            "{says}: {} bytes",
+            e.message().len()
+        );
+    }
+    let e = ctl
+        .deregister_endpoint(pb::EndpointRef {
+            queue: "remote".into(),
+            address: huge.clone(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::NotFound, "{e:?}");
+    assert!(e.message().len() < 300, "{} bytes", e.message().len());
+    let listed = ctl
+        .list_endpoints(name("remote"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(listed.endpoints.is_empty(), "{listed:?}");
+    server.shutdown().await;
+}
+
+#[tokio::test]
 async fn watch_stats_streams_snapshots() {
     let server = TestServer::start(config(QUEUES)).await;
     let mut ctl = control(&server).await;

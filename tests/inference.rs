@@ -717,3 +717,102 @@ v2 = { inputs = [{ name = "x", datatype = "UINT8" }], outputs = [{ name = "y", d
     );
     call.abort();
 }
+
+#[tokio::test]
+async fn huge_client_strings_are_quoted_short_and_a_huge_priority_is_too_large() {
+    let server = TestServer::start(config(CONFIG)).await;
+    let mut c = client(&server).await;
+    let huge = "n".repeat(1 << 20);
+    let x = |shape: &[i64]| input("x", "FP32", shape);
+    let with = |f: &dyn Fn(&mut ModelInferRequest)| {
+        let mut r = echo_rows(&[[1.0, 2.0]]);
+        f(&mut r);
+        r
+    };
+    let cases: Vec<(&str, ModelInferRequest, Code, &str)> = vec![
+        (
+            "model",
+            raw_request(&huge, vec![x(&[1, 2])], vec![f32s(&[1.0, 2.0])]),
+            Code::NotFound,
+            "no model named \"nnnn",
+        ),
+        (
+            "version",
+            with(&|r| r.model_version = huge.clone()),
+            Code::NotFound,
+            "has no version \"nnnn",
+        ),
+        (
+            "input",
+            with(&|r| {
+                r.inputs.push(input(&huge, "FP32", &[1, 2]));
+                r.raw_input_contents.push(f32s(&[1.0, 2.0]).into());
+            }),
+            Code::InvalidArgument,
+            "has no input \"nnnn",
+        ),
+        (
+            "datatype",
+            with(&|r| r.inputs[0].datatype = huge.clone()),
+            Code::InvalidArgument,
+            "input \"x\" is \"nnnn",
+        ),
+        (
+            "output",
+            with(&|r| {
+                r.outputs = vec![InferRequestedOutputTensor {
+                    name: huge.clone(),
+                    parameters: HashMap::new(),
+                }]
+            }),
+            Code::InvalidArgument,
+            "has no output \"nnnn",
+        ),
+        (
+            "shape",
+            with(&|r| r.inputs[0].shape = vec![1; 100_000]),
+            Code::InvalidArgument,
+            "has shape [1, 1, 1, 1, 1, 1, 1, 1, … 99992 more]",
+        ),
+        (
+            "priority",
+            with(&|r| {
+                r.parameters.insert(
+                    "priority".into(),
+                    pb::InferParameter {
+                        parameter_choice: Some(pb::infer_parameter::ParameterChoice::Int64Param(
+                            1 << 40,
+                        )),
+                    },
+                );
+            }),
+            Code::InvalidArgument,
+            "parameter priority 1099511627776 is too large",
+        ),
+    ];
+    for (what, request, code, says) in cases {
+        let status = c.model_infer(request).await.unwrap_err();
+        assert_eq!(status.code(), code, "{what}: {status:?}");
+        assert!(status.message().contains(says), "{what}: {status:?}");
+        assert!(
+            status.message().len() < 400,
+            "{what}: {} bytes",
+            status.message().len()
+        );
+        if what != "shape" && what != "priority" {
+            assert!(
+                status.message().contains("(1048576 bytes)"),
+                "{what}: {status:?}"
+            );
+        }
+    }
+    let status = c
+        .model_metadata(pb::ModelMetadataRequest {
+            name: huge.clone(),
+            version: String::new(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::NotFound, "{status:?}");
+    assert!(status.message().len() < 200, "{status:?}");
+}

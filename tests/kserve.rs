@@ -194,3 +194,26 @@ fn a_kserve_queue_without_v2_is_refused_by_name() {
         "{e}"
     );
 }
+
+#[tokio::test]
+async fn input_that_is_not_whole_rows_is_invalid_argument_with_no_endpoint_up() {
+    // Nothing listens on the only endpoint: whole rows are UNAVAILABLE,
+    // input that can never work is the caller's to fix.
+    let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = dead.local_addr().unwrap().port();
+    drop(dead);
+    let server = TestServer::start(config(&front(port).replace("300ms", "1ms"))).await;
+    let mut client = server.client().await;
+    let e = client
+        .submit(submit_request("front", vec![0; 5]))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::InvalidArgument, "{}", e.message());
+    assert!(e.message().contains("not whole rows"), "{}", e.message());
+    let e = client
+        .submit(submit_request("front", f32s(&[1.0, 2.0])))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::Unavailable, "{}", e.message());
+    server.shutdown().await;
+}

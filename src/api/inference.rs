@@ -55,7 +55,7 @@ impl InferenceService {
             .state
             .registry
             .model(name)
-            .ok_or_else(|| Status::not_found(format!("no model named {name:?}")))?;
+            .ok_or_else(|| Status::not_found(format!("no model named {}", quoted(name))))?;
         let model = model.ok_or_else(|| {
             Status::not_found(format!(
                 "queue {name:?} serves no v2 model (its config declares no v2 = {{ inputs, outputs }})"
@@ -63,7 +63,8 @@ impl InferenceService {
         })?;
         if !version.is_empty() && version != model.version {
             return Err(Status::not_found(format!(
-                "model {name:?} has no version {version:?} (it serves version {:?})",
+                "model {name:?} has no version {} (it serves version {:?})",
+                quoted(version),
                 model.version
             )));
         }
@@ -163,8 +164,16 @@ impl Call {
             .and_then(|p| p.parameter_choice.as_ref())
         {
             None => 0,
+            Some(pb::infer_parameter::ParameterChoice::Int64Param(p)) if *p < 0 => {
+                return Err(bad(format!("parameter priority must be ≥ 0, got {p}")));
+            }
             Some(pb::infer_parameter::ParameterChoice::Int64Param(p)) => u32::try_from(*p)
-                .map_err(|_| bad(format!("parameter priority must be ≥ 0, got {p}")))?,
+                .map_err(|_| {
+                    bad(format!(
+                        "parameter priority {p} is too large (the queue's levels are 0..priority_levels, at most {})",
+                        u32::MAX
+                    ))
+                })?,
             Some(_) => return Err(bad("parameter priority must be an int64_param".to_owned())),
         };
         Ok(Self {

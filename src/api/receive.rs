@@ -35,6 +35,15 @@ use crate::{
 /// Bytes of a gRPC message's prefix.
 const PREFIX: usize = 5;
 
+/// Why the body stopped at a message's prefix.
+#[derive(Debug)]
+enum Stop {
+    /// The budget has no room for the message (yet).
+    NoRoom(Refusal),
+    /// The framing is broken: the caller's to fix.
+    Malformed(String),
+}
+
 /// The charges of a call's messages received whole, in order, for its
 /// handler to take (a request extension).
 #[derive(Debug, Clone, Default)]
@@ -126,6 +135,7 @@ where
         parts.extensions.insert(received.clone());
         let mut body = ChargedBody::new(body, self.budget.clone(), self.max_message_bytes, waits);
         body.received = received;
+        body.encoded = parts.headers.contains_key("grpc-encoding");
         let call = self
             .inner
             .call(http::Request::from_parts(parts, Body::new(body)));
@@ -180,6 +190,11 @@ struct ChargedBody {
     room: Option<RoomWait>,
     /// Where the charges of whole messages go, for the handler.
     received: Received,
+    /// Whether the request names a `grpc-encoding` (without one, a
+    /// message flagged compressed is malformed).
+    encoded: bool,
+    /// A malformed body was answered; nothing more is read.
+    failed: bool,
 }
 
 impl ChargedBody {
@@ -194,19 +209,36 @@ impl ChargedBody {
             held: None,
             room: None,
             received: Received::default(),
+            encoded: false,
+            failed: false,
         }
     }
 
     /// Follows the framing through `data`, advancing it, and charges each
     /// message whose prefix it completes. On a refusal `data` stops just
     /// after that prefix, so the same call with what is left tries again.
-    fn account(&mut self, data: &mut &[u8]) -> Result<(), Refusal> {
+    fn account(&mut self, data: &mut &[u8]) -> Result<(), Stop> {
         loop {
             if let Framing::Prefix { read, len: PREFIX } = self.framing {
+                match read[0] {
+                    0 => {}
+                    1 if self.encoded => {}
+                    1 => {
+                        return Err(Stop::Malformed(
+                            "a message is flagged compressed but the request names no grpc-encoding"
+                                .to_owned(),
+                        ));
+                    }
+                    flag => {
+                        return Err(Stop::Malformed(format!(
+                            "a message has compression flag {flag} (0 or 1)"
+                        )));
+                    }
+                }
                 let declared = u32::from_be_bytes([read[1], read[2], read[3], read[4]]);
                 let declared = usize::try_from(declared).unwrap_or(usize::MAX);
                 if declared <= self.max_message_bytes {
-                    self.charge = self.budget.charge(declared)?;
+                    self.charge = self.budget.charge(declared).map_err(Stop::NoRoom)?;
                 }
                 self.framing = Framing::Message { left: declared };
             }
@@ -235,6 +267,30 @@ impl ChargedBody {
     }
 }
 
+impl ChargedBody {
+    /// What is wrong with a body that ended here, if it ended inside a
+    /// message (gRPC libraries say INTERNAL; the input is the caller's).
+    fn cut_short(&self) -> Option<String> {
+        match self.framing {
+            Framing::Prefix { len: 0, .. } => None,
+            Framing::Prefix { len, .. } => Some(format!(
+                "the request ended {len} bytes into a message's 5-byte prefix"
+            )),
+            Framing::Message { left } => Some(format!(
+                "the request ended {left} bytes short of the message its prefix declared"
+            )),
+        }
+    }
+
+    fn fail(&mut self, problem: String) -> Poll<Option<Result<Frame<Bytes>, Status>>> {
+        self.failed = true;
+        self.held = None;
+        Poll::Ready(Some(Err(Status::invalid_argument(format!(
+            "malformed gRPC framing: {problem}"
+        )))))
+    }
+}
+
 impl HttpBody for ChargedBody {
     type Data = Bytes;
     type Error = Status;
@@ -244,6 +300,9 @@ impl HttpBody for ChargedBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, Status>>> {
         let this = self.get_mut();
+        if this.failed {
+            return Poll::Ready(None);
+        }
         loop {
             let data = match this.held.take() {
                 Some(held) => held,
@@ -251,6 +310,10 @@ impl HttpBody for ChargedBody {
                     Poll::Ready(Some(Ok(frame))) => match frame.into_data() {
                         Ok(data) => data,
                         Err(trailers) => return Poll::Ready(Some(Ok(trailers))),
+                    },
+                    Poll::Ready(None) => match this.cut_short() {
+                        Some(problem) => return this.fail(problem),
+                        None => return Poll::Ready(None),
                     },
                     other => return other,
                 },
@@ -265,10 +328,11 @@ impl HttpBody for ChargedBody {
                     this.room = None;
                     return Poll::Ready(Some(Ok(Frame::data(data))));
                 }
-                Err(refusal) if !this.waits => {
+                Err(Stop::Malformed(problem)) => return this.fail(problem),
+                Err(Stop::NoRoom(refusal)) if !this.waits => {
                     return Poll::Ready(Some(Err(Status::resource_exhausted(refusal.to_string()))));
                 }
-                Err(_) => {
+                Err(Stop::NoRoom(_)) => {
                     // What came before the message that does not fit
                     // goes on now; the rest waits for room.
                     let accounted = data.len() - rest.len();
@@ -291,7 +355,8 @@ impl HttpBody for ChargedBody {
     }
 
     fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
+        self.failed
+            || (self.held.is_none() && self.inner.is_end_stream() && self.cut_short().is_none())
     }
 
     fn size_hint(&self) -> SizeHint {
@@ -335,7 +400,7 @@ mod tests {
     }
 
     /// Accounts all of `data` in one go.
-    fn all(b: &mut ChargedBody, mut data: &[u8]) -> Result<(), Refusal> {
+    fn all(b: &mut ChargedBody, mut data: &[u8]) -> Result<(), Stop> {
         b.account(&mut data)?;
         assert!(data.is_empty());
         Ok(())
@@ -387,7 +452,7 @@ mod tests {
         let mut rest = &m[..];
         let refusal = b.account(&mut rest).unwrap_err();
         assert!(
-            matches!(refusal, Refusal::MemoryFull { need: 200, .. }),
+            matches!(refusal, Stop::NoRoom(Refusal::MemoryFull { need: 200, .. })),
             "{refusal:?}"
         );
         assert_eq!(rest.len(), 200, "stopped just after the prefix");

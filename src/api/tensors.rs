@@ -4,7 +4,10 @@
 use bytes::{Bytes, BytesMut};
 use tonic::Status;
 
-use crate::oip::{DataType, ModelSpec, Rows, TensorSpec, pb, tensor::contents_to_bytes};
+use crate::{
+    error::quoted,
+    oip::{DataType, ModelSpec, Rows, TensorSpec, pb, tensor::contents_to_bytes},
+};
 
 fn names(tensors: &[TensorSpec]) -> String {
     tensors
@@ -47,13 +50,13 @@ pub(super) fn read_inputs(
     for (i, given) in r.inputs.iter().enumerate() {
         if !model.inputs.iter().any(|t| t.name == given.name) {
             return Err(bad(format!(
-                "model {name:?} has no input {:?} (it takes {})",
-                given.name,
+                "model {name:?} has no input {} (it takes {})",
+                quoted(&given.name),
                 names(&model.inputs)
             )));
         }
         if r.inputs[..i].iter().any(|o| o.name == given.name) {
-            return Err(bad(format!("input {:?} is given twice", given.name)));
+            return Err(bad(format!("input {} is given twice", quoted(&given.name))));
         }
     }
     let mut rows: Option<(usize, &str)> = None;
@@ -74,8 +77,8 @@ pub(super) fn read_inputs(
         let what = format!("input {:?}", spec.name);
         if DataType::parse(&given.datatype) != Some(spec.datatype) {
             return Err(bad(format!(
-                "{what} is {:?}; model {name:?} takes {}",
-                given.datatype,
+                "{what} is {}; model {name:?} takes {}",
+                quoted(&given.datatype),
                 spec.datatype.as_str()
             )));
         }
@@ -85,8 +88,8 @@ pub(super) fn read_inputs(
             && given.shape[1..] == want[1..];
         if !shape_ok {
             return Err(bad(format!(
-                "{what} has shape {:?}; model {name:?} takes {} (N ≥ 1 rows)",
-                given.shape,
+                "{what} has shape {}; model {name:?} takes {} (N ≥ 1 rows)",
+                shape_text(&given.shape),
                 format!("{want:?}").replace("-1", "N")
             )));
         }
@@ -115,9 +118,9 @@ pub(super) fn read_inputs(
             let need = elements.saturating_mul(spec.datatype.size());
             if buffer.len() != need {
                 return Err(bad(format!(
-                    "{what}: raw_input_contents[{at}] holds {} bytes; {:?} {} needs {need}",
+                    "{what}: raw_input_contents[{at}] holds {} bytes; {} {} needs {need}",
                     buffer.len(),
-                    given.shape,
+                    shape_text(&given.shape),
                     spec.datatype.as_str()
                 )));
             }
@@ -146,8 +149,8 @@ pub(super) fn requested_outputs(
             .position(|t| t.name == asked.name)
             .ok_or_else(|| {
                 bad(format!(
-                    "model {name:?} has no output {:?} (it gives {})",
-                    asked.name,
+                    "model {name:?} has no output {} (it gives {})",
+                    quoted(&asked.name),
                     names(&model.outputs)
                 ))
             })?;
@@ -211,4 +214,15 @@ pub(super) fn stack_outputs(
         out.push(buffer.freeze());
     }
     Ok(out)
+}
+
+/// A client's shape as `[a, b, …]`, its first 8 dimensions and how many
+/// there are past them, so a huge shape cannot blow up a message.
+fn shape_text(shape: &[i64]) -> String {
+    const SHOWN: usize = 8;
+    if shape.len() <= SHOWN {
+        return format!("{shape:?}");
+    }
+    let head: Vec<String> = shape[..SHOWN].iter().map(i64::to_string).collect();
+    format!("[{}, … {} more]", head.join(", "), shape.len() - SHOWN)
 }

@@ -51,6 +51,35 @@ pub enum Command {
     BenchChart(crate::bench::chart::ChartArgs),
 }
 
+/// Parses a command line; on an error prints it and gives the exit code:
+/// [`EXIT_BAD_CONFIG`] for a `serve` value that does not parse (a flag or
+/// a `BATCHGATE_*` variable is configuration like the file's fields), 0
+/// for `--help` and `--version`, clap's 2 for any other usage error.
+///
+/// # Errors
+/// The exit code, the error printed.
+pub fn parse<I, T>(args: I) -> Result<Cli, ExitCode>
+where
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString> + Clone,
+{
+    let args: Vec<std::ffi::OsString> = args.into_iter().map(Into::into).collect();
+    Cli::try_parse_from(&args).map_err(|e| {
+        use clap::error::ErrorKind;
+        let _ = e.print();
+        let serve = args.get(1).is_some_and(|a| a == "serve");
+        let value = matches!(
+            e.kind(),
+            ErrorKind::InvalidValue | ErrorKind::ValueValidation
+        );
+        if serve && value {
+            ExitCode::from(EXIT_BAD_CONFIG)
+        } else {
+            ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(2))
+        }
+    })
+}
+
 /// Runs a parsed command line.
 pub async fn run(cli: Cli) -> ExitCode {
     match cli.command {

@@ -19,6 +19,8 @@ use tonic::{Request, Response, Status};
 pub use self::auth::BearerAuth;
 use crate::{
     config::{HandlerKind, QueueConfig},
+    error::quoted,
+    handler::config::limits::{MAX_IN_FLIGHT, MAX_TIMEOUT},
     pb::{self, batch_control_server::BatchControl},
     queue::Command,
     registry::{QueueEntry, Registry},
@@ -211,14 +213,28 @@ impl BatchControl for ControlService {
             let kind = HandlerKind::parse(&r.kind).map_err(Status::invalid_argument)?;
             if kind != pool.kind() {
                 return Err(Status::invalid_argument(format!(
-                    "queue {:?} takes {} endpoints, not {}",
-                    r.queue,
+                    "queue {} takes {} endpoints, not {}",
+                    quoted(&r.queue),
                     pool.kind().as_str(),
                     kind.as_str()
                 )));
             }
         }
+        // The bounds of the config's fields.
+        if r.max_in_flight as usize > MAX_IN_FLIGHT {
+            return Err(Status::invalid_argument(format!(
+                "max_in_flight {} must be ≤ {MAX_IN_FLIGHT} (0: the handler's default)",
+                r.max_in_flight
+            )));
+        }
         let lease = (r.lease_ttl_ms > 0).then(|| Duration::from_millis(r.lease_ttl_ms));
+        if lease.is_some_and(|ttl| ttl > MAX_TIMEOUT) {
+            return Err(Status::invalid_argument(format!(
+                "lease_ttl_ms {} must be ≤ {} (a day; 0: no lease)",
+                r.lease_ttl_ms,
+                MAX_TIMEOUT.as_millis()
+            )));
+        }
         let info = pool.register(&r.address, r.max_in_flight as usize, lease, false)?;
         Ok(Response::new(info))
     }
@@ -232,8 +248,9 @@ impl BatchControl for ControlService {
             Ok(Response::new(pb::DeregisterEndpointResponse {}))
         } else {
             Err(Status::not_found(format!(
-                "queue {:?} has no endpoint {:?}",
-                r.queue, r.address
+                "queue {} has no endpoint {}",
+                quoted(&r.queue),
+                quoted(&r.address)
             )))
         }
     }

@@ -13,7 +13,8 @@
 //!   give; with `shed = true` they stay at `n_max` and shedding keeps the
 //!   load within it;
 //! - a batch goes only when a handler slot is free; `n_max` pending go at
-//!   once (trigger `size`);
+//!   once (trigger `target`; `size`, or `cost` with a budget, when `n_max`
+//!   is the queue's own cap);
 //! - otherwise the batch the handler needs to keep up is `n_need`, the least
 //!   `n` with `k·n / t(n) ≥ 1.25·r` (so at low load, 1); when that many are
 //!   pending they go at once (trigger `target`): waiting would gain
@@ -128,7 +129,15 @@ pub fn decide(policy: &Policy, known: Known, pending: usize, oldest_age: Duratio
     }
     let limit = batch_limit(policy, known);
     if pending >= limit {
-        return Verdict::Dispatch(Trigger::Size, limit);
+        // What closed it: the target's own cap, else the queue's.
+        let trigger = if limit < policy.unit_cap() {
+            Trigger::Target
+        } else if policy.budgeted() {
+            Trigger::Cost
+        } else {
+            Trigger::Size
+        };
+        return Verdict::Dispatch(trigger, limit);
     }
     let n_need = needed_batch(known.line, known.rate, policy.max_in_flight_batches, limit);
     if pending >= n_need {
@@ -269,7 +278,25 @@ mod tests {
         );
         assert_eq!(
             decide(&policy(), known(10_000.0), 300, Duration::ZERO),
-            Verdict::Dispatch(Trigger::Size, 250)
+            Verdict::Dispatch(Trigger::Target, 250),
+            "the target's cap closed it, not max_batch_size"
+        );
+        // At the queue's own cap: size, or cost with a budget.
+        assert_eq!(
+            decide(&policy(), known(60_000.0), 2000, Duration::ZERO),
+            Verdict::Dispatch(Trigger::Size, 1024)
+        );
+        let budgeted = Policy {
+            max_batch_cost: 1024,
+            ..policy()
+        };
+        assert_eq!(
+            decide(&budgeted, known(60_000.0), 2000, Duration::ZERO),
+            Verdict::Dispatch(Trigger::Cost, 1024)
+        );
+        assert_eq!(
+            decide(&budgeted, known(10_000.0), 300, Duration::ZERO),
+            Verdict::Dispatch(Trigger::Target, 250)
         );
     }
 
@@ -279,7 +306,7 @@ mod tests {
         assert_eq!(batch_limit(&policy(), known(30_000.0)), 750);
         assert_eq!(
             decide(&policy(), known(30_000.0), 800, Duration::ZERO),
-            Verdict::Dispatch(Trigger::Size, 750)
+            Verdict::Dispatch(Trigger::Target, 750)
         );
         let shed = Policy {
             shed: true,

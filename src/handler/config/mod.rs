@@ -8,10 +8,10 @@ use serde::{Deserialize, Serialize};
 mod raw;
 
 pub(crate) use self::raw::RawHandler;
-use crate::validation::{ConfigError, at_most, duration_at_most, invalid};
+use crate::validation::{ConfigError, at_most, duration_at_most, invalid, quoted};
 
 /// Upper bounds of the handler fields.
-mod limits {
+pub mod limits {
     use std::time::Duration;
 
     /// A handler's `timeout` and `eject_for`.
@@ -320,8 +320,10 @@ impl DnsName {
                     host: host.to_owned(),
                     port,
                 })
-                .ok_or_else(|| format!("{endpoint:?} has no valid port (dns:///NAME:PORT)")),
-            _ => Err(format!("{endpoint:?} must be dns:///NAME:PORT")),
+                .ok_or_else(|| {
+                    format!("{} has no valid port (dns:///NAME:PORT)", quoted(endpoint))
+                }),
+            _ => Err(format!("{} must be dns:///NAME:PORT", quoted(endpoint))),
         })
     }
 }
@@ -334,10 +336,21 @@ pub fn validate_endpoint(url: &str) -> Result<(), String> {
     let rest = url
         .strip_prefix("http://")
         .or_else(|| url.strip_prefix("https://"))
-        .ok_or_else(|| format!("{url:?} must start with http:// or https://"))?;
+        .ok_or_else(|| format!("{} must start with http:// or https://", quoted(url)))?;
     let authority = rest.split('/').next().unwrap_or_default();
     if authority.is_empty() || authority.contains(char::is_whitespace) {
-        return Err(format!("{url:?} has no host"));
+        return Err(format!("{} has no host", quoted(url)));
+    }
+    // A port, where given, is 1..=65535 (`[v6]:port` too).
+    if let Some((host, port)) = authority.rsplit_once(':')
+        && !port.contains(']')
+    {
+        if host.is_empty() {
+            return Err(format!("{} has no host", quoted(url)));
+        }
+        if !matches!(port.parse::<u16>(), Ok(p) if p > 0) {
+            return Err(format!("{} has no valid port (1..=65535)", quoted(url)));
+        }
     }
     Ok(())
 }
@@ -345,6 +358,30 @@ pub fn validate_endpoint(url: &str) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn endpoint_urls_need_a_host_and_a_real_port() {
+        for good in [
+            "http://a:1",
+            "https://backend.ns:65535/batch",
+            "http://[::1]:7000",
+            "http://host",
+        ] {
+            assert_eq!(validate_endpoint(good), Ok(()), "{good}");
+        }
+        for (bad, why) in [
+            ("http://a:99999", "no valid port"),
+            ("http://a:0", "no valid port"),
+            ("http://a:x", "no valid port"),
+            ("http://:80", "no host"),
+            ("ftp://a:1", "must start with"),
+        ] {
+            let err = validate_endpoint(bad).unwrap_err();
+            assert!(err.contains(why), "{bad}: {err}");
+        }
+        let long = format!("http://{}:99999", "h".repeat(1 << 20));
+        assert!(validate_endpoint(&long).unwrap_err().len() < 200);
+    }
 
     #[test]
     fn dns_endpoints_parse() {

@@ -42,6 +42,18 @@ fn bad_answer(problem: String) -> CallError {
     )))
 }
 
+/// Why a payload of `len` bytes cannot be sent as rows of `layout`'s
+/// inputs, if it cannot: the caller's to fix, whatever the endpoints'
+/// health (checked before an endpoint is picked).
+pub(super) fn not_whole_rows(len: usize, layout: &ModelSpec) -> Option<Status> {
+    let row_bytes = layout.input_row_bytes();
+    (len == 0 || !len.is_multiple_of(row_bytes)).then(|| {
+        Status::invalid_argument(format!(
+            "a payload of {len} bytes is not whole rows of the v2 inputs ({row_bytes} bytes a row)"
+        ))
+    })
+}
+
 /// Sends the items of `input` as one ModelInfer of `model` and delivers
 /// each item its rows of every output.
 pub(super) async fn call(
@@ -57,14 +69,8 @@ pub(super) async fn call(
     let mut sent: Vec<(usize, usize)> = Vec::with_capacity(input.indexes.len());
     for &i in input.indexes {
         let len = batch.items[i].payload.len();
-        if len == 0 || !len.is_multiple_of(row_bytes) {
-            let index = u32::try_from(i).unwrap_or(u32::MAX);
-            deliver(
-                index,
-                Err(Status::invalid_argument(format!(
-                    "a payload of {len} bytes is not whole rows of the v2 inputs ({row_bytes} bytes a row)"
-                ))),
-            );
+        if let Some(status) = not_whole_rows(len, layout) {
+            deliver(u32::try_from(i).unwrap_or(u32::MAX), Err(status));
             continue;
         }
         sent.push((i, len / row_bytes));

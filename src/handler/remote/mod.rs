@@ -434,8 +434,21 @@ impl Handler for Remote {
         sink: &'a mut dyn ResultSink,
     ) -> BoxFuture<'a, Result<(), Status>> {
         Box::pin(async move {
-            self.run_part(batch, sink, (0..batch.items.len()).collect())
-                .await;
+            let mut part: Vec<usize> = (0..batch.items.len()).collect();
+            if let Some((_, layout)) = &self.model {
+                // Input that can never work fails before any endpoint is
+                // asked, so it is INVALID_ARGUMENT even with none healthy.
+                part.retain(|&i| {
+                    match kserve::not_whole_rows(batch.items[i].payload.len(), layout) {
+                        Some(status) => {
+                            let _ = sink.send(i, Err(status));
+                            false
+                        }
+                        None => true,
+                    }
+                });
+            }
+            self.run_part(batch, sink, part).await;
             Ok(())
         })
     }

@@ -359,6 +359,11 @@ fn an_oversize_item_is_refused_or_let_through_alone() {
     let p = cost_policy();
     assert_eq!(item_cost(&p, "q", Some(100), &HashMap::new(), 0), Ok(100));
     let err = item_cost(&p, "q", Some(101), &HashMap::new(), 0).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("of queue \"q\", whose oversize = \"refuse\" refuses it"),
+        "{err}"
+    );
     assert!(matches!(
         err,
         Refusal::CostOverBudget {
