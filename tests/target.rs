@@ -1,8 +1,9 @@
 //! `mode = "target"` on a paused clock, with a fake handler whose batch of
 //! n takes exactly `a + b·n`: the fit converges, a lone item goes at once,
 //! under steady load the batch size settles where the handler keeps up
-//! with headroom and p99 stays under the target, and shedding starts only
-//! past capacity.
+//! with headroom and p99 stays under the target, shedding starts only
+//! past capacity, and at 2x and 5x the capacity the accepted items meet
+//! the target while the rest are refused at once.
 
 mod common;
 
@@ -36,6 +37,8 @@ struct Linear {
     exact: bool,
     /// The time follows the batch's cost (`A + B·cost`), not its count.
     by_cost: bool,
+    /// Another line than `A + B·n`.
+    line: Option<(Duration, Duration)>,
 }
 
 impl Handler for Linear {
@@ -56,7 +59,8 @@ impl Handler for Linear {
             } else {
                 n as u32
             };
-            let took = A + B * units;
+            let (a, b) = self.line.unwrap_or((A, B));
+            let took = a + b * units;
             if self.exact {
                 tokio::time::advance(took).await;
             } else {
@@ -120,6 +124,8 @@ fn start_with(policy: Policy, exact: bool) -> Queue {
 struct Outcomes {
     latencies: Vec<Duration>,
     shed: usize,
+    /// The longest a shed item waited for its refusal.
+    shed_slowest: Duration,
     other: Vec<Code>,
 }
 
@@ -134,10 +140,20 @@ impl Outcomes {
 /// Submits `per_ms` items every millisecond for `ms` milliseconds and waits
 /// for every answer.
 async fn run_load(q: &Queue, per_ms: usize, ms: usize) -> Outcomes {
+    run_rate(q, per_ms as f64 * 1000.0, ms).await
+}
+
+/// Submits items at `per_sec` (spread over the milliseconds) for `ms`
+/// milliseconds and waits for every answer.
+async fn run_rate(q: &Queue, per_sec: f64, ms: usize) -> Outcomes {
     let outcomes = Arc::new(Mutex::new(Outcomes::default()));
     let mut tasks = tokio::task::JoinSet::new();
+    let mut owed = 0.0;
     for _ in 0..ms {
-        for _ in 0..per_ms {
+        owed += per_sec / 1000.0;
+        let now = owed.floor();
+        owed -= now;
+        for _ in 0..now as usize {
             let (item, rx) = common::queue::item(&b"x"[..], 0, None);
             let sent = Instant::now();
             q.handle.submit(item).await;
@@ -151,6 +167,7 @@ async fn run_load(q: &Queue, per_ms: usize, ms: usize) -> Outcomes {
                     Err(s) if s.code() == Code::ResourceExhausted => {
                         assert!(s.message().contains("shed"), "{}", s.message());
                         o.shed += 1;
+                        o.shed_slowest = o.shed_slowest.max(took);
                     }
                     Err(s) => o.other.push(s.code()),
                 }
@@ -305,4 +322,65 @@ async fn with_a_budget_the_fit_learns_time_against_cost() {
     let sizes = handler.batches.lock().unwrap();
     assert!(sizes.iter().all(|(n, _)| *n <= 83), "{sizes:?}");
     assert!(sizes.iter().any(|(n, _)| *n == 83), "{sizes:?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn past_capacity_the_accepted_items_meet_the_target_and_the_rest_are_shed_at_once() {
+    // 10 ms + 1 ms per item, target 60 ms: n_max = 20 (t = 30 ms, half the
+    // target), one batch at a time, so capacity is 20 / 30 ms = 667/s.
+    let handler = Arc::new(Linear {
+        line: Some((Duration::from_millis(10), Duration::from_millis(1))),
+        ..Linear::default()
+    });
+    let target = Duration::from_millis(60);
+    let policy = Policy {
+        target_latency: target,
+        ..policy(true)
+    };
+    let metrics = Metrics::new();
+    let (handle, actor) = QueueHandle::new(common::queue::spec(
+        "t",
+        policy,
+        handler.clone(),
+        &metrics,
+        CancellationToken::new(),
+    ));
+    tokio::spawn(actor);
+    let q = Queue {
+        handle: Arc::new(handle),
+        handler,
+    };
+    let capacity = 20.0 / 0.030;
+    // Learn on a load that varies (below, at and past capacity).
+    for load in [0.3, 0.8, 1.5] {
+        run_rate(&q, capacity * load, 1000).await;
+    }
+    for times in [2.0, 5.0] {
+        let since = Instant::now();
+        // Long enough that every recent batch has the same size.
+        let run = run_rate(&q, capacity * times, 10_000).await;
+        assert_eq!(run.other, []);
+        let sizes = sizes_since(&q, since);
+        let largest = sizes.iter().copied().max().unwrap_or(0);
+        let answered = run.latencies.len() as f64 / 10.0;
+        println!(
+            "{times}x capacity: {answered:.0} answered/s of {capacity:.0}, {} shed (slowest refusal {:?}), p99 {:?}, largest batch {largest}",
+            run.shed,
+            run.shed_slowest,
+            run.p99(),
+        );
+        assert!(
+            run.p99() <= target.mul_f64(1.2),
+            "{times}x: p99 {:?} within 1.2x of the target",
+            run.p99()
+        );
+        assert!(largest <= 20, "{times}x: batches stay at n_max: {largest}");
+        assert!(
+            answered >= capacity * 0.8,
+            "{times}x: about capacity is still answered: {answered:.0}/s"
+        );
+        // A shed item is answered at once: it never waited.
+        assert!(run.shed > 0, "{times}x sheds");
+        assert_eq!(run.shed_slowest, Duration::ZERO, "{times}x: shed at once");
+    }
 }

@@ -40,6 +40,8 @@ pub struct Fit {
     sum_nn: f64,
     sum_nt: f64,
     samples: u64,
+    /// The slope of the last fit whose sizes varied enough to show one.
+    slope: Option<f64>,
 }
 
 impl Fit {
@@ -52,6 +54,23 @@ impl Fit {
         self.sum_nn = self.sum_nn * DECAY + n * n;
         self.sum_nt = self.sum_nt * DECAY + n * t;
         self.samples += 1;
+        if let Some(per_item) = self.spread_slope() {
+            self.slope = Some(per_item.max(0.0));
+        }
+    }
+
+    /// The least-squares slope, when the sizes vary enough to show one.
+    fn spread_slope(&self) -> Option<f64> {
+        if self.weight <= 0.0 {
+            return None;
+        }
+        let mean_n = self.sum_n / self.weight;
+        let mean_t = self.sum_t / self.weight;
+        let var_n = (self.sum_nn / self.weight - mean_n * mean_n).max(0.0);
+        if mean_n <= 0.0 || var_n.sqrt() < MIN_SPREAD * mean_n {
+            return None;
+        }
+        Some((self.sum_nt / self.weight - mean_n * mean_t) / var_n)
     }
 
     /// Batches observed.
@@ -59,30 +78,26 @@ impl Fit {
         self.samples
     }
 
-    /// The line, once a batch was observed. With batches of (nearly) one
-    /// size the split between base and per-item cost is unknown: it is
-    /// taken as all base (flat) until sizes vary, which never makes a queue
-    /// shrink its batches or shed on a guess. Neither part is negative.
+    /// The line, once a batch was observed. With recent batches of
+    /// (nearly) one size the split between base and per-item cost cannot
+    /// be seen: the slope last seen is kept, the base follows the recent
+    /// times (a queue that settles on one size, as one shedding at its cap
+    /// does, must not forget what a bigger batch costs). Before sizes have
+    /// ever varied it is taken as all base (flat), which never makes a
+    /// queue shrink its batches or shed on a guess. Neither part is
+    /// negative.
     pub fn line(&self) -> Option<Line> {
         if self.samples == 0 || self.weight <= 0.0 {
             return None;
         }
         let mean_n = self.sum_n / self.weight;
         let mean_t = self.sum_t / self.weight;
-        let var_n = (self.sum_nn / self.weight - mean_n * mean_n).max(0.0);
-        if mean_n <= 0.0 {
+        let Some(per_item) = self.spread_slope().or(self.slope) else {
             return Some(Line {
                 base: mean_t,
                 per_item: 0.0,
             });
-        }
-        if var_n.sqrt() < MIN_SPREAD * mean_n {
-            return Some(Line {
-                base: mean_t,
-                per_item: 0.0,
-            });
-        }
-        let per_item = (self.sum_nt / self.weight - mean_n * mean_t) / var_n;
+        };
         let base = mean_t - per_item * mean_n;
         Some(if per_item < 0.0 {
             Line {
@@ -161,6 +176,29 @@ mod tests {
         let line = fit.line().unwrap();
         assert!((line.base - 0.008).abs() < 1e-9);
         assert_eq!(line.per_item, 0.0);
+    }
+
+    #[test]
+    fn one_size_after_varied_sizes_keeps_the_slope_and_follows_the_base() {
+        let mut fit = Fit::default();
+        for n in [5, 20, 12, 30, 8] {
+            fit.observe(n, ms(10.0 + n as f64));
+        }
+        // A queue shedding at its cap: every batch 20 items, for long
+        // enough that the old sizes weigh nothing.
+        for _ in 0..500 {
+            fit.observe(20, ms(30.0));
+        }
+        let line = fit.line().unwrap();
+        assert!((line.per_item - 0.001).abs() < 1e-9, "{line:?}");
+        assert!((line.base - 0.010).abs() < 1e-9, "{line:?}");
+        // The backend slows down at that size: the base follows.
+        for _ in 0..500 {
+            fit.observe(20, ms(40.0));
+        }
+        let line = fit.line().unwrap();
+        assert!((line.per_item - 0.001).abs() < 1e-9, "{line:?}");
+        assert!((line.base - 0.020).abs() < 1e-6, "{line:?}");
     }
 
     #[test]
