@@ -93,6 +93,7 @@ pub mod config;
 pub mod connections;
 pub mod contract;
 pub mod control;
+pub mod dial;
 pub mod error;
 #[cfg(test)]
 mod fuzz;

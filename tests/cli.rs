@@ -248,15 +248,44 @@ async fn host_port_addresses_work_and_refused_ones_say_so() {
     .await;
     assert_eq!(ok.status.code(), Some(0), "{}", stderr(&ok));
     assert!(String::from_utf8_lossy(&ok.stdout).starts_with("hi\n"));
+    let bench = run_cli(
+        strings(&[
+            "bench",
+            "--addr",
+            &addr,
+            "--queue",
+            "a",
+            "--items",
+            "50",
+            "--warmup",
+            "0s",
+            "--quiet",
+            "--fail-on-error",
+        ]),
+        "",
+        false,
+    )
+    .await;
+    assert_eq!(bench.status.code(), Some(0), "{}", stderr(&bench));
     server.shutdown().await;
 
-    let refused = run_cli(strings(&["ctl", "--addr", &addr, "queues"]), "", false).await;
-    assert_eq!(refused.status.code(), Some(1));
-    assert!(
-        stderr(&refused).contains("connection refused: is batchgate running there"),
-        "{}",
-        stderr(&refused)
-    );
+    for command in ["ctl", "bench"] {
+        let args = if command == "ctl" {
+            strings(&["ctl", "--addr", &addr, "queues"])
+        } else {
+            strings(&["bench", "--addr", &addr, "--duration", "1s"])
+        };
+        let refused = run_cli(args, "", false).await;
+        let said = stderr(&refused);
+        assert_eq!(refused.status.code(), Some(1), "{command}: {said}");
+        assert_eq!(
+            said.matches("connection refused: is batchgate running there")
+                .count(),
+            1,
+            "{command}: said once: {said}"
+        );
+        assert!(said.contains("os error"), "{command}: the cause: {said}");
+    }
 }
 
 #[test]
@@ -393,6 +422,51 @@ async fn submit_sends_files_attributes_and_headers_and_stream_sends_attributes()
     assert!(
         lines.iter().all(|l| l["attributes"]["k"] == "v"),
         "{lines:?}"
+    );
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn stream_gives_each_line_a_key_of_its_own_so_a_rerun_replays() {
+    let server = common::TestServer::start(common::config("[queues.a]\n")).await;
+    let addr = server.grpc.to_string();
+    let args = strings(&[
+        "stream",
+        "--addr",
+        &addr,
+        "-q",
+        "a",
+        "--idempotency-key",
+        "job-7",
+    ]);
+    for _ in 0..2 {
+        let out = run_cli(args.clone(), "one\ntwo\n", false).await;
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let mut lines: Vec<&str> = text.lines().collect();
+        lines.sort_unstable();
+        assert_eq!(lines, ["1\tone", "2\ttwo"], "{text}");
+    }
+    let series = |outcome: &str| {
+        format!("batchgate_idempotent_items_total{{queue=\"a\",outcome=\"{outcome}\"}}")
+    };
+    assert_eq!(
+        server.metric(&series("first")).await,
+        2.0,
+        "each line ran once"
+    );
+    assert_eq!(
+        server.metric(&series("replayed")).await,
+        2.0,
+        "the rerun replayed both"
+    );
+    // Another line 1 under the same key is a reuse, refused by name.
+    let reused = run_cli(args, "three\n", false).await;
+    assert_eq!(reused.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&reused.stdout).contains("job-7:1"),
+        "{}",
+        String::from_utf8_lossy(&reused.stdout)
     );
     server.shutdown().await;
 }
@@ -695,6 +769,24 @@ async fn ctl_sets_and_describes_cost_settings_and_submit_sends_a_cost() {
     ])
     .await;
     assert_eq!(updated.status.code(), Some(0), "{}", stderr(&updated));
+    // A change is confirmed in one line.
+    for (said, line) in [
+        (&created, "created tok (active,"),
+        (&updated, "updated tok (active,"),
+    ] {
+        let text = String::from_utf8_lossy(&said.stdout).into_owned();
+        assert_eq!(text.lines().count(), 1, "{text}");
+        assert!(text.starts_with(line), "{text}");
+    }
+    for (verb, state) in [
+        ("pause", "paused tok (paused,"),
+        ("resume", "resumed tok (active,"),
+    ] {
+        let said = ctl(&[verb, "tok"]).await;
+        let text = String::from_utf8_lossy(&said.stdout).into_owned();
+        assert_eq!(text.lines().count(), 1, "{text}");
+        assert!(text.starts_with(state), "{text}");
+    }
     let described = ctl(&["describe", "tok"]).await;
     let text = String::from_utf8_lossy(&described.stdout).into_owned();
     for line in [

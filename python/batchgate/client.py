@@ -414,7 +414,10 @@ class AsyncClient:
             async for payload in items():
                 await room.acquire()
                 cost = next(each_cost) if each_cost is not None else None
-                await call.write(_request(queue, index, payload, attributes, priority, timeout_ms, batch_key, cost))
+                try:
+                    await call.write(_request(queue, index, payload, attributes, priority, timeout_ms, batch_key, cost))
+                except (grpc.RpcError, asyncio.InvalidStateError):
+                    return  # the call ended: its status is the reader's to report
                 index += 1
             await call.done_writing()
 
@@ -430,7 +433,31 @@ class AsyncClient:
                     yield result
             await writer
         except grpc.RpcError as e:
-            raise BatchgateError.from_rpc(e) from None
+            raise await _final_error(call, e) from None
         finally:
             writer.cancel()
             call.cancel()
+
+
+async def _final_error(call, error: grpc.RpcError) -> BatchgateError:
+    """The error a stream ended with. When the server ends a stream while a
+    write is in flight (at shutdown it answers what it accepted, then ends
+    every stream ``UNAVAILABLE``), grpc.aio replaces the server's status
+    with ``INTERNAL: Internal error from Core`` and never reports the real
+    one (the sync client does). Every item the server accepted was answered
+    before that, so the stream ended for want of a server, not for bad
+    input: ``UNAVAILABLE``, which a caller may retry, as the sync client
+    sees it."""
+    details = error.details() if hasattr(error, "details") else ""
+    debug = error.debug_error_string() if hasattr(error, "debug_error_string") else ""
+    if (
+        error.code() == grpc.StatusCode.INTERNAL
+        and details == "Internal error from Core"
+        and "SendMessageOperation" in (debug or "")
+    ):
+        return BatchgateError(
+            grpc.StatusCode.UNAVAILABLE,
+            "the server ended the stream while items were being sent "
+            "(grpc.aio does not report its status; every item it accepted was answered)",
+        )
+    return BatchgateError.from_rpc(error)

@@ -169,3 +169,45 @@ def test_token_counts_batch_under_a_padded_budget_in_buckets(start_batchgate):
         assert "max_batch_cost 256" in e.value.message
         with pytest.raises(ValueError):
             client.submit("tok", b"x", cost=-1)
+
+
+SLOW = """
+[queues.slow]
+max_batch_size = 8
+max_delay = "1ms"
+handler = { kind = "sim", base = "20ms", per_item = "0s" }
+"""
+
+
+def test_both_clients_see_unavailable_when_the_server_shuts_down_mid_stream(start_batchgate):
+    """A stream cut by SIGTERM ends UNAVAILABLE in the sync and the asyncio
+    client alike (code that retries on UNAVAILABLE must see it)."""
+
+    def endless():
+        i = 0
+        while True:
+            yield str(i)
+            i += 1
+
+    server = start_batchgate(SLOW)
+    with Client(server.addr) as client:
+        results = client.stream("slow", endless(), window=64)
+        next(results)
+        server.proc.terminate()
+        with pytest.raises(BatchgateError) as e:
+            for _ in results:
+                pass
+        assert e.value.code == grpc.StatusCode.UNAVAILABLE, e.value
+
+    async def run(server):
+        async with AsyncClient(server.addr) as client:
+            results = client.stream("slow", endless(), window=64)
+            await results.__anext__()
+            server.proc.terminate()
+            with pytest.raises(BatchgateError) as e:
+                async for _ in results:
+                    pass
+            assert e.value.code == grpc.StatusCode.UNAVAILABLE, e.value
+
+    for _ in range(3):
+        asyncio.run(run(start_batchgate(SLOW)))

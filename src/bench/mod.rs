@@ -20,7 +20,7 @@ use std::{path::PathBuf, process::ExitCode, sync::Arc, time::Duration};
 
 use bytes::Bytes;
 use indicatif::{ProgressBar, ProgressStyle};
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 
 use self::{
     load::{Plan, Progress},
@@ -104,7 +104,8 @@ pub struct BenchArgs {
     #[arg(long, value_parser = humantime::parse_duration)]
     pub within: Option<Duration>,
     /// Sweep the concurrency: `START:END[:STEP]`, STEP `x2` (times, the
-    /// default) or `+16` (plus); one run (warm-up + duration) per point.
+    /// default), `+16` or `16` (plus, as perf_analyzer's
+    /// `--concurrency-range`); one run (warm-up + duration) per point.
     #[arg(long, value_name = "START:END[:STEP]", value_parser = Sweep::parse)]
     pub concurrency_range: Option<Sweep>,
     /// Sweep the open-loop rate (items/s), like --concurrency-range.
@@ -155,13 +156,16 @@ impl Sweep {
         let (start, end, step) = match parts.as_slice() {
             [start, end] => (number(start)?, number(end)?, Step::Times(2.0)),
             [start, end, step] => {
-                let step = if let Some(f) = step.strip_prefix('x').or(step.strip_prefix('*')) {
-                    Step::Times(number(f)?)
-                } else if let Some(n) = step.strip_prefix('+') {
-                    Step::Plus(number(n)?)
-                } else {
-                    return Err(format!("step {step:?} must be xFACTOR or +AMOUNT"));
-                };
+                let step =
+                    if let Some(f) = step.strip_prefix('x').or(step.strip_prefix('*')) {
+                        Step::Times(number(f)?)
+                    } else {
+                        // `+16`, or a bare `16` as perf_analyzer takes it.
+                        let n = step.strip_prefix('+').unwrap_or(step);
+                        Step::Plus(number(n).map_err(|_| {
+                            format!("step {step:?} must be xFACTOR, +AMOUNT or AMOUNT")
+                        })?)
+                    };
                 (number(start)?, number(end)?, step)
             }
             _ => return Err(format!("expected START:END[:STEP], got {text:?}")),
@@ -389,13 +393,9 @@ async fn run_one(
     Ok(failed)
 }
 
+/// A connection to `addr` (`host:port` or a URL), its failure in words.
 async fn connect(addr: &str) -> Result<Channel, String> {
-    Endpoint::from_shared(addr.to_owned())
-        .map_err(|e| format!("bad address {addr:?}: {e}"))?
-        .tcp_nodelay(true)
-        .connect()
-        .await
-        .map_err(|e| format!("cannot connect to {addr}: {e}"))
+    crate::dial::connect(addr, &crate::dial::TlsArgs::default()).await
 }
 
 /// A bar that fills over the measured items (`--items`) or the measured

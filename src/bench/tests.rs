@@ -6,7 +6,22 @@ fn sweeps_parse_and_step() {
     assert_eq!(points("16:256"), Ok(vec![16.0, 32.0, 64.0, 128.0, 256.0]));
     assert_eq!(points("1000:3000:+1000"), Ok(vec![1000.0, 2000.0, 3000.0]));
     assert_eq!(points("1:10:x3"), Ok(vec![1.0, 3.0, 9.0]));
-    for bad in ["5", "0:4", "8:4", "1:4:x1", "1:4:-1", "1:1000000:+1", "a:b"] {
+    assert_eq!(
+        points("16:64:16"),
+        Ok(vec![16.0, 32.0, 48.0, 64.0]),
+        "perf_analyzer's habit"
+    );
+    for bad in [
+        "5",
+        "0:4",
+        "8:4",
+        "1:4:x1",
+        "1:4:-1",
+        "1:4:0",
+        "1:4:y",
+        "1:1000000:+1",
+        "a:b",
+    ] {
         assert!(Sweep::parse(bad).is_err(), "{bad}");
     }
 }

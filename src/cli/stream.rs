@@ -1,7 +1,8 @@
 //! `batchgate stream`: every line of stdin becomes an item on one
 //! `StreamSubmit` stream (its id is the line number, from 1); every result is
 //! printed as one line the moment it arrives, so the command fits in a shell
-//! pipeline. Exits 1 if any item failed.
+//! pipeline. With `--idempotency-key K` line N carries the key `K:N`.
+//! Exits 1 if any item failed.
 
 use std::process::ExitCode;
 
@@ -47,7 +48,13 @@ pub async fn run(args: StreamArgs) -> ExitCode {
                 timeout_ms: item.timeout_ms,
                 batch_key: item.batch_key.clone(),
                 cost: item.cost,
-                idempotency_key: String::new(),
+                // One key per line: a rerun of the same input finds the
+                // answers instead of running the items again.
+                idempotency_key: if item.idempotency_key.is_empty() {
+                    String::new()
+                } else {
+                    format!("{}:{n}", item.idempotency_key)
+                },
             };
             if tx.send(request).await.is_err() {
                 break;

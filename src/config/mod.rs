@@ -60,7 +60,12 @@ impl<'de> Deserialize<'de> for QueueConfig {
         use serde::de::Error;
         let mut table = serde_json::Map::<String, serde_json::Value>::deserialize(d)?;
         let handler = match table.remove("handler") {
-            Some(h) => serde_json::from_value(h).map_err(D::Error::custom)?,
+            Some(serde_json::Value::Object(h)) => {
+                from_table::<HandlerConfig>("handler.", h).map_err(D::Error::custom)?
+            }
+            Some(h) => {
+                serde_json::from_value(h).map_err(|e| D::Error::custom(format!("handler: {e}")))?
+            }
             None => HandlerConfig::default(),
         };
         let v2 = match table.remove("v2") {
@@ -69,14 +74,34 @@ impl<'de> Deserialize<'de> for QueueConfig {
             }
             None => None,
         };
-        let policy =
-            serde_json::from_value(serde_json::Value::Object(table)).map_err(D::Error::custom)?;
+        let policy = from_table::<Policy>("", table).map_err(D::Error::custom)?;
         Ok(Self {
             policy,
             handler,
             v2,
         })
     }
+}
+
+/// A `T` from a table's fields; a field that does not read is named in
+/// the message (the table's position alone does not say which it was).
+fn from_table<T: serde::de::DeserializeOwned>(
+    prefix: &str,
+    table: serde_json::Map<String, serde_json::Value>,
+) -> Result<T, String> {
+    serde_json::from_value(serde_json::Value::Object(table.clone())).map_err(|e| {
+        let message = e.to_string();
+        let culprit = table.into_iter().find(|(k, v)| {
+            let alone = serde_json::Map::from_iter([(k.clone(), v.clone())]);
+            serde_json::from_value::<T>(serde_json::Value::Object(alone))
+                .is_err_and(|e| e.to_string() == message)
+        });
+        match culprit {
+            Some((field, _)) => format!("{prefix}{field}: {message}"),
+            None if prefix.is_empty() => message,
+            None => format!("{}: {message}", prefix.trim_end_matches('.')),
+        }
+    })
 }
 
 impl QueueConfig {

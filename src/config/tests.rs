@@ -182,6 +182,35 @@ fn bad_names_types_and_unknown_fields_are_refused() {
 }
 
 #[test]
+fn a_queue_field_that_does_not_read_is_named() {
+    for (toml, says) in [
+        (
+            "[queues.q]\nmax_delay = \"5 parsecs\"\n",
+            "max_delay: invalid value: string \"5 parsecs\", expected a duration",
+        ),
+        (
+            "[queues.q]\nmax_delay = \"1ms\"\nmax_batch_size = \"ten\"\n",
+            "max_batch_size: invalid type: string \"ten\"",
+        ),
+        (
+            "[queues.q]\nhandler = { kind = \"sim\", base = \"x\" }\n",
+            "handler.base: invalid value: string \"x\"",
+        ),
+        (
+            "[queues.q]\nhandler = { kind = \"grpc\", max_in_flight = -1 }\n",
+            "handler.max_in_flight: invalid value",
+        ),
+    ] {
+        let err = Config::from_toml(toml).unwrap_err().to_string();
+        assert!(err.contains(says), "{toml}: {err}");
+    }
+    let err = Config::from_json(r#"{"queues": {"q": {"max_batch_size": "x"}}}"#)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("max_batch_size: invalid type"), "{err}");
+}
+
+#[test]
 fn json_has_the_same_shape() {
     let config = Config::from_json(
         r#"{"server": {"grpc_addr": "0.0.0.0:50051", "tls": {"cert_file": "/t/c.pem", "key_file": "/t/k.pem"}},

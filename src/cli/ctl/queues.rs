@@ -143,6 +143,28 @@ pub(super) async fn run(ctl: &mut Ctl, action: &QueueAction, json: bool) -> Resu
         QueueAction::Resume { name } => ctl.resume_queue(queue(name)).await?,
         QueueAction::Drain { name } => ctl.drain_queue(queue(name)).await?,
     };
-    show_queue(&info.into_inner(), json);
+    let info = info.into_inner();
+    let done = match action {
+        QueueAction::Create { .. } => "created",
+        QueueAction::Update { .. } => "updated",
+        QueueAction::Pause { .. } => "paused",
+        QueueAction::Resume { .. } => "resumed",
+        QueueAction::Drain { .. } => "drained",
+        _ => "",
+    };
+    if json || done.is_empty() {
+        show_queue(&info, json);
+    } else {
+        // A change is confirmed in a line; `describe` shows the rest.
+        let stats = info.stats.unwrap_or_default();
+        outln!(
+            "{done} {} ({}, {} pending, {} in flight; ctl describe {} for its settings)",
+            info.name,
+            pb::queue_state_name(info.state),
+            stats.depth,
+            stats.in_flight_batches,
+            info.name
+        );
+    }
     Ok(())
 }
