@@ -42,6 +42,8 @@ struct Fake {
     sizes: Mutex<Vec<usize>>,
     /// Trace ids seen.
     trace_ids: Mutex<Vec<String>>,
+    /// Each payload seen, how often, and the largest `timeout_ms` it came with.
+    executions: Mutex<HashMap<String, (u32, u32)>>,
 }
 
 fn answer(fake: &Fake, item: &BackendItem) -> ItemResult {
@@ -72,6 +74,14 @@ impl Fake {
             .lock()
             .unwrap()
             .extend(request.items.iter().map(|i| i.trace_id.clone()));
+        for item in &request.items {
+            let mut seen = self.executions.lock().unwrap();
+            let entry = seen
+                .entry(String::from_utf8_lossy(&item.payload).into_owned())
+                .or_default();
+            entry.0 += 1;
+            entry.1 = entry.1.max(request.timeout_ms);
+        }
         if self.hang {
             self.got_call.notify_one();
             std::future::pending::<()>().await;
@@ -91,6 +101,13 @@ impl Fake {
         }
         if request.items.iter().any(|i| i.payload.starts_with(b"slow")) {
             tokio::time::sleep(Duration::from_secs(30)).await;
+        }
+        if request
+            .items
+            .iter()
+            .any(|i| i.payload.starts_with(b"keyed"))
+        {
+            tokio::time::sleep(Duration::from_millis(300)).await;
         }
         Ok(())
     }
@@ -615,5 +632,76 @@ async fn streaming_backends_forward_each_result_as_it_comes() {
     let late = answers[1].1.as_ref().unwrap().batch.unwrap();
     assert_eq!(early.batch_id, late.batch_id, "both rode in one batch");
     assert!(late.handler_us >= 300_000 && early.handler_us < late.handler_us);
+    server.shutdown().await;
+}
+
+/// A keyed unary call with its own deadline.
+fn keyed(key: &str, payload: &str, deadline_ms: u64) -> tonic::Request<pb::SubmitRequest> {
+    let mut r = tonic::Request::new(pb::SubmitRequest {
+        queue: "remote".into(),
+        payload: payload.as_bytes().to_vec().into(),
+        idempotency_key: key.into(),
+        ..Default::default()
+    });
+    r.set_timeout(Duration::from_millis(deadline_ms));
+    r
+}
+
+#[tokio::test]
+async fn a_keyed_item_outlives_its_callers_deadline_cancel_and_stream_and_runs_once() {
+    let backend = start_backend(named("a"));
+    let server = TestServer::start(config(&queue_config(&[&backend], ""))).await;
+    let client = server.client().await;
+    // The backend holds "keyed…" items 300 ms. Each first caller goes
+    // while its item is in the backend: by its deadline, by cancelling
+    // the call, by dropping its stream.
+    let mut deadline = client.clone();
+    let by_deadline = deadline
+        .submit(keyed("k-deadline", "keyed deadline", 100))
+        .await;
+    assert!(by_deadline.is_err(), "{by_deadline:?}");
+    let mut cancel = client.clone();
+    let cancelled = tokio::spawn(async move {
+        cancel
+            .submit(keyed("k-cancel", "keyed cancel", 5_000))
+            .await
+    });
+    let mut stream_client = client.clone();
+    let (tx, rx) = tokio::sync::mpsc::channel(1);
+    tx.send(pb::StreamRequest {
+        idempotency_key: "k-stream".into(),
+        ..item("1", "keyed stream")
+    })
+    .await
+    .unwrap();
+    let stream = stream_client
+        .stream_submit(tokio_stream::wrappers::ReceiverStream::new(rx))
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    cancelled.abort();
+    drop((stream, tx));
+    // Every retry gets the item's real answer.
+    for (key, payload) in [
+        ("k-deadline", "keyed deadline"),
+        ("k-cancel", "keyed cancel"),
+        ("k-stream", "keyed stream"),
+    ] {
+        let answer = client
+            .clone()
+            .submit(keyed(key, payload, 5_000))
+            .await
+            .unwrap_or_else(|e| panic!("{key}: {e:?}"))
+            .into_inner();
+        assert_eq!(answer.payload, payload.to_uppercase().as_bytes(), "{key}");
+    }
+    let executions = backend.fake.executions.lock().unwrap().clone();
+    for payload in ["keyed deadline", "keyed cancel", "keyed stream"] {
+        let (runs, timeout_ms) = executions[payload];
+        assert_eq!(runs, 1, "{payload} ran once");
+        // The backend call ran with the item's deadline (the queue's
+        // item_timeout), not the first caller's 100 ms.
+        assert!(timeout_ms > 1_000, "{payload}: timeout_ms {timeout_ms}");
+    }
     server.shutdown().await;
 }
