@@ -1194,6 +1194,44 @@ fn lines_marked(text: &str, mark: &str) -> usize {
         .count()
 }
 
+/// Registers (or deregisters) `count` endpoints of cycle `cycle` on the
+/// queue `remote`, over four calls at a time.
+async fn churn_endpoints(
+    ctl: &BatchControlClient<Channel>,
+    cycle: usize,
+    count: u16,
+    register: bool,
+) {
+    let mut calls = tokio::task::JoinSet::new();
+    for part in 0..4u16 {
+        let mut ctl = ctl.clone();
+        calls.spawn(async move {
+            for port in (part * count / 4)..((part + 1) * count / 4) {
+                let address = format!("http://churn-{cycle}.invalid:{}", 1000 + port);
+                if register {
+                    ctl.register_endpoint(pb::RegisterEndpointRequest {
+                        queue: "remote".into(),
+                        address,
+                        kind: "grpc".into(),
+                        max_in_flight: 1,
+                        lease_ttl_ms: 0,
+                    })
+                    .await
+                    .expect("registered");
+                } else {
+                    ctl.deregister_endpoint(pb::EndpointRef {
+                        queue: "remote".into(),
+                        address,
+                    })
+                    .await
+                    .expect("deregistered");
+                }
+            }
+        });
+    }
+    calls.join_all().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn churned_endpoints_and_queues_leave_no_series_behind() {
     let server = TestServer::start(config(QUEUES)).await;
@@ -1203,46 +1241,13 @@ async fn churned_endpoints_and_queues_leave_no_series_behind() {
     const ENDPOINTS: u16 = 2_000;
     const QUEUES_PER_CYCLE: usize = 500;
     for cycle in 0..CYCLES {
-        let mut calls = tokio::task::JoinSet::new();
-        for part in 0..4u16 {
-            let mut ctl = ctl.clone();
-            calls.spawn(async move {
-                for port in (part * ENDPOINTS / 4)..((part + 1) * ENDPOINTS / 4) {
-                    let address = format!("http://churn-{cycle}.invalid:{}", 1000 + port);
-                    ctl.register_endpoint(pb::RegisterEndpointRequest {
-                        queue: "remote".into(),
-                        address: address.clone(),
-                        kind: "grpc".into(),
-                        max_in_flight: 1,
-                        lease_ttl_ms: 0,
-                    })
-                    .await
-                    .expect("registered");
-                }
-            });
-        }
-        calls.join_all().await;
+        churn_endpoints(&ctl, cycle, ENDPOINTS, true).await;
         let during = server.metrics_text().await;
         assert!(
             lines_marked(&during, "http://churn") >= usize::from(ENDPOINTS),
             "each endpoint has its series while it is there"
         );
-        let mut calls = tokio::task::JoinSet::new();
-        for part in 0..4u16 {
-            let mut ctl = ctl.clone();
-            calls.spawn(async move {
-                for port in (part * ENDPOINTS / 4)..((part + 1) * ENDPOINTS / 4) {
-                    let address = format!("http://churn-{cycle}.invalid:{}", 1000 + port);
-                    ctl.deregister_endpoint(pb::EndpointRef {
-                        queue: "remote".into(),
-                        address,
-                    })
-                    .await
-                    .expect("deregistered");
-                }
-            });
-        }
-        calls.join_all().await;
+        churn_endpoints(&ctl, cycle, ENDPOINTS, false).await;
         let mut calls = tokio::task::JoinSet::new();
         for part in 0..4 {
             let mut ctl = ctl.clone();

@@ -100,10 +100,16 @@ fn start(policy: Policy) -> Queue {
 }
 
 fn start_with(policy: Policy, exact: bool) -> Queue {
-    let handler = Arc::new(Linear {
-        exact,
-        ..Linear::default()
-    });
+    start_queue(
+        policy,
+        Arc::new(Linear {
+            exact,
+            ..Linear::default()
+        }),
+    )
+}
+
+fn start_queue(policy: Policy, handler: Arc<Linear>) -> Queue {
     let metrics = Metrics::new();
     let (handle, actor) = QueueHandle::new(common::queue::spec(
         "t",
@@ -285,15 +291,7 @@ async fn with_a_budget_the_fit_learns_time_against_cost() {
         max_batch_cost: 100_000,
         ..policy(false)
     };
-    let metrics = Metrics::new();
-    let (handle, actor) = QueueHandle::new(common::queue::spec(
-        "t",
-        policy,
-        handler.clone(),
-        &metrics,
-        CancellationToken::new(),
-    ));
-    tokio::spawn(actor);
+    let Queue { handle, .. } = start_queue(policy, handler.clone());
     // Items of 3 cost units: batch times vary with cost, and cost is not
     // the count (a fit against counts would be off by 3x).
     for n in [10, 50, 3, 120, 30, 200, 80, 7] {
@@ -337,19 +335,7 @@ async fn past_capacity_the_accepted_items_meet_the_target_and_the_rest_are_shed_
         target_latency: target,
         ..policy(true)
     };
-    let metrics = Metrics::new();
-    let (handle, actor) = QueueHandle::new(common::queue::spec(
-        "t",
-        policy,
-        handler.clone(),
-        &metrics,
-        CancellationToken::new(),
-    ));
-    tokio::spawn(actor);
-    let q = Queue {
-        handle: Arc::new(handle),
-        handler,
-    };
+    let q = start_queue(policy, handler);
     let capacity = 20.0 / 0.030;
     // Learn on a load that varies (below, at and past capacity).
     for load in [0.3, 0.8, 1.5] {
