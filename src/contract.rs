@@ -33,11 +33,13 @@ pub enum Trigger {
     Target,
     /// The next item would have passed `max_batch_cost`.
     Cost,
+    /// `pace = "backend"`: the backend was about to be free for it.
+    Pace,
 }
 
 impl Trigger {
     /// Every trigger, for pre-registering one metric handle each.
-    pub const ALL: [Trigger; 7] = [
+    pub const ALL: [Trigger; 8] = [
         Trigger::Size,
         Trigger::Bytes,
         Trigger::Delay,
@@ -45,6 +47,7 @@ impl Trigger {
         Trigger::Drain,
         Trigger::Target,
         Trigger::Cost,
+        Trigger::Pace,
     ];
 
     /// Lower-case name, used as a metric label and in logs.
@@ -57,6 +60,7 @@ impl Trigger {
             Trigger::Drain => "drain",
             Trigger::Target => "target",
             Trigger::Cost => "cost",
+            Trigger::Pace => "pace",
         }
     }
 }

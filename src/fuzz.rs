@@ -201,7 +201,7 @@ fn any_policy() -> impl Strategy<Value = pb::QueuePolicy> {
         name(&["sum", "padded"]),
         name(&["refuse", "alone"]),
         buckets,
-        (amount(), count()),
+        (amount(), count(), name(&["off", "backend"])),
     );
     (batching, keyed).prop_map(|(b, k)| pb::QueuePolicy {
         max_batch_size: b.0,
@@ -229,6 +229,7 @@ fn any_policy() -> impl Strategy<Value = pb::QueuePolicy> {
         cost_buckets: k.10,
         idempotency_window_ms: k.11.0,
         idempotency_max_keys: k.11.1,
+        pace: k.11.2,
     })
 }
 

@@ -40,6 +40,7 @@ impl From<crate::contract::Trigger> for Trigger {
             T::Drain => Trigger::Drain,
             T::Target => Trigger::Target,
             T::Cost => Trigger::Cost,
+            T::Pace => Trigger::Pace,
         }
     }
 }

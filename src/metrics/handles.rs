@@ -77,7 +77,7 @@ pub struct QueueMetrics {
     /// [`ITEMS_TOTAL`](super::ITEMS_TOTAL) by [`Outcome`].
     pub(super) items: [Counter; 6],
     /// [`BATCHES_TOTAL`](super::BATCHES_TOTAL) by [`Trigger`].
-    pub(super) batches: [Counter; 7],
+    pub(super) batches: [Counter; Trigger::ALL.len()],
     /// [`BATCH_SIZE`](super::BATCH_SIZE).
     pub batch_size: Histogram,
     /// [`BATCH_COST`](super::BATCH_COST).

@@ -86,6 +86,8 @@ macro_rules! named {
     };
 }
 
+pub(crate) use named;
+
 named!(CostSource, "cost", (Unit, "unit"), (Bytes, "bytes"));
 named!(CostModel, "cost_model", (Sum, "sum"), (Padded, "padded"));
 named!(Oversize, "oversize", (Refuse, "refuse"), (Alone, "alone"));

@@ -43,6 +43,7 @@ mod idempotency;
 mod inbox;
 mod item;
 mod lanes;
+pub mod pace;
 mod pending;
 mod policy;
 mod shards;
@@ -65,6 +66,7 @@ pub use self::{
         Answer, BatchFacts, Gathered, Item, Reply, StreamAnswer, StreamAnswers, StreamLink,
         StreamReply,
     },
+    pace::Pace,
     policy::{Decision, Mode, Named, PendingView, Policy, decide},
 };
 use crate::{

@@ -17,6 +17,7 @@ class Trigger(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     TRIGGER_DRAIN: _ClassVar[Trigger]
     TRIGGER_TARGET: _ClassVar[Trigger]
     TRIGGER_COST: _ClassVar[Trigger]
+    TRIGGER_PACE: _ClassVar[Trigger]
 TRIGGER_UNSPECIFIED: Trigger
 TRIGGER_SIZE: Trigger
 TRIGGER_BYTES: Trigger
@@ -25,6 +26,7 @@ TRIGGER_FLUSH: Trigger
 TRIGGER_DRAIN: Trigger
 TRIGGER_TARGET: Trigger
 TRIGGER_COST: Trigger
+TRIGGER_PACE: Trigger
 
 class SubmitRequest(_message.Message):
     __slots__ = ("queue", "payload", "attributes", "priority", "timeout_ms", "batch_key", "cost", "idempotency_key")

@@ -21,13 +21,38 @@ use crate::{
     ready::ready_now,
 };
 
+/// Whether the handler can take a batch now.
+enum Room {
+    /// A slot is free: the policy decides.
+    Free,
+    /// `pace = "backend"`: a busy slot is about to be free, so whatever
+    /// is pending goes (trigger `pace`) to arrive as it frees.
+    Pacing,
+    /// Not now; look again then (`None`: when a batch ends).
+    Full(Option<Instant>),
+}
+
 impl Actor {
+    /// Whether the handler can take a batch now.
+    fn room(&self, now: Instant) -> Room {
+        match &self.slots {
+            None if self.in_flight.len() < self.spec.policy.max_in_flight_batches => Room::Free,
+            None => Room::Full(None),
+            Some(slots) => match slots.may_send(now, self.fit.line()) {
+                Ok(()) if slots.len() < self.spec.policy.max_in_flight_batches => Room::Free,
+                Ok(()) => Room::Pacing,
+                Err(at) => Room::Full(at),
+            },
+        }
+    }
+
     /// Dispatches every batch that is due and may start, taking turns
     /// between the lanes that have one (see `lanes`); returns when the
-    /// soonest lane's oldest item's `max_delay` will be up, if a timer is
-    /// needed for it.
+    /// soonest lane's oldest item's `max_delay` will be up, or the
+    /// backend's pace lets the next batch go, if a timer is needed for it.
     pub(super) fn dispatch_ready(&mut self, now: Instant) -> Option<Instant> {
-        while self.in_flight.len() < self.spec.policy.max_in_flight_batches {
+        loop {
+            let room = self.room(now);
             if self.lanes.is_empty() {
                 self.flush_left = 0;
                 for lane in self.lanes.all_mut() {
@@ -35,9 +60,22 @@ impl Actor {
                 }
                 return None;
             }
+            let pacing = match room {
+                Room::Free => false,
+                Room::Pacing => true,
+                Room::Full(at) => return at,
+            };
             let mut verdicts = std::mem::take(&mut self.verdicts);
             verdicts.clear();
-            verdicts.extend(self.lanes.all().iter().map(|l| self.next_trigger(l, now)));
+            verdicts.extend(
+                self.lanes
+                    .all()
+                    .iter()
+                    .map(|l| match self.next_trigger(l, now) {
+                        Err(wake) if pacing => self.paced(l, now).ok_or(wake),
+                        next => next,
+                    }),
+            );
             let picked = self
                 .lanes
                 .pick(self.spec.policy.unit_cap(), |i| verdicts[i].is_ok());
@@ -51,7 +89,29 @@ impl Actor {
                 self.launch(head, items, now);
             }
         }
-        None
+    }
+
+    /// `pace = "backend"` with the backend about to be free: the batch
+    /// `lane` sends although its own trigger is not due (nothing gained by
+    /// holding it while the backend would idle), up to the mode's size.
+    fn paced(&self, lane: &Lane, now: Instant) -> Option<(Trigger, Option<usize>)> {
+        if lane.backlog.pending().is_empty() || self.paused {
+            return None;
+        }
+        let policy = &self.spec.policy;
+        let len = match policy.mode {
+            Mode::Manual => return None,
+            Mode::Auto => None,
+            Mode::Target => Some(target::batch_limit(
+                policy,
+                Known {
+                    line: self.fit.line(),
+                    rate: self.rate.per_sec(now),
+                },
+            )),
+            Mode::Aimd => Some(self.aimd_size),
+        };
+        Some((Trigger::Pace, len))
     }
 
     /// Takes lane `i`'s next batch for `trigger` (of `len` items or cost
@@ -221,6 +281,7 @@ impl Actor {
             now,
             spec.metrics.clone(),
         );
+        let (size, cost) = (batch.pad_to.unwrap_or(batch.items.len()), batch.cost);
         // One span per batch, entered whenever the batch (and so its
         // handler) runs. Without traces, debug level: free at the default
         // `info` filter.
@@ -238,10 +299,24 @@ impl Actor {
         );
         // A handler that finishes at once (echo) is done here, without a
         // task of its own; one that must wait goes on as a task.
-        match ready_now(run.as_mut()) {
-            Some(done) => self.learn(done),
-            None => {
-                self.in_flight.spawn(run);
+        // The first poll runs here, in the actor: a handler that panics in
+        // it fails its batch (the sink answers every item as it drops),
+        // not the queue.
+        let first =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| ready_now(run.as_mut())));
+        match first {
+            Err(_) => {
+                tracing::error!(queue = %self.spec.name, batch = id, "batch handler panicked");
+            }
+            Ok(Some(done)) => self.finished(None, done),
+            Ok(None) => {
+                let task = self.in_flight.spawn(async move { (id, run.await) });
+                let units = self.fit_units(size, cost);
+                let line = self.fit.line();
+                if let Some(slots) = &mut self.slots {
+                    slots.book(id, units, now, line);
+                    self.tasks.insert(task.id(), id);
+                }
             }
         }
     }

@@ -1,6 +1,6 @@
-//! The adaptive modes' learning: each finished batch's time goes into the
-//! fit (and, for `aimd`, the next size cap); GetQueue shows what was
-//! learned.
+//! The adaptive modes' and pacing's learning: each finished batch's time
+//! goes into the fit (and, for `aimd`, the next size cap); GetQueue shows
+//! what was learned.
 
 use tokio::time::Instant;
 
@@ -13,28 +13,53 @@ use crate::queue::{
 };
 
 impl Actor {
-    /// Adaptive modes: learns from a finished batch.
-    pub(super) fn learn(&mut self, done: Done) {
-        // With a budget the line is time against cost, else against items.
-        let units = if self.spec.policy.budgeted() {
-            usize::try_from(done.cost).unwrap_or(usize::MAX)
+    /// What a batch of `size` items costing `cost` counts as in the fit:
+    /// its cost with a budget, else its items.
+    pub(super) fn fit_units(&self, size: usize, cost: u64) -> usize {
+        if self.spec.policy.budgeted() {
+            usize::try_from(cost).unwrap_or(usize::MAX)
         } else {
-            done.size
+            size
+        }
+    }
+
+    /// Learns from a finished batch (`id`: the one that ran as a task):
+    /// the adaptive modes and pacing fit its time, `aimd` its next size.
+    /// With pacing the time fitted is the batch's service time, from when
+    /// its slot was free for it.
+    pub(super) fn finished(&mut self, id: Option<u64>, done: Done) {
+        let units = self.fit_units(done.size, done.cost);
+        let line = self.fit.line();
+        let served = match (&mut self.slots, id) {
+            (Some(slots), Some(id)) => slots.finish(id, Instant::now(), line),
+            _ => None,
         };
+        let paced = self.slots.is_some();
         match self.spec.policy.mode {
-            Mode::Target => self.fit.observe(units, done.took),
+            Mode::Target => self.fit.observe(units, served.unwrap_or(done.took)),
             Mode::Aimd => {
-                self.fit.observe(units, done.took);
+                self.fit.observe(units, served.unwrap_or(done.took));
                 self.aimd_size = target::aimd_next(&self.spec.policy, self.aimd_size, done.took);
             }
+            Mode::Auto | Mode::Manual if paced => {
+                self.fit.observe(units, served.unwrap_or(done.took));
+            }
             Mode::Auto | Mode::Manual => {}
+        }
+    }
+
+    /// A batch whose task failed: its slot is free again.
+    pub(super) fn forget(&mut self, id: u64) {
+        let line = self.fit.line();
+        if let Some(slots) = &mut self.slots {
+            slots.finish(id, Instant::now(), line);
         }
     }
 
     /// What an adaptive queue learned, for GetQueue.
     pub(super) fn learned(&self, now: Instant) -> Option<Learned> {
         let policy = &self.spec.policy;
-        if !policy.mode.adaptive() {
+        if !policy.mode.adaptive() && self.slots.is_none() {
             return None;
         }
         let line = self.fit.line();
@@ -46,7 +71,8 @@ impl Actor {
             arrivals_per_sec: self.rate.per_sec(now).round() as u64,
             batch_cap: match policy.mode {
                 Mode::Aimd => self.aimd_size,
-                _ => target::batch_limit(
+                Mode::Auto | Mode::Manual => policy.unit_cap(),
+                Mode::Target => target::batch_limit(
                     policy,
                     Known {
                         line,

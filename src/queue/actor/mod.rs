@@ -22,9 +22,12 @@ mod dispatch;
 mod keys;
 mod learn;
 
-use std::sync::Arc;
+use std::{collections::HashMap, sync::Arc};
 
-use tokio::{task::JoinSet, time::Instant};
+use tokio::{
+    task::{self, JoinSet},
+    time::Instant,
+};
 use tonic::Status;
 
 use super::{
@@ -36,7 +39,8 @@ use super::{
     fit::{Fit, Rate},
     inbox::Inbox,
     lanes::Lanes,
-    policy::Trigger,
+    pace::{Pace, Slots},
+    policy::{Policy, Trigger},
     shards::Load,
 };
 use crate::{error::Refusal, metrics::Outcome};
@@ -73,8 +77,13 @@ struct Actor {
     /// Whether keyed lanes existed last turn (their depth gauges then need
     /// setting).
     keyed_shown: bool,
-    /// Batches being processed.
-    in_flight: JoinSet<Done>,
+    /// Batches being processed, each ending with its id.
+    in_flight: JoinSet<(u64, Done)>,
+    /// `pace = "backend"`: the backend's slots as predicted.
+    slots: Option<Slots>,
+    /// `pace = "backend"`: the batch each task runs (a task that fails
+    /// ends without saying).
+    tasks: HashMap<task::Id, u64>,
     /// The next moment something is due.
     alarm: Alarm,
     /// Items still to be dispatched with trigger `flush`.
@@ -103,6 +112,8 @@ pub(super) async fn run(spec: QueueSpec, place: Place, inbox: Inbox) {
         spec,
         inbox,
         in_flight: JoinSet::new(),
+        slots: None,
+        tasks: HashMap::new(),
         flush_left: 0,
         draining: false,
         paused: false,
@@ -110,7 +121,13 @@ pub(super) async fn run(spec: QueueSpec, place: Place, inbox: Inbox) {
         rate: Rate::default(),
         aimd_size: 1,
     };
+    actor.slots = slots_for(&actor.spec.policy);
     actor.run().await;
+}
+
+/// The slots a policy paces by, if it does.
+fn slots_for(policy: &Policy) -> Option<Slots> {
+    (policy.pace == Pace::Backend).then(|| Slots::new(policy.max_in_flight_batches))
 }
 
 impl Actor {
@@ -148,11 +165,17 @@ impl Actor {
             self.alarm.set(now, delay_due, &others);
             tokio::select! {
                 biased;
-                Some(done) = self.in_flight.join_next(), if !self.in_flight.is_empty() => {
+                Some(done) = self.in_flight.join_next_with_id(), if !self.in_flight.is_empty() => {
                     match done {
-                        Ok(done) => self.learn(done),
+                        Ok((task, (id, done))) => {
+                            self.tasks.remove(&task);
+                            self.finished(Some(id), done);
+                        }
                         Err(e) => {
                             tracing::error!(queue = %self.spec.name, error = %e, "batch task failed");
+                            if let Some(id) = self.tasks.remove(&e.id()) {
+                                self.forget(id);
+                            }
                         }
                     }
                 }
@@ -260,6 +283,16 @@ impl Actor {
                     .reweigh(|key| policy.weights.get(key).copied().unwrap_or(1));
                 if policy.mode != self.spec.policy.mode {
                     self.aimd_size = 1;
+                }
+                if (policy.pace, policy.max_in_flight_batches)
+                    != (
+                        self.spec.policy.pace,
+                        self.spec.policy.max_in_flight_batches,
+                    )
+                {
+                    // Batches running now end unbooked.
+                    self.slots = slots_for(&policy);
+                    self.tasks.clear();
                 }
                 self.spec
                     .metrics

@@ -4,7 +4,10 @@
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
-use crate::queue::cost::{CostModel, CostSource, Oversize};
+use crate::queue::{
+    cost::{CostModel, CostSource, Oversize},
+    pace::Pace,
+};
 
 /// The batching policy of one queue: the fields of a `[queues.NAME]` table
 /// besides `handler`, and what the actor applies.
@@ -85,6 +88,10 @@ pub struct Policy {
     pub idempotency_window: Duration,
     /// Idempotency keys: most keys in flight or remembered at once.
     pub idempotency_max_keys: usize,
+    /// `backend`: a batch goes when the backend is predicted free for it
+    /// (`max_in_flight_batches` is then its parallelism); `off`: whenever
+    /// a slot of `max_in_flight_batches` is free (see `pace.rs`).
+    pub pace: Pace,
 }
 
 impl Default for Policy {
@@ -115,6 +122,7 @@ impl Default for Policy {
             cost_buckets: Vec::new(),
             idempotency_window: Duration::from_secs(60),
             idempotency_max_keys: 100_000,
+            pace: Pace::Off,
         }
     }
 }
