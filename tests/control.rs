@@ -422,6 +422,7 @@ async fn endpoints_register_renew_expire_and_deregister() {
         kind: "grpc".into(),
         max_in_flight: 2,
         lease_ttl_ms,
+        parallelism: 0,
     };
     let info = ctl
         .register_endpoint(register("http://127.0.0.1:1", 0))
@@ -511,6 +512,7 @@ async fn register_endpoint_checks_the_configs_bounds_and_quotes_short() {
         kind: "grpc".into(),
         max_in_flight: 2,
         lease_ttl_ms: 0,
+        parallelism: 0,
     };
     let huge = format!("http://{}", "h".repeat(1 << 20));
     let cases = [
@@ -527,6 +529,13 @@ async fn register_endpoint_checks_the_configs_bounds_and_quotes_short() {
                 ..register("http://127.0.0.1:3")
             },
             "lease_ttl_ms 18446744073709551615 must be ≤ 86400000",
+        ),
+        (
+            pb::RegisterEndpointRequest {
+                parallelism: 5000,
+                ..register("http://127.0.0.1:3")
+            },
+            "parallelism 5000 must be ≤ 1024",
         ),
         (
             register("http://127.0.0.1:99999"),
@@ -566,6 +575,22 @@ async fn register_endpoint_checks_the_configs_bounds_and_quotes_short() {
         .unwrap()
         .into_inner();
     assert!(listed.endpoints.is_empty(), "{listed:?}");
+    // A declared parallelism is kept and shown.
+    let info = ctl
+        .register_endpoint(pb::RegisterEndpointRequest {
+            parallelism: 3,
+            ..register("http://127.0.0.1:3")
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(info.parallelism, 3);
+    let listed = ctl
+        .list_endpoints(name("remote"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(listed.endpoints[0].parallelism, 3, "{listed:?}");
     server.shutdown().await;
 }
 
@@ -1215,6 +1240,7 @@ async fn churn_endpoints(
                         kind: "grpc".into(),
                         max_in_flight: 1,
                         lease_ttl_ms: 0,
+                        parallelism: 0,
                     })
                     .await
                     .expect("registered");

@@ -79,6 +79,7 @@ class Handler:
         concurrency: Optional[int] = None,
     ):
         self.fn = fn
+        self.concurrency = concurrency
         self._slots = threading.BoundedSemaphore(concurrency) if concurrency else None
         self.dtype = dtype
         self.item_shape = tuple(item_shape) if item_shape is not None else None
@@ -330,6 +331,10 @@ class Register:
     token: Optional[str] = None
     #: Lease length in seconds.
     ttl: float = 10.0
+    #: Batches the backend really works on at once, declared to batchgate
+    #: (a queue with pace = "backend" paces by it). None: the handler's
+    #: ``concurrency``, if it has one.
+    parallelism: Optional[int] = None
 
 
 class Server:
@@ -348,7 +353,9 @@ class Server:
         self._server.wait_for_termination()
 
 
-def _keep_registered(register: Register, address: str, stop: threading.Event) -> None:
+def _keep_registered(
+    register: Register, address: str, parallelism: int, stop: threading.Event
+) -> None:
     from batchgate.client import _channel
 
     channel = _channel(register.control)
@@ -359,6 +366,7 @@ def _keep_registered(register: Register, address: str, stop: threading.Event) ->
         address=address,
         kind="grpc",
         lease_ttl_ms=int(register.ttl * 1000),
+        parallelism=parallelism,
     )
     while not stop.is_set():
         try:
@@ -393,8 +401,11 @@ def serve(
     stop = threading.Event()
     if register is not None:
         address = register.address or f"http://{host}:{bound}"
+        parallelism = register.parallelism
+        if parallelism is None:
+            parallelism = getattr(fn, "concurrency", None) or 0
         threading.Thread(
-            target=_keep_registered, args=(register, address, stop), daemon=True
+            target=_keep_registered, args=(register, address, parallelism, stop), daemon=True
         ).start()
     running = Server(server, bound, stop)
     if block:

@@ -211,3 +211,44 @@ def test_both_clients_see_unavailable_when_the_server_shuts_down_mid_stream(star
 
     for _ in range(3):
         asyncio.run(run(start_batchgate(SLOW)))
+
+
+def test_a_backend_declares_its_concurrency_and_a_paced_queue_follows_it(start_batchgate):
+    from batchgate.v1 import control_pb2, control_pb2_grpc
+
+    server = start_batchgate(
+        """
+[queues.model]
+max_batch_size = 16
+max_delay = "1ms"
+max_in_flight_batches = 4
+pace = "backend"
+handler = { kind = "grpc", retry_backoff = "50ms" }
+"""
+    )
+
+    @batchgate.handler(concurrency=1)
+    def echo(items):
+        time.sleep(0.002)
+        return items
+
+    backend = batchgate.serve(
+        echo, port=0, block=False, register=batchgate.Register("model", control=server.addr)
+    )
+    try:
+        channel = grpc.insecure_channel(server.addr)
+        control = control_pb2_grpc.BatchControlStub(channel)
+        ref = control_pb2.QueueRef(name="model")
+        deadline = time.monotonic() + 20
+        while not control.ListEndpoints(ref).endpoints:
+            assert time.monotonic() < deadline, "the backend registered"
+            time.sleep(0.05)
+        assert control.ListEndpoints(ref).endpoints[0].parallelism == 1
+        with Client(server.addr) as client:
+            results = list(client.stream("model", (str(i) for i in range(200)), window=64))
+            assert all(r.ok for r in results)
+        learned = control.GetQueue(ref).stats.learned
+        assert learned.parallelism == 1, learned
+        channel.close()
+    finally:
+        backend.stop()

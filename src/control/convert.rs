@@ -290,6 +290,7 @@ pub fn stats(actor: Option<ActorStats>, counts: QueueCounts) -> pb::QueueStats {
             samples: l.samples,
             arrivals_per_sec: l.arrivals_per_sec,
             batch_cap: to_u32(l.batch_cap),
+            parallelism: to_u32(l.parallelism),
         }),
         batches: counts.batches,
         batch_size: Some(percentiles(counts.batch_size)),

@@ -227,6 +227,12 @@ impl BatchControl for ControlService {
                 r.max_in_flight
             )));
         }
+        if r.parallelism as usize > MAX_IN_FLIGHT {
+            return Err(Status::invalid_argument(format!(
+                "parallelism {} must be ≤ {MAX_IN_FLIGHT} (0: not said)",
+                r.parallelism
+            )));
+        }
         let lease = (r.lease_ttl_ms > 0).then(|| Duration::from_millis(r.lease_ttl_ms));
         if lease.is_some_and(|ttl| ttl > MAX_TIMEOUT) {
             return Err(Status::invalid_argument(format!(
@@ -235,7 +241,9 @@ impl BatchControl for ControlService {
                 MAX_TIMEOUT.as_millis()
             )));
         }
-        let info = pool.register(&r.address, r.max_in_flight as usize, lease, false)?;
+        let mut info = pool.register(&r.address, r.max_in_flight as usize, lease, false)?;
+        pool.declare(&r.address, r.parallelism as usize);
+        info.parallelism = r.parallelism;
         Ok(Response::new(info))
     }
 

@@ -63,6 +63,8 @@ pub struct Learned {
     pub arrivals_per_sec: u64,
     /// The largest batch it would send now.
     pub batch_cap: usize,
+    /// `pace = "backend"`: the parallelism it paces by (0: it does not).
+    pub parallelism: usize,
 }
 
 impl ActorStats {

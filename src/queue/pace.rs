@@ -77,6 +77,31 @@ impl Slots {
         }
     }
 
+    /// The slots: the parallelism paced by.
+    pub fn parallelism(&self) -> usize {
+        self.slots.len()
+    }
+
+    /// Paces by `parallelism` slots from now on: new slots start idle;
+    /// surplus ones go once idle.
+    pub fn resize(&mut self, parallelism: usize) {
+        let p = parallelism.max(1);
+        while self.slots.len() < p {
+            self.slots.push(Slot::default());
+        }
+        while self.slots.len() > p {
+            let Some(idle) = self.slots.iter().rposition(|s| s.booked.is_empty()) else {
+                break;
+            };
+            self.slots.remove(idle);
+        }
+    }
+
+    /// Whether a slot has no batch.
+    pub fn has_idle(&self) -> bool {
+        self.slots.iter().any(|s| s.booked.is_empty())
+    }
+
     /// Batches booked in every slot.
     pub fn len(&self) -> usize {
         self.slots.iter().map(|s| s.booked.len()).sum()
@@ -218,6 +243,23 @@ mod tests {
             "service from the first's end, not from its sending"
         );
         assert!(slots.is_empty());
+    }
+
+    #[test]
+    fn slots_follow_the_declared_parallelism() {
+        let t0 = Instant::now();
+        let mut slots = Slots::new(4);
+        slots.book(1, 4, t0, None);
+        slots.book(2, 4, t0, None);
+        slots.resize(1);
+        assert_eq!(slots.parallelism(), 2, "busy slots stay until idle");
+        assert!(!slots.has_idle());
+        slots.finish(2, t0 + ms(1), None);
+        slots.resize(1);
+        assert_eq!(slots.parallelism(), 1);
+        slots.resize(3);
+        assert!(slots.has_idle());
+        assert_eq!(slots.parallelism(), 3);
     }
 
     #[test]

@@ -234,18 +234,20 @@ class QueueStats(_message.Message):
     def __init__(self, depth: _Optional[int] = ..., in_flight_batches: _Optional[int] = ..., items_ok: _Optional[int] = ..., items_error: _Optional[int] = ..., items_rejected: _Optional[int] = ..., items_timeout: _Optional[int] = ..., items_cancelled: _Optional[int] = ..., batches: _Optional[int] = ..., batch_size: _Optional[_Union[Percentiles, _Mapping]] = ..., handler_ms: _Optional[_Union[Percentiles, _Mapping]] = ..., item_ms: _Optional[_Union[Percentiles, _Mapping]] = ..., items_shed: _Optional[int] = ..., learned: _Optional[_Union[Learned, _Mapping]] = ...) -> None: ...
 
 class Learned(_message.Message):
-    __slots__ = ("base_us", "per_item_ns", "samples", "arrivals_per_sec", "batch_cap")
+    __slots__ = ("base_us", "per_item_ns", "samples", "arrivals_per_sec", "batch_cap", "parallelism")
     BASE_US_FIELD_NUMBER: _ClassVar[int]
     PER_ITEM_NS_FIELD_NUMBER: _ClassVar[int]
     SAMPLES_FIELD_NUMBER: _ClassVar[int]
     ARRIVALS_PER_SEC_FIELD_NUMBER: _ClassVar[int]
     BATCH_CAP_FIELD_NUMBER: _ClassVar[int]
+    PARALLELISM_FIELD_NUMBER: _ClassVar[int]
     base_us: int
     per_item_ns: int
     samples: int
     arrivals_per_sec: int
     batch_cap: int
-    def __init__(self, base_us: _Optional[int] = ..., per_item_ns: _Optional[int] = ..., samples: _Optional[int] = ..., arrivals_per_sec: _Optional[int] = ..., batch_cap: _Optional[int] = ...) -> None: ...
+    parallelism: int
+    def __init__(self, base_us: _Optional[int] = ..., per_item_ns: _Optional[int] = ..., samples: _Optional[int] = ..., arrivals_per_sec: _Optional[int] = ..., batch_cap: _Optional[int] = ..., parallelism: _Optional[int] = ...) -> None: ...
 
 class Percentiles(_message.Message):
     __slots__ = ("p50", "p90", "p99", "max")
@@ -260,18 +262,20 @@ class Percentiles(_message.Message):
     def __init__(self, p50: _Optional[float] = ..., p90: _Optional[float] = ..., p99: _Optional[float] = ..., max: _Optional[float] = ...) -> None: ...
 
 class RegisterEndpointRequest(_message.Message):
-    __slots__ = ("queue", "address", "kind", "max_in_flight", "lease_ttl_ms")
+    __slots__ = ("queue", "address", "kind", "max_in_flight", "lease_ttl_ms", "parallelism")
     QUEUE_FIELD_NUMBER: _ClassVar[int]
     ADDRESS_FIELD_NUMBER: _ClassVar[int]
     KIND_FIELD_NUMBER: _ClassVar[int]
     MAX_IN_FLIGHT_FIELD_NUMBER: _ClassVar[int]
     LEASE_TTL_MS_FIELD_NUMBER: _ClassVar[int]
+    PARALLELISM_FIELD_NUMBER: _ClassVar[int]
     queue: str
     address: str
     kind: str
     max_in_flight: int
     lease_ttl_ms: int
-    def __init__(self, queue: _Optional[str] = ..., address: _Optional[str] = ..., kind: _Optional[str] = ..., max_in_flight: _Optional[int] = ..., lease_ttl_ms: _Optional[int] = ...) -> None: ...
+    parallelism: int
+    def __init__(self, queue: _Optional[str] = ..., address: _Optional[str] = ..., kind: _Optional[str] = ..., max_in_flight: _Optional[int] = ..., lease_ttl_ms: _Optional[int] = ..., parallelism: _Optional[int] = ...) -> None: ...
 
 class EndpointRef(_message.Message):
     __slots__ = ("queue", "address")
@@ -286,7 +290,7 @@ class DeregisterEndpointResponse(_message.Message):
     def __init__(self) -> None: ...
 
 class EndpointInfo(_message.Message):
-    __slots__ = ("address", "max_in_flight", "in_flight", "lease_remaining_ms", "ejected_for_ms", "batches_ok", "batches_failed", "configured")
+    __slots__ = ("address", "max_in_flight", "in_flight", "lease_remaining_ms", "ejected_for_ms", "batches_ok", "batches_failed", "configured", "parallelism")
     ADDRESS_FIELD_NUMBER: _ClassVar[int]
     MAX_IN_FLIGHT_FIELD_NUMBER: _ClassVar[int]
     IN_FLIGHT_FIELD_NUMBER: _ClassVar[int]
@@ -295,6 +299,7 @@ class EndpointInfo(_message.Message):
     BATCHES_OK_FIELD_NUMBER: _ClassVar[int]
     BATCHES_FAILED_FIELD_NUMBER: _ClassVar[int]
     CONFIGURED_FIELD_NUMBER: _ClassVar[int]
+    PARALLELISM_FIELD_NUMBER: _ClassVar[int]
     address: str
     max_in_flight: int
     in_flight: int
@@ -303,7 +308,8 @@ class EndpointInfo(_message.Message):
     batches_ok: int
     batches_failed: int
     configured: bool
-    def __init__(self, address: _Optional[str] = ..., max_in_flight: _Optional[int] = ..., in_flight: _Optional[int] = ..., lease_remaining_ms: _Optional[int] = ..., ejected_for_ms: _Optional[int] = ..., batches_ok: _Optional[int] = ..., batches_failed: _Optional[int] = ..., configured: _Optional[bool] = ...) -> None: ...
+    parallelism: int
+    def __init__(self, address: _Optional[str] = ..., max_in_flight: _Optional[int] = ..., in_flight: _Optional[int] = ..., lease_remaining_ms: _Optional[int] = ..., ejected_for_ms: _Optional[int] = ..., batches_ok: _Optional[int] = ..., batches_failed: _Optional[int] = ..., configured: _Optional[bool] = ..., parallelism: _Optional[int] = ...) -> None: ...
 
 class ListEndpointsResponse(_message.Message):
     __slots__ = ("endpoints",)

@@ -23,6 +23,10 @@ pub enum EndpointAction {
         /// Lease, e.g. "30s" (none: permanent).
         #[arg(long, value_parser = humantime::parse_duration)]
         ttl: Option<Duration>,
+        /// Batches the backend really works on at once (0: not said); a
+        /// queue with pace = "backend" paces by what its endpoints declare.
+        #[arg(long, default_value_t = 0)]
+        parallelism: u32,
     },
     /// Remove an endpoint.
     Deregister {
@@ -46,6 +50,7 @@ pub(super) async fn run(ctl: &mut Ctl, action: &EndpointAction, json: bool) -> R
             address,
             max_in_flight,
             ttl,
+            parallelism,
         } => {
             let request = pb::RegisterEndpointRequest {
                 queue: queue.clone(),
@@ -53,6 +58,7 @@ pub(super) async fn run(ctl: &mut Ctl, action: &EndpointAction, json: bool) -> R
                 kind: String::new(),
                 max_in_flight: *max_in_flight,
                 lease_ttl_ms: ttl.map_or(0, |t| u64::try_from(t.as_millis()).unwrap_or(u64::MAX)),
+                parallelism: *parallelism,
             };
             let info = ctl.register_endpoint(request).await?.into_inner();
             show_endpoints(&[info], json);

@@ -165,6 +165,7 @@ pub(super) fn show_endpoints(endpoints: &[pb::EndpointInfo], json: bool) {
         "ENDPOINT",
         "FLIGHT",
         "MAX",
+        "PARALLEL",
         "LEASE",
         "EJECTED FOR",
         "OK",
@@ -182,6 +183,11 @@ pub(super) fn show_endpoints(endpoints: &[pb::EndpointInfo], json: bool) {
             e.address.clone(),
             e.in_flight.to_string(),
             e.max_in_flight.to_string(),
+            if e.parallelism == 0 {
+                "-".to_owned()
+            } else {
+                e.parallelism.to_string()
+            },
             left(e.lease_remaining_ms),
             left(e.ejected_for_ms),
             e.batches_ok.to_string(),

@@ -125,6 +125,8 @@ pub struct Endpoint {
     pub(super) batches_failed: AtomicU64,
     /// From the config file rather than registered at runtime.
     pub(super) configured: bool,
+    /// The parallelism it declared (0: none).
+    pub(super) parallelism: AtomicUsize,
     /// Deregistered or lease lapsed: no new batches.
     removed: AtomicBool,
     /// Its Prometheus series.
@@ -160,6 +162,7 @@ impl Endpoint {
             batches_ok: AtomicU64::new(0),
             batches_failed: AtomicU64::new(0),
             configured,
+            parallelism: AtomicUsize::new(0),
             removed: AtomicBool::new(false),
             metrics,
         }
@@ -197,6 +200,8 @@ impl Endpoint {
             batches_ok: self.batches_ok.load(Ordering::Relaxed),
             batches_failed: self.batches_failed.load(Ordering::Relaxed),
             configured: self.configured,
+            parallelism: u32::try_from(self.parallelism.load(Ordering::Relaxed))
+                .unwrap_or(u32::MAX),
         }
     }
 

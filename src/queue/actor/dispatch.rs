@@ -34,15 +34,24 @@ enum Room {
 
 impl Actor {
     /// Whether the handler can take a batch now.
-    fn room(&self, now: Instant) -> Room {
-        match &self.slots {
+    fn room(&mut self, now: Instant) -> Room {
+        match &mut self.slots {
             None if self.in_flight.len() < self.spec.policy.max_in_flight_batches => Room::Free,
             None => Room::Full(None),
-            Some(slots) => match slots.may_send(now, self.fit.line()) {
-                Ok(()) if slots.len() < self.spec.policy.max_in_flight_batches => Room::Free,
-                Ok(()) => Room::Pacing,
-                Err(at) => Room::Full(at),
-            },
+            Some(slots) => {
+                // What the endpoints declare, else the policy's.
+                let parallelism = (self.spec.handler.endpoints())
+                    .and_then(|pool| pool.parallelism())
+                    .unwrap_or(self.spec.policy.max_in_flight_batches);
+                if slots.parallelism() != parallelism {
+                    slots.resize(parallelism);
+                }
+                match slots.may_send(now, self.fit.line()) {
+                    Ok(()) if slots.has_idle() => Room::Free,
+                    Ok(()) => Room::Pacing,
+                    Err(at) => Room::Full(at),
+                }
+            }
         }
     }
 

@@ -8,7 +8,10 @@
 //! balancer picks, then waits in the picked endpoint's line for a slot.
 
 use std::{
-    sync::{Arc, RwLock, atomic::Ordering},
+    sync::{
+        Arc, RwLock,
+        atomic::{AtomicUsize, Ordering},
+    },
     time::Duration,
 };
 
@@ -65,6 +68,8 @@ pub struct EndpointPool {
     http: reqwest::Client,
     /// Where each endpoint's series are registered.
     metrics: Arc<Metrics>,
+    /// The parallelism its endpoints declare, added (0: none said).
+    declared: AtomicUsize,
 }
 
 impl std::fmt::Debug for EndpointPool {
@@ -90,6 +95,7 @@ impl EndpointPool {
             changed: Notify::new(),
             http: reqwest::Client::new(),
             metrics,
+            declared: AtomicUsize::new(0),
         }
     }
 
@@ -154,6 +160,25 @@ impl EndpointPool {
         self.changed.notify_waiters();
         tracing::info!(queue = %self.queue, address, ?lease, "endpoint registered");
         Ok(info)
+    }
+
+    /// Sets the parallelism the endpoint at `address` declares (0: none);
+    /// whether it is there.
+    pub fn declare(&self, address: &str, parallelism: usize) -> bool {
+        let found = self.read().iter().any(|e| {
+            let here = e.address == address && !e.is_removed();
+            if here {
+                e.parallelism.store(parallelism, Ordering::Relaxed);
+            }
+            here
+        });
+        self.absorb();
+        found
+    }
+
+    /// The parallelism the endpoints declare, added; `None` when none says.
+    pub fn parallelism(&self) -> Option<usize> {
+        Some(self.declared.load(Ordering::Relaxed)).filter(|&p| p > 0)
     }
 
     /// Removes an endpoint: no new batches; batches it runs finish.
@@ -320,6 +345,12 @@ impl EndpointPool {
     /// a batch holds the balancer, since its pick takes them. The endpoints'
     /// readiness reserves nothing, so a poll without a call is harmless.
     fn absorb(&self) {
+        let declared = self
+            .read()
+            .iter()
+            .map(|e| e.parallelism.load(Ordering::Relaxed))
+            .fold(0usize, usize::saturating_add);
+        self.declared.store(declared, Ordering::Relaxed);
         if let Ok(mut balancer) = self.balancer.try_lock() {
             let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
             let _ = balancer.poll_ready(&mut cx);
