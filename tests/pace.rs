@@ -126,12 +126,15 @@ fn policy(pace: Pace, in_flight: usize) -> Policy {
 }
 
 fn start(policy: Policy, backend: Arc<Serial>) -> Arc<QueueHandle> {
-    let metrics = Metrics::new();
+    start_with(policy, backend, &Metrics::new())
+}
+
+fn start_with(policy: Policy, backend: Arc<Serial>, metrics: &Metrics) -> Arc<QueueHandle> {
     let (handle, actor) = QueueHandle::new(common::queue::spec(
         "p",
         policy,
         backend,
-        &metrics,
+        metrics,
         CancellationToken::new(),
     ));
     tokio::spawn(actor);
@@ -254,7 +257,8 @@ async fn a_backend_that_changes_speed_is_followed() {
         Duration::from_millis(5),
         Duration::from_micros(20),
     ));
-    let queue = start(policy(Pace::Backend, 1), backend.clone());
+    let metrics = Metrics::new();
+    let queue = start_with(policy(Pace::Backend, 1), backend.clone(), &metrics);
     closed_loop(
         &queue,
         256,
@@ -262,6 +266,16 @@ async fn a_backend_that_changes_speed_is_followed() {
         Duration::from_millis(500),
     )
     .await;
+    // What pacing saw is on /metrics.
+    let text = metrics.render();
+    let sample = |series: &str| common::sample(&text, series);
+    assert_eq!(
+        sample("batchgate_pace_parallelism{queue=\"p\"}"),
+        Some(1.0),
+        "{text}"
+    );
+    assert!(sample("batchgate_pace_backend_wait_seconds_count{queue=\"p\"}").unwrap_or(0.0) > 10.0);
+    assert!(sample("batchgate_pace_idle_seconds_count{queue=\"p\"}").is_some());
     // Twice as slow: the next batch must not go 5 ms early and wait.
     backend.base_us.store(10_000, Ordering::SeqCst);
     backend.per_item_us.store(40, Ordering::SeqCst);

@@ -94,6 +94,12 @@ pub struct QueueMetrics {
     pub max_items: Gauge,
     /// [`IN_FLIGHT_BATCHES`](super::IN_FLIGHT_BATCHES).
     pub in_flight: Gauge,
+    /// [`PACE_PARALLELISM`](super::PACE_PARALLELISM).
+    pub pace_parallelism: Gauge,
+    /// [`PACE_BACKEND_WAIT_SECONDS`](super::PACE_BACKEND_WAIT_SECONDS).
+    pub pace_wait: Histogram,
+    /// [`PACE_IDLE_SECONDS`](super::PACE_IDLE_SECONDS).
+    pub pace_idle: Histogram,
     /// [`IDEMPOTENT_ITEMS_TOTAL`](super::IDEMPOTENT_ITEMS_TOTAL) by [`KeyOutcome`].
     pub(super) idempotent: [Counter; 4],
     /// [`IDEMPOTENCY_KEYS`](super::IDEMPOTENCY_KEYS).

@@ -235,6 +235,9 @@ impl Metrics {
             depth: gauge(QUEUE_DEPTH),
             max_items: gauge(QUEUE_MAX_ITEMS),
             in_flight: gauge(IN_FLIGHT_BATCHES),
+            pace_parallelism: gauge(PACE_PARALLELISM),
+            pace_wait: histogram(PACE_BACKEND_WAIT_SECONDS),
+            pace_idle: histogram(PACE_IDLE_SECONDS),
             idempotent: KeyOutcome::ALL
                 .map(|o| counter(IDEMPOTENT_ITEMS_TOTAL, ("outcome", o.as_str()))),
             idempotency_keys: gauge(IDEMPOTENCY_KEYS),

@@ -51,6 +51,15 @@ pub const IDEMPOTENCY_KEYS: &str = "batchgate_idempotency_keys";
 /// Gauge: bytes held for items not yet answered, all queues together
 /// (`server.max_pending_bytes` bounds it).
 pub const PENDING_BYTES: &str = "batchgate_pending_bytes";
+/// Gauge: the parallelism a queue with `pace = "backend"` paces by (0: it
+/// does not pace).
+pub const PACE_PARALLELISM: &str = "batchgate_pace_parallelism";
+/// How long a paced batch waited in the backend for the batch before it in
+/// its slot, as the queue sees it.
+pub const PACE_BACKEND_WAIT_SECONDS: &str = "batchgate_pace_backend_wait_seconds";
+/// How long a paced slot stood empty before its next batch, as the queue
+/// sees it (the sum over time and parallelism: the idle share).
+pub const PACE_IDLE_SECONDS: &str = "batchgate_pace_idle_seconds";
 /// The `key` label of the keys a queue's `weights` does not name.
 pub const OTHER_KEYS: &str = "other";
 
@@ -250,6 +259,21 @@ pub(super) const DESCRIPTIONS: &[(&str, Unit, &str)] = &[
         Unit::Count,
         "Calls a remote backend endpoint is processing now.",
     ),
+    (
+        PACE_PARALLELISM,
+        Unit::Count,
+        "pace = backend: the batches the backend works on at once that the queue paces by (declared by its endpoints, else max_in_flight_batches); 0: not paced.",
+    ),
+    (
+        PACE_BACKEND_WAIT_SECONDS,
+        Unit::Seconds,
+        "pace = backend: how long a batch waited in the backend for the one before it in its slot, as the queue sees it.",
+    ),
+    (
+        PACE_IDLE_SECONDS,
+        Unit::Seconds,
+        "pace = backend: how long a slot stood empty before its next batch, as the queue sees it (sum over time and parallelism: the idle share).",
+    ),
 ];
 
 /// The HELP text of metric `name`, if it is one of ours.
@@ -276,7 +300,9 @@ pub(super) fn describe_all(recorder: &PrometheusRecorder) {
             | IDEMPOTENT_ITEMS_TOTAL
             | CONFIG_RELOADS_TOTAL => recorder.describe_counter(key, Some(unit), help),
             QUEUE_DEPTH | QUEUE_MAX_ITEMS | IN_FLIGHT_BATCHES | BACKEND_IN_FLIGHT | KEY_DEPTH
-            | IDEMPOTENCY_KEYS | PENDING_BYTES => recorder.describe_gauge(key, Some(unit), help),
+            | IDEMPOTENCY_KEYS | PENDING_BYTES | PACE_PARALLELISM => {
+                recorder.describe_gauge(key, Some(unit), help);
+            }
             _ => recorder.describe_histogram(key, Some(unit), help),
         }
     }

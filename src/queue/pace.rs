@@ -143,8 +143,15 @@ impl Slots {
         if at <= now { Ok(()) } else { Err(Some(at)) }
     }
 
-    /// Books batch `id` of `units` sent `now` into the slot it goes to.
-    pub fn book(&mut self, id: u64, units: usize, now: Instant, line: Option<Line>) {
+    /// Books batch `id` of `units` sent `now` into the slot it goes to;
+    /// returns how long that slot had stood empty, if it had.
+    pub fn book(
+        &mut self,
+        id: u64,
+        units: usize,
+        now: Instant,
+        line: Option<Line>,
+    ) -> Option<Duration> {
         // The caller asked may_send first; were every slot full, the least
         // busy one takes it all the same.
         let i = self.next_slot().unwrap_or_else(|| {
@@ -153,6 +160,12 @@ impl Slots {
                 .unwrap_or(0)
         });
         let slot = &mut self.slots[i];
+        let idle = slot
+            .booked
+            .is_empty()
+            .then_some(slot.freed)
+            .flatten()
+            .map(|freed| now.saturating_duration_since(freed));
         let start = slot
             .booked
             .back()
@@ -165,12 +178,14 @@ impl Slots {
             sent: now,
             end,
         });
+        idle
     }
 
     /// Batch `id` ended `now`: returns its service time (from when its
-    /// slot was free for it) to learn from, and predicts its slot's next
-    /// batch from now. `None` for a batch that was not booked.
-    pub fn finish(&mut self, id: u64, now: Instant, line: Option<Line>) -> Option<Duration> {
+    /// slot was free for it) to learn from and how long it waited for
+    /// that, and predicts its slot's next batch from now. `None` for a
+    /// batch that was not booked.
+    pub fn finish(&mut self, id: u64, now: Instant, line: Option<Line>) -> Option<Finished> {
         let slot = self
             .slots
             .iter_mut()
@@ -185,8 +200,20 @@ impl Slots {
             b.end = line.map(|l| start + l.time(b.units));
             free = b.end.unwrap_or(start);
         }
-        Some(now.saturating_duration_since(began))
+        Some(Finished {
+            service: now.saturating_duration_since(began),
+            waited: began.saturating_duration_since(done.sent),
+        })
     }
+}
+
+/// A booked batch's end, as the slots saw it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Finished {
+    /// From when its slot was free for it to its end.
+    pub service: Duration,
+    /// From its sending to when its slot was free for it.
+    pub waited: Duration,
 }
 
 /// How long before a working batch of `units` is predicted to end the
@@ -231,7 +258,10 @@ mod tests {
             "never two waiting"
         );
         // The first ends late, at 11 ms: the second's service starts there.
-        assert_eq!(slots.finish(1, t0 + ms(11), Some(LINE)), Some(ms(11)));
+        assert_eq!(
+            slots.finish(1, t0 + ms(11), Some(LINE)).map(|f| f.service),
+            Some(ms(11))
+        );
         // 20 items: 14 ms from 11 ms, lead 4.2 ms.
         let Err(Some(at)) = slots.may_send(t0 + ms(11), Some(LINE)) else {
             panic!("one working, room for the next");
@@ -239,10 +269,18 @@ mod tests {
         assert_eq!(at, t0 + ms(25) - Duration::from_micros(4_200));
         assert_eq!(
             slots.finish(2, t0 + ms(25), Some(LINE)),
-            Some(ms(14)),
+            Some(Finished {
+                service: ms(14),
+                waited: ms(4)
+            }),
             "service from the first's end, not from its sending"
         );
         assert!(slots.is_empty());
+        assert_eq!(
+            slots.book(3, 1, t0 + ms(30), Some(LINE)),
+            Some(ms(5)),
+            "the slot stood empty 5 ms"
+        );
     }
 
     #[test]

@@ -45,6 +45,7 @@ impl Actor {
                     .unwrap_or(self.spec.policy.max_in_flight_batches);
                 if slots.parallelism() != parallelism {
                     slots.resize(parallelism);
+                    (self.spec.metrics.pace_parallelism).set(slots.parallelism() as f64);
                 }
                 match slots.may_send(now, self.fit.line()) {
                     Ok(()) if slots.has_idle() => Room::Free,
@@ -323,7 +324,9 @@ impl Actor {
                 let units = self.fit_units(size, cost);
                 let line = self.fit.line();
                 if let Some(slots) = &mut self.slots {
-                    slots.book(id, units, now, line);
+                    if let Some(idle) = slots.book(id, units, now, line) {
+                        self.spec.metrics.pace_idle.record(idle.as_secs_f64());
+                    }
                     self.tasks.insert(task.id(), id);
                 }
             }

@@ -31,10 +31,14 @@ impl Actor {
     pub(super) fn finished(&mut self, id: Option<u64>, done: Done) {
         let units = self.fit_units(done.size, done.cost);
         let line = self.fit.line();
-        let served = match (&mut self.slots, id) {
+        let finished = match (&mut self.slots, id) {
             (Some(slots), Some(id)) => slots.finish(id, Instant::now(), line),
             _ => None,
         };
+        if let Some(f) = finished {
+            self.spec.metrics.pace_wait.record(f.waited.as_secs_f64());
+        }
+        let served = finished.map(|f| f.service);
         let paced = self.slots.is_some();
         match self.spec.policy.mode {
             Mode::Target => self.fit.observe(units, served.unwrap_or(done.took)),

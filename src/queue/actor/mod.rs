@@ -122,6 +122,7 @@ pub(super) async fn run(spec: QueueSpec, place: Place, inbox: Inbox) {
         aimd_size: 1,
     };
     actor.slots = slots_for(&actor.spec.policy);
+    actor.show_pace();
     actor.run().await;
 }
 
@@ -131,6 +132,12 @@ fn slots_for(policy: &Policy) -> Option<Slots> {
 }
 
 impl Actor {
+    /// Sets the gauge of the parallelism paced by (0: not paced).
+    fn show_pace(&self) {
+        let parallelism = self.slots.as_ref().map_or(0, Slots::parallelism);
+        self.spec.metrics.pace_parallelism.set(parallelism as f64);
+    }
+
     async fn run(&mut self) {
         // The (depth, in-flight) the gauges show.
         let mut shown = (usize::MAX, usize::MAX);
@@ -293,6 +300,7 @@ impl Actor {
                     // Batches running now end unbooked.
                     self.slots = slots_for(&policy);
                     self.tasks.clear();
+                    self.show_pace();
                 }
                 self.spec
                     .metrics
