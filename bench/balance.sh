@@ -18,6 +18,8 @@ SLOW=${SLOW:-20ms}
 MAX_IN_FLIGHT=${MAX_IN_FLIGHT:-4}
 # SERIAL=1: each backend runs one batch at a time (as a GPU does).
 SERIAL=${SERIAL:+--serial}
+# POLICY: more queue fields, e.g. $'pace = "backend"\nmax_in_flight_batches = 3'.
+POLICY=${POLICY:-}
 mkdir -p "$OUT"
 cargo build --release --quiet --bin batchgate || exit 1
 BINS=${BINS:-target/release/batchgate}
@@ -35,7 +37,7 @@ queue() { # name endpoints...
   local name=$1; shift
   local list=""
   for p in "$@"; do list="$list\"http://127.0.0.1:$p\", "; done
-  printf '[queues.%s]\nmax_batch_size = 16\nmax_delay = "1ms"\nmax_queue_items = 1000000\nhandler = { kind = "grpc", endpoints = [%s], max_in_flight = %s }\n' "$name" "${list%, }" "$MAX_IN_FLIGHT"
+  printf '[queues.%s]\nmax_batch_size = 16\nmax_delay = "1ms"\nmax_queue_items = 1000000\n%s\nhandler = { kind = "grpc", endpoints = [%s], max_in_flight = %s }\n' "$name" "$POLICY" "${list%, }" "$MAX_IN_FLIGHT"
 }
 {
   printf '[server]\ngrpc_addr = "127.0.0.1:50300"\nmetrics_addr = "127.0.0.1:9600"\n'
