@@ -705,3 +705,61 @@ async fn a_keyed_item_outlives_its_callers_deadline_cancel_and_stream_and_runs_o
     }
     server.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_paced_queue_paces_by_what_its_endpoints_declare() {
+    let a = start_backend(named("a"));
+    let b = start_backend(named("b"));
+    let toml = queue_config(&[&a], ", parallelism = 2").replace(
+        "max_delay = \"20ms\"",
+        "max_delay = \"20ms\"\n        pace = \"backend\"\n        max_in_flight_batches = 4",
+    );
+    let server = TestServer::start(config(&toml)).await;
+    let mut control = pb::batch_control_client::BatchControlClient::new(server.channel().await);
+    let queue = || pb::QueueRef {
+        name: "remote".into(),
+    };
+    let parallelism = |info: pb::QueueInfo| {
+        info.stats
+            .and_then(|s| s.learned)
+            .map_or(0, |l| l.parallelism)
+    };
+    let listed = control.list_endpoints(queue()).await.unwrap().into_inner();
+    assert_eq!(listed.endpoints[0].parallelism, 2, "{listed:?}");
+    let info = control.get_queue(queue()).await.unwrap().into_inner();
+    assert_eq!(
+        parallelism(info),
+        2,
+        "the configured endpoint's, not max_in_flight_batches"
+    );
+    // One more that says 3: the sum. One that says nothing keeps the handler's 2.
+    control
+        .register_endpoint(pb::RegisterEndpointRequest {
+            queue: "remote".into(),
+            address: b.url(),
+            parallelism: 3,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let info = control.get_queue(queue()).await.unwrap().into_inner();
+    assert_eq!(parallelism(info), 5);
+    let renewed = control
+        .register_endpoint(pb::RegisterEndpointRequest {
+            queue: "remote".into(),
+            address: a.url(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(renewed.parallelism, 2);
+    // Items flow through the paced queue.
+    let answers = send_stream(
+        &server,
+        (0..50).map(|i| item(&i.to_string(), "x")).collect(),
+    )
+    .await;
+    assert!(answers.iter().all(|(_, a)| a.is_ok()), "{answers:?}");
+    server.shutdown().await;
+}

@@ -242,8 +242,11 @@ impl BatchControl for ControlService {
             )));
         }
         let mut info = pool.register(&r.address, r.max_in_flight as usize, lease, false)?;
-        pool.declare(&r.address, r.parallelism as usize);
-        info.parallelism = r.parallelism;
+        // 0: not said, so the handler's own `parallelism` stands.
+        if r.parallelism > 0 {
+            pool.declare(&r.address, r.parallelism as usize);
+            info.parallelism = r.parallelism;
+        }
         Ok(Response::new(info))
     }
 

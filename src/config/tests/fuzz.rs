@@ -79,6 +79,7 @@ const HANDLER_FIELDS: &[&str] = &[
     "padded",
     "endpoints",
     "max_in_flight",
+    "parallelism",
     "timeout",
     "retries",
     "retry_backoff",

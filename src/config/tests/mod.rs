@@ -228,6 +228,10 @@ fn every_field_has_a_sane_upper_bound() {
             "queues.q.handler.max_in_flight must be ≤ 1024",
         ),
         (
+            "[queues.q]\nhandler = { kind = \"grpc\", parallelism = 5000 }\n",
+            "queues.q.handler.parallelism must be ≤ 1024",
+        ),
+        (
             "[queues.q]\nmax_batch_cost = 9007199254740993\n",
             "queues.q.max_batch_cost must be ≤ 9007199254740992",
         ),

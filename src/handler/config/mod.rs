@@ -146,6 +146,11 @@ pub struct HandlerConfig {
     pub resolve_every: Duration,
     /// grpc/http: batches one endpoint may process at once.
     pub max_in_flight: usize,
+    /// grpc/http/kserve: batches each endpoint of the config (and each
+    /// address of a `dns:///` name) really works on at once, as a
+    /// registering backend declares it; 0: not said. A queue with
+    /// `pace = "backend"` paces by the sum over its endpoints.
+    pub parallelism: usize,
     /// grpc/http: longest a backend call may take (the batch's earliest item
     /// deadline may cut it shorter).
     pub timeout: Duration,
@@ -190,6 +195,7 @@ impl Default for HandlerConfig {
             endpoints: Vec::new(),
             resolve_every: Duration::from_secs(5),
             max_in_flight: 4,
+            parallelism: 0,
             timeout: Duration::from_secs(30),
             retries: 2,
             retry_backoff: Duration::from_millis(10),
@@ -236,6 +242,12 @@ impl HandlerConfig {
         at_most(
             &field("max_in_flight"),
             self.max_in_flight,
+            limits::MAX_IN_FLIGHT,
+            "",
+        )?;
+        at_most(
+            &field("parallelism"),
+            self.parallelism,
             limits::MAX_IN_FLIGHT,
             "",
         )?;

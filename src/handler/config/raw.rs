@@ -46,6 +46,8 @@ pub(crate) struct RawHandler {
     pub(crate) resolve_every: Option<Duration>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) max_in_flight: Option<usize>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) parallelism: Option<usize>,
     #[serde(
         default,
         with = "humantime_serde",
@@ -97,6 +99,7 @@ fn fields_of(kind: HandlerKind) -> &'static [&'static str] {
             "endpoints",
             "resolve_every",
             "max_in_flight",
+            "parallelism",
             "timeout",
             "retries",
             "retry_backoff",
@@ -111,6 +114,7 @@ fn fields_of(kind: HandlerKind) -> &'static [&'static str] {
         HandlerKind::Http => &[
             "endpoints",
             "max_in_flight",
+            "parallelism",
             "timeout",
             "retries",
             "retry_backoff",
@@ -124,6 +128,7 @@ fn fields_of(kind: HandlerKind) -> &'static [&'static str] {
             "endpoints",
             "resolve_every",
             "max_in_flight",
+            "parallelism",
             "timeout",
             "retries",
             "retry_backoff",
@@ -149,6 +154,7 @@ impl TryFrom<RawHandler> for HandlerConfig {
             ("endpoints", raw.endpoints.is_some()),
             ("resolve_every", raw.resolve_every.is_some()),
             ("max_in_flight", raw.max_in_flight.is_some()),
+            ("parallelism", raw.parallelism.is_some()),
             ("timeout", raw.timeout.is_some()),
             ("retries", raw.retries.is_some()),
             ("retry_backoff", raw.retry_backoff.is_some()),
@@ -184,6 +190,7 @@ impl TryFrom<RawHandler> for HandlerConfig {
             endpoints: raw.endpoints.unwrap_or(d.endpoints),
             resolve_every: raw.resolve_every.unwrap_or(d.resolve_every),
             max_in_flight: raw.max_in_flight.unwrap_or(d.max_in_flight),
+            parallelism: raw.parallelism.unwrap_or(d.parallelism),
             timeout: raw.timeout.unwrap_or(d.timeout),
             retries: raw.retries.unwrap_or(d.retries),
             retry_backoff: raw.retry_backoff.unwrap_or(d.retry_backoff),
@@ -214,6 +221,7 @@ impl From<HandlerConfig> for RawHandler {
             endpoints: remote.then_some(h.endpoints),
             resolve_every: kind.is_grpc().then_some(h.resolve_every),
             max_in_flight: remote.then_some(h.max_in_flight),
+            parallelism: remote.then_some(h.parallelism),
             timeout: remote.then_some(h.timeout),
             retries: remote.then_some(h.retries),
             retry_backoff: remote.then_some(h.retry_backoff),

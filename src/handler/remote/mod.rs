@@ -191,6 +191,7 @@ impl Remote {
                 kind: config.kind,
                 max_in_flight: config.max_in_flight,
                 eject_after: config.eject_after.max(1),
+                parallelism: config.parallelism,
                 eject_for: config.eject_for,
                 tls_ca_file: config.tls_ca_file.clone(),
             },

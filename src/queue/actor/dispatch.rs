@@ -33,26 +33,36 @@ enum Room {
 }
 
 impl Actor {
+    /// The parallelism a paced queue paces by: what its endpoints
+    /// declare, else `max_in_flight_batches`.
+    pub(super) fn paced_parallelism(&self) -> usize {
+        (self.spec.handler.endpoints())
+            .and_then(|pool| pool.parallelism())
+            .unwrap_or(self.spec.policy.max_in_flight_batches)
+    }
+
     /// Whether the handler can take a batch now.
     fn room(&mut self, now: Instant) -> Room {
-        match &mut self.slots {
-            None if self.in_flight.len() < self.spec.policy.max_in_flight_batches => Room::Free,
-            None => Room::Full(None),
-            Some(slots) => {
-                // What the endpoints declare, else the policy's.
-                let parallelism = (self.spec.handler.endpoints())
-                    .and_then(|pool| pool.parallelism())
-                    .unwrap_or(self.spec.policy.max_in_flight_batches);
-                if slots.parallelism() != parallelism {
-                    slots.resize(parallelism);
-                    (self.spec.metrics.pace_parallelism).set(slots.parallelism() as f64);
-                }
-                match slots.may_send(now, self.fit.line()) {
-                    Ok(()) if slots.has_idle() => Room::Free,
-                    Ok(()) => Room::Pacing,
-                    Err(at) => Room::Full(at),
-                }
-            }
+        if self.slots.is_none() {
+            return if self.in_flight.len() < self.spec.policy.max_in_flight_batches {
+                Room::Free
+            } else {
+                Room::Full(None)
+            };
+        }
+        let parallelism = self.paced_parallelism();
+        let line = self.fit.line();
+        let Some(slots) = &mut self.slots else {
+            return Room::Full(None);
+        };
+        if slots.parallelism() != parallelism {
+            slots.resize(parallelism);
+            (self.spec.metrics.pace_parallelism).set(slots.parallelism() as f64);
+        }
+        match slots.may_send(now, line) {
+            Ok(()) if slots.has_idle() => Room::Free,
+            Ok(()) => Room::Pacing,
+            Err(at) => Room::Full(at),
         }
     }
 

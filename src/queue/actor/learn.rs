@@ -8,7 +8,6 @@ use super::Actor;
 use crate::queue::{
     batch::Done,
     command::Learned,
-    pace::Slots,
     policy::Mode,
     target::{self, Known},
 };
@@ -70,7 +69,11 @@ impl Actor {
         let line = self.fit.line();
         let micros = |s: f64| (s * 1e6).round() as u64;
         Some(Learned {
-            parallelism: self.slots.as_ref().map_or(0, Slots::parallelism),
+            parallelism: if self.slots.is_some() {
+                self.paced_parallelism()
+            } else {
+                0
+            },
             base_us: line.map_or(0, |l| micros(l.base)),
             per_item_ns: line.map_or(0, |l| (l.per_item * 1e9).round() as u64),
             samples: self.fit.samples(),

@@ -41,6 +41,9 @@ pub struct PoolSettings {
     pub max_in_flight: usize,
     /// Consecutive failures before ejection.
     pub eject_after: u32,
+    /// The parallelism each endpoint starts with (0: not said), until it
+    /// declares its own.
+    pub parallelism: usize,
     /// Ejection length (and how long a failure weighs on the choice).
     pub eject_for: Duration,
     /// CA bundle for `https://` gRPC endpoints.
@@ -149,6 +152,9 @@ impl EndpointPool {
             configured,
             self.metrics.endpoint(&self.queue, address),
         ));
+        endpoint
+            .parallelism
+            .store(self.settings.parallelism, Ordering::Relaxed);
         let info = endpoint.info(now);
         let service = Slot::new(endpoint.clone(), self.settings.eject_for);
         let _ = self

@@ -14,6 +14,7 @@ fn pool() -> EndpointPool {
             eject_after: 2,
             eject_for: Duration::from_secs(5),
             tls_ca_file: None,
+            parallelism: 0,
         },
         Arc::new(Metrics::new()),
     )
