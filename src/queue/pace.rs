@@ -103,12 +103,14 @@ impl Slots {
     }
 
     /// Batches booked in every slot.
-    pub fn len(&self) -> usize {
+    #[cfg(test)]
+    fn len(&self) -> usize {
         self.slots.iter().map(|s| s.booked.len()).sum()
     }
 
     /// Whether no batch is booked.
-    pub fn is_empty(&self) -> bool {
+    #[cfg(test)]
+    fn is_empty(&self) -> bool {
         self.len() == 0
     }
 

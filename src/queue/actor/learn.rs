@@ -37,18 +37,13 @@ impl Actor {
         if let Some(f) = finished {
             self.spec.metrics.pace_wait.record(f.waited.as_secs_f64());
         }
-        let served = finished.map(|f| f.service);
-        let paced = self.slots.is_some();
-        match self.spec.policy.mode {
-            Mode::Target => self.fit.observe(units, served.unwrap_or(done.took)),
-            Mode::Aimd => {
-                self.fit.observe(units, served.unwrap_or(done.took));
-                self.aimd_size = target::aimd_next(&self.spec.policy, self.aimd_size, done.took);
-            }
-            Mode::Auto | Mode::Manual if paced => {
-                self.fit.observe(units, served.unwrap_or(done.took));
-            }
-            Mode::Auto | Mode::Manual => {}
+        let mode = self.spec.policy.mode;
+        if mode.adaptive() || self.slots.is_some() {
+            self.fit
+                .observe(units, finished.map_or(done.took, |f| f.service));
+        }
+        if mode == Mode::Aimd {
+            self.aimd_size = target::aimd_next(&self.spec.policy, self.aimd_size, done.took);
         }
     }
 
