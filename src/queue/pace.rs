@@ -44,6 +44,10 @@ const MIN_LEAD: Duration = Duration::from_micros(200);
 const MAX_LEAD: Duration = Duration::from_millis(5);
 /// Batches a slot holds at once: one working, one arriving.
 const PER_SLOT: usize = 2;
+/// Most slots a queue paces by, whatever its endpoints declare (the bound
+/// of `max_in_flight_batches`): many endpoints declaring much cannot make
+/// the queue hold a slot table of any size.
+const MAX_SLOTS: usize = 1024;
 
 /// A batch given to a slot.
 #[derive(Debug, Clone, Copy)]
@@ -73,7 +77,7 @@ impl Slots {
     /// `parallelism` slots, all free.
     pub fn new(parallelism: usize) -> Self {
         Self {
-            slots: vec![Slot::default(); parallelism.max(1)],
+            slots: vec![Slot::default(); parallelism.clamp(1, MAX_SLOTS)],
         }
     }
 
@@ -85,7 +89,7 @@ impl Slots {
     /// Paces by `parallelism` slots from now on: new slots start idle;
     /// surplus ones go once idle.
     pub fn resize(&mut self, parallelism: usize) {
-        let p = parallelism.max(1);
+        let p = parallelism.clamp(1, MAX_SLOTS);
         while self.slots.len() < p {
             self.slots.push(Slot::default());
         }
@@ -300,6 +304,9 @@ mod tests {
         slots.resize(3);
         assert!(slots.has_idle());
         assert_eq!(slots.parallelism(), 3);
+        // 2,000 endpoints declaring 1,024 each: the table stays bounded.
+        slots.resize(2_000 * 1_024);
+        assert_eq!(slots.parallelism(), MAX_SLOTS);
     }
 
     #[test]
