@@ -36,6 +36,8 @@ for point in "${points[@]}"; do
     case $setting in
       in-flight-*) extra="max_in_flight_batches = ${setting#in-flight-}" ;;
       paced) extra=$'max_in_flight_batches = 1\npace = "backend"' ;;
+      # Nothing declared: the queue learns the parallelism (up to 4).
+      paced-learned) extra=$'max_in_flight_batches = 4\npace = "backend"' ;;
       target) extra=$'max_in_flight_batches = 1\nmode = "target"\ntarget_latency = "20ms"' ;;
       target-paced) extra=$'max_in_flight_batches = 1\nmode = "target"\ntarget_latency = "20ms"\npace = "backend"' ;;
     esac

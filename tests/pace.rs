@@ -26,11 +26,11 @@ use tokio::time::{Instant, sleep};
 use tokio_util::sync::CancellationToken;
 use tonic::Status;
 
-/// One batch at a time: a batch waits for the one before it, then takes
-/// `base + per_item·n`.
+/// One batch at a time (or `lanes` at a time): a batch waits for a lane,
+/// then takes `base + per_item·n`.
 #[derive(Debug)]
 struct Serial {
-    turn: tokio::sync::Mutex<()>,
+    lanes: tokio::sync::Semaphore,
     base_us: AtomicU64,
     per_item_us: AtomicU64,
     /// Batches in the backend now (working or waiting), and the most seen.
@@ -49,8 +49,12 @@ struct Serial {
 
 impl Serial {
     fn new(base: Duration, per_item: Duration) -> Self {
+        Self::parallel(1, base, per_item)
+    }
+
+    fn parallel(lanes: usize, base: Duration, per_item: Duration) -> Self {
         Self {
-            turn: tokio::sync::Mutex::new(()),
+            lanes: tokio::sync::Semaphore::new(lanes),
             base_us: AtomicU64::new(base.as_micros() as u64),
             per_item_us: AtomicU64::new(per_item.as_micros() as u64),
             inside: AtomicU64::new(0),
@@ -84,7 +88,7 @@ impl Handler for Serial {
             sleep(self.transit).await;
             let inside = self.inside.fetch_add(1, Ordering::SeqCst) + 1;
             self.most_inside.fetch_max(inside, Ordering::SeqCst);
-            let turn = self.turn.lock().await;
+            let turn = self.lanes.acquire().await.expect("never closed");
             if self.panic_next.swap(false, Ordering::SeqCst) {
                 self.inside.fetch_sub(1, Ordering::SeqCst);
                 panic!("the backend died mid-batch");
@@ -190,6 +194,17 @@ async fn measure(pace: Pace, in_flight: usize, callers: usize) -> Seen {
         Duration::from_millis(5),
         Duration::from_micros(20),
     ));
+    measure_on(backend, pace, in_flight, callers).await.0
+}
+
+/// Measures `backend` behind a queue of `pace`; also returns what the
+/// queue learned.
+async fn measure_on(
+    backend: Arc<Serial>,
+    pace: Pace,
+    in_flight: usize,
+    callers: usize,
+) -> (Seen, Option<batchgate::queue::Learned>) {
     let queue = start(policy(pace, in_flight), backend.clone());
     // Warm up (the fit learns), then measure.
     closed_loop(
@@ -207,12 +222,13 @@ async fn measure(pace: Pace, in_flight: usize, callers: usize) -> Seen {
     let run = Duration::from_secs(3);
     let answered = closed_loop(&queue, callers, Duration::from_millis(1), run).await;
     let sizes = backend.sizes.lock().unwrap()[batches0..].to_vec();
-    Seen {
+    let seen = Seen {
         per_sec: answered as f64 / run.as_secs_f64(),
         busy: (backend.busy_us.load(Ordering::SeqCst) - busy0) as f64 / run.as_micros() as f64,
         mean_batch: sizes.iter().sum::<usize>() as f64 / sizes.len().max(1) as f64,
         most_inside: backend.most_inside.load(Ordering::SeqCst),
-    }
+    };
+    (seen, queue.stats().await.and_then(|s| s.learned))
 }
 
 #[tokio::test(start_paused = true)]
@@ -328,4 +344,31 @@ async fn a_batch_whose_task_dies_frees_its_slot() {
     )
     .await;
     assert!(answered > 100, "the queue went on: {answered}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_undeclared_parallelism_is_learned_and_a_wider_backend_gets_more_in_flight() {
+    // Bounded by max_in_flight_batches = 8; nothing declared.
+    for lanes in [1, 3] {
+        let backend = Arc::new(Serial::parallel(
+            lanes,
+            Duration::from_millis(5),
+            Duration::from_micros(20),
+        ));
+        let (paced, learned) = measure_on(backend, Pace::Backend, 8, 512).await;
+        let learned = learned.expect("pacing shows what it learned");
+        println!("{lanes} lanes: {paced:?} {learned:?}");
+        assert!(learned.parallelism_learned, "{learned:?}");
+        assert_eq!(learned.parallelism, lanes, "{learned:?}");
+        // Batches of 64 in 7 ms on tokio's timer, `lanes` at once.
+        let limit = lanes as f64 * 64.0 / 0.007;
+        assert!(
+            paced.per_sec >= 0.85 * limit,
+            "{paced:?} against {limit:.0}/s"
+        );
+        assert!(
+            paced.most_inside <= 2 * lanes as u64 + 1,
+            "one working and one arriving a lane, and a probe: {paced:?}"
+        );
+    }
 }

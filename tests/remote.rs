@@ -719,10 +719,12 @@ async fn a_paced_queue_paces_by_what_its_endpoints_declare() {
     let queue = || pb::QueueRef {
         name: "remote".into(),
     };
+    // The declared parallelism wins over what the queue would learn
+    // (it starts at 1 and climbs when nothing is declared).
     let parallelism = |info: pb::QueueInfo| {
-        info.stats
-            .and_then(|s| s.learned)
-            .map_or(0, |l| l.parallelism)
+        let learned = info.stats.and_then(|s| s.learned).unwrap_or_default();
+        assert!(!learned.parallelism_learned, "{learned:?}");
+        learned.parallelism
     };
     let listed = control.list_endpoints(queue()).await.unwrap().into_inner();
     assert_eq!(listed.endpoints[0].parallelism, 2, "{listed:?}");

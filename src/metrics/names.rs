@@ -262,7 +262,7 @@ pub(super) const DESCRIPTIONS: &[(&str, Unit, &str)] = &[
     (
         PACE_PARALLELISM,
         Unit::Count,
-        "pace = backend: the batches the backend works on at once that the queue paces by (declared by its endpoints, else max_in_flight_batches); 0: not paced.",
+        "pace = backend: the batches the backend works on at once that the queue paces by (declared by its endpoints, else learned, at most max_in_flight_batches); 0: not paced.",
     ),
     (
         PACE_BACKEND_WAIT_SECONDS,

@@ -65,6 +65,14 @@ pub struct Learned {
     pub batch_cap: usize,
     /// `pace = "backend"`: the parallelism it paces by (0: it does not).
     pub parallelism: usize,
+    /// `pace = "backend"`: whether that parallelism was learned.
+    pub parallelism_learned: bool,
+    /// `pace = "backend"`: the share of the slots' time they stood empty
+    /// over the last measuring window, in thousandths.
+    pub backend_idle_permille: u32,
+    /// `pace = "backend"`: the mean wait of a batch in the backend over
+    /// that window, microseconds.
+    pub backend_wait_us: u64,
 }
 
 impl ActorStats {

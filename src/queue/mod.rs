@@ -36,6 +36,7 @@ mod alarm;
 mod backlog;
 mod batch;
 pub mod budget;
+pub mod climb;
 mod command;
 pub mod cost;
 mod fit;

@@ -3,8 +3,9 @@
 //! slot of `max_in_flight_batches` is, so items grow the next batch in the
 //! queue instead of waiting in the backend's own queue.
 //!
-//! The backend is taken as `max_in_flight_batches` slots (its parallelism:
-//! 1 for a model that runs one batch at a time). Each slot holds at most
+//! The backend is taken as slots, one per batch it works on at once (its
+//! parallelism: 1 for a model that runs one batch at a time; declared by
+//! its endpoints, else learned by `climb.rs`). Each slot holds at most
 //! two batches: one working and one arriving. The second goes when the
 //! first is predicted to end within the lead (a share of its predicted
 //! time: what the next batch needs to reach the backend), so the slot
@@ -67,27 +68,32 @@ struct Slot {
     freed: Option<Instant>,
 }
 
-/// The backend's slots as the queue predicts them.
+/// The backend's slots as the queue predicts them: the first `open` take
+/// batches; any after them are closing (their batches end, then they go).
 #[derive(Debug, Clone)]
 pub struct Slots {
     slots: Vec<Slot>,
+    open: usize,
 }
 
 impl Slots {
     /// `parallelism` slots, all free.
     pub fn new(parallelism: usize) -> Self {
+        let open = parallelism.clamp(1, MAX_SLOTS);
         Self {
-            slots: vec![Slot::default(); parallelism.clamp(1, MAX_SLOTS)],
+            slots: vec![Slot::default(); open],
+            open,
         }
     }
 
-    /// The slots: the parallelism paced by.
+    /// The slots that take batches: the parallelism paced by.
     pub fn parallelism(&self) -> usize {
-        self.slots.len()
+        self.open
     }
 
     /// Paces by `parallelism` slots from now on: new slots start idle;
-    /// surplus ones go once idle.
+    /// idle surplus ones go at once, busy ones take nothing more and go
+    /// when their batches have ended.
     pub fn resize(&mut self, parallelism: usize) {
         let p = parallelism.clamp(1, MAX_SLOTS);
         while self.slots.len() < p {
@@ -99,11 +105,17 @@ impl Slots {
             };
             self.slots.remove(idle);
         }
+        self.open = p;
     }
 
-    /// Whether a slot has no batch.
+    /// The slots that take batches.
+    fn taking(&self) -> &[Slot] {
+        &self.slots[..self.open.min(self.slots.len())]
+    }
+
+    /// Whether a slot that takes batches has none.
     pub fn has_idle(&self) -> bool {
-        self.slots.iter().any(|s| s.booked.is_empty())
+        self.taking().iter().any(|s| s.booked.is_empty())
     }
 
     /// Batches booked in every slot.
@@ -121,10 +133,10 @@ impl Slots {
     /// The slot the next batch goes to: an idle one, else the one whose
     /// working batch is predicted to end first among those with room.
     fn next_slot(&self) -> Option<usize> {
-        if let Some(idle) = self.slots.iter().position(|s| s.booked.is_empty()) {
+        if let Some(idle) = self.taking().iter().position(|s| s.booked.is_empty()) {
             return Some(idle);
         }
-        self.slots
+        self.taking()
             .iter()
             .enumerate()
             .filter(|(_, s)| s.booked.len() < PER_SLOT)
@@ -161,7 +173,7 @@ impl Slots {
         // The caller asked may_send first; were every slot full, the least
         // busy one takes it all the same.
         let i = self.next_slot().unwrap_or_else(|| {
-            (0..self.slots.len())
+            (0..self.taking().len())
                 .min_by_key(|&i| self.slots[i].booked.len())
                 .unwrap_or(0)
         });
@@ -192,13 +204,20 @@ impl Slots {
     /// that, and predicts its slot's next batch from now. `None` for a
     /// batch that was not booked.
     pub fn finish(&mut self, id: u64, now: Instant, line: Option<Line>) -> Option<Finished> {
-        let slot = self
-            .slots
-            .iter_mut()
-            .find(|s| s.booked.iter().any(|b| b.id == id))?;
+        let which = (self.slots.iter()).position(|s| s.booked.iter().any(|b| b.id == id))?;
+        let slot = &mut self.slots[which];
         let at = slot.booked.iter().position(|b| b.id == id)?;
         let done = slot.booked.remove(at)?;
         let began = slot.freed.map_or(done.sent, |freed| freed.max(done.sent));
+        let finished = Finished {
+            service: now.saturating_duration_since(began),
+            waited: began.saturating_duration_since(done.sent),
+        };
+        if which >= self.open && slot.booked.is_empty() {
+            // A closing slot's last batch: the slot goes.
+            self.slots.remove(which);
+            return Some(finished);
+        }
         slot.freed = Some(now);
         let mut free = now;
         for b in &mut slot.booked {
@@ -206,10 +225,7 @@ impl Slots {
             b.end = line.map(|l| start + l.time(b.units));
             free = b.end.unwrap_or(start);
         }
-        Some(Finished {
-            service: now.saturating_duration_since(began),
-            waited: began.saturating_duration_since(done.sent),
-        })
+        Some(finished)
     }
 }
 
@@ -296,10 +312,20 @@ mod tests {
         slots.book(1, 4, t0, None);
         slots.book(2, 4, t0, None);
         slots.resize(1);
-        assert_eq!(slots.parallelism(), 2, "busy slots stay until idle");
+        assert_eq!(slots.parallelism(), 1);
+        assert_eq!(
+            slots.slots.len(),
+            2,
+            "a busy slot stays until its batch ends"
+        );
         assert!(!slots.has_idle());
+        assert_eq!(
+            slots.may_send(t0, None),
+            Err(None),
+            "the closing slot takes nothing"
+        );
         slots.finish(2, t0 + ms(1), None);
-        slots.resize(1);
+        assert_eq!(slots.slots.len(), 1, "and goes when it ends");
         assert_eq!(slots.parallelism(), 1);
         slots.resize(3);
         assert!(slots.has_idle());

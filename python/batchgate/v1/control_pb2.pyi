@@ -234,20 +234,26 @@ class QueueStats(_message.Message):
     def __init__(self, depth: _Optional[int] = ..., in_flight_batches: _Optional[int] = ..., items_ok: _Optional[int] = ..., items_error: _Optional[int] = ..., items_rejected: _Optional[int] = ..., items_timeout: _Optional[int] = ..., items_cancelled: _Optional[int] = ..., batches: _Optional[int] = ..., batch_size: _Optional[_Union[Percentiles, _Mapping]] = ..., handler_ms: _Optional[_Union[Percentiles, _Mapping]] = ..., item_ms: _Optional[_Union[Percentiles, _Mapping]] = ..., items_shed: _Optional[int] = ..., learned: _Optional[_Union[Learned, _Mapping]] = ...) -> None: ...
 
 class Learned(_message.Message):
-    __slots__ = ("base_us", "per_item_ns", "samples", "arrivals_per_sec", "batch_cap", "parallelism")
+    __slots__ = ("base_us", "per_item_ns", "samples", "arrivals_per_sec", "batch_cap", "parallelism", "parallelism_learned", "backend_idle", "backend_wait_us")
     BASE_US_FIELD_NUMBER: _ClassVar[int]
     PER_ITEM_NS_FIELD_NUMBER: _ClassVar[int]
     SAMPLES_FIELD_NUMBER: _ClassVar[int]
     ARRIVALS_PER_SEC_FIELD_NUMBER: _ClassVar[int]
     BATCH_CAP_FIELD_NUMBER: _ClassVar[int]
     PARALLELISM_FIELD_NUMBER: _ClassVar[int]
+    PARALLELISM_LEARNED_FIELD_NUMBER: _ClassVar[int]
+    BACKEND_IDLE_FIELD_NUMBER: _ClassVar[int]
+    BACKEND_WAIT_US_FIELD_NUMBER: _ClassVar[int]
     base_us: int
     per_item_ns: int
     samples: int
     arrivals_per_sec: int
     batch_cap: int
     parallelism: int
-    def __init__(self, base_us: _Optional[int] = ..., per_item_ns: _Optional[int] = ..., samples: _Optional[int] = ..., arrivals_per_sec: _Optional[int] = ..., batch_cap: _Optional[int] = ..., parallelism: _Optional[int] = ...) -> None: ...
+    parallelism_learned: bool
+    backend_idle: float
+    backend_wait_us: int
+    def __init__(self, base_us: _Optional[int] = ..., per_item_ns: _Optional[int] = ..., samples: _Optional[int] = ..., arrivals_per_sec: _Optional[int] = ..., batch_cap: _Optional[int] = ..., parallelism: _Optional[int] = ..., parallelism_learned: _Optional[bool] = ..., backend_idle: _Optional[float] = ..., backend_wait_us: _Optional[int] = ...) -> None: ...
 
 class Percentiles(_message.Message):
     __slots__ = ("p50", "p90", "p99", "max")

@@ -153,6 +153,19 @@ pub(super) fn show_learned(stats: &pb::QueueStats) {
     );
     outln!("  arrivals = {}/s", l.arrivals_per_sec);
     outln!("  batch cap now = {}", l.batch_cap);
+    if l.parallelism > 0 {
+        let source = if l.parallelism_learned {
+            "learned"
+        } else {
+            "declared by its endpoints"
+        };
+        outln!("  paced by = {} at once ({source})", l.parallelism);
+        outln!("  backend idle = {:.1}%", l.backend_idle * 100.0);
+        outln!(
+            "  backend wait = {} a batch",
+            micros_text(l.backend_wait_us)
+        );
+    }
     outln!("  items shed = {}", stats.items_shed);
 }
 

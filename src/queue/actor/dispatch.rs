@@ -33,12 +33,17 @@ enum Room {
 }
 
 impl Actor {
+    /// The parallelism its endpoints declare, if they do.
+    pub(super) fn declared_parallelism(&self) -> Option<usize> {
+        (self.spec.handler.endpoints()).and_then(|pool| pool.parallelism())
+    }
+
     /// The parallelism a paced queue paces by: what its endpoints
-    /// declare, else `max_in_flight_batches`.
+    /// declare, else what the climb tries (at most
+    /// `max_in_flight_batches`).
     pub(super) fn paced_parallelism(&self) -> usize {
-        (self.spec.handler.endpoints())
-            .and_then(|pool| pool.parallelism())
-            .unwrap_or(self.spec.policy.max_in_flight_batches)
+        self.declared_parallelism()
+            .unwrap_or_else(|| self.climb.parallelism())
     }
 
     /// Whether the handler can take a batch now.
@@ -336,6 +341,7 @@ impl Actor {
                 if let Some(slots) = &mut self.slots {
                     if let Some(idle) = slots.book(id, units, now, line) {
                         self.spec.metrics.pace_idle.record(idle.as_secs_f64());
+                        self.climb.idle(idle);
                     }
                     self.tasks.insert(task.id(), id);
                 }

@@ -30,12 +30,15 @@ impl Actor {
     pub(super) fn finished(&mut self, id: Option<u64>, done: Done) {
         let units = self.fit_units(done.size, done.cost);
         let line = self.fit.line();
+        let now = Instant::now();
         let finished = match (&mut self.slots, id) {
-            (Some(slots), Some(id)) => slots.finish(id, Instant::now(), line),
+            (Some(slots), Some(id)) => slots.finish(id, now, line),
             _ => None,
         };
         if let Some(f) = finished {
             self.spec.metrics.pace_wait.record(f.waited.as_secs_f64());
+            let declared = self.declared_parallelism();
+            self.climb.finished(now, units, f.waited, declared);
         }
         let mode = self.spec.policy.mode;
         if mode.adaptive() || self.slots.is_some() {
@@ -63,12 +66,13 @@ impl Actor {
         }
         let line = self.fit.line();
         let micros = |s: f64| (s * 1e6).round() as u64;
+        let paced = self.slots.is_some();
+        let shown = self.climb.shown().filter(|_| paced);
         Some(Learned {
-            parallelism: if self.slots.is_some() {
-                self.paced_parallelism()
-            } else {
-                0
-            },
+            parallelism: if paced { self.paced_parallelism() } else { 0 },
+            parallelism_learned: paced && self.declared_parallelism().is_none(),
+            backend_idle_permille: shown.map_or(0, |s| (s.idle_share * 1000.0).round() as u32),
+            backend_wait_us: shown.map_or(0, |s| micros(s.mean_wait.as_secs_f64())),
             base_us: line.map_or(0, |l| micros(l.base)),
             per_item_ns: line.map_or(0, |l| (l.per_item * 1e9).round() as u64),
             samples: self.fit.samples(),

@@ -35,6 +35,7 @@ use super::{
     alarm::Alarm,
     backlog::Dropped,
     batch::Done,
+    climb::Climb,
     command::{ActorStats, Command},
     fit::{Fit, Rate},
     inbox::Inbox,
@@ -81,6 +82,8 @@ struct Actor {
     in_flight: JoinSet<(u64, Done)>,
     /// `pace = "backend"`: the backend's slots as predicted.
     slots: Option<Slots>,
+    /// `pace = "backend"`: the parallelism learned when none is declared.
+    climb: Climb,
     /// `pace = "backend"`: the batch each task runs (a task that fails
     /// ends without saying).
     tasks: HashMap<task::Id, u64>,
@@ -113,6 +116,7 @@ pub(super) async fn run(spec: QueueSpec, place: Place, inbox: Inbox) {
         inbox,
         in_flight: JoinSet::new(),
         slots: None,
+        climb: Climb::new(1),
         tasks: HashMap::new(),
         flush_left: 0,
         draining: false,
@@ -122,13 +126,15 @@ pub(super) async fn run(spec: QueueSpec, place: Place, inbox: Inbox) {
         aimd_size: 1,
     };
     actor.slots = slots_for(&actor.spec.policy);
+    actor.climb = Climb::new(actor.spec.policy.max_in_flight_batches);
     actor.show_pace();
     actor.run().await;
 }
 
 /// The slots a policy paces by, if it does.
 fn slots_for(policy: &Policy) -> Option<Slots> {
-    (policy.pace == Pace::Backend).then(|| Slots::new(policy.max_in_flight_batches))
+    // One until what the backend declares or the climb learns says more.
+    (policy.pace == Pace::Backend).then(|| Slots::new(1))
 }
 
 impl Actor {
@@ -299,6 +305,7 @@ impl Actor {
                 {
                     // Batches running now end unbooked.
                     self.slots = slots_for(&policy);
+                    self.climb = Climb::new(policy.max_in_flight_batches);
                     self.tasks.clear();
                     self.show_pace();
                 }

@@ -89,7 +89,8 @@ pub struct Policy {
     /// Idempotency keys: most keys in flight or remembered at once.
     pub idempotency_max_keys: usize,
     /// `backend`: a batch goes when the backend is predicted free for it
-    /// (`max_in_flight_batches` is then its parallelism); `off`: whenever
+    /// (by the parallelism its endpoints declare, else what it learns, at
+    /// most `max_in_flight_batches`); `off`: whenever
     /// a slot of `max_in_flight_batches` is free (see `pace.rs`).
     pub pace: Pace,
 }

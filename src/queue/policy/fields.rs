@@ -63,7 +63,7 @@ macro_rules! policy_fields {
             (idempotency_max_keys, idempotency_max_keys, count,
                 "Most idempotency keys in flight or remembered at once; an item with a new key past it is refused RESOURCE_EXHAUSTED."),
             (pace, pace, name,
-                "off (a batch goes when a slot of max_in_flight_batches is free) or backend (when the backend is predicted free for it: max_in_flight_batches is its parallelism, each slot holds one batch working and one arriving)."),
+                "off (a batch goes when a slot of max_in_flight_batches is free) or backend (when the backend is predicted free for it: it paces by the parallelism its endpoints declare, else what it learns, at most max_in_flight_batches; each slot holds one batch working and one arriving)."),
         }
     };
 }
