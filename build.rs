@@ -10,6 +10,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "proto/batchgate/v1/batchgate.proto",
         "proto/batchgate/v1/backend.proto",
         "proto/batchgate/v1/control.proto",
+        "proto/batchgate/v1/jobs.proto",
         "proto/inference/grpc_predict_v2.proto",
     ];
     for proto in &protos {
@@ -40,6 +41,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "ListEndpointsResponse",
         "FlushQueueResponse",
         "DeleteQueueResponse",
+        "Job",
+        "JobCounts",
     ] {
         builder = builder.type_attribute(
             format!(".batchgate.v1.{message}"),
@@ -50,6 +53,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     builder = builder.field_attribute(
         ".batchgate.v1.QueueInfo.state",
         "#[serde(serialize_with = \"crate::pb::serialize_queue_state\")]",
+    );
+    builder = builder.field_attribute(
+        ".batchgate.v1.Job.state",
+        "#[serde(serialize_with = \"crate::pb::serialize_job_state\")]",
     );
     // Undecodable messages are INVALID_ARGUMENT, not prost's INTERNAL.
     builder

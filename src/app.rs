@@ -19,17 +19,47 @@ use tonic::transport::{Server, server::TcpIncoming};
 use tonic_health::ServingStatus;
 
 use crate::{
-    api::{ApiState, BatcherService, Charged, InferenceService},
-    config::{Config, ConfigError},
+    api::{ApiState, BatcherService, Charged, InferenceService, JobsService},
+    config::{Config, ConfigError, JobsConfig},
     connections::Capped,
     control::{BearerAuth, ControlService},
+    jobs::{
+        runner::Runner,
+        sqlite::{Limits, SqliteStore},
+    },
     metrics::Metrics,
     oip::pb::grpc_inference_service_server::GrpcInferenceServiceServer,
-    pb::{self, batch_control_server::BatchControlServer, batcher_server::BatcherServer},
+    pb::{
+        self, batch_control_server::BatchControlServer, batcher_server::BatcherServer,
+        jobs_server::JobsServer,
+    },
     queue::budget::MemoryBudget,
     registry::{Registry, RegistryError},
     shutdown::Stop,
 };
+
+/// Opens the job store of `[jobs]` and the runner that feeds its jobs to
+/// the queues of `registry`.
+fn open_jobs(
+    jobs: &JobsConfig,
+    registry: &Arc<Registry>,
+    metrics: &Arc<Metrics>,
+) -> Result<Arc<Runner>, AppError> {
+    let limits = Limits {
+        max_items_per_job: jobs.max_items_per_job,
+        max_job_bytes: jobs.max_job_bytes,
+        max_open_jobs: jobs.max_open_jobs,
+        max_store_bytes: jobs.max_store_bytes,
+    };
+    let store = SqliteStore::open(&jobs.path, limits)?;
+    tracing::info!(path = %jobs.path.display(), "job store open");
+    Ok(Runner::new(
+        Arc::new(store),
+        jobs.clone(),
+        registry.clone(),
+        metrics.clone(),
+    ))
+}
 
 /// How long the gRPC server may take to finish its last responses after the
 /// queues have drained.
@@ -60,6 +90,9 @@ pub enum AppError {
     /// A TLS file could not be read.
     #[error(transparent)]
     Tls(#[from] crate::tls::TlsError),
+    /// The job store could not be opened.
+    #[error(transparent)]
+    Jobs(#[from] crate::jobs::StoreError),
 }
 
 /// The bound sockets of a server, so callers (tests) can use port 0 and
@@ -190,6 +223,11 @@ pub async fn run_with(
     for (name, queue) in &config.queues {
         registry.create(name, queue)?;
     }
+    let runner = match &config.jobs {
+        Some(jobs) => Some(open_jobs(jobs, &registry, &metrics)?),
+        None => None,
+    };
+    let runner_task = runner.clone().map(|r| tokio::spawn(r.run()));
     let reload_stop = CancellationToken::new();
     let _stop_reloading = reload_stop.clone().drop_guard();
     if let Some(options) = reload {
@@ -225,6 +263,9 @@ pub async fn run_with(
         .max_decoding_message_size(max_message_bytes)
         .max_encoding_message_size(max_message_bytes.saturating_mul(2));
     let inference = Charged::new(inference, state.budget.clone(), max_message_bytes);
+    let jobs = JobsServer::new(JobsService::new(runner.clone()))
+        .max_decoding_message_size(max_message_bytes)
+        .max_encoding_message_size(max_message_bytes.saturating_mul(2));
 
     let control = BatchControlServer::with_interceptor(
         ControlService::new(
@@ -253,6 +294,7 @@ pub async fn run_with(
         .add_service(reflection().build_v1alpha()?)
         .add_service(batcher)
         .add_service(inference)
+        .add_service(jobs)
         .add_optional_service(shared_control)
         .serve_with_incoming_shutdown(incoming, server_stop.clone().cancelled_owned());
     let grpc = tokio::spawn(grpc);
@@ -303,11 +345,18 @@ pub async fn run_with(
         .await;
     state.stop_accepting.trigger();
     state.tasks.close();
+    if let Some(runner) = &runner {
+        runner.stop();
+    }
 
     let grace = config.server.shutdown_grace;
     let drained = async {
         registry.drain_all().await;
         state.tasks.wait().await;
+        // The job items' answers the drain gave, stored.
+        if let Some(task) = runner_task {
+            let _ = task.await;
+        }
     };
     tokio::pin!(drained);
     if tokio::time::timeout(grace, &mut drained).await.is_err() {

@@ -98,6 +98,7 @@ pub mod error;
 #[cfg(test)]
 mod fuzz;
 pub mod handler;
+pub mod jobs;
 pub mod metrics;
 pub mod oip;
 pub mod otel;

@@ -44,3 +44,26 @@ impl From<crate::contract::Trigger> for Trigger {
         }
     }
 }
+
+/// The lower-case name of a job state (`queued`, `in_progress`, …).
+pub fn job_state_name(state: i32) -> &'static str {
+    match JobState::try_from(state) {
+        Ok(JobState::Validating) => "validating",
+        Ok(JobState::Queued) => "queued",
+        Ok(JobState::InProgress) => "in_progress",
+        Ok(JobState::Completed) => "completed",
+        Ok(JobState::Failed) => "failed",
+        Ok(JobState::Expired) => "expired",
+        Ok(JobState::Cancelling) => "cancelling",
+        Ok(JobState::Cancelled) => "cancelled",
+        _ => "unknown",
+    }
+}
+
+/// Writes a job state by name in `jobs --json`.
+///
+/// # Errors
+/// The serializer's.
+pub fn serialize_job_state<S: serde::Serializer>(state: &i32, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(job_state_name(*state))
+}

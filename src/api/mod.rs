@@ -4,6 +4,7 @@
 mod batcher;
 mod convert;
 mod inference;
+mod jobs;
 mod receive;
 mod stream;
 mod tensors;
@@ -15,6 +16,7 @@ use tokio_util::task::TaskTracker;
 pub use self::batcher::BatcherService;
 pub use self::convert::{parse_grpc_timeout, stream_response, submit_response};
 pub use self::inference::InferenceService;
+pub use self::jobs::{JobsService, job_pb};
 pub use self::receive::Charged;
 use self::receive::Keep;
 use crate::{

@@ -256,6 +256,8 @@ async fn execute(args: BenchArgs) -> Result<ExitCode, String> {
         config.server.grpc_addr = ([127, 0, 0, 1], 0).into();
         config.server.metrics_addr = ([127, 0, 0, 1], 0).into();
         config.server.control_addr = None;
+        // The load generator's own server keeps no jobs (no store file).
+        config.jobs = None;
         config.validate().map_err(|e| e.to_string())?;
         let listeners = Listeners::bind(&config).await.map_err(|e| e.to_string())?;
         let addr = listeners.grpc_addr().map_err(|e| e.to_string())?;

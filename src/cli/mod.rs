@@ -7,6 +7,7 @@
 //! - `batchgate ctl`: the BatchControl API (queues, endpoints, stats).
 
 mod ctl;
+mod jobs;
 mod output;
 mod serve;
 mod stream;
@@ -17,7 +18,9 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 pub use self::output::code_name;
-pub use self::{ctl::CtlArgs, serve::ServeArgs, stream::StreamArgs, submit::SubmitArgs};
+pub use self::{
+    ctl::CtlArgs, jobs::JobsArgs, serve::ServeArgs, stream::StreamArgs, submit::SubmitArgs,
+};
 pub use crate::dial::{TlsArgs, address_url, connect, error_chain, explain};
 
 /// Exit code for a configuration the server cannot run with (EX_USAGE).
@@ -44,6 +47,9 @@ pub enum Command {
     Stream(StreamArgs),
     /// Inspect and steer queues and endpoints (the BatchControl API).
     Ctl(Box<CtlArgs>),
+    /// Durable bulk work: upload a JSONL file as a job, follow it, read
+    /// its results (the Jobs API).
+    Jobs(Box<JobsArgs>),
     /// Load generator: drive a server and report items/s and latency.
     Bench(crate::bench::BenchArgs),
     /// Benchmark baseline: a bare tonic echo of the Batcher API, no batching.
@@ -88,6 +94,7 @@ pub async fn run(cli: Cli) -> ExitCode {
         Command::Submit(args) => submit::run(args).await,
         Command::Stream(args) => stream::run(args).await,
         Command::Ctl(args) => ctl::run(*args).await,
+        Command::Jobs(args) => jobs::run(*args).await,
         Command::Bench(args) => crate::bench::run(args).await,
         Command::BareEcho(args) => crate::bench::bare_echo(args).await,
         Command::BenchChart(args) => crate::bench::chart::run(args),

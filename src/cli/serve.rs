@@ -29,6 +29,10 @@ pub struct ServeArgs {
     /// Shutdown grace, e.g. "30s" (overrides server.shutdown_grace).
     #[arg(long, env = "BATCHGATE_SHUTDOWN_GRACE", value_parser = humantime::parse_duration)]
     pub shutdown_grace: Option<Duration>,
+    /// The job store file (overrides jobs.path; turns jobs on with the
+    /// defaults when the config has no [jobs] table).
+    #[arg(long, env = "BATCHGATE_JOBS_PATH")]
+    pub jobs_path: Option<PathBuf>,
     /// Validate the configuration, print the effective configuration (as
     /// TOML, or JSON with --json), and exit.
     #[arg(long)]
@@ -70,6 +74,9 @@ impl ServeArgs {
         }
         if let Some(grace) = self.shutdown_grace {
             server.shutdown_grace = grace;
+        }
+        if let Some(path) = &self.jobs_path {
+            config.jobs.get_or_insert_with(Default::default).path = path.clone();
         }
         config.validate()?;
         if !self.skip_file_checks {
@@ -133,6 +140,11 @@ pub async fn run(args: ServeArgs) -> ExitCode {
     }
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        // A store that cannot be opened is the configuration's to fix.
+        Err(e @ app::AppError::Jobs(_)) => {
+            tracing::error!("{e}");
+            ExitCode::from(EXIT_BAD_CONFIG)
+        }
         Err(e) => {
             tracing::error!("{e}");
             ExitCode::FAILURE

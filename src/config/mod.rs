@@ -9,8 +9,10 @@ use std::{collections::BTreeMap, path::Path};
 use serde::{Deserialize, Serialize};
 
 use crate::validation::invalid;
+mod jobs;
 mod server;
 
+pub use self::jobs::{DEFAULT_PATH as DEFAULT_JOBS_PATH, JobsConfig};
 pub use self::server::{
     DEFAULT_HTTP2_CONNECTION_WINDOW, DEFAULT_HTTP2_STREAM_WINDOW, ENV_CONTROL_TOKEN, ServerConfig,
 };
@@ -36,6 +38,9 @@ pub struct Config {
     /// Queues by name; a name is what clients put in `SubmitRequest.queue`.
     #[serde(default)]
     pub queues: BTreeMap<String, QueueConfig>,
+    /// Jobs (durable bulk work); absent: the Jobs service is off.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jobs: Option<JobsConfig>,
 }
 
 /// A queue: its batching policy (owned by the queue) and the handler its
@@ -189,6 +194,9 @@ impl Config {
         for (name, queue) in &self.queues {
             validate_queue_name(name)?;
             queue.validate(&format!("queues.{name}"), max_message_bytes)?;
+        }
+        if let Some(jobs) = &self.jobs {
+            jobs.validate()?;
         }
         Ok(())
     }

@@ -284,6 +284,40 @@ impl Metrics {
             .register_gauge(&Key::from_name(PENDING_BYTES), &meta)
     }
 
+    /// The counter of `queue`'s job items that ended as `outcome`.
+    pub fn job_items(&self, queue: &str, outcome: &'static str) -> metrics::Counter {
+        let meta = metrics::Metadata::new(module_path!(), metrics::Level::INFO, None);
+        let labels = vec![
+            Label::new("queue", queue.to_owned()),
+            Label::new("outcome", outcome),
+        ];
+        self.recorder
+            .register_counter(&Key::from_parts(JOB_ITEMS_TOTAL, labels), &meta)
+    }
+
+    /// The gauge of `queue`'s job items in flight.
+    pub fn job_items_in_flight(&self, queue: &str) -> metrics::Gauge {
+        let meta = metrics::Metadata::new(module_path!(), metrics::Level::INFO, None);
+        let labels = vec![Label::new("queue", queue.to_owned())];
+        self.recorder
+            .register_gauge(&Key::from_parts(JOB_ITEMS_IN_FLIGHT, labels), &meta)
+    }
+
+    /// The gauge of jobs in `state`.
+    pub fn jobs(&self, state: &'static str) -> metrics::Gauge {
+        let meta = metrics::Metadata::new(module_path!(), metrics::Level::INFO, None);
+        let labels = vec![Label::new("state", state)];
+        self.recorder
+            .register_gauge(&Key::from_parts(JOBS, labels), &meta)
+    }
+
+    /// The histogram of job store calls.
+    pub fn job_store_seconds(&self) -> metrics::Histogram {
+        let meta = metrics::Metadata::new(module_path!(), metrics::Level::INFO, None);
+        self.recorder
+            .register_histogram(&Key::from_name(JOB_STORE_SECONDS), &meta)
+    }
+
     /// Registers the configuration reload counters (both shown from the
     /// start, at 0).
     pub fn reloads(&self) -> ReloadMetrics {

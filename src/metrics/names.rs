@@ -60,6 +60,15 @@ pub const PACE_BACKEND_WAIT_SECONDS: &str = "batchgate_pace_backend_wait_seconds
 /// How long a paced slot stood empty before its next batch, as the queue
 /// sees it (the sum over time and parallelism: the idle share).
 pub const PACE_IDLE_SECONDS: &str = "batchgate_pace_idle_seconds";
+/// Counter: job items that ended, by queue and outcome (ok, error,
+/// cancelled, expired).
+pub const JOB_ITEMS_TOTAL: &str = "batchgate_job_items_total";
+/// Gauge: job items a queue holds now (waiting or in a batch).
+pub const JOB_ITEMS_IN_FLIGHT: &str = "batchgate_job_items_in_flight";
+/// Gauge: jobs by state (open ones, and those ended still kept).
+pub const JOBS: &str = "batchgate_jobs";
+/// Histogram: how long a call to the job store took (one transaction).
+pub const JOB_STORE_SECONDS: &str = "batchgate_job_store_seconds";
 /// The `key` label of the keys a queue's `weights` does not name.
 pub const OTHER_KEYS: &str = "other";
 
@@ -274,6 +283,26 @@ pub(super) const DESCRIPTIONS: &[(&str, Unit, &str)] = &[
         Unit::Seconds,
         "pace = backend: how long a slot stood empty before its next batch, as the queue sees it (sum over time and parallelism: the idle share).",
     ),
+    (
+        JOB_ITEMS_TOTAL,
+        Unit::Count,
+        "Job items that ended, by queue and outcome (ok, error, cancelled, expired).",
+    ),
+    (
+        JOB_ITEMS_IN_FLIGHT,
+        Unit::Count,
+        "Job items a queue holds now, waiting or in a batch (at most jobs.max_in_flight_per_queue).",
+    ),
+    (
+        JOBS,
+        Unit::Count,
+        "Jobs in the store by state, as of the last look (every second).",
+    ),
+    (
+        JOB_STORE_SECONDS,
+        Unit::Seconds,
+        "How long a write to the job store took (one transaction: claim, record, cancel, expire).",
+    ),
 ];
 
 /// The HELP text of metric `name`, if it is one of ours.
@@ -298,9 +327,10 @@ pub(super) fn describe_all(recorder: &PrometheusRecorder) {
             | DNS_RESOLUTIONS_TOTAL
             | KEY_ITEMS_TOTAL
             | IDEMPOTENT_ITEMS_TOTAL
+            | JOB_ITEMS_TOTAL
             | CONFIG_RELOADS_TOTAL => recorder.describe_counter(key, Some(unit), help),
             QUEUE_DEPTH | QUEUE_MAX_ITEMS | IN_FLIGHT_BATCHES | BACKEND_IN_FLIGHT | KEY_DEPTH
-            | IDEMPOTENCY_KEYS | PENDING_BYTES | PACE_PARALLELISM => {
+            | IDEMPOTENCY_KEYS | PENDING_BYTES | PACE_PARALLELISM | JOB_ITEMS_IN_FLIGHT | JOBS => {
                 recorder.describe_gauge(key, Some(unit), help);
             }
             _ => recorder.describe_histogram(key, Some(unit), help),

@@ -68,7 +68,7 @@ pub use self::{
         StreamReply,
     },
     pace::Pace,
-    policy::{Decision, Mode, Named, PendingView, Policy, decide},
+    policy::{Decision, Mode, Named, PendingView, Policy, check_item, decide, item_cost},
 };
 use crate::{
     error::Refusal,
