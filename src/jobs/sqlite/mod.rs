@@ -1,0 +1,386 @@
+//! The embedded job store: one SQLite file (rusqlite, SQLite compiled in),
+//! WAL journal, one thread that owns the connection and runs every call as
+//! one transaction, in the order they came. The file is held exclusively:
+//! a second server on it is refused at start, naming the file.
+
+use std::{
+    path::{Path, PathBuf},
+    sync::mpsc,
+};
+
+use rusqlite::{Connection, OptionalExtension, Transaction, params};
+use tokio::sync::oneshot;
+
+use super::{
+    Begun, Claimed, Counts, Done, Filter, JobInfo, JobResult, JobState, JobStore, NewItem, NewJob,
+    Outcome, StoreError, StoreResult, new_id, now_ms,
+};
+use crate::handler::BoxFuture;
+
+mod read;
+mod run;
+mod upload;
+
+/// Longest `custom_id`, bytes.
+pub const MAX_CUSTOM_ID: usize = 256;
+/// gRPC codes stored for items that never ran.
+const CANCELLED: i32 = 1;
+const DEADLINE_EXCEEDED: i32 = 4;
+
+/// The limits the store enforces.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    pub max_items_per_job: u64,
+    pub max_job_bytes: u64,
+    pub max_open_jobs: u64,
+    pub max_store_bytes: u64,
+}
+
+/// What each call's closure gets: the open transaction's connection, and
+/// the store's facts.
+struct Ctx {
+    path: PathBuf,
+    limits: Limits,
+}
+
+type Op = Box<dyn FnOnce(&mut Connection, &Ctx) + Send>;
+
+/// A SQLite file of jobs.
+#[derive(Debug)]
+pub struct SqliteStore {
+    path: PathBuf,
+    ops: mpsc::Sender<Op>,
+}
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS jobs(
+  id TEXT PRIMARY KEY, queue TEXT NOT NULL, state TEXT NOT NULL,
+  reason TEXT NOT NULL DEFAULT '', priority INTEGER NOT NULL,
+  labels TEXT NOT NULL, idem TEXT, created INTEGER NOT NULL,
+  expires INTEGER NOT NULL, ended INTEGER NOT NULL DEFAULT 0,
+  total INTEGER NOT NULL DEFAULT 0, succeeded INTEGER NOT NULL DEFAULT 0,
+  failed INTEGER NOT NULL DEFAULT 0, cancelled INTEGER NOT NULL DEFAULT 0,
+  expired INTEGER NOT NULL DEFAULT 0, bytes INTEGER NOT NULL DEFAULT 0,
+  running INTEGER NOT NULL DEFAULT 0);
+CREATE INDEX IF NOT EXISTS jobs_created ON jobs(created, id);
+CREATE TABLE IF NOT EXISTS items(
+  job TEXT NOT NULL, seq INTEGER NOT NULL, custom_id TEXT NOT NULL,
+  payload BLOB NOT NULL, attributes TEXT NOT NULL, cost INTEGER,
+  batch_key TEXT, state INTEGER NOT NULL DEFAULT 0,
+  PRIMARY KEY(job, seq)) WITHOUT ROWID;
+CREATE UNIQUE INDEX IF NOT EXISTS items_custom ON items(job, custom_id);
+CREATE INDEX IF NOT EXISTS items_pending ON items(job, seq) WHERE state = 0;
+CREATE TABLE IF NOT EXISTS results(
+  job TEXT NOT NULL, offset INTEGER NOT NULL, custom_id TEXT NOT NULL,
+  code INTEGER NOT NULL, message TEXT NOT NULL, payload BLOB,
+  attributes TEXT, batch INTEGER NOT NULL,
+  PRIMARY KEY(job, offset)) WITHOUT ROWID;
+";
+
+/// An item claimed and not yet recorded, in the `items` table (0: not yet
+/// claimed, 2: recorded).
+const RUNNING: i64 = 1;
+
+impl SqliteStore {
+    /// Opens (or creates) the store at `path`, takes it for this process,
+    /// and puts back what a crash left: uploads never sealed are removed,
+    /// items claimed but not recorded run again.
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`] naming the file: it cannot be created,
+    /// is not a database, is read-only, or another process holds it.
+    pub fn open(path: &Path, limits: Limits) -> StoreResult<Self> {
+        let fail = |reason: String| StoreError::Unavailable {
+            path: path.to_owned(),
+            reason,
+        };
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| fail(format!("cannot create {}: {e}", dir.display())))?;
+        }
+        if path.is_dir() {
+            return Err(fail("is a directory".into()));
+        }
+        let mut conn = Connection::open(path).map_err(|e| fail(e.to_string()))?;
+        let setup = |conn: &mut Connection| -> rusqlite::Result<()> {
+            conn.busy_timeout(std::time::Duration::ZERO)?;
+            conn.pragma_update(None, "locking_mode", "EXCLUSIVE")?;
+            conn.pragma_update(None, "journal_mode", "WAL")?;
+            conn.pragma_update(None, "synchronous", "NORMAL")?;
+            conn.execute_batch(SCHEMA)?;
+            let tx = conn.transaction()?;
+            recover(&tx)?;
+            tx.commit()
+        };
+        setup(&mut conn).map_err(|e| {
+            let text = e.to_string();
+            if text.contains("locked") || text.contains("busy") {
+                fail(format!("{text} (another batchgate holds it?)"))
+            } else {
+                fail(text)
+            }
+        })?;
+        let (ops, rx) = mpsc::channel::<Op>();
+        let ctx = Ctx {
+            path: path.to_owned(),
+            limits,
+        };
+        std::thread::Builder::new()
+            .name("job-store".into())
+            .spawn(move || {
+                while let Ok(op) = rx.recv() {
+                    op(&mut conn, &ctx);
+                }
+            })
+            .map_err(|e| fail(format!("cannot start its thread: {e}")))?;
+        Ok(Self {
+            path: path.to_owned(),
+            ops,
+        })
+    }
+
+    /// Runs `f` in one transaction on the store's thread.
+    fn call<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Transaction<'_>, &Ctx) -> StoreResult<T> + Send + 'static,
+    ) -> BoxFuture<'_, StoreResult<T>> {
+        let (tx, rx) = oneshot::channel();
+        let sent = self
+            .ops
+            .send(Box::new(move |conn: &mut Connection, ctx: &Ctx| {
+                let result = conn.transaction().map_err(|e| sql(ctx, &e)).and_then(|t| {
+                    let out = f(&t, ctx)?;
+                    t.commit().map_err(|e| sql(ctx, &e))?;
+                    Ok(out)
+                });
+                let _ = tx.send(result);
+            }));
+        Box::pin(async move {
+            let stopped = || StoreError::Unavailable {
+                path: self.path.clone(),
+                reason: "its thread has stopped".into(),
+            };
+            sent.map_err(|_| stopped())?;
+            rx.await.map_err(|_| stopped())?
+        })
+    }
+}
+
+/// A SQLite failure as the store's error, naming the file.
+fn sql(ctx: &Ctx, e: &rusqlite::Error) -> StoreError {
+    StoreError::Unavailable {
+        path: ctx.path.clone(),
+        reason: e.to_string(),
+    }
+}
+
+/// Puts back what a crash left.
+fn recover(tx: &Transaction<'_>) -> rusqlite::Result<()> {
+    tx.execute_batch(
+        "DELETE FROM items WHERE job IN (SELECT id FROM jobs WHERE state = 'validating');
+         DELETE FROM jobs WHERE state = 'validating';
+         UPDATE items SET state = 0 WHERE state = 1;
+         UPDATE jobs SET running = 0;",
+    )?;
+    let now = now_ms() as i64;
+    tx.execute(
+        "UPDATE jobs SET state = 'cancelled', ended = ?1 WHERE state = 'cancelling'",
+        [now],
+    )?;
+    Ok(())
+}
+
+const JOB_COLUMNS: &str = "id, queue, state, reason, priority, labels, created, expires, ended, \
+     total, succeeded, failed, cancelled, expired, bytes";
+
+fn job_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<JobInfo> {
+    let u = |i: usize| -> rusqlite::Result<u64> { Ok(row.get::<_, i64>(i)?.max(0) as u64) };
+    let labels: String = row.get(5)?;
+    let state: String = row.get(2)?;
+    Ok(JobInfo {
+        id: row.get(0)?,
+        queue: row.get(1)?,
+        state: JobState::parse(&state).unwrap_or(JobState::Failed),
+        reason: row.get(3)?,
+        priority: u32::try_from(u(4)?).unwrap_or(u32::MAX),
+        labels: serde_json::from_str(&labels).unwrap_or_default(),
+        created_ms: u(6)?,
+        expires_ms: u(7)?,
+        ended_ms: u(8)?,
+        counts: Counts {
+            total: u(9)?,
+            succeeded: u(10)?,
+            failed: u(11)?,
+            cancelled: u(12)?,
+            expired: u(13)?,
+        },
+        bytes: u(14)?,
+    })
+}
+
+fn load(tx: &Transaction<'_>, ctx: &Ctx, id: &str) -> StoreResult<JobInfo> {
+    tx.query_row(
+        &format!("SELECT {JOB_COLUMNS} FROM jobs WHERE id = ?1 AND state != 'validating'"),
+        [id],
+        job_row,
+    )
+    .optional()
+    .map_err(|e| sql(ctx, &e))?
+    .ok_or_else(|| StoreError::NotFound(id.to_owned()))
+}
+
+/// Ends every item of `id` not yet claimed with `code` and `message`,
+/// counted in `column`.
+fn end_pending(
+    tx: &Transaction<'_>,
+    ctx: &Ctx,
+    id: &str,
+    code: i32,
+    message: &str,
+    column: &str,
+) -> StoreResult<()> {
+    let e = |e: rusqlite::Error| sql(ctx, &e);
+    let done: i64 = tx
+        .query_row(
+            "SELECT succeeded + failed + cancelled + expired FROM jobs WHERE id = ?1",
+            [id],
+            |r| r.get(0),
+        )
+        .map_err(e)?;
+    let pending: Vec<(i64, String)> = {
+        let mut stmt = tx
+            .prepare("SELECT seq, custom_id FROM items WHERE job = ?1 AND state = 0 ORDER BY seq")
+            .map_err(e)?;
+        stmt.query_map([id], |r| Ok((r.get(0)?, r.get(1)?)))
+            .map_err(e)?
+            .collect::<rusqlite::Result<_>>()
+            .map_err(e)?
+    };
+    let mut insert = tx
+        .prepare_cached(
+            "INSERT INTO results(job, offset, custom_id, code, message, batch) VALUES (?1, ?2, ?3, ?4, ?5, 0)",
+        )
+        .map_err(e)?;
+    for (n, (_, custom_id)) in pending.iter().enumerate() {
+        insert
+            .execute(params![id, done + n as i64, custom_id, code, message])
+            .map_err(e)?;
+    }
+    tx.execute(
+        "UPDATE items SET state = 2 WHERE job = ?1 AND state = 0",
+        [id],
+    )
+    .map_err(e)?;
+    tx.execute(
+        &format!("UPDATE jobs SET {column} = {column} + ?2 WHERE id = ?1"),
+        params![id, pending.len() as i64],
+    )
+    .map_err(e)?;
+    Ok(())
+}
+
+/// Ends the job as `state` (with `reason`) once nothing runs.
+fn settle(tx: &Transaction<'_>, ctx: &Ctx, id: &str) -> StoreResult<JobInfo> {
+    let e = |e: rusqlite::Error| sql(ctx, &e);
+    let now = now_ms() as i64;
+    tx.execute(
+        "UPDATE jobs SET state = CASE state WHEN 'cancelling' THEN 'cancelled' ELSE 'completed' END,
+           ended = ?2
+         WHERE id = ?1 AND state IN ('queued', 'in_progress', 'cancelling') AND running = 0
+           AND succeeded + failed + cancelled + expired >= total",
+        params![id, now],
+    )
+    .map_err(e)?;
+    load(tx, ctx, id)
+}
+
+impl JobStore for SqliteStore {
+    fn begin(&self, job: NewJob) -> BoxFuture<'_, StoreResult<Begun>> {
+        self.call(move |tx, ctx| upload::begin(tx, ctx, job))
+    }
+
+    fn append(&self, id: &str, first: u64, items: Vec<NewItem>) -> BoxFuture<'_, StoreResult<()>> {
+        let id = id.to_owned();
+        self.call(move |tx, ctx| upload::append(tx, ctx, &id, first, items))
+    }
+
+    fn seal(&self, id: &str) -> BoxFuture<'_, StoreResult<JobInfo>> {
+        let id = id.to_owned();
+        self.call(move |tx, ctx| upload::seal(tx, ctx, &id))
+    }
+
+    fn abort(&self, id: &str) -> BoxFuture<'_, StoreResult<()>> {
+        let id = id.to_owned();
+        self.call(move |tx, ctx| upload::abort(tx, ctx, &id))
+    }
+
+    fn get(&self, id: &str) -> BoxFuture<'_, StoreResult<JobInfo>> {
+        let id = id.to_owned();
+        self.call(move |tx, ctx| read::get(tx, ctx, &id))
+    }
+
+    fn list(&self, filter: Filter) -> BoxFuture<'_, StoreResult<Vec<JobInfo>>> {
+        self.call(move |tx, ctx| read::list(tx, ctx, filter))
+    }
+
+    fn open_jobs(&self) -> BoxFuture<'_, StoreResult<Vec<JobInfo>>> {
+        self.call(read::open_jobs)
+    }
+
+    fn claim(&self, id: &str, n: usize) -> BoxFuture<'_, StoreResult<Vec<Claimed>>> {
+        let id = id.to_owned();
+        self.call(move |tx, ctx| run::claim(tx, ctx, &id, n))
+    }
+
+    fn record(&self, id: &str, done: Vec<Done>) -> BoxFuture<'_, StoreResult<JobInfo>> {
+        let id = id.to_owned();
+        self.call(move |tx, ctx| run::record(tx, ctx, &id, done))
+    }
+
+    fn cancel(&self, id: &str) -> BoxFuture<'_, StoreResult<JobInfo>> {
+        let id = id.to_owned();
+        self.call(move |tx, ctx| run::cancel(tx, ctx, &id))
+    }
+
+    fn fail(&self, id: &str, code: i32, reason: &str) -> BoxFuture<'_, StoreResult<JobInfo>> {
+        let id = id.to_owned();
+        let reason = reason.to_owned();
+        self.call(move |tx, ctx| run::fail(tx, ctx, &id, code, &reason))
+    }
+
+    fn expire(&self, now_ms: u64) -> BoxFuture<'_, StoreResult<Vec<JobInfo>>> {
+        self.call(move |tx, ctx| run::expire(tx, ctx, now_ms))
+    }
+
+    fn results(
+        &self,
+        id: &str,
+        offset: u64,
+        limit: usize,
+        errors_only: bool,
+    ) -> BoxFuture<'_, StoreResult<Vec<JobResult>>> {
+        let id = id.to_owned();
+        self.call(move |tx, ctx| read::results(tx, ctx, &id, offset, limit, errors_only))
+    }
+
+    fn delete(&self, id: &str) -> BoxFuture<'_, StoreResult<()>> {
+        let id = id.to_owned();
+        self.call(move |tx, ctx| read::delete(tx, ctx, &id))
+    }
+
+    fn purge(&self, before_ms: u64) -> BoxFuture<'_, StoreResult<u64>> {
+        self.call(move |tx, ctx| read::purge(tx, ctx, before_ms))
+    }
+}
+
+/// Removes a job with its items and results.
+fn remove(tx: &Transaction<'_>, ctx: &Ctx, id: &str) -> StoreResult<()> {
+    let e = |e: rusqlite::Error| sql(ctx, &e);
+    for table in ["items", "results"] {
+        tx.execute(&format!("DELETE FROM {table} WHERE job = ?1"), [id])
+            .map_err(e)?;
+    }
+    tx.execute("DELETE FROM jobs WHERE id = ?1", [id])
+        .map_err(e)?;
+    Ok(())
+}
