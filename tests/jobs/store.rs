@@ -3,7 +3,7 @@
 //! all, items are claimed once and recorded once, cancel / fail / expire
 //! end what has not run, delete and retention remove, and a restart puts
 //! back what a crash left. Then the SQLite file's own failures: a
-//! directory, a second process, a read-only file.
+//! directory, a second holder, a file that is not a database.
 
 use std::{path::PathBuf, sync::Arc, time::Duration};
 
@@ -22,21 +22,17 @@ fn limits() -> Limits {
 }
 
 /// A fresh directory under the system's temp dir.
-fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!(
-        "batchgate-{name}-{}-{:x}",
-        std::process::id(),
-        fastrand_u64()
-    ));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-fn fastrand_u64() -> u64 {
+pub fn scratch(name: &str) -> PathBuf {
     use std::hash::{BuildHasher, Hasher};
     let mut h = std::collections::hash_map::RandomState::new().build_hasher();
     h.write_u64(0);
-    h.finish()
+    let dir = std::env::temp_dir().join(format!(
+        "batchgate-{name}-{}-{:x}",
+        std::process::id(),
+        h.finish()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
 }
 
 fn open(dir: &std::path::Path) -> Arc<dyn JobStore> {

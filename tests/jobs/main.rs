@@ -1,0 +1,10 @@
+//! Jobs: the store's conformance tests, the Jobs API against a real server
+//! (uploads refused whole, results read back once each, cancel, a deleted
+//! queue, jobs off), and the binary killed mid-job and restarted.
+
+#[path = "../common/mod.rs"]
+mod common;
+
+mod crash;
+mod service;
+mod store;
