@@ -61,7 +61,7 @@ CREATE TABLE IF NOT EXISTS jobs(
   total INTEGER NOT NULL DEFAULT 0, succeeded INTEGER NOT NULL DEFAULT 0,
   failed INTEGER NOT NULL DEFAULT 0, cancelled INTEGER NOT NULL DEFAULT 0,
   expired INTEGER NOT NULL DEFAULT 0, bytes INTEGER NOT NULL DEFAULT 0,
-  running INTEGER NOT NULL DEFAULT 0);
+  running INTEGER NOT NULL DEFAULT 0, next_seq INTEGER NOT NULL DEFAULT 0);
 CREATE INDEX IF NOT EXISTS jobs_created ON jobs(created, id);
 CREATE TABLE IF NOT EXISTS items(
   job TEXT NOT NULL, seq INTEGER NOT NULL, custom_id TEXT NOT NULL,
@@ -69,7 +69,6 @@ CREATE TABLE IF NOT EXISTS items(
   batch_key TEXT, state INTEGER NOT NULL DEFAULT 0,
   PRIMARY KEY(job, seq)) WITHOUT ROWID;
 CREATE UNIQUE INDEX IF NOT EXISTS items_custom ON items(job, custom_id);
-CREATE INDEX IF NOT EXISTS items_pending ON items(job, seq) WHERE state = 0;
 CREATE TABLE IF NOT EXISTS results(
   job TEXT NOT NULL, offset INTEGER NOT NULL, custom_id TEXT NOT NULL,
   code INTEGER NOT NULL, message TEXT NOT NULL, payload BLOB,
@@ -107,6 +106,8 @@ impl SqliteStore {
             conn.pragma_update(None, "locking_mode", "EXCLUSIVE")?;
             conn.pragma_update(None, "journal_mode", "WAL")?;
             conn.pragma_update(None, "synchronous", "NORMAL")?;
+            conn.pragma_update(None, "cache_size", -65_536)?;
+            conn.pragma_update(None, "temp_store", "MEMORY")?;
             conn.execute_batch(SCHEMA)?;
             let tx = conn.transaction()?;
             recover(&tx)?;
@@ -180,7 +181,9 @@ fn recover(tx: &Transaction<'_>) -> rusqlite::Result<()> {
         "DELETE FROM items WHERE job IN (SELECT id FROM jobs WHERE state = 'validating');
          DELETE FROM jobs WHERE state = 'validating';
          UPDATE items SET state = 0 WHERE state = 1;
-         UPDATE jobs SET running = 0;",
+         UPDATE jobs SET running = 0, next_seq = COALESCE(
+           (SELECT MIN(seq) FROM items WHERE job = jobs.id AND state = 0), total)
+         WHERE state IN ('queued', 'in_progress');",
     )?;
     let now = now_ms() as i64;
     tx.execute(
@@ -249,7 +252,10 @@ fn end_pending(
         .map_err(e)?;
     let pending: Vec<(i64, String)> = {
         let mut stmt = tx
-            .prepare("SELECT seq, custom_id FROM items WHERE job = ?1 AND state = 0 ORDER BY seq")
+            .prepare(
+                "SELECT seq, custom_id FROM items WHERE job = ?1
+                   AND seq >= (SELECT next_seq FROM jobs WHERE id = ?1) AND state = 0 ORDER BY seq",
+            )
             .map_err(e)?;
         stmt.query_map([id], |r| Ok((r.get(0)?, r.get(1)?)))
             .map_err(e)?
@@ -267,7 +273,8 @@ fn end_pending(
             .map_err(e)?;
     }
     tx.execute(
-        "UPDATE items SET state = 2 WHERE job = ?1 AND state = 0",
+        "UPDATE items SET state = 2 WHERE job = ?1
+           AND seq >= (SELECT next_seq FROM jobs WHERE id = ?1) AND state = 0",
         [id],
     )
     .map_err(e)?;

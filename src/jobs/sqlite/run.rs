@@ -22,7 +22,8 @@ pub(super) fn claim(
         let mut stmt = tx
             .prepare_cached(
                 "SELECT seq, custom_id, payload, attributes, cost, batch_key FROM items
-                     WHERE job = ?1 AND state = 0 ORDER BY seq LIMIT ?2",
+                 WHERE job = ?1 AND seq >= (SELECT next_seq FROM jobs WHERE id = ?1)
+                   AND state = 0 ORDER BY seq LIMIT ?2",
             )
             .map_err(e)?;
         stmt.query_map(params![id, n as i64], |r| {
@@ -51,11 +52,14 @@ pub(super) fn claim(
         mark.execute(params![id, c.seq as i64, RUNNING])
             .map_err(e)?;
     }
+    // Items before the cursor are never pending again (until a restart
+    // puts back what was claimed and moves it back).
+    let next = claimed.last().map_or(job.counts.total, |c| c.seq + 1);
     tx.execute(
-        "UPDATE jobs SET running = running + ?2,
+        "UPDATE jobs SET running = running + ?2, next_seq = ?3,
                state = CASE state WHEN 'queued' THEN 'in_progress' ELSE state END
              WHERE id = ?1",
-        params![id, claimed.len() as i64],
+        params![id, claimed.len() as i64, next as i64],
     )
     .map_err(e)?;
     Ok(claimed)
