@@ -94,3 +94,5 @@ import sys, json
 ids = [json.loads(l)['custom_id'] for l in sys.stdin]
 print(f'crash: killed at >= half, {len(ids):,} results, {len(set(ids)):,} distinct custom_ids; {sys.argv[1]} items claimed but not recorded at the kill (the most that ran twice)')
 " "$claimed"
+kill "$server" 2>/dev/null || true
+rm -rf "$work"

@@ -13,14 +13,20 @@ See backend.py for the backend side (``handler``, ``serve``).
 from batchgate.backend import BackendService, BatchContext, Output, Register, Server, handler, serve
 from batchgate.client import AsyncClient, BatchInfo, Client, Result, StreamResult
 from batchgate.errors import BatchgateError
+from batchgate.jobs import AsyncJob, Job, JobInfo, JobItem, JobResult
 
 __all__ = [
     "AsyncClient",
+    "AsyncJob",
     "BackendService",
     "BatchContext",
     "BatchInfo",
     "BatchgateError",
     "Client",
+    "Job",
+    "JobInfo",
+    "JobItem",
+    "JobResult",
     "Output",
     "Register",
     "Result",

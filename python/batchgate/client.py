@@ -27,8 +27,9 @@ from typing import (
 
 import grpc
 
+from batchgate import jobs
 from batchgate.errors import BatchgateError, status_code
-from batchgate.v1 import batchgate_pb2, batchgate_pb2_grpc
+from batchgate.v1 import batchgate_pb2, batchgate_pb2_grpc, jobs_pb2, jobs_pb2_grpc
 
 Payload = Union[bytes, str]
 
@@ -234,6 +235,7 @@ class Client:
             target, tls=tls, ca=ca, cert=cert, key=key, max_message_bytes=max_message_bytes
         )
         self._stub = batchgate_pb2_grpc.BatcherStub(self._channel)
+        self._jobs = jobs_pb2_grpc.JobsStub(self._channel)
         self._metadata = list(metadata or [])
 
     def __enter__(self) -> "Client":
@@ -244,6 +246,37 @@ class Client:
 
     def close(self) -> None:
         self._channel.close()
+
+    def create_job(
+        self,
+        queue: str,
+        items: Iterable,
+        *,
+        completion_window: Optional[float] = None,
+        priority: int = 0,
+        labels: Optional[Dict[str, str]] = None,
+        idempotency_key: Optional[str] = None,
+    ) -> "jobs.Job":
+        """Uploads ``items`` as a job of ``queue`` (see batchgate.jobs);
+        ``completion_window`` in seconds (default: the server's, 24 h)."""
+        return jobs.create(
+            self._jobs,
+            self._metadata,
+            queue,
+            items,
+            completion_window=completion_window,
+            priority=priority,
+            labels=labels,
+            idempotency_key=idempotency_key,
+        )
+
+    def job(self, job_id: str) -> "jobs.Job":
+        """The job with ``job_id``, as the server has it now."""
+        try:
+            info = self._jobs.GetJob(jobs_pb2.JobRef(id=job_id), metadata=self._metadata)
+        except grpc.RpcError as e:
+            raise BatchgateError.from_rpc(e) from None
+        return jobs.Job(self._jobs, jobs.JobInfo.of(info), self._metadata)
 
     def submit(
         self,
@@ -342,6 +375,7 @@ class AsyncClient:
         else:
             self._channel = grpc.aio.secure_channel(address, creds, options=options)
         self._stub = batchgate_pb2_grpc.BatcherStub(self._channel)
+        self._jobs = jobs_pb2_grpc.JobsStub(self._channel)
         self._metadata = list(metadata or [])
 
     async def __aenter__(self) -> "AsyncClient":
@@ -352,6 +386,28 @@ class AsyncClient:
 
     async def close(self) -> None:
         await self._channel.close()
+
+    async def create_job(
+        self,
+        queue: str,
+        items: Iterable,
+        *,
+        completion_window: Optional[float] = None,
+        priority: int = 0,
+        labels: Optional[Dict[str, str]] = None,
+        idempotency_key: Optional[str] = None,
+    ) -> "jobs.AsyncJob":
+        """Uploads ``items`` as a job of ``queue`` (see :meth:`Client.create_job`)."""
+        return await jobs.create_async(
+            self._jobs,
+            self._metadata,
+            queue,
+            items,
+            completion_window=completion_window,
+            priority=priority,
+            labels=labels,
+            idempotency_key=idempotency_key,
+        )
 
     async def submit(
         self,

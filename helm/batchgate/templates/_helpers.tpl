@@ -100,5 +100,11 @@ false
 {{- $_ := set $server "tls" $tls }}
 {{- end }}
 {{- $_ := include "batchgate.controlReachable" . }}
-{{- dict "server" $server "queues" .Values.config.queues | toPrettyJson }}
+{{- $config := dict "server" $server "queues" .Values.config.queues }}
+{{- if .Values.jobs.enabled }}
+{{- $jobs := deepCopy .Values.jobs.settings }}
+{{- $_ := set $jobs "path" "/var/lib/batchgate/jobs.sqlite3" }}
+{{- $_ := set $config "jobs" $jobs }}
+{{- end }}
+{{- $config | toPrettyJson }}
 {{- end }}

@@ -106,7 +106,7 @@ impl SqliteStore {
             conn.pragma_update(None, "locking_mode", "EXCLUSIVE")?;
             conn.pragma_update(None, "journal_mode", "WAL")?;
             conn.pragma_update(None, "synchronous", "NORMAL")?;
-            conn.pragma_update(None, "cache_size", -65_536)?;
+            conn.pragma_update(None, "cache_size", -8_192)?;
             conn.pragma_update(None, "temp_store", "MEMORY")?;
             conn.execute_batch(SCHEMA)?;
             let tx = conn.transaction()?;
