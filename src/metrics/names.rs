@@ -296,12 +296,12 @@ pub(super) const DESCRIPTIONS: &[(&str, Unit, &str)] = &[
     (
         JOBS,
         Unit::Count,
-        "Jobs in the store by state, as of the last look (every second).",
+        "Open jobs by state (queued, in_progress, cancelling), as of the job runner's last look.",
     ),
     (
         JOB_STORE_SECONDS,
         Unit::Seconds,
-        "How long a write to the job store took (one transaction: claim, record, cancel, expire).",
+        "How long storing a chunk of job items' answers took (one store transaction).",
     ),
 ];
 
