@@ -4,6 +4,8 @@
 //! a second server on it is refused at start, naming the file.
 
 use std::{
+    cell::RefCell,
+    collections::{HashMap, VecDeque},
     path::{Path, PathBuf},
     sync::mpsc,
 };
@@ -17,6 +19,8 @@ use super::{
 };
 use crate::handler::BoxFuture;
 
+mod chunk;
+mod ends;
 mod read;
 mod run;
 mod upload;
@@ -41,6 +45,7 @@ pub struct Limits {
 struct Ctx {
     path: PathBuf,
     limits: Limits,
+    memory: RefCell<Memory>,
 }
 
 type Op = Box<dyn FnOnce(&mut Connection, &Ctx) + Send>;
@@ -66,19 +71,26 @@ CREATE INDEX IF NOT EXISTS jobs_created ON jobs(created, id);
 CREATE TABLE IF NOT EXISTS items(
   job TEXT NOT NULL, seq INTEGER NOT NULL, custom_id TEXT NOT NULL,
   payload BLOB NOT NULL, attributes TEXT NOT NULL, cost INTEGER,
-  batch_key TEXT, state INTEGER NOT NULL DEFAULT 0,
+  batch_key TEXT,
   PRIMARY KEY(job, seq)) WITHOUT ROWID;
 CREATE UNIQUE INDEX IF NOT EXISTS items_custom ON items(job, custom_id);
-CREATE TABLE IF NOT EXISTS results(
-  job TEXT NOT NULL, offset INTEGER NOT NULL, custom_id TEXT NOT NULL,
-  code INTEGER NOT NULL, message TEXT NOT NULL, payload BLOB,
-  attributes TEXT, batch INTEGER NOT NULL,
-  PRIMARY KEY(job, offset)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS chunks(
+  job TEXT NOT NULL, first INTEGER NOT NULL, count INTEGER NOT NULL,
+  errors INTEGER NOT NULL, results BLOB NOT NULL);
+CREATE UNIQUE INDEX IF NOT EXISTS chunks_at ON chunks(job, first);
 ";
 
-/// An item claimed and not yet recorded, in the `items` table (0: not yet
-/// claimed, 2: recorded).
-const RUNNING: i64 = 1;
+/// What the store's thread keeps besides the file: the items claimed and
+/// not yet recorded (their results come in chunks, so the file has no
+/// per-item state to update), and those a restart put back.
+#[derive(Debug, Default)]
+struct Memory {
+    /// By job: seq → custom_id.
+    running: HashMap<String, HashMap<u64, String>>,
+    /// By job: claimed before a restart and never recorded, to claim
+    /// before the cursor's next.
+    redo: HashMap<String, VecDeque<u64>>,
+}
 
 impl SqliteStore {
     /// Opens (or creates) the store at `path`, takes it for this process,
@@ -108,24 +120,26 @@ impl SqliteStore {
             conn.pragma_update(None, "synchronous", "NORMAL")?;
             conn.pragma_update(None, "cache_size", -8_192)?;
             conn.pragma_update(None, "temp_store", "MEMORY")?;
-            conn.execute_batch(SCHEMA)?;
-            let tx = conn.transaction()?;
-            recover(&tx)?;
-            tx.commit()
+            conn.execute_batch(SCHEMA)
         };
-        setup(&mut conn).map_err(|e| {
+        let said = |e: rusqlite::Error| {
             let text = e.to_string();
             if text.contains("locked") || text.contains("busy") {
                 fail(format!("{text} (another batchgate holds it?)"))
             } else {
                 fail(text)
             }
-        })?;
-        let (ops, rx) = mpsc::channel::<Op>();
+        };
+        setup(&mut conn).map_err(said)?;
         let ctx = Ctx {
             path: path.to_owned(),
             limits,
+            memory: RefCell::new(Memory::default()),
         };
+        let tx = conn.transaction().map_err(said)?;
+        ends::recover(&tx, &ctx)?;
+        tx.commit().map_err(said)?;
+        let (ops, rx) = mpsc::channel::<Op>();
         std::thread::Builder::new()
             .name("job-store".into())
             .spawn(move || {
@@ -175,24 +189,6 @@ fn sql(ctx: &Ctx, e: &rusqlite::Error) -> StoreError {
     }
 }
 
-/// Puts back what a crash left.
-fn recover(tx: &Transaction<'_>) -> rusqlite::Result<()> {
-    tx.execute_batch(
-        "DELETE FROM items WHERE job IN (SELECT id FROM jobs WHERE state = 'validating');
-         DELETE FROM jobs WHERE state = 'validating';
-         UPDATE items SET state = 0 WHERE state = 1;
-         UPDATE jobs SET running = 0, next_seq = COALESCE(
-           (SELECT MIN(seq) FROM items WHERE job = jobs.id AND state = 0), total)
-         WHERE state IN ('queued', 'in_progress');",
-    )?;
-    let now = now_ms() as i64;
-    tx.execute(
-        "UPDATE jobs SET state = 'cancelled', ended = ?1 WHERE state = 'cancelling'",
-        [now],
-    )?;
-    Ok(())
-}
-
 const JOB_COLUMNS: &str = "id, queue, state, reason, priority, labels, created, expires, ended, \
      total, succeeded, failed, cancelled, expired, bytes";
 
@@ -230,60 +226,6 @@ fn load(tx: &Transaction<'_>, ctx: &Ctx, id: &str) -> StoreResult<JobInfo> {
     .optional()
     .map_err(|e| sql(ctx, &e))?
     .ok_or_else(|| StoreError::NotFound(id.to_owned()))
-}
-
-/// Ends every item of `id` not yet claimed with `code` and `message`,
-/// counted in `column`.
-fn end_pending(
-    tx: &Transaction<'_>,
-    ctx: &Ctx,
-    id: &str,
-    code: i32,
-    message: &str,
-    column: &str,
-) -> StoreResult<()> {
-    let e = |e: rusqlite::Error| sql(ctx, &e);
-    let done: i64 = tx
-        .query_row(
-            "SELECT succeeded + failed + cancelled + expired FROM jobs WHERE id = ?1",
-            [id],
-            |r| r.get(0),
-        )
-        .map_err(e)?;
-    let pending: Vec<(i64, String)> = {
-        let mut stmt = tx
-            .prepare(
-                "SELECT seq, custom_id FROM items WHERE job = ?1
-                   AND seq >= (SELECT next_seq FROM jobs WHERE id = ?1) AND state = 0 ORDER BY seq",
-            )
-            .map_err(e)?;
-        stmt.query_map([id], |r| Ok((r.get(0)?, r.get(1)?)))
-            .map_err(e)?
-            .collect::<rusqlite::Result<_>>()
-            .map_err(e)?
-    };
-    let mut insert = tx
-        .prepare_cached(
-            "INSERT INTO results(job, offset, custom_id, code, message, batch) VALUES (?1, ?2, ?3, ?4, ?5, 0)",
-        )
-        .map_err(e)?;
-    for (n, (_, custom_id)) in pending.iter().enumerate() {
-        insert
-            .execute(params![id, done + n as i64, custom_id, code, message])
-            .map_err(e)?;
-    }
-    tx.execute(
-        "UPDATE items SET state = 2 WHERE job = ?1
-           AND seq >= (SELECT next_seq FROM jobs WHERE id = ?1) AND state = 0",
-        [id],
-    )
-    .map_err(e)?;
-    tx.execute(
-        &format!("UPDATE jobs SET {column} = {column} + ?2 WHERE id = ?1"),
-        params![id, pending.len() as i64],
-    )
-    .map_err(e)?;
-    Ok(())
 }
 
 /// Ends the job as `state` (with `reason`) once nothing runs.
@@ -383,7 +325,10 @@ impl JobStore for SqliteStore {
 /// Removes a job with its items and results.
 fn remove(tx: &Transaction<'_>, ctx: &Ctx, id: &str) -> StoreResult<()> {
     let e = |e: rusqlite::Error| sql(ctx, &e);
-    for table in ["items", "results"] {
+    let mut memory = ctx.memory.borrow_mut();
+    memory.running.remove(id);
+    memory.redo.remove(id);
+    for table in ["items", "chunks"] {
         tx.execute(&format!("DELETE FROM {table} WHERE job = ?1"), [id])
             .map_err(e)?;
     }

@@ -2,7 +2,7 @@
 
 use rusqlite::{Transaction, params};
 
-use super::*;
+use super::{chunk, *};
 
 pub(super) fn get(tx: &Transaction<'_>, ctx: &Ctx, id: &str) -> StoreResult<JobInfo> {
     load(tx, ctx, id)
@@ -56,47 +56,53 @@ pub(super) fn results(
 ) -> StoreResult<Vec<JobResult>> {
     let e = |e: rusqlite::Error| sql(ctx, &e);
     load(tx, ctx, id)?;
+    let offset = offset.min(i64::MAX as u64);
+    // The chunk that holds `offset`, and those after it.
+    let start: Option<i64> = tx
+        .query_row(
+            "SELECT MAX(first) FROM chunks WHERE job = ?1 AND first <= ?2",
+            params![id, offset as i64],
+            |r| r.get(0),
+        )
+        .map_err(e)?;
     let mut stmt = tx
-            .prepare_cached(
-                "SELECT offset, custom_id, code, message, payload, attributes, batch FROM results
-                 WHERE job = ?1 AND offset >= ?2 AND (?3 = 0 OR code != 0) ORDER BY offset LIMIT ?4",
-            )
-            .map_err(e)?;
-    stmt.query_map(
-        params![
-            id,
-            offset.min(i64::MAX as u64) as i64,
-            errors_only,
-            limit as i64
-        ],
-        |r| {
-            let code: i32 = r.get(2)?;
-            let outcome = if code == 0 {
-                let payload: Option<Vec<u8>> = r.get(4)?;
-                let attributes: Option<String> = r.get(5)?;
-                Outcome::Ok {
-                    payload: payload.unwrap_or_default().into(),
-                    attributes: attributes
-                        .and_then(|a| serde_json::from_str(&a).ok())
-                        .unwrap_or_default(),
-                }
-            } else {
-                Outcome::Err {
-                    code,
-                    message: r.get(3)?,
-                }
-            };
-            Ok(JobResult {
-                offset: r.get::<_, i64>(0)?.max(0) as u64,
-                custom_id: r.get(1)?,
-                outcome,
-                batch_id: r.get::<_, i64>(6)?.max(0) as u64,
-            })
-        },
-    )
-    .map_err(e)?
-    .collect::<rusqlite::Result<_>>()
-    .map_err(e)
+        .prepare_cached(
+            "SELECT first, results FROM chunks WHERE job = ?1 AND first >= ?2
+               AND (?3 = 0 OR errors > 0) ORDER BY first",
+        )
+        .map_err(e)?;
+    let mut rows = stmt
+        .query(params![id, start.unwrap_or(0), errors_only])
+        .map_err(e)?;
+    let mut out = Vec::with_capacity(limit.min(4_096));
+    while let Some(row) = rows.next().map_err(e)? {
+        let first = row.get::<_, i64>(0).map_err(e)?.max(0) as u64;
+        let blob = row
+            .get_ref(1)
+            .map_err(e)?
+            .as_blob()
+            .map_err(|x| sql(ctx, &x.into()))?;
+        let entries = chunk::decode(blob).map_err(|reason| StoreError::Unavailable {
+            path: ctx.path.clone(),
+            reason,
+        })?;
+        for (i, entry) in entries.into_iter().enumerate() {
+            let at = first + i as u64;
+            if at < offset || (errors_only && matches!(entry.outcome, Outcome::Ok { .. })) {
+                continue;
+            }
+            out.push(JobResult {
+                offset: at,
+                custom_id: entry.custom_id,
+                outcome: entry.outcome,
+                batch_id: entry.batch_id,
+            });
+            if out.len() >= limit {
+                return Ok(out);
+            }
+        }
+    }
+    Ok(out)
 }
 
 pub(super) fn delete(tx: &Transaction<'_>, ctx: &Ctx, id: &str) -> StoreResult<()> {

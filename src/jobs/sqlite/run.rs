@@ -5,7 +5,11 @@ use std::collections::HashMap;
 
 use rusqlite::{OptionalExtension, Transaction, params};
 
-use super::*;
+use super::{
+    chunk::Entry,
+    ends::{done_count, end_pending, write_chunk},
+    *,
+};
 
 pub(super) fn claim(
     tx: &Transaction<'_>,
@@ -18,51 +22,79 @@ pub(super) fn claim(
     if !job.state.runs() {
         return Ok(Vec::new());
     }
-    let claimed: Vec<Claimed> = {
-        let mut stmt = tx
-            .prepare_cached(
-                "SELECT seq, custom_id, payload, attributes, cost, batch_key FROM items
-                 WHERE job = ?1 AND seq >= (SELECT next_seq FROM jobs WHERE id = ?1)
-                   AND state = 0 ORDER BY seq LIMIT ?2",
-            )
+    const COLUMNS: &str = "seq, custom_id, payload, attributes, cost, batch_key";
+    let mut out = Vec::with_capacity(n);
+    let mut memory = ctx.memory.borrow_mut();
+    // First what a restart put back.
+    if let Some(redo) = memory.redo.get_mut(id) {
+        let mut one = tx
+            .prepare_cached(&format!(
+                "SELECT {COLUMNS} FROM items WHERE job = ?1 AND seq = ?2"
+            ))
             .map_err(e)?;
-        stmt.query_map(params![id, n as i64], |r| {
-            let attributes: String = r.get(3)?;
-            let payload: Vec<u8> = r.get(2)?;
-            Ok(Claimed {
-                seq: r.get::<_, i64>(0)?.max(0) as u64,
-                item: NewItem {
-                    custom_id: r.get(1)?,
-                    payload: payload.into(),
-                    attributes: serde_json::from_str::<HashMap<String, String>>(&attributes)
-                        .unwrap_or_default(),
-                    cost: r.get::<_, Option<i64>>(4)?.map(|c| c.max(0) as u64),
-                    batch_key: r.get(5)?,
-                },
-            })
-        })
-        .map_err(e)?
-        .collect::<rusqlite::Result<_>>()
-        .map_err(e)?
-    };
-    let mut mark = tx
-        .prepare_cached("UPDATE items SET state = ?3 WHERE job = ?1 AND seq = ?2")
-        .map_err(e)?;
-    for c in &claimed {
-        mark.execute(params![id, c.seq as i64, RUNNING])
-            .map_err(e)?;
+        while out.len() < n {
+            let Some(seq) = redo.pop_front() else { break };
+            if let Some(c) = one
+                .query_row(params![id, seq as i64], claimed)
+                .optional()
+                .map_err(e)?
+            {
+                out.push(c);
+            }
+        }
+        if redo.is_empty() {
+            memory.redo.remove(id);
+        }
     }
-    // Items before the cursor are never pending again (until a restart
-    // puts back what was claimed and moves it back).
-    let next = claimed.last().map_or(job.counts.total, |c| c.seq + 1);
+    let mut next: i64 = tx
+        .query_row("SELECT next_seq FROM jobs WHERE id = ?1", [id], |r| {
+            r.get(0)
+        })
+        .map_err(e)?;
+    if out.len() < n {
+        let mut range = tx
+            .prepare_cached(&format!(
+                "SELECT {COLUMNS} FROM items WHERE job = ?1 AND seq >= ?2 ORDER BY seq LIMIT ?3"
+            ))
+            .map_err(e)?;
+        let rows = range
+            .query_map(params![id, next, (n - out.len()) as i64], claimed)
+            .map_err(e)?;
+        for row in rows {
+            let c = row.map_err(e)?;
+            next = c.seq as i64 + 1;
+            out.push(c);
+        }
+    }
     tx.execute(
         "UPDATE jobs SET running = running + ?2, next_seq = ?3,
-               state = CASE state WHEN 'queued' THEN 'in_progress' ELSE state END
-             WHERE id = ?1",
-        params![id, claimed.len() as i64, next as i64],
+           state = CASE state WHEN 'queued' THEN 'in_progress' ELSE state END
+         WHERE id = ?1",
+        params![id, out.len() as i64, next],
     )
     .map_err(e)?;
-    Ok(claimed)
+    let running = memory.running.entry(id.to_owned()).or_default();
+    for c in &out {
+        running.insert(c.seq, c.item.custom_id.clone());
+    }
+    Ok(out)
+}
+
+/// An item row as claimed.
+fn claimed(r: &rusqlite::Row<'_>) -> rusqlite::Result<Claimed> {
+    let attributes: String = r.get(3)?;
+    let payload: Vec<u8> = r.get(2)?;
+    Ok(Claimed {
+        seq: r.get::<_, i64>(0)?.max(0) as u64,
+        item: NewItem {
+            custom_id: r.get(1)?,
+            payload: payload.into(),
+            attributes: serde_json::from_str::<HashMap<String, String>>(&attributes)
+                .unwrap_or_default(),
+            cost: r.get::<_, Option<i64>>(4)?.map(|c| c.max(0) as u64),
+            batch_key: r.get(5)?,
+        },
+    })
 }
 
 pub(super) fn record(
@@ -71,77 +103,43 @@ pub(super) fn record(
     id: &str,
     done: Vec<Done>,
 ) -> StoreResult<JobInfo> {
-    let e = |e: rusqlite::Error| sql(ctx, &e);
-    let mut offset: i64 = tx
-        .query_row(
-            "SELECT succeeded + failed + cancelled + expired FROM jobs WHERE id = ?1",
-            [&id],
-            |r| r.get(0),
-        )
-        .optional()
-        .map_err(e)?
-        .ok_or_else(|| StoreError::NotFound(id.to_owned()))?;
-    let (mut ok, mut failed, mut recorded) = (0i64, 0i64, 0i64);
+    let mut entries = Vec::with_capacity(done.len());
+    let (mut ok, mut failed) = (0i64, 0i64);
     {
-        let mut mark = tx
-                .prepare_cached(
-                    "UPDATE items SET state = 2 WHERE job = ?1 AND seq = ?2 AND state = ?3 RETURNING custom_id",
-                )
-                .map_err(e)?;
-        let mut insert = tx
-                .prepare_cached(
-                    "INSERT INTO results(job, offset, custom_id, code, message, payload, attributes, batch)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-                )
-                .map_err(e)?;
-        for d in &done {
-            let custom_id: Option<String> = mark
-                .query_row(params![id, d.seq as i64, RUNNING], |r| r.get(0))
-                .optional()
-                .map_err(e)?;
-            let Some(custom_id) = custom_id else {
-                continue;
-            };
-            let (code, message, payload, attributes) = match &d.outcome {
-                Outcome::Ok {
-                    payload,
-                    attributes,
-                } => {
-                    ok += 1;
-                    (
-                        0,
-                        "",
-                        Some(&payload[..]),
-                        serde_json::to_string(attributes).ok(),
-                    )
+        let mut memory = ctx.memory.borrow_mut();
+        if let Some(running) = memory.running.get_mut(id) {
+            for d in done {
+                // Recorded already, or never claimed: skipped.
+                let Some(custom_id) = running.remove(&d.seq) else {
+                    continue;
+                };
+                match d.outcome {
+                    Outcome::Ok { .. } => ok += 1,
+                    Outcome::Err { .. } => failed += 1,
                 }
-                Outcome::Err { code, message } => {
-                    failed += 1;
-                    (*code, message.as_str(), None, None)
-                }
-            };
-            insert
-                .execute(params![
-                    id,
-                    offset,
+                entries.push(Entry {
+                    seq: d.seq,
                     custom_id,
-                    code,
-                    message,
-                    payload,
-                    attributes,
-                    d.batch_id.min(i64::MAX as u64) as i64
-                ])
-                .map_err(e)?;
-            offset += 1;
-            recorded += 1;
+                    outcome: d.outcome,
+                    batch_id: d.batch_id,
+                });
+            }
+            if running.is_empty() {
+                memory.running.remove(id);
+            }
         }
     }
+    if entries.is_empty() {
+        return load(tx, ctx, id);
+    }
+    let first = done_count(tx, ctx, id)?;
+    write_chunk(tx, ctx, id, first, &entries)?;
     tx.execute(
         "UPDATE jobs SET succeeded = succeeded + ?2, failed = failed + ?3,
                running = MAX(running - ?4, 0) WHERE id = ?1",
-        params![id, ok, failed, recorded],
+        params![id, ok, failed, ok + failed],
     )
-    .map_err(e)?;
+    .map_err(|e| sql(ctx, &e))?;
     settle(tx, ctx, id)
 }
 
