@@ -12,7 +12,7 @@ use batchgate::{
     handler::{BoxFuture, Handler},
     metrics::Metrics,
     pb,
-    queue::{Command, Policy, QueueHandle},
+    queue::{BACKGROUND, Command, Policy, QueueHandle},
 };
 use tokio::{
     sync::{Semaphore, mpsc, oneshot},
@@ -507,6 +507,32 @@ async fn higher_priority_goes_first_fifo_within() {
     q.handle.flush().await.unwrap();
     assert_eq!(q.next_batch().await.payloads, ["h1", "h2", "m1", "m2"]);
     assert_eq!(q.next_batch().await.payloads, ["l1", "l2"]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn background_items_go_after_every_priority_and_top_up_a_batch() {
+    let mut q = start(
+        Policy {
+            mode: Mode::Manual,
+            ..policy()
+        },
+        false,
+        Answer::Echo,
+    );
+    let mut answers = Vec::new();
+    for (p, prio) in [
+        ("job1", BACKGROUND),
+        ("l1", 0),
+        ("job2", BACKGROUND),
+        ("h1", 3),
+        ("l2", 0),
+    ] {
+        answers.push(q.submit_with(p, prio, None).await);
+    }
+    q.handle.flush().await.unwrap();
+    // Batches of 4: online items first, a background one tops it up.
+    assert_eq!(q.next_batch().await.payloads, ["h1", "l1", "l2", "job1"]);
+    assert_eq!(q.next_batch().await.payloads, ["job2"]);
 }
 
 #[tokio::test(start_paused = true)]

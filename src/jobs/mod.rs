@@ -272,6 +272,9 @@ pub trait JobStore: Send + Sync + std::fmt::Debug {
     /// Stores claimed items' ends (an item already recorded is skipped);
     /// the job completes when every item has its result.
     fn record(&self, id: &str, done: Vec<Done>) -> BoxFuture<'_, StoreResult<JobInfo>>;
+    /// Puts claimed items back, to be claimed again (the queue refused
+    /// them before they ran: full, draining, or they waited too long).
+    fn release(&self, id: &str, seqs: Vec<u64>) -> BoxFuture<'_, StoreResult<()>>;
     /// Items not yet claimed end CANCELLED; the job is `cancelled` once
     /// nothing runs (`cancelling` until then).
     fn cancel(&self, id: &str) -> BoxFuture<'_, StoreResult<JobInfo>>;

@@ -1,12 +1,14 @@
 //! Feeds stored jobs into their queues and stores what their items came to.
 //!
 //! Job items enter the queue's own scheduler (its policy, lanes, cost
-//! budget, keys, handler, retries) like online items, at priority 0, but
-//! only while the queue has room for them: fewer than `max_batch_size`
+//! budget, keys, handler, retries) like online items, at the background
+//! priority (below every online priority: in a lane, an online item is
+//! always taken first; a batch that online items leave short is topped up
+//! with job items), and only while the queue has room for them: fewer than `max_batch_size`
 //! items waiting in it and fewer than `jobs.max_in_flight_per_queue` job
 //! items in it at once (by default enough for every batch in flight and
-//! the next: `max_batch_size × (max_in_flight_batches + 1)`). Online items thus find at most one batch's worth
-//! of job items ahead of them, and a job uses what online traffic leaves.
+//! the next: `max_batch_size × (max_in_flight_batches + 1)`), so a job
+//! uses what online traffic leaves.
 //! Jobs of a queue go by priority; jobs of one priority share the room in
 //! turn. Each item carries the attribute
 //! `idempotency_key = "<job id>/<custom_id>"`.
@@ -31,7 +33,7 @@ use tonic::Code;
 use super::{Claimed, Done, JobInfo, JobState, JobStore, JobsConfig, Outcome, StoreResult, now_ms};
 use crate::{
     metrics::Metrics,
-    queue::{Item, Reply, budget::Charge},
+    queue::{BACKGROUND, Item, Reply, budget::Charge},
     registry::{QueueEntry, Registry},
 };
 
@@ -43,6 +45,15 @@ const EXPIRE_EVERY: Duration = Duration::from_secs(1);
 const PURGE_EVERY: Duration = Duration::from_secs(60);
 /// Most items claimed in one store call.
 const MAX_CLAIM: usize = 256;
+/// Whether an item refused with `code` before it ran goes back to its job
+/// (to run later) rather than failing.
+fn requeue(code: Code) -> bool {
+    matches!(
+        code,
+        Code::ResourceExhausted | Code::Unavailable | Code::DeadlineExceeded
+    )
+}
+
 /// The attribute each job item carries.
 pub const IDEMPOTENCY_ATTRIBUTE: &str = "idempotency_key";
 
@@ -278,7 +289,7 @@ impl Runner {
             items.push(Item {
                 payload: c.item.payload,
                 attributes,
-                priority: 0,
+                priority: BACKGROUND,
                 timeout: None,
                 answer_within: None,
                 trace_id: None,
@@ -297,48 +308,61 @@ impl Runner {
         let (changed, notify) = (self.changed.clone(), self.wake.clone());
         self.tasks.spawn(async move {
             let mut done = Vec::with_capacity(answers.len());
+            let mut back = Vec::new();
             let (mut ok, mut failed) = (0, 0);
             for (seq, rx) in answers {
                 let answer = rx.await;
                 counter.fetch_sub(1, Ordering::AcqRel);
                 gauge.set(counter.load(Ordering::Acquire) as f64);
                 notify.notify_one();
-                let (outcome, batch_id) = match answer {
-                    Ok(answer) => {
-                        let batch_id = answer.batch.map_or(0, |b| b.id);
-                        match answer.result {
-                            Ok(output) => (
-                                Outcome::Ok {
-                                    payload: output.payload,
-                                    attributes: output.attributes,
-                                },
-                                batch_id,
-                            ),
-                            // Not run for the shutdown: it runs again at
-                            // the next start.
-                            Err(status) if status.code() == Code::Unavailable && stop.is_cancelled() => continue,
-                            Err(status) => (
-                                Outcome::Err {
-                                    code: status.code() as i32,
-                                    message: status.message().to_owned(),
-                                },
-                                batch_id,
-                            ),
-                        }
-                    }
-                    Err(_) => (
-                        Outcome::Err {
+                let Ok(answer) = answer else {
+                    failed += 1;
+                    done.push(Done {
+                        seq,
+                        outcome: Outcome::Err {
                             code: Code::Internal as i32,
                             message: "the item was dropped without an answer".into(),
                         },
-                        0,
-                    ),
+                        batch_id: 0,
+                    });
+                    continue;
                 };
-                match outcome {
-                    Outcome::Ok { .. } => ok += 1,
-                    Outcome::Err { .. } => failed += 1,
-                }
-                done.push(Done { seq, outcome, batch_id });
+                let batch_id = answer.batch.map_or(0, |b| b.id);
+                let outcome = match answer.result {
+                    Ok(output) => {
+                        ok += 1;
+                        Outcome::Ok {
+                            payload: output.payload,
+                            attributes: output.attributes,
+                        }
+                    }
+                    // Refused before it ran (the queue full or draining,
+                    // or it waited past the queue's item timeout): it runs
+                    // later; at shutdown, at the next start.
+                    Err(status) if batch_id == 0 && requeue(status.code()) => {
+                        if !stop.is_cancelled() {
+                            back.push(seq);
+                        }
+                        continue;
+                    }
+                    Err(status) => {
+                        failed += 1;
+                        Outcome::Err {
+                            code: status.code() as i32,
+                            message: status.message().to_owned(),
+                        }
+                    }
+                };
+                done.push(Done {
+                    seq,
+                    outcome,
+                    batch_id,
+                });
+            }
+            if !back.is_empty()
+                && let Err(e) = store.release(&id, back).await
+            {
+                tracing::warn!(job = %id, error = %e, "jobs: putting refused items back failed; they run again at the next start");
             }
             if done.is_empty() {
                 return;

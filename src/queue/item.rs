@@ -25,6 +25,10 @@ use crate::{
     otel::ItemTrace,
 };
 
+/// The priority of background items (job items): below every priority
+/// level, so an online item never waits behind one in its lane.
+pub const BACKGROUND: u32 = u32::MAX;
+
 /// One client request on its way to a queue.
 #[derive(Debug)]
 pub struct Item {
@@ -32,7 +36,7 @@ pub struct Item {
     pub payload: Bytes,
     /// String attributes for the handler.
     pub attributes: HashMap<String, String>,
-    /// Priority level; higher goes first.
+    /// Priority level; higher goes first ([`BACKGROUND`]: after all).
     pub priority: u32,
     /// The timeout the request asked for, if any; the queue's default item
     /// timeout caps it.

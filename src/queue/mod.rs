@@ -64,8 +64,8 @@ pub use self::{
     command::{ActorStats, Command, Learned},
     cost::{CostModel, CostSource, Oversize},
     item::{
-        Answer, BatchFacts, Gathered, Item, Reply, StreamAnswer, StreamAnswers, StreamLink,
-        StreamReply,
+        Answer, BACKGROUND, BatchFacts, Gathered, Item, Reply, StreamAnswer, StreamAnswers,
+        StreamLink, StreamReply,
     },
     pace::Pace,
     policy::{Decision, Mode, Named, PendingView, Policy, check_item, decide, item_cost},

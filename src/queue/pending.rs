@@ -6,7 +6,10 @@ use std::collections::{BTreeMap, VecDeque};
 
 use tokio::time::Instant;
 
-use super::{cost::Tally, item::Reply};
+use super::{
+    cost::Tally,
+    item::{BACKGROUND, Reply},
+};
 use crate::contract::BatchItem;
 
 /// An accepted item waiting for its batch.
@@ -32,7 +35,8 @@ pub struct Waiting {
 /// Pending items by priority.
 #[derive(Debug)]
 pub struct Pending {
-    /// `levels[p]` holds priority `p` in arrival order.
+    /// `levels[p + 1]` holds priority `p` in arrival order; `levels[0]`
+    /// the background items ([`BACKGROUND`]), below every priority.
     levels: Vec<VecDeque<Waiting>>,
     /// Items in all levels.
     len: usize,
@@ -74,7 +78,7 @@ impl CostBook {
 impl Pending {
     /// An empty store with `levels` priority levels (at least one).
     pub fn new(levels: u32) -> Self {
-        let levels = (0..levels.max(1)).map(|_| VecDeque::new()).collect();
+        let levels = (0..=levels.max(1)).map(|_| VecDeque::new()).collect();
         Self {
             levels,
             len: 0,
@@ -129,15 +133,21 @@ impl Pending {
         self.bytes
     }
 
-    /// Adds an item at the back of its level; `priority` must be a level.
+    /// Adds an item at the back of its level; `priority` must be a level,
+    /// or [`BACKGROUND`].
     pub fn push(&mut self, priority: usize, item: Waiting) {
         let last = self.levels.len() - 1;
+        let at = if priority == BACKGROUND as usize {
+            0
+        } else {
+            priority.saturating_add(1).min(last)
+        };
         self.len += 1;
         self.bytes += item.item.payload.len();
         if let Some(book) = &mut self.book {
             book.add(item.item.cost);
         }
-        self.levels[priority.min(last)].push_back(item);
+        self.levels[at].push_back(item);
     }
 
     /// When the oldest pending item was accepted.
@@ -231,7 +241,7 @@ impl Pending {
     /// Changes the number of priority levels; items of levels that no
     /// longer exist join the highest remaining level, in their order.
     pub fn set_levels(&mut self, levels: u32) {
-        let levels = levels.max(1) as usize;
+        let levels = levels.max(1) as usize + 1;
         if levels > self.levels.len() {
             self.levels.resize_with(levels, VecDeque::new);
         } else if levels < self.levels.len() {

@@ -108,7 +108,7 @@ pub(super) fn end_pending(
 }
 
 /// Stores `items` as ended with `code` and `message`, counted in `column`.
-fn end_items(
+pub(super) fn end_items(
     tx: &Transaction<'_>,
     ctx: &Ctx,
     id: &str,
@@ -141,6 +141,40 @@ fn end_items(
     )
     .map_err(|e| sql(ctx, &e))?;
     Ok(())
+}
+
+/// Ends claimed items `seqs` that never ran as their ended job did:
+/// cancelled, expired, or failed with `reason`.
+pub(super) fn end_as(
+    tx: &Transaction<'_>,
+    ctx: &Ctx,
+    id: &str,
+    state: Option<JobState>,
+    reason: &str,
+    seqs: Vec<u64>,
+) -> StoreResult<()> {
+    let (code, message, column) = match state {
+        Some(JobState::Expired) => (
+            DEADLINE_EXCEEDED,
+            "the job's completion window passed before the item ran",
+            "expired",
+        ),
+        Some(JobState::Failed) => (FAILED_PRECONDITION, reason, "failed"),
+        _ => (CANCELLED, "the job was cancelled", "cancelled"),
+    };
+    let mut ids = Vec::with_capacity(seqs.len());
+    {
+        let mut one = tx
+            .prepare_cached("SELECT custom_id FROM items WHERE job = ?1 AND seq = ?2")
+            .map_err(|e| sql(ctx, &e))?;
+        for seq in seqs {
+            let custom_id = one
+                .query_row(params![id, seq as i64], |r| r.get(0))
+                .map_err(|e| sql(ctx, &e))?;
+            ids.push((seq, custom_id));
+        }
+    }
+    end_items(tx, ctx, id, ids, code, message, column)
 }
 
 /// Puts back what a crash left: uploads never sealed go; items claimed

@@ -286,6 +286,11 @@ impl JobStore for SqliteStore {
         self.call(move |tx, ctx| run::record(tx, ctx, &id, done))
     }
 
+    fn release(&self, id: &str, seqs: Vec<u64>) -> BoxFuture<'_, StoreResult<()>> {
+        let id = id.to_owned();
+        self.call(move |tx, ctx| run::release(tx, ctx, &id, seqs))
+    }
+
     fn cancel(&self, id: &str) -> BoxFuture<'_, StoreResult<JobInfo>> {
         let id = id.to_owned();
         self.call(move |tx, ctx| run::cancel(tx, ctx, &id))

@@ -7,7 +7,7 @@ use rusqlite::{OptionalExtension, Transaction, params};
 
 use super::{
     chunk::Entry,
-    ends::{done_count, end_pending, write_chunk},
+    ends::{done_count, end_as, end_pending, write_chunk},
     *,
 };
 
@@ -141,6 +141,47 @@ pub(super) fn record(
     )
     .map_err(|e| sql(ctx, &e))?;
     settle(tx, ctx, id)
+}
+
+pub(super) fn release(
+    tx: &Transaction<'_>,
+    ctx: &Ctx,
+    id: &str,
+    seqs: Vec<u64>,
+) -> StoreResult<()> {
+    let job = load(tx, ctx, id)?;
+    let back: Vec<u64> = {
+        let mut memory = ctx.memory.borrow_mut();
+        let Some(running) = memory.running.get_mut(id) else {
+            return Ok(());
+        };
+        let back = seqs
+            .into_iter()
+            .filter(|s| running.remove(s).is_some())
+            .collect();
+        if running.is_empty() {
+            memory.running.remove(id);
+        }
+        back
+    };
+    tx.execute(
+        "UPDATE jobs SET running = MAX(running - ?2, 0) WHERE id = ?1",
+        params![id, back.len() as i64],
+    )
+    .map_err(|e| sql(ctx, &e))?;
+    if job.state.runs() {
+        ctx.memory
+            .borrow_mut()
+            .redo
+            .entry(id.to_owned())
+            .or_default()
+            .extend(back);
+    } else {
+        // The job ended meanwhile: these end as it did.
+        end_as(tx, ctx, id, Some(job.state), &job.reason, back)?;
+        settle(tx, ctx, id)?;
+    }
+    Ok(())
 }
 
 pub(super) fn cancel(tx: &Transaction<'_>, ctx: &Ctx, id: &str) -> StoreResult<JobInfo> {

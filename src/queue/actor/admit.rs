@@ -10,7 +10,7 @@ use crate::{
     metrics::Outcome,
     queue::{
         cost,
-        item::Item,
+        item::{BACKGROUND, Item},
         policy::{self, Mode},
         target,
     },
@@ -25,7 +25,9 @@ impl Actor {
         } else {
             policy::check_item(&spec.policy, &spec.name, item.priority, item.payload.len())
         };
+        // Background items wait for room instead of being shed.
         if admitted.is_ok()
+            && item.priority != BACKGROUND
             && spec.policy.mode == Mode::Target
             && spec.policy.shed
             && let Err(refusal) = self.shed_check(&item)

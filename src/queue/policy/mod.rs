@@ -53,7 +53,7 @@ pub fn check_item(
     priority: u32,
     payload_len: usize,
 ) -> Result<(), Refusal> {
-    if priority >= policy.priority_levels {
+    if priority >= policy.priority_levels && priority != super::item::BACKGROUND {
         return Err(Refusal::BadPriority {
             queue: queue.to_owned(),
             priority,
