@@ -85,7 +85,7 @@ while :; do
   sleep 0.05
 done
 kill -9 "$server"; wait "$server" 2>/dev/null || true
-claimed=$(python3 -c "import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); print(c.execute(\"SELECT COUNT(*) FROM items WHERE job=? AND state=1\", (sys.argv[2],)).fetchone()[0])" "$work/jobs.sqlite3" "$id")
+claimed=$(python3 -c "import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); print(c.execute(\"SELECT next_seq - (succeeded + failed + cancelled + expired) FROM jobs WHERE id=?\", (sys.argv[2],)).fetchone()[0])" "$work/jobs.sqlite3" "$id")
 start_server
 "$bin" jobs --addr 127.0.0.1:50120 wait "$id" >/dev/null 2>&1 || true
 "$bin" jobs --addr 127.0.0.1:50120 get "$id"

@@ -6,13 +6,16 @@
 # online p99 with the job against alone, and the job's items/s against
 # capacity - online rate.
 #
-#   bench/jobs_valleys.sh           # JOB=200000 DUR=10s
+#   bench/jobs_valleys.sh           # JOB=200000 DUR=10 REPS=3 SHARES="0 50 90"
+# Each share runs alone and with the job REPS times, one after the other;
+# the medians are printed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source bench/lib.sh
 bin=${BIN:-target/release/batchgate}
 JOB=${JOB:-200000}
 DUR=${DUR:-10}
+REPS=${REPS:-3}
 work=$(mktemp -d)
 cat >"$work/q.toml" <<TOML
 [server]
@@ -44,33 +47,39 @@ field() { python3 -c "import sys,json; d=json.loads(sys.stdin.readline()); print
 cap=$(b -c 512 | field "round(d['items_per_sec'])")
 echo "capacity (512 closed-loop callers): $cap items/s"
 succeeded() { "$bin" jobs --addr 127.0.0.1:50130 get "$1" | sed -n 's/.* succeeded=\([0-9]*\).*/\1/p'; }
-for share in 0 50 90; do
+median() { python3 -c "import sys,statistics; print(statistics.median(float(x) for x in sys.argv[1:]))" "$@"; }
+for share in ${SHARES:-0 50 90}; do
   rate=$(( cap * share / 100 ))
-  alone=""
-  if (( rate > 0 )); then
-    alone=$(b -c 1024 --rate "$rate" | field "d['latency_us']['p99']/1000")
-  fi
-  id=$("$bin" jobs --addr 127.0.0.1:50130 submit --queue sim "$work/items.jsonl" 2>/dev/null | tail -1)
-  sleep 1
-  s0=$(succeeded "$id"); t0=$(date +%s.%N)
-  if (( rate > 0 )); then
-    with=$(b -c 1024 --rate "$rate" | field "d['latency_us']['p99']/1000")
-  else
-    sleep "$((DUR + 1))"; with=""
-  fi
-  s1=$(succeeded "$id"); t1=$(date +%s.%N)
-  "$bin" jobs --addr 127.0.0.1:50130 cancel "$id" >/dev/null
-  "$bin" jobs --addr 127.0.0.1:50130 wait "$id" >/dev/null 2>&1 || true
-  python3 - "$share" "$cap" "$rate" "$s0" "$s1" "$t0" "$t1" "$alone" "$with" <<'PY'
+  alones=() withs=() jobs=()
+  for rep in $(seq 1 "$REPS"); do
+    if (( rate > 0 )); then
+      alones+=("$(b -c 1024 --rate "$rate" | field "d['latency_us']['p99']/1000")")
+    fi
+    id=$("$bin" jobs --addr 127.0.0.1:50130 submit --queue sim "$work/items.jsonl" 2>/dev/null | tail -1)
+    sleep 1
+    s0=$(succeeded "$id"); t0=$(date +%s.%N)
+    if (( rate > 0 )); then
+      withs+=("$(b -c 1024 --rate "$rate" | field "d['latency_us']['p99']/1000")")
+    else
+      sleep "$((DUR + 1))"
+    fi
+    s1=$(succeeded "$id"); t1=$(date +%s.%N)
+    jobs+=("$(python3 -c "print(($s1 - $s0) / ($t1 - $t0))")")
+    "$bin" jobs --addr 127.0.0.1:50130 cancel "$id" >/dev/null
+    "$bin" jobs --addr 127.0.0.1:50130 wait "$id" >/dev/null 2>&1 || true
+  done
+  job=$(median "${jobs[@]}")
+  alone=""; with=""
+  if (( rate > 0 )); then alone=$(median "${alones[@]}"); with=$(median "${withs[@]}"); fi
+  python3 - "$share" "$cap" "$rate" "$job" "$alone" "$with" "${alones[*]:-}" "${withs[*]:-}" <<'PY'
 import sys
-share, cap, rate, s0, s1 = map(int, sys.argv[1:6])
-t0, t1 = float(sys.argv[6]), float(sys.argv[7])
-alone, with_ = sys.argv[8], sys.argv[9]
-job = (s1 - s0) / (t1 - t0)
+share, cap, rate = map(int, sys.argv[1:4])
+job = float(sys.argv[4])
+alone, with_ = sys.argv[5], sys.argv[6]
 spare = cap - rate
 line = f"online {share}% ({rate:,}/s): job {job:,.0f} items/s = {job/spare:.2f} of capacity - online ({spare:,})"
 if alone:
-    line += f"; online p99 {float(alone):.1f} ms alone, {float(with_):.1f} ms with the job ({float(with_)/float(alone):.2f}x)"
+    line += f"; online p99 {float(alone):.1f} ms alone, {float(with_):.1f} ms with the job ({float(with_)/float(alone):.2f}x); runs: alone {sys.argv[7]}, with {sys.argv[8]}"
 print(line)
 PY
 done

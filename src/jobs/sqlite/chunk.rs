@@ -10,7 +10,7 @@ use std::collections::HashMap;
 
 use bytes::{Buf, BufMut};
 
-use super::super::Outcome;
+use super::{super::Outcome, Ctx, StoreError, StoreResult, sql};
 
 /// One result in a chunk.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -55,6 +55,21 @@ pub(super) fn encode(entries: &[Entry]) -> Vec<u8> {
         }
     }
     out
+}
+
+/// The entries of column `at` of a `chunks` row.
+///
+/// # Errors
+/// The column is not a blob, or the blob is damaged: the file is.
+pub(super) fn read(ctx: &Ctx, row: &rusqlite::Row<'_>, at: usize) -> StoreResult<Vec<Entry>> {
+    let blob = row
+        .get_ref(at)
+        .and_then(|v| v.as_blob().map_err(Into::into))
+        .map_err(|e| sql(ctx, &e))?;
+    decode(blob).map_err(|reason| StoreError::Unavailable {
+        path: ctx.path.clone(),
+        reason,
+    })
 }
 
 /// The entries of a blob.

@@ -209,15 +209,7 @@ pub(super) fn recover(tx: &Transaction<'_>, ctx: &Ctx) -> StoreResult<()> {
                 .map_err(e)?;
             let mut rows = stmt.query([&id]).map_err(e)?;
             while let Some(row) = rows.next().map_err(e)? {
-                let blob = row
-                    .get_ref(0)
-                    .map_err(e)?
-                    .as_blob()
-                    .map_err(|x| sql(ctx, &x.into()))?;
-                let entries = chunk::decode(blob).map_err(|reason| StoreError::Unavailable {
-                    path: ctx.path.clone(),
-                    reason,
-                })?;
+                let entries = chunk::read(ctx, row, 0)?;
                 recorded.extend(entries.into_iter().map(|x| x.seq));
             }
         }

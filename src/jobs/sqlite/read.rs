@@ -77,15 +77,7 @@ pub(super) fn results(
     let mut out = Vec::with_capacity(limit.min(4_096));
     while let Some(row) = rows.next().map_err(e)? {
         let first = row.get::<_, i64>(0).map_err(e)?.max(0) as u64;
-        let blob = row
-            .get_ref(1)
-            .map_err(e)?
-            .as_blob()
-            .map_err(|x| sql(ctx, &x.into()))?;
-        let entries = chunk::decode(blob).map_err(|reason| StoreError::Unavailable {
-            path: ctx.path.clone(),
-            reason,
-        })?;
+        let entries = chunk::read(ctx, row, 1)?;
         for (i, entry) in entries.into_iter().enumerate() {
             let at = first + i as u64;
             if at < offset || (errors_only && matches!(entry.outcome, Outcome::Ok { .. })) {

@@ -62,7 +62,9 @@ impl Actor {
         });
         match admitted {
             Ok((lane, cost)) => {
-                if self.spec.policy.mode.adaptive() {
+                // The rate the target is kept for is the online items':
+                // background items only fill what batches leave.
+                if self.spec.policy.mode.adaptive() && item.priority != BACKGROUND {
                     let units = if self.spec.policy.budgeted() { cost } else { 1 };
                     self.rate
                         .add(now, usize::try_from(units).unwrap_or(usize::MAX));
