@@ -21,7 +21,7 @@ use std::{
     collections::HashMap,
     sync::{
         Arc, Mutex, PoisonError,
-        atomic::{AtomicUsize, Ordering},
+        atomic::{AtomicBool, AtomicUsize, Ordering},
     },
     time::{Duration, Instant},
 };
@@ -71,6 +71,9 @@ pub struct Runner {
     in_flight: Mutex<HashMap<String, Arc<AtomicUsize>>>,
     /// Turn of the jobs that share a queue's room.
     turn: AtomicUsize,
+    /// Whether the open jobs changed since the runner last looked (a job
+    /// created, cancelled, failed or expired).
+    stale: AtomicBool,
     /// Cancelled at shutdown: no more feeding.
     stop: CancellationToken,
     /// The tasks waiting on job items' answers.
@@ -94,6 +97,7 @@ impl Runner {
             wake: Arc::new(Notify::new()),
             in_flight: Mutex::new(HashMap::new()),
             turn: AtomicUsize::new(0),
+            stale: AtomicBool::new(true),
             stop: CancellationToken::new(),
             tasks: TaskTracker::new(),
         })
@@ -122,6 +126,7 @@ impl Runner {
     /// Something changed (a job created or cancelled): look for work now.
     pub fn poke(&self) {
         self.changed.send_modify(|v| *v += 1);
+        self.stale.store(true, Ordering::Release);
         self.wake.notify_one();
     }
 
@@ -129,13 +134,22 @@ impl Runner {
     /// the items in flight (the queues' drain gives them) and stores them.
     pub async fn run(self: Arc<Self>) {
         let (mut expired_at, mut purged_at) = (Instant::now(), Instant::now());
+        // The open jobs as last looked up: again when one changed, and
+        // every tick (an answer's wake-up only feeds).
+        let (mut open, mut looked) = (Vec::new(), Instant::now());
         loop {
             tokio::select! {
                 () = self.stop.cancelled() => break,
                 () = self.wake.notified() => {}
                 () = tokio::time::sleep(TICK) => {}
             }
-            if let Err(e) = self.feed().await {
+            if self.stale.swap(false, Ordering::AcqRel) || looked.elapsed() >= TICK {
+                match self.open_jobs().await {
+                    Ok(jobs) => (open, looked) = (jobs, Instant::now()),
+                    Err(e) => tracing::warn!(error = %e, "jobs: reading the open jobs failed"),
+                }
+            }
+            if let Err(e) = self.feed(&open).await {
                 tracing::warn!(error = %e, "jobs: feeding the queues failed");
             }
             if expired_at.elapsed() >= EXPIRE_EVERY {
@@ -187,18 +201,23 @@ impl Runner {
         map.entry(queue.to_owned()).or_default().clone()
     }
 
-    /// One look: every open job's queue gets what room it has.
-    async fn feed(&self) -> StoreResult<()> {
+    /// The open jobs, and the gauge of them by state.
+    async fn open_jobs(&self) -> StoreResult<Vec<JobInfo>> {
         let jobs = self.store.open_jobs().await?;
         for state in [JobState::Queued, JobState::InProgress, JobState::Cancelling] {
             let n = jobs.iter().filter(|j| j.state == state).count();
             self.metrics.jobs(state.as_str()).set(n as f64);
         }
+        Ok(jobs)
+    }
+
+    /// One round: every open job's queue gets what room it has.
+    async fn feed(&self, jobs: &[JobInfo]) -> StoreResult<()> {
         let mut by_queue: Vec<(String, Vec<JobInfo>)> = Vec::new();
-        for job in jobs.into_iter().filter(|j| j.state.runs()) {
+        for job in jobs.iter().filter(|j| j.state.runs()) {
             match by_queue.iter_mut().find(|(q, _)| *q == job.queue) {
-                Some((_, list)) => list.push(job),
-                None => by_queue.push((job.queue.clone(), vec![job])),
+                Some((_, list)) => list.push(job.clone()),
+                None => by_queue.push((job.queue.clone(), vec![job.clone()])),
             }
         }
         for (queue, jobs) in by_queue {

@@ -66,6 +66,9 @@ pub(super) fn claim(
             out.push(c);
         }
     }
+    if out.is_empty() {
+        return Ok(out);
+    }
     tx.execute(
         "UPDATE jobs SET running = running + ?2, next_seq = ?3,
            state = CASE state WHEN 'queued' THEN 'in_progress' ELSE state END
