@@ -403,3 +403,30 @@ async fn a_store_that_cannot_be_opened_says_which_file_and_why() {
     let e = SqliteStore::open(&junk, limits()).unwrap_err();
     assert!(e.to_string().contains("junk.sqlite3"), "{e}");
 }
+
+#[tokio::test]
+async fn calls_that_share_a_commit_fail_alone() {
+    let dir = scratch("group");
+    let store = open(&dir);
+    let (Begun::New(bad), Begun::New(good)) = (
+        store.begin(header("q")).await.unwrap(),
+        store.begin(header("q")).await.unwrap(),
+    ) else {
+        panic!("new")
+    };
+    // Sent together, so the store's thread runs them in one transaction.
+    let refused = store.append(&bad, 0, vec![item("a"), item("a")]);
+    let stored = store.append(&good, 0, vec![item("a"), item("b")]);
+    let (refused, stored) = tokio::join!(refused, stored);
+    assert!(
+        matches!(refused, Err(StoreError::BadItem { index: 1, .. })),
+        "{refused:?}"
+    );
+    stored.unwrap();
+    assert_eq!(store.seal(&good).await.unwrap().counts.total, 2);
+    assert!(
+        store.seal(&bad).await.is_ok(),
+        "the refused call left nothing: an empty job"
+    );
+    assert_eq!(store.get(&bad).await.unwrap().counts.total, 0);
+}

@@ -3,7 +3,7 @@
 
 use std::collections::HashSet;
 
-use rusqlite::{OptionalExtension, Transaction, params};
+use rusqlite::{Connection, OptionalExtension, params};
 
 use super::{
     CANCELLED, Ctx, DEADLINE_EXCEEDED, JobState, Outcome, StoreError, StoreResult,
@@ -17,7 +17,7 @@ const ENDED_CHUNK: usize = 4_096;
 const FAILED_PRECONDITION: i32 = 9;
 
 /// Results stored for job `id` so far: the next result's offset.
-pub(super) fn done_count(tx: &Transaction<'_>, ctx: &Ctx, id: &str) -> StoreResult<u64> {
+pub(super) fn done_count(tx: &Connection, ctx: &Ctx, id: &str) -> StoreResult<u64> {
     let done: Option<i64> = tx
         .query_row(
             "SELECT succeeded + failed + cancelled + expired FROM jobs WHERE id = ?1",
@@ -32,7 +32,7 @@ pub(super) fn done_count(tx: &Transaction<'_>, ctx: &Ctx, id: &str) -> StoreResu
 
 /// Stores `entries` as the job's results from offset `first`.
 pub(super) fn write_chunk(
-    tx: &Transaction<'_>,
+    tx: &Connection,
     ctx: &Ctx,
     id: &str,
     first: u64,
@@ -62,7 +62,7 @@ pub(super) fn write_chunk(
 /// those a restart put back), counted in `column`; nothing is left to
 /// claim after.
 pub(super) fn end_pending(
-    tx: &Transaction<'_>,
+    tx: &Connection,
     ctx: &Ctx,
     id: &str,
     code: i32,
@@ -109,7 +109,7 @@ pub(super) fn end_pending(
 
 /// Stores `items` as ended with `code` and `message`, counted in `column`.
 pub(super) fn end_items(
-    tx: &Transaction<'_>,
+    tx: &Connection,
     ctx: &Ctx,
     id: &str,
     items: Vec<(u64, String)>,
@@ -146,7 +146,7 @@ pub(super) fn end_items(
 /// Ends claimed items `seqs` that never ran as their ended job did:
 /// cancelled, expired, or failed with `reason`.
 pub(super) fn end_as(
-    tx: &Transaction<'_>,
+    tx: &Connection,
     ctx: &Ctx,
     id: &str,
     state: Option<JobState>,
@@ -180,7 +180,7 @@ pub(super) fn end_as(
 /// Puts back what a crash left: uploads never sealed go; items claimed
 /// and never recorded run again (a running job) or end as their job did
 /// (cancelled, expired, failed); a job cancelling is cancelled.
-pub(super) fn recover(tx: &Transaction<'_>, ctx: &Ctx) -> StoreResult<()> {
+pub(super) fn recover(tx: &Connection, ctx: &Ctx) -> StoreResult<()> {
     let e = |e: rusqlite::Error| sql(ctx, &e);
     tx.execute_batch(
         "DELETE FROM items WHERE job IN (SELECT id FROM jobs WHERE state = 'validating');

@@ -10,7 +10,7 @@ use std::{
     sync::mpsc,
 };
 
-use rusqlite::{Connection, OptionalExtension, Transaction, params};
+use rusqlite::{Connection, OptionalExtension, params};
 use tokio::sync::oneshot;
 
 use super::{
@@ -48,7 +48,88 @@ struct Ctx {
     memory: RefCell<Memory>,
 }
 
-type Op = Box<dyn FnOnce(&mut Connection, &Ctx) + Send>;
+/// Most calls run in one transaction (each in its own savepoint): calls
+/// that wait while the thread works share the next commit.
+const GROUP: usize = 64;
+
+/// One call to the store's thread.
+trait Call: Send {
+    /// Runs it; whether it went well, and what answers its caller once
+    /// the group's transaction has committed (or failed to).
+    fn run(self: Box<Self>, conn: &Connection, ctx: &Ctx) -> (bool, Answer);
+    /// Answers its caller with `error` without running it.
+    fn refuse(self: Box<Self>, error: StoreError);
+}
+
+/// Answers a caller with its call's result, or the commit's failure.
+type Answer = Box<dyn FnOnce(Option<StoreError>) + Send>;
+
+type Op = Box<dyn Call>;
+
+/// A call of `f`, answered on `tx`.
+struct CallOf<T, F> {
+    f: F,
+    tx: oneshot::Sender<StoreResult<T>>,
+}
+
+impl<T, F> Call for CallOf<T, F>
+where
+    T: Send + 'static,
+    F: FnOnce(&Connection, &Ctx) -> StoreResult<T> + Send + 'static,
+{
+    fn run(self: Box<Self>, conn: &Connection, ctx: &Ctx) -> (bool, Answer) {
+        let CallOf { f, tx } = *self;
+        let result = f(conn, ctx);
+        let ok = result.is_ok();
+        let answer = Box::new(move |commit: Option<StoreError>| {
+            let _ = tx.send(match commit {
+                Some(e) if ok => Err(e),
+                _ => result,
+            });
+        });
+        (ok, answer)
+    }
+
+    fn refuse(self: Box<Self>, error: StoreError) {
+        let _ = self.tx.send(Err(error));
+    }
+}
+
+/// Runs `ops` in one transaction, each in its own savepoint (one that
+/// fails is undone alone), then answers them all.
+fn run_group(conn: &mut Connection, ctx: &Ctx, ops: Vec<Op>) {
+    let mut tx = match conn.transaction() {
+        Ok(tx) => tx,
+        Err(e) => {
+            for op in ops {
+                op.refuse(sql(ctx, &e));
+            }
+            return;
+        }
+    };
+    let mut answers: Vec<(Answer, Option<StoreError>)> = Vec::with_capacity(ops.len());
+    for op in ops {
+        let sp = match tx.savepoint() {
+            Ok(sp) => sp,
+            Err(e) => {
+                op.refuse(sql(ctx, &e));
+                continue;
+            }
+        };
+        let (ok, answer) = op.run(&sp, ctx);
+        // A call that failed is rolled back when its savepoint drops.
+        let own = if ok {
+            sp.commit().err().map(|e| sql(ctx, &e))
+        } else {
+            None
+        };
+        answers.push((answer, own));
+    }
+    let commit = tx.commit().err().map(|e| sql(ctx, &e));
+    for (answer, own) in answers {
+        answer(own.or_else(|| commit.clone()));
+    }
+}
 
 /// A SQLite file of jobs.
 #[derive(Debug)]
@@ -143,8 +224,15 @@ impl SqliteStore {
         std::thread::Builder::new()
             .name("job-store".into())
             .spawn(move || {
-                while let Ok(op) = rx.recv() {
-                    op(&mut conn, &ctx);
+                while let Ok(first) = rx.recv() {
+                    let mut ops = vec![first];
+                    while ops.len() < GROUP {
+                        match rx.try_recv() {
+                            Ok(op) => ops.push(op),
+                            Err(_) => break,
+                        }
+                    }
+                    run_group(&mut conn, &ctx, ops);
                 }
             })
             .map_err(|e| fail(format!("cannot start its thread: {e}")))?;
@@ -154,22 +242,14 @@ impl SqliteStore {
         })
     }
 
-    /// Runs `f` in one transaction on the store's thread.
+    /// Runs `f` on the store's thread, in a transaction it may share with
+    /// other calls (see [`GROUP`]).
     fn call<T: Send + 'static>(
         &self,
-        f: impl FnOnce(&Transaction<'_>, &Ctx) -> StoreResult<T> + Send + 'static,
+        f: impl FnOnce(&Connection, &Ctx) -> StoreResult<T> + Send + 'static,
     ) -> BoxFuture<'_, StoreResult<T>> {
         let (tx, rx) = oneshot::channel();
-        let sent = self
-            .ops
-            .send(Box::new(move |conn: &mut Connection, ctx: &Ctx| {
-                let result = conn.transaction().map_err(|e| sql(ctx, &e)).and_then(|t| {
-                    let out = f(&t, ctx)?;
-                    t.commit().map_err(|e| sql(ctx, &e))?;
-                    Ok(out)
-                });
-                let _ = tx.send(result);
-            }));
+        let sent = self.ops.send(Box::new(CallOf { f, tx }));
         Box::pin(async move {
             let stopped = || StoreError::Unavailable {
                 path: self.path.clone(),
@@ -217,7 +297,7 @@ fn job_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<JobInfo> {
     })
 }
 
-fn load(tx: &Transaction<'_>, ctx: &Ctx, id: &str) -> StoreResult<JobInfo> {
+fn load(tx: &Connection, ctx: &Ctx, id: &str) -> StoreResult<JobInfo> {
     tx.query_row(
         &format!("SELECT {JOB_COLUMNS} FROM jobs WHERE id = ?1 AND state != 'validating'"),
         [id],
@@ -229,7 +309,7 @@ fn load(tx: &Transaction<'_>, ctx: &Ctx, id: &str) -> StoreResult<JobInfo> {
 }
 
 /// Ends the job as `state` (with `reason`) once nothing runs.
-fn settle(tx: &Transaction<'_>, ctx: &Ctx, id: &str) -> StoreResult<JobInfo> {
+fn settle(tx: &Connection, ctx: &Ctx, id: &str) -> StoreResult<JobInfo> {
     let e = |e: rusqlite::Error| sql(ctx, &e);
     let now = now_ms() as i64;
     tx.execute(
@@ -328,7 +408,7 @@ impl JobStore for SqliteStore {
 }
 
 /// Removes a job with its items and results.
-fn remove(tx: &Transaction<'_>, ctx: &Ctx, id: &str) -> StoreResult<()> {
+fn remove(tx: &Connection, ctx: &Ctx, id: &str) -> StoreResult<()> {
     let e = |e: rusqlite::Error| sql(ctx, &e);
     let mut memory = ctx.memory.borrow_mut();
     memory.running.remove(id);

@@ -1,14 +1,14 @@
 //! Looks: jobs, pages of them, the open ones, results; and removal.
 
-use rusqlite::{Transaction, params};
+use rusqlite::{Connection, params};
 
 use super::{chunk, *};
 
-pub(super) fn get(tx: &Transaction<'_>, ctx: &Ctx, id: &str) -> StoreResult<JobInfo> {
+pub(super) fn get(tx: &Connection, ctx: &Ctx, id: &str) -> StoreResult<JobInfo> {
     load(tx, ctx, id)
 }
 
-pub(super) fn list(tx: &Transaction<'_>, ctx: &Ctx, filter: Filter) -> StoreResult<Vec<JobInfo>> {
+pub(super) fn list(tx: &Connection, ctx: &Ctx, filter: Filter) -> StoreResult<Vec<JobInfo>> {
     let e = |e: rusqlite::Error| sql(ctx, &e);
     let mut stmt = tx
         .prepare_cached(&format!(
@@ -32,7 +32,7 @@ pub(super) fn list(tx: &Transaction<'_>, ctx: &Ctx, filter: Filter) -> StoreResu
     .map_err(e)
 }
 
-pub(super) fn open_jobs(tx: &Transaction<'_>, ctx: &Ctx) -> StoreResult<Vec<JobInfo>> {
+pub(super) fn open_jobs(tx: &Connection, ctx: &Ctx) -> StoreResult<Vec<JobInfo>> {
     let e = |e: rusqlite::Error| sql(ctx, &e);
     let mut stmt = tx
         .prepare_cached(&format!(
@@ -47,7 +47,7 @@ pub(super) fn open_jobs(tx: &Transaction<'_>, ctx: &Ctx) -> StoreResult<Vec<JobI
 }
 
 pub(super) fn results(
-    tx: &Transaction<'_>,
+    tx: &Connection,
     ctx: &Ctx,
     id: &str,
     offset: u64,
@@ -97,7 +97,7 @@ pub(super) fn results(
     Ok(out)
 }
 
-pub(super) fn delete(tx: &Transaction<'_>, ctx: &Ctx, id: &str) -> StoreResult<()> {
+pub(super) fn delete(tx: &Connection, ctx: &Ctx, id: &str) -> StoreResult<()> {
     let job = load(tx, ctx, id)?;
     if !job.state.ended() {
         return Err(StoreError::State(format!(
@@ -108,7 +108,7 @@ pub(super) fn delete(tx: &Transaction<'_>, ctx: &Ctx, id: &str) -> StoreResult<(
     remove(tx, ctx, id)
 }
 
-pub(super) fn purge(tx: &Transaction<'_>, ctx: &Ctx, before_ms: u64) -> StoreResult<u64> {
+pub(super) fn purge(tx: &Connection, ctx: &Ctx, before_ms: u64) -> StoreResult<u64> {
     let e = |e: rusqlite::Error| sql(ctx, &e);
     let old: Vec<String> = {
         let mut stmt = tx

@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use rusqlite::{OptionalExtension, Transaction, params};
+use rusqlite::{Connection, OptionalExtension, params};
 
 use super::{
     chunk::Entry,
@@ -11,12 +11,7 @@ use super::{
     *,
 };
 
-pub(super) fn claim(
-    tx: &Transaction<'_>,
-    ctx: &Ctx,
-    id: &str,
-    n: usize,
-) -> StoreResult<Vec<Claimed>> {
+pub(super) fn claim(tx: &Connection, ctx: &Ctx, id: &str, n: usize) -> StoreResult<Vec<Claimed>> {
     let e = |e: rusqlite::Error| sql(ctx, &e);
     let job = load(tx, ctx, id)?;
     if !job.state.runs() {
@@ -101,7 +96,7 @@ fn claimed(r: &rusqlite::Row<'_>) -> rusqlite::Result<Claimed> {
 }
 
 pub(super) fn record(
-    tx: &Transaction<'_>,
+    tx: &Connection,
     ctx: &Ctx,
     id: &str,
     done: Vec<Done>,
@@ -146,12 +141,7 @@ pub(super) fn record(
     settle(tx, ctx, id)
 }
 
-pub(super) fn release(
-    tx: &Transaction<'_>,
-    ctx: &Ctx,
-    id: &str,
-    seqs: Vec<u64>,
-) -> StoreResult<()> {
+pub(super) fn release(tx: &Connection, ctx: &Ctx, id: &str, seqs: Vec<u64>) -> StoreResult<()> {
     let job = load(tx, ctx, id)?;
     let back: Vec<u64> = {
         let mut memory = ctx.memory.borrow_mut();
@@ -187,7 +177,7 @@ pub(super) fn release(
     Ok(())
 }
 
-pub(super) fn cancel(tx: &Transaction<'_>, ctx: &Ctx, id: &str) -> StoreResult<JobInfo> {
+pub(super) fn cancel(tx: &Connection, ctx: &Ctx, id: &str) -> StoreResult<JobInfo> {
     let job = load(tx, ctx, id)?;
     if !job.state.runs() {
         return Ok(job);
@@ -199,7 +189,7 @@ pub(super) fn cancel(tx: &Transaction<'_>, ctx: &Ctx, id: &str) -> StoreResult<J
 }
 
 pub(super) fn fail(
-    tx: &Transaction<'_>,
+    tx: &Connection,
     ctx: &Ctx,
     id: &str,
     code: i32,
@@ -218,7 +208,7 @@ pub(super) fn fail(
     load(tx, ctx, id)
 }
 
-pub(super) fn expire(tx: &Transaction<'_>, ctx: &Ctx, now_ms: u64) -> StoreResult<Vec<JobInfo>> {
+pub(super) fn expire(tx: &Connection, ctx: &Ctx, now_ms: u64) -> StoreResult<Vec<JobInfo>> {
     let e = |e: rusqlite::Error| sql(ctx, &e);
     let due: Vec<String> = {
         let mut stmt = tx

@@ -1,10 +1,10 @@
 //! Uploads: a job begins, takes its items, and is sealed (or aborted).
 
-use rusqlite::{OptionalExtension, Transaction, params};
+use rusqlite::{Connection, OptionalExtension, params};
 
 use super::*;
 
-pub(super) fn begin(tx: &Transaction<'_>, ctx: &Ctx, job: NewJob) -> StoreResult<Begun> {
+pub(super) fn begin(tx: &Connection, ctx: &Ctx, job: NewJob) -> StoreResult<Begun> {
     let e = |e: rusqlite::Error| sql(ctx, &e);
     if let Some(key) = &job.idempotency_key {
         let existing: Option<String> = tx
@@ -52,7 +52,7 @@ pub(super) fn begin(tx: &Transaction<'_>, ctx: &Ctx, job: NewJob) -> StoreResult
 }
 
 pub(super) fn append(
-    tx: &Transaction<'_>,
+    tx: &Connection,
     ctx: &Ctx,
     id: &str,
     first: u64,
@@ -132,7 +132,7 @@ pub(super) fn append(
     Ok(())
 }
 
-pub(super) fn seal(tx: &Transaction<'_>, ctx: &Ctx, id: &str) -> StoreResult<JobInfo> {
+pub(super) fn seal(tx: &Connection, ctx: &Ctx, id: &str) -> StoreResult<JobInfo> {
     let e = |e: rusqlite::Error| sql(ctx, &e);
     let sealed = tx
         .execute(
@@ -147,7 +147,7 @@ pub(super) fn seal(tx: &Transaction<'_>, ctx: &Ctx, id: &str) -> StoreResult<Job
     settle(tx, ctx, id)
 }
 
-pub(super) fn abort(tx: &Transaction<'_>, ctx: &Ctx, id: &str) -> StoreResult<()> {
+pub(super) fn abort(tx: &Connection, ctx: &Ctx, id: &str) -> StoreResult<()> {
     let e = |e: rusqlite::Error| sql(ctx, &e);
     tx.execute(
             "DELETE FROM items WHERE job = ?1 AND EXISTS (SELECT 1 FROM jobs WHERE id = ?1 AND state = 'validating')",
