@@ -18,6 +18,10 @@ RUN cargo build --release --locked --bin batchgate \
 FROM gcr.io/distroless/cc-debian12:nonroot
 COPY --from=build /batchgate /usr/local/bin/batchgate
 USER nonroot:nonroot
+# The embedded config keeps its job store under the working directory
+# (batchgate-data/): the user's home is writable. The chart mounts a
+# volume at /var/lib/batchgate for it instead (jobs.enabled).
+WORKDIR /home/nonroot
 # glibc: two arenas, and large buffers (a 4 MiB message) mapped and given
 # back instead of kept, so RSS falls back after a burst (README, "Limits").
 ENV MALLOC_ARENA_MAX=2 MALLOC_MMAP_THRESHOLD_=131072
