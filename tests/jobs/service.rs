@@ -330,3 +330,33 @@ async fn without_a_jobs_table_the_service_says_how_to_turn_it_on() {
     assert!(e.message().contains("[jobs]"), "{e:?}");
     server.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_paused_queue_holds_its_jobs_until_it_resumes() {
+    let server = TestServer::start(with_jobs(QUEUES, "pause", |_| {})).await;
+    let mut jobs = JobsClient::new(server.channel().await);
+    let mut control = pb::batch_control_client::BatchControlClient::new(server.channel().await);
+    let echo = || pb::QueueRef {
+        name: "echo".into(),
+    };
+    control.pause_queue(echo()).await.unwrap();
+    let many = items((0..200).map(|i| item(&format!("p{i}"), b"x")).collect());
+    let job = create(&mut jobs, vec![header("echo"), many]).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let held = jobs
+        .get_job(pb::JobRef { id: job.id.clone() })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(held.counts.unwrap().succeeded, 0, "{held:?}");
+    // At most one batch's worth waits in the paused queue.
+    let waiting = server
+        .metric("batchgate_job_items_in_flight{queue=\"echo\"}")
+        .await;
+    assert!(waiting <= 32.0, "{waiting}");
+    control.resume_queue(echo()).await.unwrap();
+    let done = ended(&mut jobs, &job.id).await;
+    assert_eq!(done.state, pb::JobState::Completed as i32, "{done:?}");
+    assert_eq!(done.counts.unwrap().succeeded, 200);
+    server.shutdown().await;
+}
