@@ -25,6 +25,8 @@ const MAX_PAGE: usize = 1_000;
 const RESULTS_CHUNK: usize = 1_024;
 /// WatchJob's least spacing between two updates.
 const WATCH_EVERY: Duration = Duration::from_millis(200);
+/// WatchJob looks at least this often.
+const WATCH_AT_LEAST: Duration = Duration::from_secs(1);
 
 /// The Jobs service; without a `[jobs]` table every call is
 /// FAILED_PRECONDITION.
@@ -321,15 +323,17 @@ impl Jobs for JobsService {
     ) -> Result<Response<Self::WatchJobStream>, Status> {
         let runner = self.runner()?.clone();
         let id = request.into_inner().id;
-        let first = runner.store().get(&id).await.map_err(status)?;
+        // Subscribed before the first look, so no change after it is missed.
         let mut changes = runner.changes();
+        let first = runner.store().get(&id).await.map_err(status)?;
         let stream = async_stream(move |tx| async move {
             let mut last = first;
             if tx.send(Ok(job_pb(&last))).await.is_err() {
                 return;
             }
             while !last.state.ended() {
-                if changes.changed().await.is_err() {
+                // A change, or a look every second whatever happens.
+                if let Ok(Err(_)) = tokio::time::timeout(WATCH_AT_LEAST, changes.changed()).await {
                     return;
                 }
                 tokio::time::sleep(WATCH_EVERY).await;
@@ -359,8 +363,8 @@ impl Jobs for JobsService {
     ) -> Result<Response<Self::ReadResultsStream>, Status> {
         let runner = self.runner()?.clone();
         let r = request.into_inner();
-        runner.store().get(&r.id).await.map_err(status)?;
         let mut changes = runner.changes();
+        runner.store().get(&r.id).await.map_err(status)?;
         let stream = async_stream(move |tx| async move {
             let mut offset = r.offset;
             loop {
@@ -394,7 +398,10 @@ impl Jobs for JobsService {
                 if full {
                     continue;
                 }
-                if !r.follow || ended || changes.changed().await.is_err() {
+                if !r.follow || ended {
+                    return;
+                }
+                if let Ok(Err(_)) = tokio::time::timeout(WATCH_AT_LEAST, changes.changed()).await {
                     return;
                 }
             }

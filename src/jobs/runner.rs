@@ -384,6 +384,8 @@ impl Runner {
                 tracing::warn!(job = %id, error = %e, "jobs: putting refused items back failed; they run again at the next start");
             }
             if done.is_empty() {
+                // Items put back may have ended their job (a cancelled one).
+                changed.send_modify(|v| *v += 1);
                 return;
             }
             let started = Instant::now();

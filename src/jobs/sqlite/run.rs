@@ -80,15 +80,20 @@ pub(super) fn claim(tx: &Connection, ctx: &Ctx, id: &str, n: usize) -> StoreResu
 
 /// An item row as claimed.
 fn claimed(r: &rusqlite::Row<'_>) -> rusqlite::Result<Claimed> {
-    let attributes: String = r.get(3)?;
-    let payload: Vec<u8> = r.get(2)?;
+    // No attributes are stored as "" (no JSON to parse).
+    let attributes = r.get_ref(3)?.as_str()?;
+    let attributes = if attributes.is_empty() {
+        HashMap::new()
+    } else {
+        serde_json::from_str::<HashMap<String, String>>(attributes).unwrap_or_default()
+    };
+    let payload = bytes::Bytes::copy_from_slice(r.get_ref(2)?.as_blob()?);
     Ok(Claimed {
         seq: r.get::<_, i64>(0)?.max(0) as u64,
         item: NewItem {
             custom_id: r.get(1)?,
-            payload: payload.into(),
-            attributes: serde_json::from_str::<HashMap<String, String>>(&attributes)
-                .unwrap_or_default(),
+            payload,
+            attributes,
             cost: r.get::<_, Option<i64>>(4)?.map(|c| c.max(0) as u64),
             batch_key: r.get(5)?,
         },

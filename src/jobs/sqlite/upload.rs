@@ -105,7 +105,11 @@ pub(super) fn append(
                 limits.max_store_bytes
             )));
         }
-        let attributes = serde_json::to_string(&item.attributes).unwrap_or_default();
+        let attributes = if item.attributes.is_empty() {
+            String::new()
+        } else {
+            serde_json::to_string(&item.attributes).unwrap_or_default()
+        };
         match insert.execute(params![
             id,
             seq as i64,
