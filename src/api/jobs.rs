@@ -12,7 +12,7 @@ use crate::{
         runner::Runner, sqlite::MAX_CUSTOM_ID,
     },
     pb::{self, jobs_server::Jobs},
-    queue::{check_item, item_cost},
+    queue::{Policy, check_item, item_cost},
 };
 
 /// Most labels of a job, and bytes of each key or value.
@@ -152,8 +152,8 @@ fn new_job(runner: &Runner, h: pb::JobHeader) -> Result<NewJob, Status> {
     })
 }
 
-/// Checks one uploaded item against its queue as `Submit` would.
-fn check(runner: &Runner, queue: &str, index: u64, item: pb::JobItem) -> Result<NewItem, Status> {
+/// Checks one uploaded item against its queue's `policy` as `Submit` would.
+fn check(policy: &Policy, queue: &str, index: u64, item: pb::JobItem) -> Result<NewItem, Status> {
     let bad = |reason: String| {
         Status::invalid_argument(format!(
             "item {index} (custom_id {:?}): {reason}",
@@ -163,10 +163,6 @@ fn check(runner: &Runner, queue: &str, index: u64, item: pb::JobItem) -> Result<
     if item.custom_id.is_empty() || item.custom_id.len() > MAX_CUSTOM_ID {
         return Err(bad(format!("custom_id must be 1 to {MAX_CUSTOM_ID} bytes")));
     }
-    let entry = runner
-        .has_queue(queue)
-        .ok_or_else(|| Status::not_found(format!("queue {queue:?} does not exist")))?;
-    let policy = &entry.config.policy;
     check_item(policy, queue, 0, item.payload.len())
         .map_err(|r| bad(Status::from(r).message().to_owned()))?;
     item_cost(
@@ -220,9 +216,14 @@ impl Jobs for JobsService {
                     ));
                 };
                 let first = index;
+                // The queue as it is now, once a message (not an item).
+                let entry = runner
+                    .has_queue(&queue)
+                    .ok_or_else(|| Status::not_found(format!("queue {queue:?} does not exist")))?;
+                let policy = &entry.config.policy;
                 let mut checked = Vec::with_capacity(items.items.len());
                 for item in items.items {
-                    checked.push(check(runner, &queue, index, item)?);
+                    checked.push(check(policy, &queue, index, item)?);
                     index += 1;
                 }
                 store.append(&id, first, checked).await.map_err(status)?;

@@ -213,27 +213,27 @@ impl Runner {
 
     /// One round: every open job's queue gets what room it has.
     async fn feed(&self, jobs: &[JobInfo]) -> StoreResult<()> {
-        let mut by_queue: Vec<(String, Vec<JobInfo>)> = Vec::new();
+        let mut by_queue: Vec<(&str, Vec<&JobInfo>)> = Vec::new();
         for job in jobs.iter().filter(|j| j.state.runs()) {
             match by_queue.iter_mut().find(|(q, _)| *q == job.queue) {
-                Some((_, list)) => list.push(job.clone()),
-                None => by_queue.push((job.queue.clone(), vec![job.clone()])),
+                Some((_, list)) => list.push(job),
+                None => by_queue.push((&job.queue, vec![job])),
             }
         }
         for (queue, jobs) in by_queue {
-            let Ok(entry) = self.registry.entry(&queue) else {
+            let Ok(entry) = self.registry.entry(queue) else {
                 for job in &jobs {
                     let reason = format!("queue {queue:?} does not exist (deleted?)");
                     let failed = self
                         .store
                         .fail(&job.id, Code::FailedPrecondition as i32, &reason)
                         .await?;
-                    self.count(&queue, "error", failed.counts.failed - job.counts.failed);
+                    self.count(queue, "error", failed.counts.failed - job.counts.failed);
                 }
                 self.poke();
                 continue;
             };
-            self.feed_queue(&entry, &queue, &jobs).await?;
+            self.feed_queue(&entry, queue, &jobs).await?;
         }
         Ok(())
     }
@@ -244,7 +244,7 @@ impl Runner {
         &self,
         entry: &QueueEntry,
         queue: &str,
-        jobs: &[JobInfo],
+        jobs: &[&JobInfo],
     ) -> StoreResult<()> {
         let policy = &entry.config.policy;
         let cap = match self.config.max_in_flight_per_queue {
@@ -265,6 +265,7 @@ impl Runner {
             let priority = jobs[at].priority;
             let group: Vec<&JobInfo> = jobs[at..]
                 .iter()
+                .copied()
                 .take_while(|j| j.priority == priority)
                 .collect();
             at += group.len();
