@@ -201,7 +201,7 @@ fn any_policy() -> impl Strategy<Value = pb::QueuePolicy> {
         name(&["sum", "padded"]),
         name(&["refuse", "alone"]),
         buckets,
-        (amount(), count(), name(&["off", "backend"])),
+        (amount(), count(), name(&["off", "backend"]), option::weighted(SET, any::<bool>())),
     );
     (batching, keyed).prop_map(|(b, k)| pb::QueuePolicy {
         max_batch_size: b.0,
@@ -230,6 +230,7 @@ fn any_policy() -> impl Strategy<Value = pb::QueuePolicy> {
         idempotency_window_ms: k.11.0,
         idempotency_max_keys: k.11.1,
         pace: k.11.2,
+        top_up: k.11.3,
     })
 }
 

@@ -536,6 +536,51 @@ async fn background_items_go_after_every_priority_and_top_up_a_batch() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn without_top_up_background_items_ride_only_in_batches_of_their_own() {
+    let mut q = start(
+        Policy {
+            mode: Mode::Manual,
+            top_up: false,
+            ..policy()
+        },
+        false,
+        Answer::Echo,
+    );
+    let mut answers = Vec::new();
+    for (p, prio) in [
+        ("job1", BACKGROUND),
+        ("l1", 0),
+        ("job2", BACKGROUND),
+        ("h1", 3),
+    ] {
+        answers.push(q.submit_with(p, prio, None).await);
+    }
+    q.handle.flush().await.unwrap();
+    assert_eq!(q.next_batch().await.payloads, ["h1", "l1"]);
+    assert_eq!(q.next_batch().await.payloads, ["job1", "job2"]);
+    // A size trigger counts every pending item, but its batch still takes
+    // the online ones alone; the job items follow in a full batch.
+    let mut q = start(
+        Policy {
+            max_batch_size: 4,
+            max_delay: Duration::from_secs(3600),
+            top_up: false,
+            ..policy()
+        },
+        false,
+        Answer::Echo,
+    );
+    for (p, prio) in [("o1", 0), ("j1", BACKGROUND), ("j2", BACKGROUND)] {
+        answers.push(q.submit_with(p, prio, None).await);
+    }
+    for p in ["j3", "j4", "j5"] {
+        answers.push(q.submit_with(p, BACKGROUND, None).await);
+    }
+    assert_eq!(q.next_batch().await.payloads, ["o1"]);
+    assert_eq!(q.next_batch().await.payloads, ["j1", "j2", "j3", "j4"]);
+}
+
+#[tokio::test(start_paused = true)]
 async fn a_full_queue_refuses_at_once() {
     let q = start(
         Policy {

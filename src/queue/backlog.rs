@@ -209,7 +209,14 @@ impl Backlog {
         let mut bytes = 0;
         let mut cost = Tally::default();
         let mut dropped = Dropped::default();
+        // Whether an online item was taken: without top-up, background
+        // items then stay for a batch of their own.
+        let mut online = false;
         while items.len() < max_items {
+            let background = self.pending.next_is_background();
+            if online && background && !limit.top_up {
+                break;
+            }
             let Some(next) = self.pending.peek() else {
                 break;
             };
@@ -236,6 +243,7 @@ impl Backlog {
             } else {
                 bytes += size;
                 cost = with_next;
+                online |= !background;
                 items.push(w);
             }
         }
@@ -276,6 +284,8 @@ pub(super) struct Limit {
     pub bytes: usize,
     /// Most cost, and how it is counted.
     pub cost: Option<(u64, CostModel)>,
+    /// Whether background (job) items may join online items.
+    pub top_up: bool,
 }
 
 /// Answers an item whose deadline passed while it waited.

@@ -163,6 +163,12 @@ impl Pending {
         self.levels.iter().rev().find_map(|level| level.front())
     }
 
+    /// Whether the item [`Pending::pop`] would return is a background one
+    /// (no online item is pending).
+    pub fn next_is_background(&self) -> bool {
+        self.levels[1..].iter().all(VecDeque::is_empty) && !self.levels[0].is_empty()
+    }
+
     /// Removes the next item in dispatch order: highest level, oldest first.
     pub fn pop(&mut self) -> Option<Waiting> {
         let item = self

@@ -37,7 +37,7 @@ class ListQueuesResponse(_message.Message):
     def __init__(self, queues: _Optional[_Iterable[_Union[QueueInfo, _Mapping]]] = ...) -> None: ...
 
 class QueuePolicy(_message.Message):
-    __slots__ = ("max_batch_size", "max_batch_bytes", "max_delay_us", "min_batch_size", "strict", "mode", "max_queue_items", "max_in_flight_batches", "item_timeout_ms", "priority_levels", "target_latency_us", "shed", "allowed_batch_sizes", "shards", "key_attribute", "max_keys", "weights", "cost", "cost_attribute", "max_batch_cost", "cost_model", "oversize", "cost_buckets", "idempotency_window_ms", "idempotency_max_keys", "pace")
+    __slots__ = ("max_batch_size", "max_batch_bytes", "max_delay_us", "min_batch_size", "strict", "mode", "max_queue_items", "max_in_flight_batches", "item_timeout_ms", "priority_levels", "target_latency_us", "shed", "allowed_batch_sizes", "shards", "key_attribute", "max_keys", "weights", "cost", "cost_attribute", "max_batch_cost", "cost_model", "oversize", "cost_buckets", "idempotency_window_ms", "idempotency_max_keys", "pace", "top_up")
     MAX_BATCH_SIZE_FIELD_NUMBER: _ClassVar[int]
     MAX_BATCH_BYTES_FIELD_NUMBER: _ClassVar[int]
     MAX_DELAY_US_FIELD_NUMBER: _ClassVar[int]
@@ -64,6 +64,7 @@ class QueuePolicy(_message.Message):
     IDEMPOTENCY_WINDOW_MS_FIELD_NUMBER: _ClassVar[int]
     IDEMPOTENCY_MAX_KEYS_FIELD_NUMBER: _ClassVar[int]
     PACE_FIELD_NUMBER: _ClassVar[int]
+    TOP_UP_FIELD_NUMBER: _ClassVar[int]
     max_batch_size: int
     max_batch_bytes: int
     max_delay_us: int
@@ -90,7 +91,8 @@ class QueuePolicy(_message.Message):
     idempotency_window_ms: int
     idempotency_max_keys: int
     pace: str
-    def __init__(self, max_batch_size: _Optional[int] = ..., max_batch_bytes: _Optional[int] = ..., max_delay_us: _Optional[int] = ..., min_batch_size: _Optional[int] = ..., strict: _Optional[bool] = ..., mode: _Optional[str] = ..., max_queue_items: _Optional[int] = ..., max_in_flight_batches: _Optional[int] = ..., item_timeout_ms: _Optional[int] = ..., priority_levels: _Optional[int] = ..., target_latency_us: _Optional[int] = ..., shed: _Optional[bool] = ..., allowed_batch_sizes: _Optional[_Union[BatchSizes, _Mapping]] = ..., shards: _Optional[int] = ..., key_attribute: _Optional[str] = ..., max_keys: _Optional[int] = ..., weights: _Optional[_Union[KeyWeights, _Mapping]] = ..., cost: _Optional[str] = ..., cost_attribute: _Optional[str] = ..., max_batch_cost: _Optional[int] = ..., cost_model: _Optional[str] = ..., oversize: _Optional[str] = ..., cost_buckets: _Optional[_Union[CostBuckets, _Mapping]] = ..., idempotency_window_ms: _Optional[int] = ..., idempotency_max_keys: _Optional[int] = ..., pace: _Optional[str] = ...) -> None: ...
+    top_up: bool
+    def __init__(self, max_batch_size: _Optional[int] = ..., max_batch_bytes: _Optional[int] = ..., max_delay_us: _Optional[int] = ..., min_batch_size: _Optional[int] = ..., strict: _Optional[bool] = ..., mode: _Optional[str] = ..., max_queue_items: _Optional[int] = ..., max_in_flight_batches: _Optional[int] = ..., item_timeout_ms: _Optional[int] = ..., priority_levels: _Optional[int] = ..., target_latency_us: _Optional[int] = ..., shed: _Optional[bool] = ..., allowed_batch_sizes: _Optional[_Union[BatchSizes, _Mapping]] = ..., shards: _Optional[int] = ..., key_attribute: _Optional[str] = ..., max_keys: _Optional[int] = ..., weights: _Optional[_Union[KeyWeights, _Mapping]] = ..., cost: _Optional[str] = ..., cost_attribute: _Optional[str] = ..., max_batch_cost: _Optional[int] = ..., cost_model: _Optional[str] = ..., oversize: _Optional[str] = ..., cost_buckets: _Optional[_Union[CostBuckets, _Mapping]] = ..., idempotency_window_ms: _Optional[int] = ..., idempotency_max_keys: _Optional[int] = ..., pace: _Optional[str] = ..., top_up: _Optional[bool] = ...) -> None: ...
 
 class CostBuckets(_message.Message):
     __slots__ = ("bounds",)

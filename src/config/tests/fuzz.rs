@@ -53,6 +53,7 @@ const QUEUE_FIELDS: &[&str] = &[
     "max_delay",
     "min_batch_size",
     "strict",
+    "top_up",
     "mode",
     "max_queue_items",
     "max_in_flight_batches",

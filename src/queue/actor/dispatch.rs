@@ -171,6 +171,7 @@ impl Actor {
             cost: policy
                 .budgeted()
                 .then_some((budget.min(chosen), policy.cost_model)),
+            top_up: policy.top_up,
         };
         let (items, dropped) = lane.backlog.take_batch(limit, now, &self.spec.name);
         if lane.backlog.pending().is_empty() {

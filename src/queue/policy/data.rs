@@ -93,6 +93,10 @@ pub struct Policy {
     /// most `max_in_flight_batches`); `off`: whenever
     /// a slot of `max_in_flight_batches` is free (see `pace.rs`).
     pub pace: Pace,
+    /// Jobs: a batch that online items do not fill may be filled up with
+    /// waiting job items; `false`: job items ride only in batches of their
+    /// own, never beside online items.
+    pub top_up: bool,
 }
 
 impl Default for Policy {
@@ -124,6 +128,7 @@ impl Default for Policy {
             idempotency_window: Duration::from_secs(60),
             idempotency_max_keys: 100_000,
             pace: Pace::Off,
+            top_up: true,
         }
     }
 }

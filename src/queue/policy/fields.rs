@@ -62,6 +62,8 @@ macro_rules! policy_fields {
                 "How long an idempotency key's answer is kept for retries, e.g. \"60s\" (0 turns keys off)."),
             (idempotency_max_keys, idempotency_max_keys, count,
                 "Most idempotency keys in flight or remembered at once; an item with a new key past it is refused RESOURCE_EXHAUSTED."),
+            (top_up, top_up, flag,
+                "Jobs: a batch that online items do not fill may be filled up with waiting job items (true or false; false: job items ride only in batches of their own)."),
             (pace, pace, name,
                 "off (a batch goes when a slot of max_in_flight_batches is free) or backend (when the backend is predicted free for it: it paces by the parallelism its endpoints declare, else what it learns, at most max_in_flight_batches; each slot holds one batch working and one arriving)."),
         }
