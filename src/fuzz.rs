@@ -201,7 +201,12 @@ fn any_policy() -> impl Strategy<Value = pb::QueuePolicy> {
         name(&["sum", "padded"]),
         name(&["refuse", "alone"]),
         buckets,
-        (amount(), count(), name(&["off", "backend"]), option::weighted(SET, any::<bool>())),
+        (
+            amount(),
+            count(),
+            name(&["off", "backend"]),
+            option::weighted(SET, any::<bool>()),
+        ),
     );
     (batching, keyed).prop_map(|(b, k)| pb::QueuePolicy {
         max_batch_size: b.0,

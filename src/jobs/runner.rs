@@ -30,7 +30,10 @@ use tokio::sync::{Notify, oneshot, watch};
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use tonic::Code;
 
-use super::{Claimed, Done, JobInfo, JobState, JobStore, JobsConfig, Outcome, StoreResult, now_ms};
+use super::{
+    Claimed, Done, JobInfo, JobState, JobStore, JobsConfig, Outcome, StoreError, StoreResult,
+    now_ms,
+};
 use crate::{
     metrics::Metrics,
     queue::{BACKGROUND, Item, Reply, budget::Charge},
@@ -137,6 +140,15 @@ impl Runner {
         // The open jobs as last looked up: again when one changed, and
         // every tick (an answer's wake-up only feeds).
         let (mut open, mut looked) = (Vec::new(), Instant::now());
+        // A store that stopped says so on every call: said once.
+        let mut said = String::new();
+        let mut warn = |what: &str, e: StoreError| {
+            let text = e.to_string();
+            if text != said {
+                tracing::warn!(error = %text, "jobs: {what} failed");
+                said = text;
+            }
+        };
         loop {
             tokio::select! {
                 () = self.stop.cancelled() => break,
@@ -146,11 +158,11 @@ impl Runner {
             if self.stale.swap(false, Ordering::AcqRel) || looked.elapsed() >= TICK {
                 match self.open_jobs().await {
                     Ok(jobs) => (open, looked) = (jobs, Instant::now()),
-                    Err(e) => tracing::warn!(error = %e, "jobs: reading the open jobs failed"),
+                    Err(e) => warn("reading the open jobs", e),
                 }
             }
             if let Err(e) = self.feed(&open).await {
-                tracing::warn!(error = %e, "jobs: feeding the queues failed");
+                warn("feeding the queues", e);
             }
             if expired_at.elapsed() >= EXPIRE_EVERY {
                 expired_at = Instant::now();
@@ -163,7 +175,7 @@ impl Runner {
                             self.poke();
                         }
                     }
-                    Err(e) => tracing::warn!(error = %e, "jobs: expiring failed"),
+                    Err(e) => warn("expiring", e),
                 }
             }
             if purged_at.elapsed() >= PURGE_EVERY {
@@ -172,7 +184,7 @@ impl Runner {
                     u64::try_from(self.config.retention.as_millis()).unwrap_or(u64::MAX),
                 );
                 if let Err(e) = self.store.purge(before).await {
-                    tracing::warn!(error = %e, "jobs: removing old jobs failed");
+                    warn("removing old jobs", e);
                 }
             }
         }
@@ -382,7 +394,7 @@ impl Runner {
             if !back.is_empty()
                 && let Err(e) = store.release(&id, back).await
             {
-                tracing::warn!(job = %id, error = %e, "jobs: putting refused items back failed; they run again at the next start");
+                tracing::warn!(job = %id, error = %e, "jobs: putting refused items back failed; they run again once the store writes again");
             }
             if done.is_empty() {
                 // Items put back may have ended their job (a cancelled one).
@@ -400,7 +412,7 @@ impl Runner {
                         metrics.job_items(&queue, "error").increment(failed);
                     }
                 }
-                Err(e) => tracing::error!(job = %id, error = %e, "jobs: storing results failed; those items run again at the next start"),
+                Err(e) => tracing::error!(job = %id, error = %e, "jobs: storing results failed; those items run again once the store writes again"),
             }
             changed.send_modify(|v| *v += 1);
         });

@@ -13,7 +13,7 @@ use tokio_stream::StreamExt;
 
 use super::store::scratch;
 
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -34,7 +34,7 @@ fn serve(config: &std::path::Path) -> Child {
         .unwrap()
 }
 
-async fn connect(url: &str) -> JobsClient<tonic::transport::Channel> {
+pub async fn connect(url: &str) -> JobsClient<tonic::transport::Channel> {
     for _ in 0..200 {
         if let Ok(client) = JobsClient::connect(url.to_owned()).await {
             return client;

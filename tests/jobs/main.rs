@@ -6,5 +6,6 @@
 mod common;
 
 mod crash;
+mod disk;
 mod service;
 mod store;

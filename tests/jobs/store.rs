@@ -430,3 +430,71 @@ async fn calls_that_share_a_commit_fail_alone() {
     );
     assert_eq!(store.get(&bad).await.unwrap().counts.total, 0);
 }
+
+/// A full disk (the file capped at the pages it has): the write fails
+/// naming the file, the store refuses every call until it can write
+/// again, then starts as after a crash: what was in flight runs again and
+/// each item keeps one result.
+#[tokio::test]
+async fn a_full_disk_stops_the_store_until_it_can_write_again() {
+    let dir = scratch("full");
+    let store = SqliteStore::open(&dir.join("jobs.sqlite3"), limits()).unwrap();
+    let id = job_of(&store, 10).await;
+    let first = store.claim(&id, 4).await.unwrap();
+    let pages = store.cap_pages(1 << 30).await.unwrap();
+    store.cap_pages(pages).await.unwrap();
+    let big = |seq| Done {
+        seq,
+        outcome: Outcome::Ok {
+            payload: vec![b'x'; 64 << 10].into(),
+            attributes: Default::default(),
+        },
+        batch_id: 1,
+    };
+    let e = store
+        .record(&id, first.iter().map(|c| big(c.seq)).collect())
+        .await
+        .unwrap_err();
+    let said = e.to_string();
+    assert!(
+        said.contains("jobs.sqlite3") && said.contains("full"),
+        "{said}"
+    );
+    // Stopped: every call is refused with the failure, reads too.
+    let said = store.get(&id).await.unwrap_err().to_string();
+    assert!(
+        said.contains("jobs.sqlite3") && said.contains("stopped after a failed write"),
+        "{said}"
+    );
+    // Room again: the store starts again at its next try (every second).
+    store.cap_pages(1 << 30).await.unwrap();
+    let mut job = None;
+    for _ in 0..50 {
+        if let Ok(j) = store.get(&id).await {
+            job = Some(j);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let job = job.expect("the store writes again");
+    assert_eq!((job.state, job.counts.succeeded), (JobState::InProgress, 0));
+    let again = store.claim(&id, 20).await.unwrap();
+    assert_eq!(
+        again.iter().map(|c| c.seq).collect::<Vec<_>>(),
+        (0..10).collect::<Vec<_>>(),
+        "what was in flight runs again, first"
+    );
+    store.record(&id, (0..4).map(ok).collect()).await.unwrap();
+    let twice = store.record(&id, (0..4).map(ok).collect()).await.unwrap();
+    assert_eq!(
+        twice.counts.succeeded, 4,
+        "an answer that comes twice is stored once"
+    );
+    let done = store.record(&id, (4..10).map(ok).collect()).await.unwrap();
+    assert_eq!(
+        (done.state, done.counts.succeeded),
+        (JobState::Completed, 10)
+    );
+    let results = store.results(&id, 0, 100, false).await.unwrap();
+    assert_eq!(results.len(), 10);
+}

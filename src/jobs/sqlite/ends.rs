@@ -180,14 +180,20 @@ pub(super) fn end_as(
 /// Puts back what a crash left: uploads never sealed go; items claimed
 /// and never recorded run again (a running job) or end as their job did
 /// (cancelled, expired, failed); a job cancelling is cancelled.
-pub(super) fn recover(tx: &Connection, ctx: &Ctx) -> StoreResult<()> {
+///
+/// `uploads`: at a start, uploads never sealed go too (not when a stopped
+/// store starts again: their calls are still going).
+pub(super) fn recover(tx: &Connection, ctx: &Ctx, uploads: bool) -> StoreResult<()> {
     let e = |e: rusqlite::Error| sql(ctx, &e);
-    tx.execute_batch(
-        "DELETE FROM items WHERE job IN (SELECT id FROM jobs WHERE state = 'validating');
-         DELETE FROM jobs WHERE state = 'validating';
-         UPDATE jobs SET running = 0;",
-    )
-    .map_err(e)?;
+    if uploads {
+        tx.execute_batch(
+            "DELETE FROM items WHERE job IN (SELECT id FROM jobs WHERE state = 'validating');
+             DELETE FROM jobs WHERE state = 'validating';",
+        )
+        .map_err(e)?;
+    }
+    tx.execute("UPDATE jobs SET running = 0 WHERE running != 0", [])
+        .map_err(e)?;
     // A job with fewer results than items claimed had items in flight.
     let cut: Vec<(String, String, String, i64)> = {
         let mut stmt = tx

@@ -21,6 +21,7 @@ use crate::handler::BoxFuture;
 
 mod chunk;
 mod ends;
+mod group;
 mod read;
 mod run;
 mod upload;
@@ -46,88 +47,21 @@ struct Ctx {
     path: PathBuf,
     limits: Limits,
     memory: RefCell<Memory>,
+    /// Set when a write failed (see `group.rs`): what failed, and when the
+    /// store last tried to start again.
+    stopped: RefCell<Option<group::Stopped>>,
 }
 
-/// Most calls run in one transaction (each in its own savepoint): calls
-/// that wait while the thread works share the next commit.
-const GROUP: usize = 64;
-
-/// One call to the store's thread.
-trait Call: Send {
-    /// Runs it; whether it went well, and what answers its caller once
-    /// the group's transaction has committed (or failed to).
-    fn run(self: Box<Self>, conn: &Connection, ctx: &Ctx) -> (bool, Answer);
-    /// Answers its caller with `error` without running it.
-    fn refuse(self: Box<Self>, error: StoreError);
-}
-
-/// Answers a caller with its call's result, or the commit's failure.
-type Answer = Box<dyn FnOnce(Option<StoreError>) + Send>;
-
-type Op = Box<dyn Call>;
-
-/// A call of `f`, answered on `tx`.
-struct CallOf<T, F> {
-    f: F,
-    tx: oneshot::Sender<StoreResult<T>>,
-}
-
-impl<T, F> Call for CallOf<T, F>
-where
-    T: Send + 'static,
-    F: FnOnce(&Connection, &Ctx) -> StoreResult<T> + Send + 'static,
-{
-    fn run(self: Box<Self>, conn: &Connection, ctx: &Ctx) -> (bool, Answer) {
-        let CallOf { f, tx } = *self;
-        let result = f(conn, ctx);
-        let ok = result.is_ok();
-        let answer = Box::new(move |commit: Option<StoreError>| {
-            let _ = tx.send(match commit {
-                Some(e) if ok => Err(e),
-                _ => result,
-            });
-        });
-        (ok, answer)
-    }
-
-    fn refuse(self: Box<Self>, error: StoreError) {
-        let _ = self.tx.send(Err(error));
-    }
-}
-
-/// Runs `ops` in one transaction, each in its own savepoint (one that
-/// fails is undone alone), then answers them all.
-fn run_group(conn: &mut Connection, ctx: &Ctx, ops: Vec<Op>) {
-    let mut tx = match conn.transaction() {
-        Ok(tx) => tx,
-        Err(e) => {
-            for op in ops {
-                op.refuse(sql(ctx, &e));
-            }
-            return;
-        }
-    };
-    let mut answers: Vec<(Answer, Option<StoreError>)> = Vec::with_capacity(ops.len());
-    for op in ops {
-        let sp = match tx.savepoint() {
-            Ok(sp) => sp,
-            Err(e) => {
-                op.refuse(sql(ctx, &e));
-                continue;
-            }
-        };
-        let (ok, answer) = op.run(&sp, ctx);
-        // A call that failed is rolled back when its savepoint drops.
-        let own = if ok {
-            sp.commit().err().map(|e| sql(ctx, &e))
-        } else {
-            None
-        };
-        answers.push((answer, own));
-    }
-    let commit = tx.commit().err().map(|e| sql(ctx, &e));
-    for (answer, own) in answers {
-        answer(own.or_else(|| commit.clone()));
+/// SQLite's word for a file it cannot use ("disk I/O error", "unable to
+/// open database file"), with the system's reason when it cannot write it.
+fn why(path: &Path, said: String) -> String {
+    match std::fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .open(path)
+    {
+        Err(io) => format!("{said} (cannot write it: {io})"),
+        Ok(_) => said,
     }
 }
 
@@ -135,7 +69,7 @@ fn run_group(conn: &mut Connection, ctx: &Ctx, ops: Vec<Op>) {
 #[derive(Debug)]
 pub struct SqliteStore {
     path: PathBuf,
-    ops: mpsc::Sender<Op>,
+    ops: mpsc::Sender<group::Op>,
 }
 
 const SCHEMA: &str = "
@@ -193,7 +127,7 @@ impl SqliteStore {
         if path.is_dir() {
             return Err(fail("is a directory".into()));
         }
-        let mut conn = Connection::open(path).map_err(|e| fail(e.to_string()))?;
+        let mut conn = Connection::open(path).map_err(|e| fail(why(path, e.to_string())))?;
         let setup = |conn: &mut Connection| -> rusqlite::Result<()> {
             conn.busy_timeout(std::time::Duration::ZERO)?;
             conn.pragma_update(None, "locking_mode", "EXCLUSIVE")?;
@@ -208,7 +142,7 @@ impl SqliteStore {
             if text.contains("locked") || text.contains("busy") {
                 fail(format!("{text} (another batchgate holds it?)"))
             } else {
-                fail(text)
+                fail(why(path, text))
             }
         };
         setup(&mut conn).map_err(said)?;
@@ -216,23 +150,24 @@ impl SqliteStore {
             path: path.to_owned(),
             limits,
             memory: RefCell::new(Memory::default()),
+            stopped: RefCell::new(None),
         };
         let tx = conn.transaction().map_err(said)?;
-        ends::recover(&tx, &ctx)?;
+        ends::recover(&tx, &ctx, true)?;
         tx.commit().map_err(said)?;
-        let (ops, rx) = mpsc::channel::<Op>();
+        let (ops, rx) = mpsc::channel::<group::Op>();
         std::thread::Builder::new()
             .name("job-store".into())
             .spawn(move || {
                 while let Ok(first) = rx.recv() {
                     let mut ops = vec![first];
-                    while ops.len() < GROUP {
+                    while ops.len() < group::GROUP {
                         match rx.try_recv() {
                             Ok(op) => ops.push(op),
                             Err(_) => break,
                         }
                     }
-                    run_group(&mut conn, &ctx, ops);
+                    group::run(&mut conn, &ctx, ops);
                 }
             })
             .map_err(|e| fail(format!("cannot start its thread: {e}")))?;
@@ -243,13 +178,40 @@ impl SqliteStore {
     }
 
     /// Runs `f` on the store's thread, in a transaction it may share with
-    /// other calls (see [`GROUP`]).
+    /// other calls (see [`group::GROUP`]).
     fn call<T: Send + 'static>(
         &self,
         f: impl FnOnce(&Connection, &Ctx) -> StoreResult<T> + Send + 'static,
     ) -> BoxFuture<'_, StoreResult<T>> {
+        self.send(f, false)
+    }
+
+    /// Caps the file at `pages` pages (SQLite's `max_page_count`; pages
+    /// are 4 KiB) as a full disk would, and says how many it has now: for
+    /// tests of what a full disk does. Applies even to a stopped store.
+    #[doc(hidden)]
+    pub fn cap_pages(&self, pages: u64) -> BoxFuture<'_, StoreResult<u64>> {
+        self.send(
+            move |conn, ctx| {
+                let e = |e: rusqlite::Error| sql(ctx, &e);
+                conn.pragma_update(None, "max_page_count", pages as i64)
+                    .map_err(e)?;
+                conn.query_row("PRAGMA page_count", [], |r| r.get::<_, i64>(0))
+                    .map(|n| n.max(0) as u64)
+                    .map_err(e)
+            },
+            true,
+        )
+    }
+
+    /// [`SqliteStore::call`], or a call run alone (see `group::Call::alone`).
+    fn send<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Connection, &Ctx) -> StoreResult<T> + Send + 'static,
+        alone: bool,
+    ) -> BoxFuture<'_, StoreResult<T>> {
         let (tx, rx) = oneshot::channel();
-        let sent = self.ops.send(Box::new(CallOf { f, tx }));
+        let sent = self.ops.send(Box::new(group::CallOf { f, tx, alone }));
         Box::pin(async move {
             let stopped = || StoreError::Unavailable {
                 path: self.path.clone(),
