@@ -141,7 +141,7 @@ async fn a_full_disk_refuses_an_upload_whole_and_online_traffic_goes_on() {
     match jobs.list_jobs(pb::ListJobsRequest::default()).await {
         Ok(list) => {
             let ids: Vec<_> = list.into_inner().jobs.into_iter().map(|j| j.id).collect();
-            assert_eq!(ids, [small.id.clone()], "nothing half-created");
+            assert_eq!(ids, std::slice::from_ref(&small.id), "nothing half-created");
         }
         Err(e) => assert!(
             e.code() == Code::Unavailable && e.message().contains("jobs.sqlite3"),
