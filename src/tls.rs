@@ -80,3 +80,33 @@ pub fn client(
     }
     Ok(tls)
 }
+
+/// The TLS of batchgate's HTTP clients (reqwest): rustls with the ring
+/// provider (the one tonic uses), the web PKI roots and, when given, the
+/// CA bundle (PEM) of `ca_file`; HTTP/2 offered by ALPN.
+///
+/// # Errors
+/// A CA file that cannot be read or holds no usable certificate.
+pub fn http_client_tls(ca_file: Option<&Path>) -> Result<rustls::ClientConfig, String> {
+    use rustls::pki_types::{CertificateDer, pem::PemObject};
+    let mut roots = rustls::RootCertStore {
+        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+    };
+    if let Some(path) = ca_file {
+        let bad = |e: &dyn std::fmt::Display| format!("tls_ca_file {}: {e}", path.display());
+        for cert in CertificateDer::pem_file_iter(path).map_err(|e| bad(&e))? {
+            roots.add(cert.map_err(|e| bad(&e))?).map_err(|e| bad(&e))?;
+        }
+    }
+    // The process's default too, so a client built without this config
+    // finds a provider (another one installed first stays).
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| format!("TLS: {e}"))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(config)
+}

@@ -1,6 +1,6 @@
 //! HTTP/JSON backends, against a fake HTTP server on 127.0.0.1: the JSON
 //! shapes, per-item errors, retries on 503, bisection on 400, malformed
-//! bodies, and raw JSON payloads.
+//! bodies, and raw JSON payloads; `each` has the `http_each` kind.
 
 mod common;
 
@@ -232,3 +232,6 @@ async fn each_batch_holds_one_key_and_the_backend_is_told_which() {
     );
     server.shutdown().await;
 }
+
+#[path = "http_backend/each.rs"]
+mod each;

@@ -218,6 +218,25 @@ pub fn handler(h: &HandlerConfig) -> pb::HandlerSpec {
         } else {
             String::new()
         },
+        url: h.url.clone(),
+        method: if h.kind == HandlerKind::HttpEach {
+            h.method.clone()
+        } else {
+            String::new()
+        },
+        // Names only: a value may be a secret (or say where one is).
+        headers: h
+            .headers
+            .keys()
+            .map(|k| (k.clone(), "(set)".to_owned()))
+            .collect(),
+        rate: h.rate.map(|r| r.to_string()).unwrap_or_default(),
+        burst: if h.kind == HandlerKind::HttpEach {
+            h.burst
+        } else {
+            0
+        },
+        keep_headers: h.keep_headers.clone(),
     }
 }
 
@@ -240,9 +259,31 @@ pub fn handler_config(spec: Option<pb::HandlerSpec>) -> Result<HandlerConfig, St
         "" => None,
         name => Some(Encoding::parse(name).map_err(Status::invalid_argument)?),
     };
+    if let Some((name, _)) = spec
+        .headers
+        .iter()
+        .find(|(_, v)| v.starts_with("env:") || v.starts_with("file:"))
+    {
+        return Err(Status::invalid_argument(format!(
+            "handler header {name:?}: env: and file: values read the server's environment and files; set them in the config file"
+        )));
+    }
+    let rate = match spec.rate.as_str() {
+        "" => None,
+        text => Some(
+            text.parse::<crate::handler::config::Rate>()
+                .map_err(|e| Status::invalid_argument(format!("handler rate: {e}")))?,
+        ),
+    };
     let raw = RawHandler {
         kind,
         encoding,
+        url: (!spec.url.is_empty()).then_some(spec.url),
+        method: (!spec.method.is_empty()).then_some(spec.method),
+        headers: (!spec.headers.is_empty()).then(|| spec.headers.into_iter().collect()),
+        rate,
+        burst: (spec.burst > 0).then_some(spec.burst),
+        keep_headers: (!spec.keep_headers.is_empty()).then_some(spec.keep_headers),
         // A sim's costs are always taken as given (0 is a valid cost).
         base: (kind == HandlerKind::Sim || spec.sim_base_us > 0)
             .then(|| Duration::from_micros(spec.sim_base_us)),

@@ -13,6 +13,7 @@
 //! - items left unanswered when `process` returns `Ok` get INTERNAL.
 
 pub mod config;
+mod each;
 mod echo;
 pub mod remote;
 mod sim;
@@ -23,6 +24,7 @@ use tonic::Status;
 
 pub use self::{
     config::{HandlerConfig, HandlerKind},
+    each::Each,
     echo::Echo,
     remote::Remote,
     sim::Sim,
@@ -82,6 +84,7 @@ pub fn build(
             precise,
         }),
         HandlerKind::Grpc | HandlerKind::Http => Arc::new(Remote::new(queue, config, metrics)?),
+        HandlerKind::HttpEach => Arc::new(Each::new(queue, config, metrics)?),
         HandlerKind::Kserve => {
             let layout = model.ok_or_else(|| {
                 Status::invalid_argument(

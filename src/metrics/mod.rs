@@ -311,6 +311,44 @@ impl Metrics {
             .register_gauge(&Key::from_parts(JOBS, labels), &meta)
     }
 
+    /// The counter of `queue`'s `http_each` requests that ended with
+    /// `status`.
+    pub fn http_each_requests(&self, queue: &str, status: &str) -> metrics::Counter {
+        self.labelled_counter(HTTP_EACH_REQUESTS_TOTAL, queue, "status", status)
+    }
+
+    /// The counter of `queue`'s `http_each` requests sent again for `reason`.
+    pub fn http_each_retries(&self, queue: &str, reason: &str) -> metrics::Counter {
+        self.labelled_counter(HTTP_EACH_RETRIES_TOTAL, queue, "reason", reason)
+    }
+
+    /// The histogram of `queue`'s `http_each` waits for `cause`.
+    pub fn http_each_wait(&self, queue: &str, cause: &'static str) -> metrics::Histogram {
+        let meta = metrics::Metadata::new(module_path!(), metrics::Level::INFO, None);
+        let labels = vec![
+            Label::new("queue", queue.to_owned()),
+            Label::new("cause", cause),
+        ];
+        self.recorder
+            .register_histogram(&Key::from_parts(HTTP_EACH_WAIT_SECONDS, labels), &meta)
+    }
+
+    fn labelled_counter(
+        &self,
+        name: &'static str,
+        queue: &str,
+        label: &'static str,
+        value: &str,
+    ) -> metrics::Counter {
+        let meta = metrics::Metadata::new(module_path!(), metrics::Level::INFO, None);
+        let labels = vec![
+            Label::new("queue", queue.to_owned()),
+            Label::new(label, value.to_owned()),
+        ];
+        self.recorder
+            .register_counter(&Key::from_parts(name, labels), &meta)
+    }
+
     /// The histogram of job store calls.
     pub fn job_store_seconds(&self) -> metrics::Histogram {
         let meta = metrics::Metadata::new(module_path!(), metrics::Level::INFO, None);

@@ -69,6 +69,16 @@ pub const JOB_ITEMS_IN_FLIGHT: &str = "batchgate_job_items_in_flight";
 pub const JOBS: &str = "batchgate_jobs";
 /// Histogram: how long a call to the job store took (one transaction).
 pub const JOB_STORE_SECONDS: &str = "batchgate_job_store_seconds";
+/// Counter: `http_each` requests by queue and status (the HTTP status,
+/// or `error` for a request that got no response).
+pub const HTTP_EACH_REQUESTS_TOTAL: &str = "batchgate_http_each_requests_total";
+/// Counter: `http_each` requests sent again, by queue and reason (429,
+/// 502, 503, 504, connect, broken).
+pub const HTTP_EACH_RETRIES_TOTAL: &str = "batchgate_http_each_retries_total";
+/// Histogram: how long `http_each` requests waited before going, by queue
+/// and cause (rate: the queue's rate; retry_after: a pause an API asked
+/// for; backoff: before a retry).
+pub const HTTP_EACH_WAIT_SECONDS: &str = "batchgate_http_each_wait_seconds";
 /// The `key` label of the keys a queue's `weights` does not name.
 pub const OTHER_KEYS: &str = "other";
 
@@ -303,6 +313,21 @@ pub(super) const DESCRIPTIONS: &[(&str, Unit, &str)] = &[
         Unit::Seconds,
         "How long storing a chunk of job items' answers took (one store transaction).",
     ),
+    (
+        HTTP_EACH_REQUESTS_TOTAL,
+        Unit::Count,
+        "http_each: requests by queue and status (the HTTP status, or error when no response came).",
+    ),
+    (
+        HTTP_EACH_RETRIES_TOTAL,
+        Unit::Count,
+        "http_each: requests sent again, by queue and reason (429, 502, 503, 504, connect, broken).",
+    ),
+    (
+        HTTP_EACH_WAIT_SECONDS,
+        Unit::Seconds,
+        "http_each: how long requests waited before going, by queue and cause (rate, retry_after, backoff).",
+    ),
 ];
 
 /// The HELP text of metric `name`, if it is one of ours.
@@ -328,6 +353,8 @@ pub(super) fn describe_all(recorder: &PrometheusRecorder) {
             | KEY_ITEMS_TOTAL
             | IDEMPOTENT_ITEMS_TOTAL
             | JOB_ITEMS_TOTAL
+            | HTTP_EACH_REQUESTS_TOTAL
+            | HTTP_EACH_RETRIES_TOTAL
             | CONFIG_RELOADS_TOTAL => recorder.describe_counter(key, Some(unit), help),
             QUEUE_DEPTH | QUEUE_MAX_ITEMS | IN_FLIGHT_BATCHES | BACKEND_IN_FLIGHT | KEY_DEPTH
             | IDEMPOTENCY_KEYS | PENDING_BYTES | PACE_PARALLELISM | JOB_ITEMS_IN_FLIGHT | JOBS => {

@@ -120,7 +120,14 @@ class BatchSizes(_message.Message):
     def __init__(self, sizes: _Optional[_Iterable[int]] = ...) -> None: ...
 
 class HandlerSpec(_message.Message):
-    __slots__ = ("kind", "sim_base_us", "sim_per_item_us", "endpoints", "max_in_flight", "timeout_ms", "retries", "bisect", "streaming", "json_payloads", "encoding", "sim_per_cost_ns", "sim_padded")
+    __slots__ = ("kind", "sim_base_us", "sim_per_item_us", "endpoints", "max_in_flight", "timeout_ms", "retries", "bisect", "streaming", "json_payloads", "encoding", "sim_per_cost_ns", "sim_padded", "url", "method", "headers", "rate", "burst", "keep_headers")
+    class HeadersEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
     KIND_FIELD_NUMBER: _ClassVar[int]
     SIM_BASE_US_FIELD_NUMBER: _ClassVar[int]
     SIM_PER_ITEM_US_FIELD_NUMBER: _ClassVar[int]
@@ -134,6 +141,12 @@ class HandlerSpec(_message.Message):
     ENCODING_FIELD_NUMBER: _ClassVar[int]
     SIM_PER_COST_NS_FIELD_NUMBER: _ClassVar[int]
     SIM_PADDED_FIELD_NUMBER: _ClassVar[int]
+    URL_FIELD_NUMBER: _ClassVar[int]
+    METHOD_FIELD_NUMBER: _ClassVar[int]
+    HEADERS_FIELD_NUMBER: _ClassVar[int]
+    RATE_FIELD_NUMBER: _ClassVar[int]
+    BURST_FIELD_NUMBER: _ClassVar[int]
+    KEEP_HEADERS_FIELD_NUMBER: _ClassVar[int]
     kind: str
     sim_base_us: int
     sim_per_item_us: int
@@ -147,7 +160,13 @@ class HandlerSpec(_message.Message):
     encoding: str
     sim_per_cost_ns: int
     sim_padded: bool
-    def __init__(self, kind: _Optional[str] = ..., sim_base_us: _Optional[int] = ..., sim_per_item_us: _Optional[int] = ..., endpoints: _Optional[_Iterable[str]] = ..., max_in_flight: _Optional[int] = ..., timeout_ms: _Optional[int] = ..., retries: _Optional[int] = ..., bisect: _Optional[bool] = ..., streaming: _Optional[bool] = ..., json_payloads: _Optional[bool] = ..., encoding: _Optional[str] = ..., sim_per_cost_ns: _Optional[int] = ..., sim_padded: _Optional[bool] = ...) -> None: ...
+    url: str
+    method: str
+    headers: _containers.ScalarMap[str, str]
+    rate: str
+    burst: int
+    keep_headers: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, kind: _Optional[str] = ..., sim_base_us: _Optional[int] = ..., sim_per_item_us: _Optional[int] = ..., endpoints: _Optional[_Iterable[str]] = ..., max_in_flight: _Optional[int] = ..., timeout_ms: _Optional[int] = ..., retries: _Optional[int] = ..., bisect: _Optional[bool] = ..., streaming: _Optional[bool] = ..., json_payloads: _Optional[bool] = ..., encoding: _Optional[str] = ..., sim_per_cost_ns: _Optional[int] = ..., sim_padded: _Optional[bool] = ..., url: _Optional[str] = ..., method: _Optional[str] = ..., headers: _Optional[_Mapping[str, str]] = ..., rate: _Optional[str] = ..., burst: _Optional[int] = ..., keep_headers: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class CreateQueueRequest(_message.Message):
     __slots__ = ("name", "policy", "handler")

@@ -244,8 +244,8 @@ fn sizes_text(sizes: Option<&pb::BatchSizes>) -> String {
 /// handler); unset ones take the kind's defaults.
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct HandlerArgs {
-    /// echo, sim, grpc or http (create: default echo; update: replaces the
-    /// handler, in-flight batches finish on the old one).
+    /// echo, sim, grpc, http or http_each (create: default echo; update:
+    /// replaces the handler, in-flight batches finish on the old one).
     #[arg(long)]
     pub(super) kind: Option<String>,
     /// sim: fixed cost of a batch, e.g. "5ms".
@@ -284,6 +284,34 @@ pub struct HandlerArgs {
     /// http: payloads are raw JSON documents instead of base64 strings.
     #[arg(long)]
     json_payloads: bool,
+    /// http_each: the URL each item requests, with {attribute} placeholders.
+    #[arg(long)]
+    url: Option<String>,
+    /// http_each: the request method (default GET).
+    #[arg(long)]
+    method: Option<String>,
+    /// http_each: a request header NAME=VALUE (repeatable; literal values
+    /// only: env: and file: values belong in the config file).
+    #[arg(long = "header", value_parser = header_pair)]
+    headers: Vec<(String, String)>,
+    /// http_each: requests per period, e.g. "100/min".
+    #[arg(long)]
+    rate: Option<String>,
+    /// http_each: requests the rate lets go at once (default 1).
+    #[arg(long)]
+    burst: Option<u32>,
+    /// http_each: a response header to copy into the item's attributes
+    /// (repeatable).
+    #[arg(long = "keep-header")]
+    keep_headers: Vec<String>,
+}
+
+/// `NAME=VALUE`.
+fn header_pair(text: &str) -> Result<(String, String), String> {
+    text.split_once('=')
+        .map(|(n, v)| (n.trim().to_owned(), v.trim().to_owned()))
+        .filter(|(n, _)| !n.is_empty())
+        .ok_or_else(|| format!("{text:?} must be NAME=VALUE"))
 }
 
 impl HandlerArgs {
@@ -312,6 +340,12 @@ impl HandlerArgs {
             streaming: self.streaming,
             json_payloads: self.json_payloads,
             encoding: self.encoding.clone().unwrap_or_default(),
+            url: self.url.clone().unwrap_or_default(),
+            method: self.method.clone().unwrap_or_default(),
+            headers: self.headers.iter().cloned().collect(),
+            rate: self.rate.clone().unwrap_or_default(),
+            burst: self.burst.unwrap_or(0),
+            keep_headers: self.keep_headers.clone(),
         }
     }
 }

@@ -5,8 +5,10 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+pub mod each;
 mod raw;
 
+pub use self::each::Rate;
 pub(crate) use self::raw::RawHandler;
 use crate::validation::{ConfigError, at_most, duration_at_most, invalid, quoted};
 
@@ -42,6 +44,10 @@ pub enum HandlerKind {
     /// A remote Open Inference Protocol (KServe v2) server: a batch is one
     /// ModelInfer, the items' rows stacked along dim 0.
     Kserve,
+    /// Each item is its own HTTP request (an API without a batch
+    /// endpoint), within a concurrency and a rate limit.
+    #[serde(rename = "http_each")]
+    HttpEach,
 }
 
 impl HandlerKind {
@@ -53,6 +59,7 @@ impl HandlerKind {
             HandlerKind::Grpc => "grpc",
             HandlerKind::Http => "http",
             HandlerKind::Kserve => "kserve",
+            HandlerKind::HttpEach => "http_each",
         }
     }
 
@@ -67,8 +74,9 @@ impl HandlerKind {
             "grpc" => Ok(HandlerKind::Grpc),
             "http" => Ok(HandlerKind::Http),
             "kserve" => Ok(HandlerKind::Kserve),
+            "http_each" => Ok(HandlerKind::HttpEach),
             other => Err(format!(
-                "unknown handler kind {other:?} (echo, sim, grpc, http, kserve)"
+                "unknown handler kind {other:?} (echo, sim, grpc, http, kserve, http_each)"
             )),
         }
     }
@@ -182,6 +190,22 @@ pub struct HandlerConfig {
     pub tls_ca_file: Option<std::path::PathBuf>,
     /// kserve: the model to call on the server (empty: the queue's name).
     pub model: String,
+    /// http_each: the URL each item requests; `{name}` placeholders take
+    /// the item's attribute `name`, percent-encoded.
+    pub url: String,
+    /// http_each: the request's method (GET, POST, ...).
+    pub method: String,
+    /// http_each: request headers; a value `env:NAME` or `file:PATH` is
+    /// read from the environment or a file when the handler is built.
+    pub headers: std::collections::BTreeMap<String, String>,
+    /// http_each: requests started per period, shared by every batch of
+    /// the queue (None: no rate limit).
+    pub rate: Option<Rate>,
+    /// http_each: requests the rate lets go at once after a quiet time
+    /// (1: evenly spaced, so no second holds more than the rate and one).
+    pub burst: u32,
+    /// http_each: response headers copied into the item's attributes.
+    pub keep_headers: Vec<String>,
 }
 
 impl Default for HandlerConfig {
@@ -208,6 +232,12 @@ impl Default for HandlerConfig {
             json_payloads: false,
             tls_ca_file: None,
             model: String::new(),
+            url: String::new(),
+            method: "GET".to_owned(),
+            headers: std::collections::BTreeMap::new(),
+            rate: None,
+            burst: 1,
+            keep_headers: Vec::new(),
         }
     }
 }
@@ -215,9 +245,19 @@ impl Default for HandlerConfig {
 impl HandlerConfig {
     /// A handler of `kind` with default settings.
     pub fn of(kind: HandlerKind) -> Self {
-        Self {
-            kind,
-            ..Self::default()
+        let d = Self::default();
+        match kind {
+            // Requests, not batches, at once; an API that says 429 gets
+            // one retry more.
+            HandlerKind::HttpEach => Self {
+                kind,
+                max_in_flight: 16,
+                retries: 3,
+                retry_backoff: Duration::from_millis(100),
+                retry_backoff_max: Duration::from_secs(30),
+                ..d
+            },
+            _ => Self { kind, ..d },
         }
     }
 
@@ -232,7 +272,16 @@ impl HandlerConfig {
             duration_at_most(&field("per_item"), self.per_item, limits::MAX_SHORT)?;
             duration_at_most(&field("per_cost"), self.per_cost, limits::MAX_SHORT)?;
         }
-        if !self.kind.is_remote() {
+        if self.kind == HandlerKind::HttpEach {
+            each::validate(
+                &field,
+                &self.url,
+                &self.method,
+                &self.headers,
+                self.burst,
+                &self.keep_headers,
+            )?;
+        } else if !self.kind.is_remote() {
             return Ok(());
         }
         at_most(&field("model"), self.model.len(), 256, " bytes")?;

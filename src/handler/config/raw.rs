@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::{Encoding, HandlerConfig, HandlerKind};
+use super::{Encoding, HandlerConfig, HandlerKind, Rate};
 
 /// The handler table as written: every field optional, so reading can tell
 /// a field that was given from a default, and printing can leave out the
@@ -88,6 +88,18 @@ pub(crate) struct RawHandler {
     pub(crate) tls_ca_file: Option<std::path::PathBuf>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) model: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) url: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) method: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) headers: Option<std::collections::BTreeMap<String, String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) rate: Option<Rate>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) burst: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) keep_headers: Option<Vec<String>>,
 }
 
 /// The handler fields each kind takes (besides `kind`).
@@ -139,6 +151,20 @@ fn fields_of(kind: HandlerKind) -> &'static [&'static str] {
             "tls_ca_file",
             "model",
         ],
+        HandlerKind::HttpEach => &[
+            "url",
+            "method",
+            "headers",
+            "rate",
+            "burst",
+            "keep_headers",
+            "max_in_flight",
+            "timeout",
+            "retries",
+            "retry_backoff",
+            "retry_backoff_max",
+            "tls_ca_file",
+        ],
     }
 }
 
@@ -167,6 +193,12 @@ impl TryFrom<RawHandler> for HandlerConfig {
             ("json_payloads", raw.json_payloads.is_some()),
             ("tls_ca_file", raw.tls_ca_file.is_some()),
             ("model", raw.model.is_some()),
+            ("url", raw.url.is_some()),
+            ("method", raw.method.is_some()),
+            ("headers", raw.headers.is_some()),
+            ("rate", raw.rate.is_some()),
+            ("burst", raw.burst.is_some()),
+            ("keep_headers", raw.keep_headers.is_some()),
         ];
         let allowed = fields_of(raw.kind);
         if let Some((field, _)) = given.iter().find(|(f, set)| *set && !allowed.contains(f)) {
@@ -203,6 +235,14 @@ impl TryFrom<RawHandler> for HandlerConfig {
             json_payloads: raw.json_payloads.unwrap_or(d.json_payloads),
             tls_ca_file: raw.tls_ca_file.or(d.tls_ca_file),
             model: raw.model.unwrap_or(d.model),
+            url: raw.url.unwrap_or(d.url),
+            // Methods are case-sensitive; the usual ones are written in
+            // capitals, so "get" means GET.
+            method: raw.method.map_or(d.method, |m| m.to_ascii_uppercase()),
+            headers: raw.headers.unwrap_or(d.headers),
+            rate: raw.rate.or(d.rate),
+            burst: raw.burst.unwrap_or(d.burst),
+            keep_headers: raw.keep_headers.unwrap_or(d.keep_headers),
         })
     }
 }
@@ -211,7 +251,9 @@ impl From<HandlerConfig> for RawHandler {
     /// The fields of the handler's kind, every one with its effective value.
     fn from(h: HandlerConfig) -> Self {
         let kind = h.kind;
+        let each = kind == HandlerKind::HttpEach;
         let remote = kind.is_remote();
+        let sent = remote || each;
         RawHandler {
             kind,
             base: (kind == HandlerKind::Sim).then_some(h.base),
@@ -220,20 +262,30 @@ impl From<HandlerConfig> for RawHandler {
             padded: (kind == HandlerKind::Sim).then_some(h.padded),
             endpoints: remote.then_some(h.endpoints),
             resolve_every: kind.is_grpc().then_some(h.resolve_every),
-            max_in_flight: remote.then_some(h.max_in_flight),
+            max_in_flight: sent.then_some(h.max_in_flight),
             parallelism: remote.then_some(h.parallelism),
-            timeout: remote.then_some(h.timeout),
-            retries: remote.then_some(h.retries),
-            retry_backoff: remote.then_some(h.retry_backoff),
-            retry_backoff_max: remote.then_some(h.retry_backoff_max),
+            timeout: sent.then_some(h.timeout),
+            retries: sent.then_some(h.retries),
+            retry_backoff: sent.then_some(h.retry_backoff),
+            retry_backoff_max: sent.then_some(h.retry_backoff_max),
             bisect: remote.then_some(h.bisect),
             eject_after: remote.then_some(h.eject_after),
             eject_for: remote.then_some(h.eject_for),
             streaming: (kind == HandlerKind::Grpc).then_some(h.streaming),
             encoding: (kind == HandlerKind::Grpc).then_some(h.encoding),
             json_payloads: (kind == HandlerKind::Http).then_some(h.json_payloads),
-            tls_ca_file: if kind.is_grpc() { h.tls_ca_file } else { None },
+            tls_ca_file: if kind.is_grpc() || each {
+                h.tls_ca_file
+            } else {
+                None
+            },
             model: (kind == HandlerKind::Kserve).then_some(h.model),
+            url: each.then_some(h.url),
+            method: each.then_some(h.method),
+            headers: each.then_some(h.headers),
+            rate: if each { h.rate } else { None },
+            burst: each.then_some(h.burst),
+            keep_headers: each.then_some(h.keep_headers),
         }
     }
 }

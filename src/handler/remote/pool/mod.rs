@@ -96,7 +96,17 @@ impl EndpointPool {
             changes,
             balancer: tokio::sync::Mutex::new(Balance::new(discover)),
             changed: Notify::new(),
-            http: reqwest::Client::new(),
+            // Without a CA file the roots are built in and cannot fail;
+            // a client without TLS is the fallback all the same.
+            http: crate::tls::http_client_tls(None)
+                .ok()
+                .and_then(|tls| {
+                    reqwest::Client::builder()
+                        .use_preconfigured_tls(tls)
+                        .build()
+                        .ok()
+                })
+                .unwrap_or_default(),
             metrics,
             declared: AtomicUsize::new(0),
         }
