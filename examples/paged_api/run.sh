@@ -8,11 +8,15 @@ here=$(cd "$(dirname "$0")" && pwd)
 work=$(mktemp -d)
 bin=${BATCHGATE_BIN:-target/release/batchgate}
 [ -x "$bin" ] || cargo build --release --quiet
-trap 'kill $(jobs -p) 2>/dev/null; rm -rf "$work"' EXIT
+bin=$(cd "$(dirname "$bin")" && pwd)/$(basename "$bin")
+pids=()
+trap 'kill "${pids[@]}" 2>/dev/null; wait 2>/dev/null; rm -rf "$work"' EXIT
 
 python3 "$here/api.py" 8099 50 &
-(cd "$work" && PAGED_API_TOKEN=demo-token "$OLDPWD/$bin" serve --config "$here/batchgate.toml" >"$work/server.log" 2>&1) &
-export BATCHGATE_ADDR=http://127.0.0.1:50061 BATCHGATE_CONTROL_ADDR=http://127.0.0.1:50061
+pids+=($!)
+(cd "$work" && PAGED_API_TOKEN=demo-token exec "$bin" serve --config "$here/batchgate.toml" >"$work/server.log" 2>&1) &
+pids+=($!)
+export BATCHGATE_ADDR=http://127.0.0.1:50071 BATCHGATE_CONTROL_ADDR=http://127.0.0.1:50071
 for _ in $(seq 100); do "$bin" ctl list >/dev/null 2>&1 && break; sleep 0.1; done
 
 # One line a page: the page number is the URL's {page} placeholder.
