@@ -1,7 +1,8 @@
 //! TLS with certificates made at test time (rcgen): a TLS server refuses
 //! plaintext, mutual TLS refuses clients without a good certificate, a good
 //! client gets its results, probes reach plaintext health on its own port,
-//! and batchgate talks TLS to a remote gRPC backend.
+//! batchgate talks TLS to a remote gRPC backend, and `http_each` calls an
+//! HTTPS API its `tls_ca_file` vouches for (and refuses one it does not).
 
 mod common;
 
@@ -296,5 +297,96 @@ async fn the_cli_says_why_a_tls_connection_failed() {
     ])
     .await;
     assert_eq!(code, Some(0), "host:port with TLS flags speaks TLS: {err}");
+    server.shutdown().await;
+}
+
+/// An HTTPS API for `http_each`: a certificate of the test CA for
+/// localhost, each request answered `200 secure <path>` (HTTP/1.1, one
+/// request a connection).
+async fn https_api(pki: &Pki) -> u16 {
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer, pem::PemObject};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let (cert, key) = pki.issue("api");
+    let certs = CertificateDer::pem_file_iter(&cert)
+        .unwrap()
+        .collect::<Result<Vec<_>, _>>()
+        .unwrap();
+    let key = PrivateKeyDer::from_pem_file(&key).unwrap();
+    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_no_client_auth()
+    .with_single_cert(certs, key)
+    .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        loop {
+            let (tcp, _) = listener.accept().await.unwrap();
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                let Ok(mut tls) = acceptor.accept(tcp).await else {
+                    return;
+                };
+                let mut head = Vec::new();
+                let mut buf = [0u8; 1024];
+                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match tls.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => head.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let line = String::from_utf8_lossy(&head);
+                let path = line.split_whitespace().nth(1).unwrap_or("").to_owned();
+                let body = format!("secure {path}");
+                let answer = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = tls.write_all(answer.as_bytes()).await;
+                let _ = tls.shutdown().await;
+            });
+        }
+    });
+    port
+}
+
+#[tokio::test]
+async fn http_each_calls_an_https_api_that_its_ca_file_vouches_for() {
+    let pki = Pki::new("each");
+    let port = https_api(&pki).await;
+    let queue = |name: &str, ca: &str| {
+        format!(
+            r#"
+            [queues.{name}]
+            max_delay = "1ms"
+            handler = {{ kind = "http_each", url = "https://localhost:{port}/x/{{id}}", retries = 0 {ca} }}
+            "#
+        )
+    };
+    let server = TestServer::start(config(&format!(
+        "{}{}",
+        queue("trusted", &format!(", tls_ca_file = \"{}\"", pki.ca().display())),
+        queue("untrusted", "")
+    )))
+    .await;
+    let mut client = server.client().await;
+    let request = |queue: &str| pb::SubmitRequest {
+        attributes: [("id".to_owned(), "7".to_owned())].into(),
+        ..common::submit_request(queue, "")
+    };
+    let answer = client.submit(request("trusted")).await.unwrap().into_inner();
+    assert_eq!(answer.payload, b"secure /x/7".to_vec());
+    assert_eq!(answer.attributes["status"], "200");
+    // Without the CA: the web PKI roots do not know the test CA.
+    let refused = client.submit(request("untrusted")).await.unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::Unavailable);
+    assert!(
+        refused.message().to_lowercase().contains("certificate"),
+        "{refused:?}"
+    );
     server.shutdown().await;
 }
