@@ -369,7 +369,10 @@ async fn http_each_calls_an_https_api_that_its_ca_file_vouches_for() {
     };
     let server = TestServer::start(config(&format!(
         "{}{}",
-        queue("trusted", &format!(", tls_ca_file = \"{}\"", pki.ca().display())),
+        queue(
+            "trusted",
+            &format!(", tls_ca_file = \"{}\"", pki.ca().display())
+        ),
         queue("untrusted", "")
     )))
     .await;
@@ -378,7 +381,11 @@ async fn http_each_calls_an_https_api_that_its_ca_file_vouches_for() {
         attributes: [("id".to_owned(), "7".to_owned())].into(),
         ..common::submit_request(queue, "")
     };
-    let answer = client.submit(request("trusted")).await.unwrap().into_inner();
+    let answer = client
+        .submit(request("trusted"))
+        .await
+        .unwrap()
+        .into_inner();
     assert_eq!(answer.payload, b"secure /x/7".to_vec());
     assert_eq!(answer.attributes["status"], "200");
     // Without the CA: the web PKI roots do not know the test CA.

@@ -53,8 +53,10 @@ pub struct Gate {
 struct Bucket {
     /// Requests per second and burst; `None`: no rate limit.
     rate: Option<(f64, f64)>,
-    tokens: f64,
-    at: Instant,
+    /// The bucket as a schedule (GCRA): when the next request would go
+    /// if the bucket were empty. Each request reserves its own time, so
+    /// waiters never race for a token and a late timer loses no capacity.
+    next: Instant,
     /// The share of the rate in force (1 unless an API said 429).
     factor: f64,
     /// No request goes before this (an API's `Retry-After`).
@@ -68,8 +70,7 @@ impl Gate {
             slots: Arc::new(Semaphore::new(max_in_flight.max(1))),
             state: Mutex::new(Bucket {
                 rate: rate.map(|r| (r.per_second(), burst)),
-                tokens: burst,
-                at: Instant::now(),
+                next: Instant::now(),
                 factor: 1.0,
                 paused_until: None,
             }),
@@ -95,44 +96,57 @@ impl Gate {
             })?
             .map_err(|_| Status::unavailable("the handler was replaced"))?;
         loop {
-            let (wait, cause) = {
-                let mut b = self.state.lock().unwrap_or_else(PoisonError::into_inner);
-                let now = Instant::now();
-                match b.paused_until {
-                    Some(until) if until > now => (until - now, Cause::RetryAfter),
-                    _ => {
-                        b.paused_until = None;
-                        match b.rate {
-                            None => return Ok(permit),
-                            Some((per_second, burst)) => {
-                                let rate = per_second * b.factor;
-                                let elapsed = now.saturating_duration_since(b.at).as_secs_f64();
-                                b.tokens = (b.tokens + elapsed * rate).min(burst);
-                                b.at = now;
-                                if b.tokens >= 1.0 {
-                                    b.tokens -= 1.0;
-                                    return Ok(permit);
-                                }
-                                let secs = (1.0 - b.tokens) / rate;
-                                (Duration::from_secs_f64(secs), Cause::Rate)
-                            }
-                        }
-                    }
-                }
+            let (at, cause) = self.reserve(deadline)?;
+            let Some(at) = at else {
+                return Ok(permit);
             };
-            if Instant::now() + wait > deadline {
-                return Err(Status::deadline_exceeded(match cause {
-                    Cause::Rate => {
-                        "the queue's rate would hold the request past the item's deadline"
-                    }
-                    Cause::RetryAfter => {
-                        "the API's Retry-After would hold the request past the item's deadline"
-                    }
-                }));
-            }
-            tokio::time::sleep(wait).await;
+            let wait = at.saturating_duration_since(Instant::now());
+            tokio::time::sleep_until(at).await;
             waited(cause, wait);
+            // A pause that began while it waited holds it too.
+            if cause == Cause::Rate && !self.paused() {
+                return Ok(permit);
+            }
         }
+    }
+
+    /// Reserves the request's time: `None` for now, else when (and what
+    /// it waits for).
+    fn reserve(&self, deadline: Instant) -> Result<(Option<Instant>, Cause), Status> {
+        let mut b = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        let now = Instant::now();
+        if let Some(until) = b.paused_until {
+            if until > now {
+                if until > deadline {
+                    return Err(Status::deadline_exceeded(
+                        "the API's Retry-After would hold the request past the item's deadline",
+                    ));
+                }
+                return Ok((Some(until), Cause::RetryAfter));
+            }
+            b.paused_until = None;
+        }
+        let Some((per_second, burst)) = b.rate else {
+            return Ok((None, Cause::Rate));
+        };
+        let every = Duration::from_secs_f64(1.0 / (per_second * b.factor));
+        // A full bucket lets `burst` go at once: the schedule may run
+        // `burst - 1` intervals ahead of now.
+        let ahead = every.mul_f64(burst - 1.0);
+        let next = b.next.max(now);
+        let at = next.checked_sub(ahead).unwrap_or(now).max(now);
+        if at > deadline {
+            return Err(Status::deadline_exceeded(
+                "the queue's rate would hold the request past the item's deadline",
+            ));
+        }
+        b.next = next + every;
+        Ok(((at > now).then_some(at), Cause::Rate))
+    }
+
+    fn paused(&self) -> bool {
+        let b = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        b.paused_until.is_some_and(|u| u > Instant::now())
     }
 
     /// An API said 429: every request of the queue waits `retry_after`
@@ -179,6 +193,30 @@ mod tests {
             at.push((Instant::now() - t0).as_millis());
         }
         assert_eq!(at, [0, 0, 0, 100, 200, 300]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn many_waiters_get_the_whole_rate_even_past_the_timer_tick() {
+        // 2,000/s is one request every 0.5 ms, finer than the timer's 1 ms.
+        let gate = Arc::new(Gate::new(10_000, rate(2_000, 1), 1));
+        let t0 = Instant::now();
+        let deadline = t0 + Duration::from_secs(60);
+        let mut waiters = tokio::task::JoinSet::new();
+        for _ in 0..5_000 {
+            let gate = gate.clone();
+            waiters.spawn(async move {
+                drop(gate.enter(deadline, |_, _| {}).await.unwrap());
+                Instant::now() - t0
+            });
+        }
+        let mut within_a_second = 0;
+        while let Some(took) = waiters.join_next().await {
+            within_a_second += usize::from(took.unwrap() < Duration::from_secs(1));
+        }
+        assert!(
+            (1_999..=2_001).contains(&within_a_second),
+            "{within_a_second}"
+        );
     }
 
     #[tokio::test(start_paused = true)]
