@@ -8,7 +8,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 use super::{
     CANCELLED, Ctx, DEADLINE_EXCEEDED, JobState, Outcome, StoreError, StoreResult,
     chunk::{self, Entry},
-    now_ms, sql,
+    exec, now_ms, row, sql,
 };
 
 /// Results in one chunk when many items end at once.
@@ -18,8 +18,7 @@ const FAILED_PRECONDITION: i32 = 9;
 
 /// Results stored for job `id` so far: the next result's offset.
 pub(super) fn done_count(tx: &Connection, ctx: &Ctx, id: &str) -> StoreResult<u64> {
-    let done: Option<i64> = tx
-        .query_row(
+    let done: Option<i64> = row(tx, 
             "SELECT succeeded + failed + cancelled + expired FROM jobs WHERE id = ?1",
             [id],
             |r| r.get(0),
@@ -71,8 +70,7 @@ pub(super) fn end_pending(
 ) -> StoreResult<()> {
     let e = |e: rusqlite::Error| sql(ctx, &e);
     let redo = ctx.memory.borrow_mut().redo.remove(id).unwrap_or_default();
-    let next: i64 = tx
-        .query_row("SELECT next_seq FROM jobs WHERE id = ?1", [id], |r| {
+    let next: i64 = row(tx, "SELECT next_seq FROM jobs WHERE id = ?1", [id], |r| {
             r.get(0)
         })
         .map_err(e)?;
@@ -102,7 +100,7 @@ pub(super) fn end_pending(
         }
     }
     end_items(tx, ctx, id, ids, code, message, column)?;
-    tx.execute("UPDATE jobs SET next_seq = total WHERE id = ?1", [id])
+    exec(tx, "UPDATE jobs SET next_seq = total WHERE id = ?1", [id])
         .map_err(e)?;
     Ok(())
 }
@@ -135,7 +133,7 @@ pub(super) fn end_items(
         write_chunk(tx, ctx, id, first, part)?;
         first += part.len() as u64;
     }
-    tx.execute(
+    exec(tx, 
         &format!("UPDATE jobs SET {column} = {column} + ?2 WHERE id = ?1"),
         params![id, n as i64],
     )
@@ -192,7 +190,7 @@ pub(super) fn recover(tx: &Connection, ctx: &Ctx, uploads: bool) -> StoreResult<
         )
         .map_err(e)?;
     }
-    tx.execute("UPDATE jobs SET running = 0 WHERE running != 0", [])
+    exec(tx, "UPDATE jobs SET running = 0 WHERE running != 0", [])
         .map_err(e)?;
     // A job with fewer results than items claimed had items in flight.
     let cut: Vec<(String, String, String, i64)> = {
@@ -250,7 +248,7 @@ pub(super) fn recover(tx: &Connection, ctx: &Ctx, uploads: bool) -> StoreResult<
         }
         end_items(tx, ctx, &id, ids, code, &message, column)?;
     }
-    tx.execute(
+    exec(tx, 
         "UPDATE jobs SET state = 'cancelled', ended = ?1 WHERE state = 'cancelling'",
         [now_ms() as i64],
     )

@@ -115,7 +115,7 @@ pub(super) fn run(conn: &mut Connection, ctx: &Ctx, ops: Vec<Op>) {
         }
         return;
     }
-    let mut tx = match conn.transaction() {
+    let tx = match conn.transaction() {
         Ok(tx) => tx,
         Err(e) => {
             stop(ctx, &e.to_string());
@@ -128,18 +128,21 @@ pub(super) fn run(conn: &mut Connection, ctx: &Ctx, ops: Vec<Op>) {
     let mut answers: Vec<(Answer, Option<StoreError>)> = Vec::with_capacity(ops.len());
     let mut failed = None;
     for op in ops {
-        let sp = match tx.savepoint() {
-            Ok(sp) => sp,
-            Err(e) => {
-                failed.get_or_insert_with(|| e.to_string());
-                op.refuse(sql(ctx, &e));
-                continue;
-            }
-        };
-        let (ran, answer) = op.run(&sp, ctx);
-        // A call that failed is rolled back when its savepoint drops.
+        if let Err(e) = savepoint(&tx, "SAVEPOINT call") {
+            failed.get_or_insert_with(|| e.to_string());
+            op.refuse(sql(ctx, &e));
+            continue;
+        }
+        let (ran, answer) = op.run(&tx, ctx);
+        // A call that did not go well is undone alone.
+        if ran != Ran::Ok
+            && let Err(e) = savepoint(&tx, "ROLLBACK TO call")
+        {
+            failed.get_or_insert_with(|| e.to_string());
+        }
+        let released = savepoint(&tx, "RELEASE call").err().map(|e| sql(ctx, &e));
         let own = match ran {
-            Ran::Ok => sp.commit().err().map(|e| sql(ctx, &e)),
+            Ran::Ok => released,
             Ran::Refused => None,
             Ran::Failed => {
                 failed.get_or_insert_with(|| "a call failed".to_owned());
@@ -161,6 +164,12 @@ pub(super) fn run(conn: &mut Connection, ctx: &Ctx, ops: Vec<Op>) {
     for (answer, own) in answers {
         answer(own.or_else(|| commit.clone()));
     }
+}
+
+/// A savepoint statement, parsed once (rusqlite's `Savepoint` parses its
+/// statements on every call).
+fn savepoint(conn: &Connection, statement: &str) -> rusqlite::Result<()> {
+    conn.prepare_cached(statement)?.execute([]).map(|_| ())
 }
 
 /// Stops the store after a failed write.

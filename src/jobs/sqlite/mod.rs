@@ -135,6 +135,7 @@ impl SqliteStore {
             conn.pragma_update(None, "synchronous", "NORMAL")?;
             conn.pragma_update(None, "cache_size", -8_192)?;
             conn.pragma_update(None, "temp_store", "MEMORY")?;
+            conn.set_prepared_statement_cache_capacity(64);
             conn.execute_batch(SCHEMA)
         };
         let said = |e: rusqlite::Error| {
@@ -223,6 +224,22 @@ impl SqliteStore {
     }
 }
 
+/// `execute` through the connection's statement cache: the hot statements
+/// are parsed once, not on every call.
+fn exec<P: rusqlite::Params>(tx: &Connection, sql: &str, params: P) -> rusqlite::Result<usize> {
+    tx.prepare_cached(sql)?.execute(params)
+}
+
+/// `query_row` through the statement cache (see [`exec`]).
+fn row<T, P: rusqlite::Params>(
+    tx: &Connection,
+    sql: &str,
+    params: P,
+    f: impl FnOnce(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+) -> rusqlite::Result<T> {
+    tx.prepare_cached(sql)?.query_row(params, f)
+}
+
 /// A SQLite failure as the store's error, naming the file.
 fn sql(ctx: &Ctx, e: &rusqlite::Error) -> StoreError {
     StoreError::Unavailable {
@@ -260,7 +277,7 @@ fn job_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<JobInfo> {
 }
 
 fn load(tx: &Connection, ctx: &Ctx, id: &str) -> StoreResult<JobInfo> {
-    tx.query_row(
+    row(tx, 
         &format!("SELECT {JOB_COLUMNS} FROM jobs WHERE id = ?1 AND state != 'validating'"),
         [id],
         job_row,
@@ -274,7 +291,7 @@ fn load(tx: &Connection, ctx: &Ctx, id: &str) -> StoreResult<JobInfo> {
 fn settle(tx: &Connection, ctx: &Ctx, id: &str) -> StoreResult<JobInfo> {
     let e = |e: rusqlite::Error| sql(ctx, &e);
     let now = now_ms() as i64;
-    tx.execute(
+    exec(tx, 
         "UPDATE jobs SET state = CASE state WHEN 'cancelling' THEN 'cancelled' ELSE 'completed' END,
            ended = ?2
          WHERE id = ?1 AND state IN ('queued', 'in_progress', 'cancelling') AND running = 0
@@ -376,10 +393,10 @@ fn remove(tx: &Connection, ctx: &Ctx, id: &str) -> StoreResult<()> {
     memory.running.remove(id);
     memory.redo.remove(id);
     for table in ["items", "chunks"] {
-        tx.execute(&format!("DELETE FROM {table} WHERE job = ?1"), [id])
+        exec(tx, &format!("DELETE FROM {table} WHERE job = ?1"), [id])
             .map_err(e)?;
     }
-    tx.execute("DELETE FROM jobs WHERE id = ?1", [id])
+    exec(tx, "DELETE FROM jobs WHERE id = ?1", [id])
         .map_err(e)?;
     Ok(())
 }

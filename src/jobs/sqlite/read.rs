@@ -58,8 +58,7 @@ pub(super) fn results(
     load(tx, ctx, id)?;
     let offset = offset.min(i64::MAX as u64);
     // The chunk that holds `offset`, and those after it.
-    let start: Option<i64> = tx
-        .query_row(
+    let start: Option<i64> = row(tx, 
             "SELECT MAX(first) FROM chunks WHERE job = ?1 AND first <= ?2",
             params![id, offset as i64],
             |r| r.get(0),
