@@ -7,8 +7,10 @@
 # capacity - online rate.
 #
 #   bench/jobs_valleys.sh           # JOB=200000 DUR=10 REPS=3 SHARES="0 50 90"
+#   TOP_UP=false JOB_IN_FLIGHT=64 SHARES=90 bench/jobs_valleys.sh
 # Each share runs alone and with the job REPS times, one after the other;
-# the medians are printed.
+# the medians are printed. TOP_UP is the queue's `top_up`, JOB_IN_FLIGHT
+# its `jobs.max_in_flight_per_queue` (0: the default).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source bench/lib.sh
@@ -29,10 +31,12 @@ max_in_flight_batches = 2
 mode = "target"
 target_latency = "20ms"
 max_queue_items = 100000
+top_up = ${TOP_UP:-true}
 handler = { kind = "sim", base = "5ms", per_item = "20us" }
 
 [jobs]
 path = "$work/jobs.sqlite3"
+max_in_flight_per_queue = ${JOB_IN_FLIGHT:-0}
 TOML
 python3 - "$JOB" >"$work/items.jsonl" <<'PY'
 import sys

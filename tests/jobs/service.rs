@@ -1,8 +1,9 @@
 //! The Jobs API against a real server: a job runs through its queue next
 //! to online traffic and its results come back once per custom_id; bad
 //! uploads are refused whole, naming the first bad item; cancel ends what
-//! has not run; a deleted queue fails its jobs; without `[jobs]` every
-//! call says how to turn jobs on.
+//! has not run; a deleted queue fails its jobs; a higher priority goes
+//! first and jobs of one priority take turns; a window that passes expires
+//! what has not run; without `[jobs]` every call says how to turn jobs on.
 
 use std::time::Duration;
 
@@ -358,5 +359,122 @@ async fn a_paused_queue_holds_its_jobs_until_it_resumes() {
     let done = ended(&mut jobs, &job.id).await;
     assert_eq!(done.state, pb::JobState::Completed as i32, "{done:?}");
     assert_eq!(done.counts.unwrap().succeeded, 200);
+    server.shutdown().await;
+}
+
+async fn job_of(
+    jobs: &mut JobsClient<Channel>,
+    queue: &str,
+    prefix: &str,
+    n: usize,
+    priority: u32,
+    window_ms: u64,
+) -> String {
+    let head = pb::CreateJobRequest {
+        part: Some(pb::create_job_request::Part::Header(pb::JobHeader {
+            queue: queue.into(),
+            priority,
+            completion_window_ms: window_ms,
+            ..Default::default()
+        })),
+    };
+    let many = items(
+        (0..n)
+            .map(|i| item(&format!("{prefix}{i}"), b"x"))
+            .collect(),
+    );
+    create(jobs, vec![head, many]).await.unwrap().id
+}
+
+async fn succeeded(jobs: &mut JobsClient<Channel>, id: &str) -> u64 {
+    let job = jobs
+        .get_job(pb::JobRef { id: id.into() })
+        .await
+        .unwrap()
+        .into_inner();
+    job.counts.unwrap().succeeded
+}
+
+#[tokio::test]
+async fn a_higher_priority_goes_first_and_jobs_of_one_priority_take_turns() {
+    let server = TestServer::start(with_jobs(QUEUES, "turns", |_| {})).await;
+    let mut jobs = JobsClient::new(server.channel().await);
+    let mut control = pb::batch_control_client::BatchControlClient::new(server.channel().await);
+    let slow = || pb::QueueRef {
+        name: "slow".into(),
+    };
+    // The slow queue: batches of 4, one at a time, 20 ms each.
+    control.pause_queue(slow()).await.unwrap();
+    let a = job_of(&mut jobs, "slow", "a", 40, 0, 0).await;
+    let b = job_of(&mut jobs, "slow", "b", 40, 0, 0).await;
+    let urgent = job_of(&mut jobs, "slow", "u", 40, 5, 0).await;
+    control.resume_queue(slow()).await.unwrap();
+    // Watched closely (a batch takes 20 ms): what a and b had when the
+    // urgent job was done, and how far apart they ever were after.
+    let (mut before, mut most_apart) = (None, 0);
+    loop {
+        let (sa, sb) = (
+            succeeded(&mut jobs, &a).await,
+            succeeded(&mut jobs, &b).await,
+        );
+        let su = succeeded(&mut jobs, &urgent).await;
+        match before {
+            None if su == 40 => before = Some(sa + sb),
+            None => {}
+            Some(_) if sa == 40 || sb == 40 => {
+                assert!(sa >= 32 && sb >= 32, "one job ran ahead: a {sa}, b {sb}");
+                break;
+            }
+            Some(_) => most_apart = most_apart.max(sa.abs_diff(sb)),
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    // Before the urgent job came, the paused queue took at most a batch;
+    // one more may have been in the handler when it was seen done.
+    let before = before.unwrap_or_default();
+    assert!(
+        before <= 12,
+        "the higher priority went first: a + b = {before}"
+    );
+    assert!(most_apart <= 8, "a and b {most_apart} apart at most");
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_job_past_its_window_expires_and_keeps_what_ran() {
+    let server = TestServer::start(with_jobs(QUEUES, "window", |_| {})).await;
+    let mut jobs = JobsClient::new(server.channel().await);
+    let mut control = pb::batch_control_client::BatchControlClient::new(server.channel().await);
+    let slow = || pb::QueueRef {
+        name: "slow".into(),
+    };
+    control.pause_queue(slow()).await.unwrap();
+    let id = job_of(&mut jobs, "slow", "w", 20, 0, 1_000).await;
+    let done = ended(&mut jobs, &id).await;
+    assert_eq!(done.state, pb::JobState::Expired as i32, "{done:?}");
+    let counts = done.counts.unwrap();
+    // What the paused queue held (at most the feed's room) waits in it;
+    // the rest ended at once.
+    assert!(counts.expired >= 12, "{counts:?}");
+    control.resume_queue(slow()).await.unwrap();
+    let all = loop {
+        let all = results(&mut jobs, &id, false).await;
+        if all.len() == 20 {
+            break all;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let expired = all
+        .iter()
+        .filter(|r| r.code == Code::DeadlineExceeded as i32)
+        .count();
+    assert_eq!(expired as u64, counts.expired, "one result per custom_id");
+    assert_eq!(
+        all.iter()
+            .map(|r| &r.custom_id)
+            .collect::<std::collections::HashSet<_>>()
+            .len(),
+        20
+    );
     server.shutdown().await;
 }

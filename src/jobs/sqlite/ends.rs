@@ -18,13 +18,14 @@ const FAILED_PRECONDITION: i32 = 9;
 
 /// Results stored for job `id` so far: the next result's offset.
 pub(super) fn done_count(tx: &Connection, ctx: &Ctx, id: &str) -> StoreResult<u64> {
-    let done: Option<i64> = row(tx, 
-            "SELECT succeeded + failed + cancelled + expired FROM jobs WHERE id = ?1",
-            [id],
-            |r| r.get(0),
-        )
-        .optional()
-        .map_err(|e| sql(ctx, &e))?;
+    let done: Option<i64> = row(
+        tx,
+        "SELECT succeeded + failed + cancelled + expired FROM jobs WHERE id = ?1",
+        [id],
+        |r| r.get(0),
+    )
+    .optional()
+    .map_err(|e| sql(ctx, &e))?;
     done.map(|d| d.max(0) as u64)
         .ok_or_else(|| StoreError::NotFound(id.to_owned()))
 }
@@ -71,9 +72,9 @@ pub(super) fn end_pending(
     let e = |e: rusqlite::Error| sql(ctx, &e);
     let redo = ctx.memory.borrow_mut().redo.remove(id).unwrap_or_default();
     let next: i64 = row(tx, "SELECT next_seq FROM jobs WHERE id = ?1", [id], |r| {
-            r.get(0)
-        })
-        .map_err(e)?;
+        r.get(0)
+    })
+    .map_err(e)?;
     let mut ids: Vec<(u64, String)> = Vec::new();
     {
         let mut one = tx
@@ -100,8 +101,7 @@ pub(super) fn end_pending(
         }
     }
     end_items(tx, ctx, id, ids, code, message, column)?;
-    exec(tx, "UPDATE jobs SET next_seq = total WHERE id = ?1", [id])
-        .map_err(e)?;
+    exec(tx, "UPDATE jobs SET next_seq = total WHERE id = ?1", [id]).map_err(e)?;
     Ok(())
 }
 
@@ -133,7 +133,8 @@ pub(super) fn end_items(
         write_chunk(tx, ctx, id, first, part)?;
         first += part.len() as u64;
     }
-    exec(tx, 
+    exec(
+        tx,
         &format!("UPDATE jobs SET {column} = {column} + ?2 WHERE id = ?1"),
         params![id, n as i64],
     )
@@ -190,8 +191,7 @@ pub(super) fn recover(tx: &Connection, ctx: &Ctx, uploads: bool) -> StoreResult<
         )
         .map_err(e)?;
     }
-    exec(tx, "UPDATE jobs SET running = 0 WHERE running != 0", [])
-        .map_err(e)?;
+    exec(tx, "UPDATE jobs SET running = 0 WHERE running != 0", []).map_err(e)?;
     // A job with fewer results than items claimed had items in flight.
     let cut: Vec<(String, String, String, i64)> = {
         let mut stmt = tx
@@ -248,7 +248,8 @@ pub(super) fn recover(tx: &Connection, ctx: &Ctx, uploads: bool) -> StoreResult<
         }
         end_items(tx, ctx, &id, ids, code, &message, column)?;
     }
-    exec(tx, 
+    exec(
+        tx,
         "UPDATE jobs SET state = 'cancelled', ended = ?1 WHERE state = 'cancelling'",
         [now_ms() as i64],
     )

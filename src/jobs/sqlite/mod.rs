@@ -277,7 +277,8 @@ fn job_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<JobInfo> {
 }
 
 fn load(tx: &Connection, ctx: &Ctx, id: &str) -> StoreResult<JobInfo> {
-    row(tx, 
+    row(
+        tx,
         &format!("SELECT {JOB_COLUMNS} FROM jobs WHERE id = ?1 AND state != 'validating'"),
         [id],
         job_row,
@@ -291,7 +292,7 @@ fn load(tx: &Connection, ctx: &Ctx, id: &str) -> StoreResult<JobInfo> {
 fn settle(tx: &Connection, ctx: &Ctx, id: &str) -> StoreResult<JobInfo> {
     let e = |e: rusqlite::Error| sql(ctx, &e);
     let now = now_ms() as i64;
-    exec(tx, 
+    exec(tx,
         "UPDATE jobs SET state = CASE state WHEN 'cancelling' THEN 'cancelled' ELSE 'completed' END,
            ended = ?2
          WHERE id = ?1 AND state IN ('queued', 'in_progress', 'cancelling') AND running = 0
@@ -393,10 +394,8 @@ fn remove(tx: &Connection, ctx: &Ctx, id: &str) -> StoreResult<()> {
     memory.running.remove(id);
     memory.redo.remove(id);
     for table in ["items", "chunks"] {
-        exec(tx, &format!("DELETE FROM {table} WHERE job = ?1"), [id])
-            .map_err(e)?;
+        exec(tx, &format!("DELETE FROM {table} WHERE job = ?1"), [id]).map_err(e)?;
     }
-    exec(tx, "DELETE FROM jobs WHERE id = ?1", [id])
-        .map_err(e)?;
+    exec(tx, "DELETE FROM jobs WHERE id = ?1", [id]).map_err(e)?;
     Ok(())
 }

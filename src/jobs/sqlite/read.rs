@@ -58,12 +58,13 @@ pub(super) fn results(
     load(tx, ctx, id)?;
     let offset = offset.min(i64::MAX as u64);
     // The chunk that holds `offset`, and those after it.
-    let start: Option<i64> = row(tx, 
-            "SELECT MAX(first) FROM chunks WHERE job = ?1 AND first <= ?2",
-            params![id, offset as i64],
-            |r| r.get(0),
-        )
-        .map_err(e)?;
+    let start: Option<i64> = row(
+        tx,
+        "SELECT MAX(first) FROM chunks WHERE job = ?1 AND first <= ?2",
+        params![id, offset as i64],
+        |r| r.get(0),
+    )
+    .map_err(e)?;
     let mut stmt = tx
         .prepare_cached(
             "SELECT first, results FROM chunks WHERE job = ?1 AND first >= ?2

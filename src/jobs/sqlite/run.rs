@@ -42,9 +42,9 @@ pub(super) fn claim(tx: &Connection, ctx: &Ctx, id: &str, n: usize) -> StoreResu
         }
     }
     let mut next: i64 = row(tx, "SELECT next_seq FROM jobs WHERE id = ?1", [id], |r| {
-            r.get(0)
-        })
-        .map_err(e)?;
+        r.get(0)
+    })
+    .map_err(e)?;
     if out.len() < n {
         let mut range = tx
             .prepare_cached(&format!(
@@ -63,7 +63,8 @@ pub(super) fn claim(tx: &Connection, ctx: &Ctx, id: &str, n: usize) -> StoreResu
     if out.is_empty() {
         return Ok(out);
     }
-    exec(tx, 
+    exec(
+        tx,
         "UPDATE jobs SET running = running + ?2, next_seq = ?3,
            state = CASE state WHEN 'queued' THEN 'in_progress' ELSE state END
          WHERE id = ?1",
@@ -136,7 +137,8 @@ pub(super) fn record(
     }
     let first = done_count(tx, ctx, id)?;
     write_chunk(tx, ctx, id, first, &entries)?;
-    exec(tx, 
+    exec(
+        tx,
         "UPDATE jobs SET succeeded = succeeded + ?2, failed = failed + ?3,
                running = MAX(running - ?4, 0) WHERE id = ?1",
         params![id, ok, failed, ok + failed],
@@ -161,7 +163,8 @@ pub(super) fn release(tx: &Connection, ctx: &Ctx, id: &str, seqs: Vec<u64>) -> S
         }
         back
     };
-    exec(tx, 
+    exec(
+        tx,
         "UPDATE jobs SET running = MAX(running - ?2, 0) WHERE id = ?1",
         params![id, back.len() as i64],
     )
@@ -187,8 +190,12 @@ pub(super) fn cancel(tx: &Connection, ctx: &Ctx, id: &str) -> StoreResult<JobInf
         return Ok(job);
     }
     end_pending(tx, ctx, id, CANCELLED, "the job was cancelled", "cancelled")?;
-    exec(tx, "UPDATE jobs SET state = 'cancelling' WHERE id = ?1", [&id])
-        .map_err(|e| sql(ctx, &e))?;
+    exec(
+        tx,
+        "UPDATE jobs SET state = 'cancelling' WHERE id = ?1",
+        [&id],
+    )
+    .map_err(|e| sql(ctx, &e))?;
     settle(tx, ctx, id)
 }
 
@@ -204,7 +211,8 @@ pub(super) fn fail(
         return Ok(job);
     }
     end_pending(tx, ctx, id, code, reason, "failed")?;
-    exec(tx, 
+    exec(
+        tx,
         "UPDATE jobs SET state = 'failed', reason = ?2, ended = ?3 WHERE id = ?1",
         params![id, reason, now_ms() as i64],
     )
@@ -235,7 +243,8 @@ pub(super) fn expire(tx: &Connection, ctx: &Ctx, now_ms: u64) -> StoreResult<Vec
             "the job's completion window passed before the item ran",
             "expired",
         )?;
-        exec(tx, 
+        exec(
+            tx,
             "UPDATE jobs SET state = 'expired', ended = ?2 WHERE id = ?1",
             params![id, now_ms as i64],
         )

@@ -7,18 +7,19 @@ use super::*;
 pub(super) fn begin(tx: &Connection, ctx: &Ctx, job: NewJob) -> StoreResult<Begun> {
     let e = |e: rusqlite::Error| sql(ctx, &e);
     if let Some(key) = &job.idempotency_key {
-        let existing: Option<String> = row(tx, 
-                "SELECT id FROM jobs WHERE idem = ?1 AND state != 'validating'",
-                [key],
-                |r| r.get(0),
-            )
-            .optional()
-            .map_err(e)?;
+        let existing: Option<String> = row(
+            tx,
+            "SELECT id FROM jobs WHERE idem = ?1 AND state != 'validating'",
+            [key],
+            |r| r.get(0),
+        )
+        .optional()
+        .map_err(e)?;
         if let Some(id) = existing {
             return Ok(Begun::Existing(load(tx, ctx, &id)?));
         }
     }
-    let open: i64 = row(tx, 
+    let open: i64 = row(tx,
                 "SELECT COUNT(*) FROM jobs WHERE state NOT IN ('completed', 'failed', 'expired', 'cancelled')",
                 [],
                 |r| r.get(0),
@@ -32,7 +33,8 @@ pub(super) fn begin(tx: &Connection, ctx: &Ctx, job: NewJob) -> StoreResult<Begu
     let id = new_id();
     let now = now_ms();
     let window = u64::try_from(job.window.as_millis()).unwrap_or(u64::MAX);
-    exec(tx, 
+    exec(
+        tx,
         "INSERT INTO jobs(id, queue, state, priority, labels, idem, created, expires)
              VALUES (?1, ?2, 'validating', ?3, ?4, ?5, ?6, ?7)",
         params![
@@ -57,16 +59,19 @@ pub(super) fn append(
     items: Vec<NewItem>,
 ) -> StoreResult<()> {
     let e = |e: rusqlite::Error| sql(ctx, &e);
-    let (total, bytes): (i64, i64) = row(tx, 
-            "SELECT total, bytes FROM jobs WHERE id = ?1 AND state = 'validating'",
-            [&id],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
-        .optional()
-        .map_err(e)?
-        .ok_or_else(|| StoreError::NotFound(id.to_owned()))?;
-    let stored: i64 = row(tx, "SELECT COALESCE(SUM(bytes), 0) FROM jobs", [], |r| r.get(0))
-        .map_err(e)?;
+    let (total, bytes): (i64, i64) = row(
+        tx,
+        "SELECT total, bytes FROM jobs WHERE id = ?1 AND state = 'validating'",
+        [&id],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )
+    .optional()
+    .map_err(e)?
+    .ok_or_else(|| StoreError::NotFound(id.to_owned()))?;
+    let stored: i64 = row(tx, "SELECT COALESCE(SUM(bytes), 0) FROM jobs", [], |r| {
+        r.get(0)
+    })
+    .map_err(e)?;
     let (total, mut bytes, mut stored) = (total as u64, bytes as u64, stored as u64);
     let limits = &ctx.limits;
     let mut insert = tx
@@ -124,7 +129,8 @@ pub(super) fn append(
             Err(err) => return Err(e(err)),
         }
     }
-    exec(tx, 
+    exec(
+        tx,
         "UPDATE jobs SET total = ?2, bytes = ?3 WHERE id = ?1",
         params![id, (total + items.len() as u64) as i64, bytes as i64],
     )
@@ -149,12 +155,13 @@ pub(super) fn seal(tx: &Connection, ctx: &Ctx, id: &str) -> StoreResult<JobInfo>
 
 pub(super) fn abort(tx: &Connection, ctx: &Ctx, id: &str) -> StoreResult<()> {
     let e = |e: rusqlite::Error| sql(ctx, &e);
-    exec(tx, 
+    exec(tx,
             "DELETE FROM items WHERE job = ?1 AND EXISTS (SELECT 1 FROM jobs WHERE id = ?1 AND state = 'validating')",
             [&id],
         )
         .map_err(e)?;
-    exec(tx, 
+    exec(
+        tx,
         "DELETE FROM jobs WHERE id = ?1 AND state = 'validating'",
         [&id],
     )
