@@ -238,7 +238,19 @@ impl Jobs for JobsService {
             }
             Err(e) => {
                 if let Err(abort) = store.abort(&id).await {
-                    tracing::warn!(job = %id, error = %abort, "jobs: removing a refused upload failed");
+                    tracing::warn!(job = %id, error = %abort, "jobs: removing a refused upload failed; trying again every second for a minute (else it goes at the next start)");
+                    // A store that stopped after a failed write refuses
+                    // the removal too; the upload would hold a place among
+                    // the open jobs until the next start.
+                    let store = store.clone();
+                    tokio::spawn(async move {
+                        for _ in 0..60 {
+                            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                            if store.abort(&id).await.is_ok() {
+                                break;
+                            }
+                        }
+                    });
                 }
                 Err(e)
             }
