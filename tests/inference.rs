@@ -816,3 +816,140 @@ async fn huge_client_strings_are_quoted_short_and_a_huge_priority_is_too_large()
     assert_eq!(status.code(), Code::NotFound, "{status:?}");
     assert!(status.message().len() < 200, "{status:?}");
 }
+
+#[tokio::test]
+async fn triton_streaming_answers_each_request_with_its_id_and_errors_inline() {
+    use tokio_stream::StreamExt;
+    let server = TestServer::start(config(CONFIG)).await;
+    let mut c = client(&server).await;
+    let n = 200;
+    let mut requests: Vec<ModelInferRequest> = (0..n)
+        .map(|i| ModelInferRequest {
+            id: format!("r{i}"),
+            ..echo_rows(&[[i as f32, -(i as f32)]])
+        })
+        .collect();
+    // One bad request in the middle: its error comes back inline, with its
+    // id; the others are answered.
+    requests.insert(
+        50,
+        ModelInferRequest {
+            id: "bad".into(),
+            ..raw_request(
+                "echo",
+                vec![input("x", "FP32", &[1, 3])],
+                vec![f32s(&[1.0, 2.0, 3.0])],
+            )
+        },
+    );
+    let mut answers = c
+        .model_stream_infer(tokio_stream::iter(requests))
+        .await
+        .unwrap()
+        .into_inner();
+    let mut seen = HashMap::new();
+    while let Some(a) = answers.next().await {
+        let a = a.unwrap();
+        let r = a.infer_response.unwrap();
+        seen.insert(r.id.clone(), (a.error_message, r.raw_output_contents));
+    }
+    assert_eq!(seen.len(), n + 1);
+    let (error, _) = &seen["bad"];
+    assert!(error.contains("InvalidArgument"), "{error}");
+    for i in 0..n {
+        let (error, raw) = &seen[&format!("r{i}")];
+        assert!(error.is_empty(), "{error}");
+        assert_eq!(raw[0], f32s(&[i as f32, -(i as f32)]));
+    }
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn triton_config_statistics_and_index_describe_the_queues() {
+    let server = TestServer::start(config(CONFIG)).await;
+    let mut c = client(&server).await;
+    let config = c
+        .model_config(pb::ModelConfigRequest {
+            name: "echo".into(),
+            version: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .config
+        .unwrap();
+    assert_eq!(config.max_batch_size, 64, "the queue's max_batch_size");
+    assert_eq!(config.input[0].name, "x");
+    assert_eq!(config.input[0].data_type, pb::DataType::TypeFp32 as i32);
+    assert_eq!(config.input[0].dims, [2]);
+    let Some(pb::model_config::SchedulingChoice::DynamicBatching(batching)) =
+        config.scheduling_choice
+    else {
+        panic!("a dynamic batcher")
+    };
+    assert_eq!(batching.max_queue_delay_microseconds, 20_000);
+    let missing = c
+        .model_config(pb::ModelConfigRequest {
+            name: "nope".into(),
+            version: String::new(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(missing.code(), Code::NotFound);
+
+    // Three requests of two rows: six inferences, queue and compute time
+    // for each row; one request refused.
+    for _ in 0..3 {
+        c.model_infer(echo_rows(&[[1.0, 2.0], [3.0, 4.0]]))
+            .await
+            .unwrap();
+    }
+    c.model_infer(raw_request(
+        "echo",
+        vec![input("x", "FP32", &[1, 3])],
+        vec![f32s(&[1.0, 2.0, 3.0])],
+    ))
+    .await
+    .unwrap_err();
+    let stats = c
+        .model_statistics(pb::ModelStatisticsRequest {
+            name: "echo".into(),
+            version: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let echo = &stats.model_stats[0];
+    assert_eq!(echo.name, "echo");
+    assert_eq!(echo.inference_count, 6);
+    assert!(echo.execution_count >= 1 && echo.execution_count <= 3);
+    let infer = echo.inference_stats.as_ref().unwrap();
+    assert_eq!(infer.success.as_ref().unwrap().count, 3, "requests");
+    assert!(infer.success.as_ref().unwrap().ns > 0);
+    assert_eq!(infer.fail.as_ref().unwrap().count, 1);
+    assert_eq!(infer.queue.as_ref().unwrap().count, 6);
+    assert!(infer.queue.as_ref().unwrap().ns > 0, "waited max_delay");
+    assert_eq!(infer.compute_infer.as_ref().unwrap().count, 6);
+    assert!(echo.last_inference > 0);
+    let all = c
+        .model_statistics(pb::ModelStatisticsRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    let names: Vec<_> = all.model_stats.iter().map(|m| m.name.as_str()).collect();
+    assert_eq!(
+        names,
+        ["echo", "pair", "whole", "wrong"],
+        "the queues with a v2 model"
+    );
+
+    let index = c
+        .repository_index(pb::RepositoryIndexRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(index.models.len(), 4);
+    assert!(index.models.iter().all(|m| m.state == "READY"));
+    assert_eq!(index.models[2].version, "7");
+    server.shutdown().await;
+}

@@ -247,7 +247,9 @@ impl GrpcInferenceService for InferenceService {
         Ok(Response::new(pb::ServerMetadataResponse {
             name: "batchgate".to_owned(),
             version: env!("CARGO_PKG_VERSION").to_owned(),
-            extensions: Vec::new(),
+            // Triton's names of the extensions served (perf_analyzer
+            // reports server-side times only with "statistics").
+            extensions: vec!["model_configuration".to_owned(), "statistics".to_owned()],
         }))
     }
 
@@ -270,13 +272,105 @@ impl GrpcInferenceService for InferenceService {
         &self,
         r: Request<pb::ModelInferRequest>,
     ) -> Result<Response<pb::ModelInferResponse>, Status> {
-        let (metadata, extensions, mut r) = r.into_parts();
-        let mut charge = Received::of(&extensions).next();
+        let (metadata, extensions, r) = r.into_parts();
+        let charge = Received::of(&extensions).next();
+        let (response, charge, bytes) = self.infer(&metadata, charge, r).await?;
+        let mut response = Response::new(response);
+        self.state.keep(charge, bytes, &mut response);
+        Ok(response)
+    }
+
+    type ModelStreamInferStream = super::triton::AnswerStream;
+
+    async fn model_stream_infer(
+        &self,
+        r: Request<tonic::Streaming<pb::ModelInferRequest>>,
+    ) -> Result<Response<Self::ModelStreamInferStream>, Status> {
+        Ok(Response::new(super::triton::stream_infer(self.clone(), r)))
+    }
+
+    async fn model_config(
+        &self,
+        r: Request<pb::ModelConfigRequest>,
+    ) -> Result<Response<pb::ModelConfigResponse>, Status> {
+        let r = r.into_inner();
+        self.model(&r.name, &r.version)?;
+        let entry = self
+            .state
+            .registry
+            .entry(&r.name)
+            .map_err(|_| Status::not_found(format!("no model named {}", quoted(&r.name))))?;
+        Ok(Response::new(super::triton::config(&r.name, &entry)))
+    }
+
+    async fn model_statistics(
+        &self,
+        r: Request<pb::ModelStatisticsRequest>,
+    ) -> Result<Response<pb::ModelStatisticsResponse>, Status> {
+        let r = r.into_inner();
+        let names = if r.name.is_empty() {
+            self.state.registry.model_names()
+        } else {
+            self.model(&r.name, &r.version)?;
+            vec![r.name]
+        };
+        Ok(Response::new(super::triton::statistics(
+            &self.state.registry,
+            names,
+        )))
+    }
+
+    async fn repository_index(
+        &self,
+        r: Request<pb::RepositoryIndexRequest>,
+    ) -> Result<Response<pb::RepositoryIndexResponse>, Status> {
+        let ready_only = r.into_inner().ready;
+        let stopping = self.state.stop_accepting.is_triggered();
+        Ok(Response::new(super::triton::index(
+            &self.state.registry,
+            stopping,
+            ready_only,
+        )))
+    }
+}
+
+impl InferenceService {
+    /// One inference: the response, the charge that covers it and its
+    /// bytes (for [`ApiState::keep`]).
+    pub(super) async fn infer(
+        &self,
+        metadata: &MetadataMap,
+        charge: Charge,
+        r: pb::ModelInferRequest,
+    ) -> Result<(pb::ModelInferResponse, Charge, usize), Status> {
+        let started = std::time::Instant::now();
+        let metrics = (self.state.registry)
+            .model(&r.model_name)
+            .map(|(queue, _)| queue.metrics().clone());
+        let answer = self.infer_once(metadata, charge, r).await;
+        if let Some(metrics) = metrics {
+            let rows = answer
+                .as_ref()
+                .ok()
+                .and_then(|(r, _, _)| r.outputs.first())
+                .and_then(|t| t.shape.first())
+                .map_or(0, |&n| usize::try_from(n).unwrap_or(0));
+            metrics.request(answer.is_ok(), rows, started.elapsed());
+        }
+        answer
+    }
+
+    async fn infer_once(
+        &self,
+        metadata: &MetadataMap,
+        mut charge: Charge,
+        mut r: pb::ModelInferRequest,
+    ) -> Result<(pb::ModelInferResponse, Charge, usize), Status> {
         let (queue, model) = self.model(&r.model_name, &r.model_version)?;
         let name = r.model_name.clone();
         let (rows, inputs) = read_inputs(&name, &model, &mut r)?;
         let picked = requested_outputs(&name, &model, &r)?;
-        let mut call = Call::new(&metadata, &r)?;
+        let mut call = Call::new(metadata, &r)?;
         self.admit(&queue, &model, rows, &mut charge)?;
         let payloads = match model.rows {
             Rows::Split => (0..rows).map(|i| row_payload(&inputs, &model, i)).collect(),
@@ -296,7 +390,7 @@ impl GrpcInferenceService for InferenceService {
         let raw_output_contents = stack_outputs(&name, &model, rows, &answers, &picked)?;
         let rows = i64::try_from(rows).unwrap_or(i64::MAX);
         let bytes = raw_output_contents.iter().map(Bytes::len).sum();
-        let mut response = Response::new(pb::ModelInferResponse {
+        let response = pb::ModelInferResponse {
             model_name: name,
             model_version: model.version.clone(),
             id: r.id,
@@ -315,8 +409,7 @@ impl GrpcInferenceService for InferenceService {
                 })
                 .collect(),
             raw_output_contents,
-        });
-        self.state.keep(charge, bytes, &mut response);
-        Ok(response)
+        };
+        Ok((response, charge, bytes))
     }
 }

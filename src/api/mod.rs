@@ -8,6 +8,7 @@ mod jobs;
 mod receive;
 mod stream;
 mod tensors;
+mod triton;
 
 use std::sync::Arc;
 

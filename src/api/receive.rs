@@ -130,7 +130,8 @@ where
     fn call(&mut self, request: http::Request<Body>) -> Self::Future {
         let (mut parts, body) = request.into_parts();
         // A stream's messages wait for room; a unary call's is refused.
-        let waits = parts.uri.path().ends_with("/StreamSubmit");
+        let path = parts.uri.path();
+        let waits = path.ends_with("/StreamSubmit") || path.ends_with("/ModelStreamInfer");
         let received = Received::default();
         parts.extensions.insert(received.clone());
         let mut body = ChargedBody::new(body, self.budget.clone(), self.max_message_bytes, waits);

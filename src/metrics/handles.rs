@@ -71,6 +71,43 @@ impl EndpointMetrics {
     }
 }
 
+/// Cumulative times of a queue's items and batches (nanoseconds), as
+/// Triton's model statistics report them.
+#[derive(Debug, Default)]
+pub(super) struct Totals {
+    /// Items dispatched, and their waits in the queue.
+    queued: AtomicU64,
+    queue_ns: AtomicU64,
+    /// Items answered in a batch, the batches' handler time counted once
+    /// for each of its items, and their end-to-end times.
+    answered: AtomicU64,
+    compute_ns: AtomicU64,
+    item_ns: AtomicU64,
+    /// When the last batch ended, milliseconds since the epoch.
+    last_ms: AtomicU64,
+    /// Open Inference Protocol requests answered and failed, the rows of
+    /// those answered, and their time in all.
+    requests_ok: AtomicU64,
+    requests_failed: AtomicU64,
+    request_rows: AtomicU64,
+    request_ns: AtomicU64,
+}
+
+/// A snapshot of [`Totals`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct QueueTotals {
+    pub queued: u64,
+    pub queue_ns: u64,
+    pub answered: u64,
+    pub compute_ns: u64,
+    pub item_ns: u64,
+    pub last_ms: u64,
+    pub requests_ok: u64,
+    pub requests_failed: u64,
+    pub request_rows: u64,
+    pub request_ns: u64,
+}
+
 /// The pre-registered metric handles of one queue.
 #[derive(Debug)]
 pub struct QueueMetrics {
@@ -108,6 +145,8 @@ pub struct QueueMetrics {
     pub(super) counts: [AtomicU64; 6],
     /// Readable copy of the batch counter.
     pub(super) batches_count: AtomicU64,
+    /// Cumulative times, for Triton's model statistics.
+    pub(super) totals: Totals,
     /// The most recent batches, for percentiles in the control API.
     pub(super) recent: Mutex<Recent>,
     /// The queue's name (their `queue` label).
@@ -144,6 +183,17 @@ impl QueueMetrics {
     /// Keeps a finished batch's size, handler time and item times for the
     /// recent percentiles.
     pub fn remember_batch(&self, size: usize, handler: Duration, item_times_ns: &[u64]) {
+        let t = &self.totals;
+        let handler_ns = u64::try_from(handler.as_nanos()).unwrap_or(u64::MAX);
+        t.answered.fetch_add(size as u64, Ordering::Relaxed);
+        t.compute_ns
+            .fetch_add(handler_ns.saturating_mul(size as u64), Ordering::Relaxed);
+        t.item_ns
+            .fetch_add(item_times_ns.iter().sum::<u64>(), Ordering::Relaxed);
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+        t.last_ms.store(now_ms, Ordering::Relaxed);
         let mut recent = self.recent.lock().unwrap_or_else(PoisonError::into_inner);
         push_capped(&mut recent.batch_sizes, size as f64);
         push_capped(&mut recent.handler_ms, handler.as_secs_f64() * 1e3);
@@ -170,6 +220,45 @@ impl QueueMetrics {
             .scope
             .gauge(&Key::from_parts(super::names::KEY_DEPTH, labels()));
         (items, depth)
+    }
+
+    /// Counts `n` items dispatched after waiting `queue_ns` in all.
+    pub fn dispatched(&self, n: usize, queue_ns: u64) {
+        self.totals.queued.fetch_add(n as u64, Ordering::Relaxed);
+        self.totals.queue_ns.fetch_add(queue_ns, Ordering::Relaxed);
+    }
+
+    /// The cumulative times so far.
+    pub fn totals(&self) -> QueueTotals {
+        let t = &self.totals;
+        QueueTotals {
+            queued: t.queued.load(Ordering::Relaxed),
+            queue_ns: t.queue_ns.load(Ordering::Relaxed),
+            answered: t.answered.load(Ordering::Relaxed),
+            compute_ns: t.compute_ns.load(Ordering::Relaxed),
+            item_ns: t.item_ns.load(Ordering::Relaxed),
+            last_ms: t.last_ms.load(Ordering::Relaxed),
+            requests_ok: t.requests_ok.load(Ordering::Relaxed),
+            requests_failed: t.requests_failed.load(Ordering::Relaxed),
+            request_rows: t.request_rows.load(Ordering::Relaxed),
+            request_ns: t.request_ns.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Counts one Open Inference Protocol request of `rows` rows that took
+    /// `took`, answered (`ok`) or failed.
+    pub fn request(&self, ok: bool, rows: usize, took: Duration) {
+        let t = &self.totals;
+        if ok {
+            t.requests_ok.fetch_add(1, Ordering::Relaxed);
+            t.request_rows.fetch_add(rows as u64, Ordering::Relaxed);
+            t.request_ns.fetch_add(
+                u64::try_from(took.as_nanos()).unwrap_or(u64::MAX),
+                Ordering::Relaxed,
+            );
+        } else {
+            t.requests_failed.fetch_add(1, Ordering::Relaxed);
+        }
     }
 
     /// Counters and recent percentiles.

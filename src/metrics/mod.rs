@@ -36,7 +36,7 @@ use metrics_exporter_prometheus::{
 
 use self::buckets::{DurationHistogram, SECONDS_BUCKETS};
 pub use self::{
-    handles::{DnsMetrics, EndpointMetrics, ItemTimings, QueueMetrics, ReloadMetrics},
+    handles::{DnsMetrics, EndpointMetrics, ItemTimings, QueueMetrics, QueueTotals, ReloadMetrics},
     names::*,
     recent::{Percentiles, QueueCounts},
 };
@@ -243,6 +243,7 @@ impl Metrics {
             idempotency_keys: gauge(IDEMPOTENCY_KEYS),
             counts: Default::default(),
             batches_count: AtomicU64::new(0),
+            totals: Default::default(),
             recent: Mutex::default(),
             name: queue.to_owned(),
             scope,

@@ -358,9 +358,11 @@ pub(crate) fn assemble(
     let mut slots = Vec::with_capacity(items.len());
     let mut deadline = now + Duration::from_secs(24 * 3600);
     let mut waits = LocalDurations::default();
+    let mut queued_total = 0u64;
     for d in items {
         let queued_ns = nanos(now.saturating_duration_since(d.enqueued_at));
         waits.record_ns(queued_ns);
+        queued_total = queued_total.saturating_add(queued_ns);
         deadline = deadline.min(d.deadline);
         batch_items.push(d.item);
         slots.push(Some(Slot {
@@ -371,6 +373,7 @@ pub(crate) fn assemble(
         }));
     }
     waits.flush_into(&metrics.timings.queue_wait);
+    metrics.dispatched(batch_items.len(), queued_total);
     metrics.batch(trigger);
     metrics.batch_size.record(batch_items.len() as f64);
     let batch_cost = cost::clamp(tally.cost(model, pad_to));

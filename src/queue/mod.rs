@@ -217,6 +217,11 @@ impl QueueHandle {
         self.load.room()
     }
 
+    /// The queue's metric handles and counters.
+    pub fn metrics(&self) -> &Arc<QueueMetrics> {
+        &self.metrics
+    }
+
     /// Counts `n` items refused before they reached the queue.
     pub fn count_rejected(&self, n: u64) {
         self.metrics.items(Outcome::Rejected, n);

@@ -117,4 +117,45 @@ refused("echo", [tensor("INPUT0", [1, 4], "FP32", f32)], "INVALID_ARGUMENT", 'ha
 r = client.infer("echo", [row_input(rows[0])])
 np.testing.assert_array_equal(r.as_numpy("OUTPUT0")[0], rows[0])
 print("tritonclient: metadata, readiness, several inputs and 6 malformed requests as expected")
+
+# Triton's extensions: the model config shows the queue's batching, the
+# statistics count what ran, the index lists the models, and streaming
+# inference answers every request with its own row and id.
+cfg = client.get_model_config("echo", as_json=True)["config"]
+assert cfg["max_batch_size"] == 64, cfg
+assert cfg["input"][0]["name"] == "INPUT0" and cfg["input"][0]["data_type"] == "TYPE_FP32", cfg
+assert cfg["input"][0]["dims"] == ["4"], cfg
+assert cfg["dynamic_batching"]["max_queue_delay_microseconds"] == "5000", cfg
+index = client.get_model_repository_index(as_json=True)["models"]
+assert {m["name"] for m in index} >= {"echo", "pair", "double"}, index
+before = client.get_inference_statistics("echo", as_json=True)["model_stats"][0]
+answers = {}
+done = threading.Event()
+
+
+def on_answer(result, error):
+    if error is not None:
+        answers.setdefault("errors", []).append(str(error))
+    else:
+        answers[result.get_response().id] = result.as_numpy("OUTPUT0")
+    if len(answers) == args.requests:
+        done.set()
+
+
+client.start_stream(callback=on_answer)
+for i in range(args.requests):
+    client.async_stream_infer("echo", [row_input(rows[i])], request_id=f"s{i}")
+assert done.wait(60), f"{len(answers)} of {args.requests} streamed answers"
+client.stop_stream()
+assert "errors" not in answers, answers.get("errors")
+for i in range(args.requests):
+    np.testing.assert_array_equal(answers[f"s{i}"][0], rows[i])
+after = client.get_inference_statistics("echo", as_json=True)["model_stats"][0]
+ran = int(after["inference_count"]) - int(before.get("inference_count", 0))
+executions = int(after["execution_count"]) - int(before.get("execution_count", 0))
+assert ran == args.requests, (ran, after)
+assert executions < args.requests / 2, f"{executions} executions for {ran} streamed rows: not batched"
+stats = after["inference_stats"]
+assert int(stats["queue"]["ns"]) > 0 and int(stats["compute_infer"]["ns"]) > 0, stats
+print(f"tritonclient: model config, repository index, {ran} streamed requests in {executions} batches, statistics as expected")
 sys.exit(0)
