@@ -17,7 +17,7 @@ cleanup() {
 trap cleanup EXIT
 
 python3 -m venv "$work/venv"
-"$work/venv/bin/pip" install -q --disable-pip-version-check 'tritonclient[grpc]==2.73.0' 'mlserver>=1.7,<1.8' 'uvloop<0.22' 'numpy>=1.24'
+"$work/venv/bin/pip" install -q --disable-pip-version-check 'tritonclient[grpc,http]==2.73.0' 'mlserver>=1.7,<1.8' 'uvloop<0.22' 'numpy>=1.24'
 "$work/venv/bin/pip" list --disable-pip-version-check 2>/dev/null | grep -iE '^(tritonclient|mlserver|grpcio|protobuf) '
 
 "$bin" serve --config "$root/tests/foreign/oip/batchgate.toml" >"$work/server.log" 2>&1 &
@@ -30,7 +30,7 @@ disown "$ml"
 
 status=0
 "$work/venv/bin/python" "$root/tests/foreign/oip/tritonclient_check.py" \
-  --addr 127.0.0.1:50083 --metrics 127.0.0.1:9483 || status=1
+  --addr 127.0.0.1:50083 --metrics 127.0.0.1:9483 --http 127.0.0.1:8083 || status=1
 ml_ready() { (exec 3<>"/dev/tcp/127.0.0.1/18091") 2>/dev/null; }
 for _ in $(seq 1 600); do ml_ready && break; sleep 0.1; done
 "$work/venv/bin/python" "$root/tests/foreign/oip/mlserver_check.py" \

@@ -3,8 +3,9 @@
 # hand-written shapes: perf_analyzer (the binary bundled in
 # tritonclient[all]==2.41.0; it needs libb64 and the CUDA runtime's
 # library, nothing of a GPU) learns from ModelConfig that the model
-# batches (`-b 8`), streams (`--streaming`), and reports the server-side
-# queue and compute times from ModelStatistics.
+# batches (`-b 8`), streams (`--streaming`), speaks REST (`-i http`, the
+# binary tensor extension), and reports the server-side queue and compute
+# times from ModelStatistics.
 set -euo pipefail
 bin=${1:?usage: perf-analyzer.sh path/to/batchgate}
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -33,7 +34,7 @@ for _ in $(seq 1 100); do (exec 3<>"/dev/tcp/127.0.0.1/50083") 2>/dev/null && br
 status=0
 check() { # NAME ARGS...: runs perf_analyzer, wants client and server figures
   local name=$1; shift
-  if ! timeout 120 "$work/venv/bin/perf_analyzer" -m echo -u 127.0.0.1:50083 -i grpc \
+  if ! timeout 120 "$work/venv/bin/perf_analyzer" -m echo \
       --measurement-interval 1500 "$@" >"$work/$name.txt" 2>&1; then
     echo "perf_analyzer $name failed:"; cat "$work/$name.txt"; status=1; return
   fi
@@ -43,8 +44,10 @@ check() { # NAME ARGS...: runs perf_analyzer, wants client and server figures
   echo "perf_analyzer $name: $(grep -E '^Concurrency' "$work/$name.txt" | tail -1)"
   grep -E "Avg request latency" "$work/$name.txt" | sed 's/^ */  server: /'
 }
-check batch-8 -b 8 --concurrency-range 16
-check streaming --streaming --concurrency-range 64
+grpc=(-u 127.0.0.1:50083 -i grpc)
+check grpc-batch-8 "${grpc[@]}" -b 8 --concurrency-range 16
+check grpc-streaming "${grpc[@]}" --streaming --concurrency-range 64
+check http-batch-8 -u 127.0.0.1:8083 -i http -b 8 --concurrency-range 16
 if [ "$status" -ne 0 ]; then
   echo "--- server log"; tail -30 "$work/server.log"
   exit 1

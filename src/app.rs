@@ -107,6 +107,8 @@ pub struct Listeners {
     pub control: Option<TcpListener>,
     /// Plaintext health for probes, when configured.
     pub health: Option<TcpListener>,
+    /// The Open Inference Protocol's REST side, when configured.
+    pub http: Option<TcpListener>,
 }
 
 impl Listeners {
@@ -139,6 +141,10 @@ impl Listeners {
                 Some(addr) => Some(bind("server.health_addr: cannot bind", addr).await?),
                 None => None,
             },
+            http: match config.server.http_addr {
+                Some(addr) => Some(bind("server.http_addr: cannot bind", addr).await?),
+                None => None,
+            },
         })
     }
 
@@ -153,6 +159,11 @@ impl Listeners {
     /// The control address actually bound, if it has its own.
     pub fn control_addr(&self) -> Option<SocketAddr> {
         self.control.as_ref().and_then(|l| l.local_addr().ok())
+    }
+
+    /// The REST address actually bound, when configured.
+    pub fn http_addr(&self) -> Option<SocketAddr> {
+        self.http.as_ref().and_then(|l| l.local_addr().ok())
     }
 
     /// The metrics address actually bound.
@@ -280,6 +291,15 @@ pub async fn run_with(
     let metrics_addr = listeners.metrics_addr().ok();
     let control_addr = listeners.control_addr().or(grpc_addr);
     let server_stop = CancellationToken::new();
+    let http_addr = listeners.http_addr();
+    let rest_server = listeners.http.map(|listener| {
+        tokio::spawn(crate::api::serve_rest(
+            InferenceService::new(state.clone()),
+            listener,
+            max_message_bytes,
+            server_stop.clone(),
+        ))
+    });
     let incoming = Capped::new(
         TcpIncoming::from(listeners.grpc).with_nodelay(Some(true)),
         config.server.max_connections,
@@ -329,6 +349,7 @@ pub async fn run_with(
         grpc = ?grpc_addr,
         metrics = ?metrics_addr,
         control = ?control_addr,
+        http = ?http_addr,
         control_token = auth.is_required(),
         queues = ?registry.names(),
         "batchgate serving"
@@ -382,6 +403,11 @@ pub async fn run_with(
     };
     if let Some(health_server) = health_server {
         let _ = tokio::time::timeout(FINAL_RESPONSES_GRACE, health_server).await;
+    }
+    if let Some(rest_server) = rest_server
+        && let Ok(Ok(Err(e))) = tokio::time::timeout(FINAL_RESPONSES_GRACE, rest_server).await
+    {
+        tracing::warn!(error = %e, "REST server failed");
     }
     if let Some(control_server) = control_server
         && let Ok(Ok(Err(e))) = tokio::time::timeout(FINAL_RESPONSES_GRACE, control_server).await

@@ -953,3 +953,140 @@ async fn triton_config_statistics_and_index_describe_the_queues() {
     assert_eq!(index.models[2].version, "7");
     server.shutdown().await;
 }
+
+#[tokio::test]
+async fn the_rest_side_answers_json_and_binary_tensors_with_the_same_errors() {
+    let server = TestServer::start(config(&format!(
+        "[server]\nhttp_addr = \"127.0.0.1:0\"\n{CONFIG}"
+    )))
+    .await;
+    let base = format!("http://{}", server.http.expect("http_addr bound"));
+    let tls = batchgate::tls::http_client_tls(None).unwrap();
+    let http = reqwest::Client::builder()
+        .use_preconfigured_tls(tls)
+        .build()
+        .unwrap();
+    let get = |path: &str| http.get(format!("{base}{path}")).send();
+    assert_eq!(get("/v2/health/ready").await.unwrap().status(), 200);
+    assert_eq!(get("/v2/models/echo/ready").await.unwrap().status(), 200);
+    assert_eq!(get("/v2/models/nope/ready").await.unwrap().status(), 400);
+    let meta: serde_json::Value = get("/v2/models/echo").await.unwrap().json().await.unwrap();
+    assert_eq!(meta["inputs"][0]["shape"], serde_json::json!([-1, 2]));
+    let cfg: serde_json::Value = get("/v2/models/echo/config")
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(cfg["max_batch_size"], 64);
+    assert_eq!(cfg["input"][0]["data_type"], "TYPE_FP32");
+
+    // JSON tensors in and out.
+    let body = serde_json::json!({
+        "id": "j1",
+        "inputs": [{ "name": "x", "datatype": "FP32", "shape": [2, 2], "data": [[1.5, 2.0], [3.0, -4.0]] }],
+    });
+    let r = http
+        .post(format!("{base}/v2/models/echo/infer"))
+        .body(body.to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let answer: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(answer["id"], "j1");
+    assert_eq!(answer["outputs"][0]["shape"], serde_json::json!([2, 2]));
+    assert_eq!(
+        answer["outputs"][0]["data"],
+        serde_json::json!([1.5, 2.0, 3.0, -4.0])
+    );
+
+    // Triton's binary extension both ways.
+    let header = serde_json::json!({
+        "inputs": [{ "name": "x", "datatype": "FP32", "shape": [1, 2], "parameters": { "binary_data_size": 8 } }],
+        "outputs": [{ "name": "y", "parameters": { "binary_data": true } }],
+    })
+    .to_string();
+    let mut body = header.clone().into_bytes();
+    body.extend(f32s(&[7.0, 8.0]));
+    let r = http
+        .post(format!("{base}/v2/models/echo/infer"))
+        .header("Inference-Header-Content-Length", header.len())
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let json_len: usize = r.headers()["inference-header-content-length"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let bytes = r.bytes().await.unwrap();
+    let head: serde_json::Value = serde_json::from_slice(&bytes[..json_len]).unwrap();
+    assert_eq!(head["outputs"][0]["parameters"]["binary_data_size"], 8);
+    assert_eq!(&bytes[json_len..], &f32s(&[7.0, 8.0])[..]);
+
+    // The same refusals as the gRPC side, as HTTP statuses.
+    let post = |path: &str, body: String| http.post(format!("{base}{path}")).body(body).send();
+    let refused = [
+        (
+            "/v2/models/nope/infer",
+            body_of("x", "FP32", "[1, 2]", "[1, 2]"),
+            404,
+            "no model named",
+        ),
+        (
+            "/v2/models/echo/infer",
+            body_of("x", "FP32", "[1, 3]", "[1, 2, 3]"),
+            400,
+            "shape",
+        ),
+        (
+            "/v2/models/echo/infer",
+            body_of("x", "FP32", "[1, 2]", "[\"a\", 2]"),
+            400,
+            "is not a FP32",
+        ),
+        (
+            "/v2/models/echo/infer",
+            "{not json".to_owned(),
+            400,
+            "not JSON",
+        ),
+        (
+            "/v2/models/echo/infer",
+            body_of("x", "FP16", "[1, 2]", "[1, 2]"),
+            400,
+            "binary data only",
+        ),
+    ];
+    for (path, body, status, says) in refused {
+        let r = post(path, body.clone()).await.unwrap();
+        assert_eq!(r.status(), status, "{body}");
+        let e: serde_json::Value = r.json().await.unwrap();
+        assert!(e["error"].as_str().unwrap().contains(says), "{body}: {e}");
+    }
+    let r = http
+        .post(format!("{base}/v2/models/echo/infer"))
+        .header("Inference-Header-Content-Length", 9999)
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let stats: serde_json::Value = get("/v2/models/echo/stats")
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(stats["model_stats"][0]["inference_count"], 3);
+    server.shutdown().await;
+}
+
+fn body_of(name: &str, datatype: &str, shape: &str, data: &str) -> String {
+    format!(
+        r#"{{"inputs":[{{"name":"{name}","datatype":"{datatype}","shape":{shape},"data":{data}}}]}}"#
+    )
+}

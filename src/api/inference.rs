@@ -224,7 +224,7 @@ impl GrpcInferenceService for InferenceService {
         &self,
         _: Request<pb::ServerReadyRequest>,
     ) -> Result<Response<pb::ServerReadyResponse>, Status> {
-        let ready = !self.state.stop_accepting.is_triggered();
+        let ready = !self.stopping();
         Ok(Response::new(pb::ServerReadyResponse { ready }))
     }
 
@@ -233,10 +233,7 @@ impl GrpcInferenceService for InferenceService {
         r: Request<pb::ModelReadyRequest>,
     ) -> Result<Response<pb::ModelReadyResponse>, Status> {
         let r = r.into_inner();
-        let ready = !self.state.stop_accepting.is_triggered()
-            && self
-                .model(&r.name, &r.version)
-                .is_ok_and(|(queue, _)| !queue.is_closed());
+        let ready = self.is_ready(&r.name, &r.version);
         Ok(Response::new(pb::ModelReadyResponse { ready }))
     }
 
@@ -258,14 +255,7 @@ impl GrpcInferenceService for InferenceService {
         r: Request<pb::ModelMetadataRequest>,
     ) -> Result<Response<pb::ModelMetadataResponse>, Status> {
         let r = r.into_inner();
-        let (_, model) = self.model(&r.name, &r.version)?;
-        Ok(Response::new(pb::ModelMetadataResponse {
-            name: r.name,
-            versions: vec![model.version.clone()],
-            platform: "batchgate".to_owned(),
-            inputs: model.inputs.iter().map(metadata_of).collect(),
-            outputs: model.outputs.iter().map(metadata_of).collect(),
-        }))
+        self.metadata(&r.name, &r.version).map(Response::new)
     }
 
     async fn model_infer(
@@ -286,7 +276,15 @@ impl GrpcInferenceService for InferenceService {
         &self,
         r: Request<tonic::Streaming<pb::ModelInferRequest>>,
     ) -> Result<Response<Self::ModelStreamInferStream>, Status> {
-        Ok(Response::new(super::triton::stream_infer(self.clone(), r)))
+        let service = self.clone();
+        let infer: super::triton::Infer = Arc::new(move |metadata, charge, r| {
+            let service = service.clone();
+            Box::pin(async move {
+                let (response, _charge, _) = service.infer(&metadata, charge, r).await?;
+                Ok(response)
+            })
+        });
+        Ok(Response::new(super::triton::stream_infer(infer, r)))
     }
 
     async fn model_config(
@@ -294,13 +292,7 @@ impl GrpcInferenceService for InferenceService {
         r: Request<pb::ModelConfigRequest>,
     ) -> Result<Response<pb::ModelConfigResponse>, Status> {
         let r = r.into_inner();
-        self.model(&r.name, &r.version)?;
-        let entry = self
-            .state
-            .registry
-            .entry(&r.name)
-            .map_err(|_| Status::not_found(format!("no model named {}", quoted(&r.name))))?;
-        Ok(Response::new(super::triton::config(&r.name, &entry)))
+        self.config(&r.name, &r.version).map(Response::new)
     }
 
     async fn model_statistics(
@@ -308,29 +300,79 @@ impl GrpcInferenceService for InferenceService {
         r: Request<pb::ModelStatisticsRequest>,
     ) -> Result<Response<pb::ModelStatisticsResponse>, Status> {
         let r = r.into_inner();
-        let names = if r.name.is_empty() {
-            self.state.registry.model_names()
-        } else {
-            self.model(&r.name, &r.version)?;
-            vec![r.name]
-        };
-        Ok(Response::new(super::triton::statistics(
-            &self.state.registry,
-            names,
-        )))
+        self.statistics(&r.name, &r.version).map(Response::new)
     }
 
     async fn repository_index(
         &self,
         r: Request<pb::RepositoryIndexRequest>,
     ) -> Result<Response<pb::RepositoryIndexResponse>, Status> {
-        let ready_only = r.into_inner().ready;
-        let stopping = self.state.stop_accepting.is_triggered();
-        Ok(Response::new(super::triton::index(
-            &self.state.registry,
-            stopping,
-            ready_only,
-        )))
+        Ok(Response::new(self.index(r.into_inner().ready)))
+    }
+}
+
+/// What both sides of the protocol (gRPC and REST) answer alike.
+impl InferenceService {
+    /// Whether shutdown began.
+    pub(super) fn stopping(&self) -> bool {
+        self.state.stop_accepting.is_triggered()
+    }
+
+    /// Whether model `name` (at `version`) takes requests.
+    pub(super) fn is_ready(&self, name: &str, version: &str) -> bool {
+        !self.stopping()
+            && self
+                .model(name, version)
+                .is_ok_and(|(queue, _)| !queue.is_closed())
+    }
+
+    /// A model's tensors.
+    pub(super) fn metadata(
+        &self,
+        name: &str,
+        version: &str,
+    ) -> Result<pb::ModelMetadataResponse, Status> {
+        let (_, model) = self.model(name, version)?;
+        Ok(pb::ModelMetadataResponse {
+            name: name.to_owned(),
+            versions: vec![model.version.clone()],
+            platform: "batchgate".to_owned(),
+            inputs: model.inputs.iter().map(metadata_of).collect(),
+            outputs: model.outputs.iter().map(metadata_of).collect(),
+        })
+    }
+
+    /// A model's configuration (Triton's).
+    pub(super) fn config(
+        &self,
+        name: &str,
+        version: &str,
+    ) -> Result<pb::ModelConfigResponse, Status> {
+        self.model(name, version)?;
+        let entry = (self.state.registry)
+            .entry(name)
+            .map_err(|_| Status::not_found(format!("no model named {}", quoted(name))))?;
+        Ok(super::triton::config(name, &entry))
+    }
+
+    /// One model's statistics, or every model's (`name` empty).
+    pub(super) fn statistics(
+        &self,
+        name: &str,
+        version: &str,
+    ) -> Result<pb::ModelStatisticsResponse, Status> {
+        let names = if name.is_empty() {
+            self.state.registry.model_names()
+        } else {
+            self.model(name, version)?;
+            vec![name.to_owned()]
+        };
+        Ok(super::triton::statistics(&self.state.registry, names))
+    }
+
+    /// The models served.
+    pub(super) fn index(&self, ready_only: bool) -> pb::RepositoryIndexResponse {
+        super::triton::index(&self.state.registry, self.stopping(), ready_only)
     }
 }
 

@@ -6,6 +6,7 @@ mod convert;
 mod inference;
 mod jobs;
 mod receive;
+mod rest;
 mod stream;
 mod tensors;
 mod triton;
@@ -20,6 +21,7 @@ pub use self::inference::InferenceService;
 pub use self::jobs::{JobsService, job_pb};
 pub use self::receive::Charged;
 use self::receive::Keep;
+pub use self::rest::serve as serve_rest;
 use crate::{
     error::Refusal,
     queue::{

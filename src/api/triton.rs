@@ -12,7 +12,7 @@ use tokio::sync::{Semaphore, mpsc};
 use tokio_stream::{Stream, StreamExt, wrappers::ReceiverStream};
 use tonic::{Request, Status, Streaming};
 
-use super::{inference::InferenceService, receive::Received};
+use super::receive::Received;
 use crate::{
     oip::{DataType, TensorSpec, pb},
     registry::{QueueEntry, Registry},
@@ -26,12 +26,24 @@ const STREAM_IN_FLIGHT: usize = 4_096;
 pub type AnswerStream =
     Pin<Box<dyn Stream<Item = Result<pb::ModelStreamInferResponse, Status>> + Send>>;
 
-/// Runs every request of the stream as a `ModelInfer` and sends each
-/// answer as it is ready; a request that fails is answered with its error
-/// message (and its id), the stream goes on. The call's `grpc-timeout`
-/// is the stream's, not each request's.
+/// One inference as the stream runs it: the call's metadata, the
+/// request's charge, the request.
+pub type Infer = Arc<
+    dyn Fn(
+            tonic::metadata::MetadataMap,
+            crate::queue::budget::Charge,
+            pb::ModelInferRequest,
+        ) -> crate::handler::BoxFuture<'static, Result<pb::ModelInferResponse, Status>>
+        + Send
+        + Sync,
+>;
+
+/// Runs every request of the stream with `infer` (a `ModelInfer`) and
+/// sends each answer as it is ready; a request that fails is answered
+/// with its error message (and its id), the stream goes on. The call's
+/// `grpc-timeout` is the stream's, not each request's.
 pub fn stream_infer(
-    service: InferenceService,
+    infer: Infer,
     request: Request<Streaming<pb::ModelInferRequest>>,
 ) -> AnswerStream {
     let (mut metadata, extensions, mut requests) = request.into_parts();
@@ -53,12 +65,12 @@ pub fn stream_infer(
                 None => return,
             };
             let charge = received.next();
-            let (service, metadata, tx) = (service.clone(), metadata.clone(), tx.clone());
+            let (infer, metadata, tx) = (infer.clone(), metadata.clone(), tx.clone());
             tokio::spawn(async move {
                 let (id, model_name, model_version) =
                     (r.id.clone(), r.model_name.clone(), r.model_version.clone());
-                let answer = match service.infer(&metadata, charge, r).await {
-                    Ok((response, _charge, _)) => pb::ModelStreamInferResponse {
+                let answer = match infer(metadata, charge, r).await {
+                    Ok(response) => pb::ModelStreamInferResponse {
                         error_message: String::new(),
                         infer_response: Some(response),
                     },

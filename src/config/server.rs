@@ -92,6 +92,10 @@ pub struct ServerConfig {
     /// probes that cannot speak TLS (Kubernetes' gRPC probes).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub health_addr: Option<SocketAddr>,
+    /// The Open Inference Protocol's REST side (HTTP/1.1, plaintext);
+    /// unset: not served.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub http_addr: Option<SocketAddr>,
     /// TLS for the gRPC and control listeners; unset: plaintext.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tls: Option<TlsConfig>,
@@ -120,6 +124,7 @@ impl Default for ServerConfig {
             control_addr: None,
             control_token_file: None,
             health_addr: None,
+            http_addr: None,
             tls: None,
         }
     }
@@ -277,6 +282,21 @@ impl ServerConfig {
             return Err(invalid(
                 "server.control_addr",
                 "must differ from server.grpc_addr and server.metrics_addr",
+            ));
+        }
+        if let Some(http) = s.http_addr
+            && http.port() != 0
+            && [
+                Some(s.grpc_addr),
+                Some(s.metrics_addr),
+                s.control_addr,
+                s.health_addr,
+            ]
+            .contains(&Some(http))
+        {
+            return Err(invalid(
+                "server.http_addr",
+                "must differ from the server's other addresses",
             ));
         }
         Ok(())

@@ -27,6 +27,9 @@ pub struct TestServer {
     pub metrics: SocketAddr,
     /// The control plane's own address, when configured.
     pub control: Option<SocketAddr>,
+    /// The REST side's address, when configured.
+    #[allow(dead_code)]
+    pub http: Option<SocketAddr>,
     stop: Option<oneshot::Sender<()>>,
     task: JoinHandle<Result<(), AppError>>,
 }
@@ -38,6 +41,9 @@ pub fn config(toml: &str) -> Config {
     config.server.metrics_addr = "127.0.0.1:0".parse().unwrap();
     if config.server.control_addr.is_some() {
         config.server.control_addr = Some("127.0.0.1:0".parse().unwrap());
+    }
+    if config.server.http_addr.is_some() {
+        config.server.http_addr = Some("127.0.0.1:0".parse().unwrap());
     }
     config.validate().expect("test config is valid");
     config
@@ -58,6 +64,7 @@ impl TestServer {
         let grpc = listeners.grpc_addr().unwrap();
         let metrics = listeners.metrics_addr().unwrap();
         let control = listeners.control_addr();
+        let http = listeners.http_addr();
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(app::run_with(
             config,
@@ -71,6 +78,7 @@ impl TestServer {
             grpc,
             metrics,
             control,
+            http,
             stop: Some(stop),
             task,
         }

@@ -85,6 +85,9 @@ false
 {{- range $k, $v := .Values.config.limits }}
 {{- $_ := set $server $k $v }}
 {{- end }}
+{{- if .Values.ports.http }}
+{{- $_ := set $server "http_addr" (printf "0.0.0.0:%d" (int .Values.ports.http)) }}
+{{- end }}
 {{- if .Values.control.separatePort }}
 {{- $bind := ternary "0.0.0.0" "127.0.0.1" (eq (include "batchgate.controlReachable" .) "true") }}
 {{- $_ := set $server "control_addr" (printf "%s:%d" $bind (int .Values.ports.control)) }}

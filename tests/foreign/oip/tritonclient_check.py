@@ -22,6 +22,7 @@ from tritonclient.utils import InferenceServerException
 parser = argparse.ArgumentParser()
 parser.add_argument("--addr", required=True)
 parser.add_argument("--metrics", required=True)
+parser.add_argument("--http", help="the REST side's address, to check tritonclient.http too")
 parser.add_argument("--requests", type=int, default=2000)
 parser.add_argument("--threads", type=int, default=64)
 args = parser.parse_args()
@@ -158,4 +159,36 @@ assert executions < args.requests / 2, f"{executions} executions for {ran} strea
 stats = after["inference_stats"]
 assert int(stats["queue"]["ns"]) > 0 and int(stats["compute_infer"]["ns"]) > 0, stats
 print(f"tritonclient: model config, repository index, {ran} streamed requests in {executions} batches, statistics as expected")
+
+if args.http:
+    # The REST side: tritonclient.http, binary tensors both ways (its
+    # default) and JSON, 2,000 requests 16 at a time, each answered with
+    # its own row; its errors as the gRPC side's.
+    import tritonclient.http as httpclient
+
+    rest = httpclient.InferenceServerClient(url=args.http, concurrency=16)
+    assert rest.is_server_ready() and rest.is_model_ready("echo")
+    assert rest.get_model_config("echo")["max_batch_size"] == 64
+    assert rest.get_model_metadata("echo")["inputs"][0]["shape"] == [-1, 4]
+
+    def rest_input(row, binary):
+        x = httpclient.InferInput("INPUT0", [1, 4], "FP32")
+        x.set_data_from_numpy(row[None], binary_data=binary)
+        return x
+
+    pending = [
+        rest.async_infer("echo", [rest_input(rows[i], i % 2 == 0)], request_id=f"h{i}",
+                         outputs=[httpclient.InferRequestedOutput("OUTPUT0", binary_data=i % 3 != 0)])
+        for i in range(args.requests)
+    ]
+    for i, p in enumerate(pending):
+        r = p.get_result()
+        assert r.get_response()["id"] == f"h{i}"
+        np.testing.assert_allclose(r.as_numpy("OUTPUT0")[0], rows[i], rtol=1e-6)
+    try:
+        rest.infer("echo", [httpclient.InferInput("INPUT0", [1, 3], "FP32").set_data_from_numpy(np.zeros((1, 3), np.float32))])
+        raise AssertionError("a wrong shape was not refused")
+    except InferenceServerException as e:
+        assert "shape [1, 3]" in e.message(), e.message()
+    print(f"tritonclient.http: {args.requests} requests (binary and JSON tensors) each answered with its row; a wrong shape refused")
 sys.exit(0)
