@@ -826,3 +826,41 @@ async fn ctl_sets_and_describes_cost_settings_and_submit_sends_a_cost() {
     );
     server.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn jobs_submit_wait_ends_with_the_id_alone_and_results_come_back() {
+    let dir = TempConfig::new("jobs");
+    let server = common::TestServer::start(common::config(&format!(
+        "[queues.a]\nmax_delay = \"1ms\"\n[jobs]\npath = \"{}\"\n",
+        dir.path("jobs.sqlite3").display()
+    )))
+    .await;
+    let addr = server.grpc.to_string();
+    let lines = "{\"custom_id\": \"d1\", \"payload\": \"hello\"}\n{\"custom_id\": \"d2\", \"payload_b64\": \"AAE=\"}\n";
+    let output = run_cli(
+        strings(&[
+            "jobs", "--addr", &addr, "submit", "--queue", "a", "-", "--wait",
+        ]),
+        lines,
+        false,
+    )
+    .await;
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    let id = stdout.lines().last().unwrap_or_default().to_owned();
+    assert!(id.starts_with("job_") && !id.contains(' '), "{stdout:?}");
+    assert!(stderr(&output).contains("completed"), "{}", stderr(&output));
+    let results = run_cli(
+        strings(&["jobs", "--addr", &addr, "results", &id]),
+        "",
+        false,
+    )
+    .await;
+    let text = String::from_utf8_lossy(&results.stdout).into_owned();
+    assert_eq!(text.lines().count(), 2, "{text}");
+    assert!(
+        text.contains("\"custom_id\":\"d1\"") && text.contains("\"payload\":\"hello\""),
+        "{text}"
+    );
+    server.shutdown().await;
+}

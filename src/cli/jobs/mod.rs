@@ -67,7 +67,8 @@ pub enum JobsCommand {
         /// A retried upload with the same key gets the first job.
         #[arg(long, default_value = "")]
         idempotency_key: String,
-        /// Then follow it to its end, like `jobs wait`.
+        /// Then follow it to its end, like `jobs wait` (its end on stderr:
+        /// the id stays alone on the last stdout line).
         #[arg(long)]
         wait: bool,
     },
@@ -178,9 +179,12 @@ async fn execute(args: &JobsArgs, client: &mut JobsClient<Channel>) -> Result<Ex
             } else {
                 eprintln!("{}", job_line(&job));
             }
-            outln!("{}", job.id);
-            if *wait {
-                return follow(client, &job.id, json).await;
+            if !*wait {
+                outln!("{}", job.id);
+            } else {
+                // The end as `jobs wait` shows it, and the id still alone
+                // on the last line (`| tail -1` finds it either way).
+                return follow(client, &job.id, json, true).await;
             }
         }
         JobsCommand::Get { id } => {
@@ -212,7 +216,7 @@ async fn execute(args: &JobsArgs, client: &mut JobsClient<Channel>) -> Result<Ex
                 show(job, json);
             }
         }
-        JobsCommand::Wait { id } => return follow(client, id, json).await,
+        JobsCommand::Wait { id } => return follow(client, id, json, false).await,
         JobsCommand::Cancel { id } => {
             let job = client.cancel_job(job_ref(id)).await?.into_inner();
             show(&job, json);
@@ -324,10 +328,13 @@ async fn upload(
 }
 
 /// Follows job `id` to its end; non-zero if any item did not succeed.
+/// With `id_last` (text), the end goes to stderr and the id alone to
+/// stdout.
 async fn follow(
     client: &mut JobsClient<Channel>,
     id: &str,
     json: bool,
+    id_last: bool,
 ) -> Result<ExitCode, Failure> {
     let mut updates = client
         .watch_job(pb::JobRef { id: id.to_owned() })
@@ -353,7 +360,12 @@ async fn follow(
     let Some(job) = last else {
         return Err(Failure::Local("the job's updates ended early".into()));
     };
-    show(&job, json);
+    if id_last && !json {
+        eprintln!("{}", job_line(&job));
+        outln!("{id}");
+    } else {
+        show(&job, json);
+    }
     let counts = job.counts.unwrap_or_default();
     let clean = job.state == pb::JobState::Completed as i32 && counts.succeeded == counts.total;
     Ok(if clean {
