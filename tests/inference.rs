@@ -1090,3 +1090,156 @@ fn body_of(name: &str, datatype: &str, shape: &str, data: &str) -> String {
         r#"{{"inputs":[{{"name":"{name}","datatype":"{datatype}","shape":{shape},"data":{data}}}]}}"#
     )
 }
+
+const TEXT: &str = r#"
+[server]
+http_addr = "127.0.0.1:0"
+
+[queues.text]
+max_batch_size = 16
+max_delay = "5ms"
+v2 = { inputs = [{ name = "text", datatype = "BYTES", shape = [2] }, { name = "n", datatype = "INT64", shape = [1] }], outputs = [{ name = "text_out", datatype = "BYTES", shape = [2] }, { name = "n_out", datatype = "INT64", shape = [1] }] }
+"#;
+
+/// Raw BYTES: each element a 4-byte little-endian length and its bytes.
+fn prefixed(elements: &[&[u8]]) -> Vec<u8> {
+    elements
+        .iter()
+        .flat_map(|e| {
+            (e.len() as u32)
+                .to_le_bytes()
+                .into_iter()
+                .chain(e.iter().copied())
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn bytes_tensors_travel_raw_typed_and_as_json_strings_row_by_row() {
+    let server = TestServer::start(config(TEXT)).await;
+    let mut c = client(&server).await;
+    let i64s = |v: &[i64]| v.iter().flat_map(|n| n.to_le_bytes()).collect::<Vec<u8>>();
+    // Three rows of two strings (one empty, one not UTF-8) and a number,
+    // raw; each row an item, answered stacked in order.
+    let rows: [[&[u8]; 2]; 3] = [
+        [b"hello", b""],
+        [b"\xff\xfe", b"x"],
+        [b"long text here", b"\xc3\xa9"],
+    ];
+    let flat: Vec<&[u8]> = rows.iter().flatten().copied().collect();
+    let r = c
+        .model_infer(raw_request(
+            "text",
+            vec![
+                input("text", "BYTES", &[3, 2]),
+                input("n", "INT64", &[3, 1]),
+            ],
+            vec![prefixed(&flat), i64s(&[1, 2, 3])],
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(r.outputs[0].datatype, "BYTES");
+    assert_eq!(r.outputs[0].shape, [3, 2]);
+    assert_eq!(r.raw_output_contents[0], prefixed(&flat));
+    assert_eq!(r.raw_output_contents[1], i64s(&[1, 2, 3]));
+    // Typed bytes_contents.
+    let typed = ModelInferRequest {
+        model_name: "text".into(),
+        inputs: vec![
+            InferInputTensor {
+                contents: Some(InferTensorContents {
+                    bytes_contents: vec![b"a".to_vec().into(), b"bc".to_vec().into()],
+                    ..Default::default()
+                }),
+                ..input("text", "BYTES", &[1, 2])
+            },
+            InferInputTensor {
+                contents: Some(InferTensorContents {
+                    int64_contents: vec![9],
+                    ..Default::default()
+                }),
+                ..input("n", "INT64", &[1, 1])
+            },
+        ],
+        ..Default::default()
+    };
+    let r = c.model_infer(typed).await.unwrap().into_inner();
+    assert_eq!(r.raw_output_contents[0], prefixed(&[b"a", b"bc"]));
+    // Bad BYTES, each named; the others go on.
+    for (raw, says) in [
+        (
+            prefixed(&[b"a"]),
+            "row 0, element 1: its length prefix passes the end",
+        ),
+        (
+            [255, 255, 255, 255, b'a'].to_vec(),
+            "its length 4294967295 passes the end",
+        ),
+        (
+            [prefixed(&[b"a", b"b"]), vec![0]].concat(),
+            "1 bytes left after its 1 rows",
+        ),
+    ] {
+        let e = c
+            .model_infer(raw_request(
+                "text",
+                vec![
+                    input("text", "BYTES", &[1, 2]),
+                    input("n", "INT64", &[1, 1]),
+                ],
+                vec![raw, i64s(&[1])],
+            ))
+            .await
+            .unwrap_err();
+        assert_eq!(e.code(), Code::InvalidArgument);
+        assert!(e.message().contains(says), "{says}: {}", e.message());
+    }
+    // The REST side: JSON strings in and out.
+    let tls = batchgate::tls::http_client_tls(None).unwrap();
+    let http = reqwest::Client::builder()
+        .use_preconfigured_tls(tls)
+        .build()
+        .unwrap();
+    let body = serde_json::json!({
+        "inputs": [
+            { "name": "text", "datatype": "BYTES", "shape": [2, 2], "data": [["un", "deux"], ["trois", ""]] },
+            { "name": "n", "datatype": "INT64", "shape": [2, 1], "data": [1, 2] },
+        ],
+    });
+    let answer: serde_json::Value = http
+        .post(format!(
+            "http://{}/v2/models/text/infer",
+            server.http.unwrap()
+        ))
+        .body(body.to_string())
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        answer["outputs"][0]["data"],
+        serde_json::json!(["un", "deux", "trois", ""])
+    );
+    assert_eq!(answer["outputs"][1]["data"], serde_json::json!([1, 2]));
+    server.shutdown().await;
+}
+
+#[test]
+fn bytes_models_do_not_go_to_a_kserve_backend() {
+    let toml = r#"
+[queues.text]
+v2 = { inputs = [{ name = "t", datatype = "BYTES" }], outputs = [{ name = "y", datatype = "FP32" }] }
+handler = { kind = "kserve", endpoints = ["http://127.0.0.1:1"] }
+"#;
+    let e = batchgate::config::Config::from_toml(toml)
+        .and_then(|c| c.validate().map(|()| c))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("queues.text.handler") && e.contains("BYTES"),
+        "{e}"
+    );
+}

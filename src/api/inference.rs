@@ -82,6 +82,7 @@ impl InferenceService {
         queue: &QueueHandle,
         model: &ModelSpec,
         rows: usize,
+        input_bytes: usize,
         charge: &mut Charge,
     ) -> Result<(), Status> {
         if rows > model.max_rows_per_request {
@@ -91,12 +92,10 @@ impl InferenceService {
                 model.max_rows_per_request
             )));
         }
+        // A row's bytes: the inputs' bytes shared out (BYTES rows vary).
         let (items, per_item) = match model.rows {
-            Rows::Split => (rows, item_bytes(model.input_row_bytes(), [])),
-            Rows::Together => (
-                1,
-                item_bytes(model.input_row_bytes().saturating_mul(rows), []),
-            ),
+            Rows::Split => (rows, item_bytes(input_bytes.div_ceil(rows.max(1)), [])),
+            Rows::Together => (1, item_bytes(input_bytes, [])),
         };
         let (room, limit) = queue.room();
         if items > room {
@@ -413,17 +412,20 @@ impl InferenceService {
         let (rows, inputs) = read_inputs(&name, &model, &mut r)?;
         let picked = requested_outputs(&name, &model, &r)?;
         let mut call = Call::new(metadata, &r)?;
-        self.admit(&queue, &model, rows, &mut charge)?;
+        let input_bytes = inputs.iter().map(|i| i.data.len()).sum();
+        self.admit(&queue, &model, rows, input_bytes, &mut charge)?;
         let payloads = match model.rows {
-            Rows::Split => (0..rows).map(|i| row_payload(&inputs, &model, i)).collect(),
+            Rows::Split => (0..rows).map(|i| row_payload(&inputs, i)).collect(),
             Rows::Together => {
                 call.cost = Some(rows as u64);
                 call.attributes.insert("rows".to_owned(), rows.to_string());
                 if let [only] = &inputs[..] {
-                    vec![only.clone()]
+                    vec![only.data.clone()]
                 } else {
-                    let mut payload = BytesMut::with_capacity(model.input_row_bytes() * rows);
-                    inputs.iter().for_each(|b| payload.extend_from_slice(b));
+                    let mut payload = BytesMut::with_capacity(input_bytes);
+                    inputs
+                        .iter()
+                        .for_each(|i| payload.extend_from_slice(&i.data));
                     vec![payload.freeze()]
                 }
             }

@@ -6,8 +6,33 @@ use tonic::Status;
 
 use crate::{
     error::quoted,
-    oip::{DataType, ModelSpec, Rows, TensorSpec, pb, tensor::contents_to_bytes},
+    oip::{
+        DataType, ModelSpec, Rows, TensorSpec, bytes as bytes_tensor, pb, tensor::contents_to_bytes,
+    },
 };
+
+/// One input of a request, checked: its bytes, and where its rows are.
+#[derive(Debug, Clone)]
+pub(super) struct Input {
+    /// The whole tensor (for BYTES, in the raw length-prefixed layout).
+    pub data: Bytes,
+    /// Where each row starts (and the last ends), for BYTES; `None`: rows
+    /// of `row_bytes` each.
+    offsets: Option<Vec<usize>>,
+    row_bytes: usize,
+}
+
+impl Input {
+    /// Row `i`'s bytes.
+    fn row(&self, i: usize) -> Bytes {
+        match &self.offsets {
+            Some(o) => self.data.slice(o[i]..o[i + 1]),
+            None => self
+                .data
+                .slice(i * self.row_bytes..(i + 1) * self.row_bytes),
+        }
+    }
+}
 
 fn names(tensors: &[TensorSpec]) -> String {
     tensors
@@ -38,7 +63,7 @@ pub(super) fn read_inputs(
     name: &str,
     model: &ModelSpec,
     r: &mut pb::ModelInferRequest,
-) -> Result<(usize, Vec<Bytes>), Status> {
+) -> Result<(usize, Vec<Input>), Status> {
     let raw = std::mem::take(&mut r.raw_input_contents);
     if !raw.is_empty() && raw.len() != r.inputs.len() {
         return Err(bad(format!(
@@ -104,6 +129,32 @@ pub(super) fn read_inputs(
         let elements = n
             .checked_mul(spec.row_elements())
             .ok_or_else(|| bad(format!("{what}: too many rows")))?;
+        if spec.datatype == DataType::Bytes {
+            let data = if raw.is_empty() {
+                let elements_given = given
+                    .contents
+                    .as_ref()
+                    .map_or(&[][..], |c| &c.bytes_contents[..]);
+                if elements_given.len() != elements {
+                    return Err(bad(format!(
+                        "{what}: bytes_contents holds {} elements; {} BYTES needs {elements}",
+                        elements_given.len(),
+                        shape_text(&given.shape)
+                    )));
+                }
+                bytes_tensor::encode(elements_given).map_err(|e| bad(format!("{what}: {e}")))?
+            } else {
+                raw[at].clone()
+            };
+            let offsets = bytes_tensor::row_offsets(&data, n, spec.row_elements())
+                .map_err(|e| bad(format!("{what} (BYTES, raw_input_contents[{at}]): {e}")))?;
+            out.push(Input {
+                data,
+                offsets: Some(offsets),
+                row_bytes: 0,
+            });
+            continue;
+        }
         let bytes = if raw.is_empty() {
             let contents = given.contents.clone().unwrap_or_default();
             contents_to_bytes(spec.datatype, &contents, elements)
@@ -126,7 +177,11 @@ pub(super) fn read_inputs(
             }
             buffer
         };
-        out.push(bytes);
+        out.push(Input {
+            data: bytes,
+            offsets: None,
+            row_bytes: spec.row_bytes(),
+        });
     }
     Ok((rows.map_or(0, |r| r.0), out))
 }
@@ -163,21 +218,19 @@ pub(super) fn requested_outputs(
 
 /// The payload of row `i` of every input (a slice of the request's buffer
 /// when there is one input).
-pub(super) fn row_payload(inputs: &[Bytes], model: &ModelSpec, i: usize) -> Bytes {
+pub(super) fn row_payload(inputs: &[Input], i: usize) -> Bytes {
     if let [only] = inputs {
-        let size = model.inputs[0].row_bytes();
-        return only.slice(i * size..(i + 1) * size);
+        return only.row(i);
     }
-    let mut payload = BytesMut::with_capacity(model.input_row_bytes());
-    for (bytes, spec) in inputs.iter().zip(&model.inputs) {
-        let size = spec.row_bytes();
-        payload.extend_from_slice(&bytes[i * size..(i + 1) * size]);
-    }
+    let rows: Vec<Bytes> = inputs.iter().map(|input| input.row(i)).collect();
+    let mut payload = BytesMut::with_capacity(rows.iter().map(Bytes::len).sum());
+    rows.iter().for_each(|r| payload.extend_from_slice(r));
     payload.freeze()
 }
 
 /// Cuts the answers (one per row, or one for all rows) into the requested
-/// outputs' buffers.
+/// outputs' buffers: each answer holds its rows of every output in order
+/// (numeric at their size, BYTES as length-prefixed elements).
 pub(super) fn stack_outputs(
     name: &str,
     model: &ModelSpec,
@@ -185,35 +238,65 @@ pub(super) fn stack_outputs(
     answers: &[Bytes],
     picked: &[usize],
 ) -> Result<Vec<Bytes>, Status> {
-    let per_row = model.output_row_bytes();
-    let (pieces, expect) = match model.rows {
-        Rows::Split => (rows, per_row),
-        Rows::Together => (1, per_row.saturating_mul(rows)),
+    let pieces = match model.rows {
+        Rows::Split => rows,
+        Rows::Together => 1,
     };
-    if let Some(wrong) = answers.iter().find(|a| a.len() != expect) {
-        return Err(Status::internal(format!(
-            "the handler of queue {name:?} answered {} bytes where the v2 outputs ({}) need {expect}",
-            wrong.len(),
-            names(&model.outputs)
-        )));
-    }
     let rows_per_piece = rows / pieces.max(1);
+    // Where each output starts in each answer, and where the last ends.
+    let mut cuts = Vec::with_capacity(answers.len());
+    for a in answers {
+        let mut at = 0;
+        let mut starts = Vec::with_capacity(model.outputs.len() + 1);
+        for spec in &model.outputs {
+            starts.push(at);
+            at = if spec.datatype == DataType::Bytes {
+                bytes_tensor::elements_end(
+                    a,
+                    at,
+                    spec.row_elements().saturating_mul(rows_per_piece),
+                )
+                .map_err(|e| wrong_answer(name, model, &format!("output {:?}: {e}", spec.name)))?
+            } else {
+                at.saturating_add(spec.row_bytes().saturating_mul(rows_per_piece))
+            };
+        }
+        if at != a.len() {
+            return Err(Status::internal(format!(
+                "the handler of queue {name:?} answered {} bytes where the v2 outputs ({}) need {at}",
+                a.len(),
+                names(&model.outputs)
+            )));
+        }
+        starts.push(at);
+        cuts.push(starts);
+    }
     let mut out = Vec::with_capacity(picked.len());
     for &k in picked {
-        let offset: usize = model.outputs[..k].iter().map(TensorSpec::row_bytes).sum();
-        let size = model.outputs[k].row_bytes() * rows_per_piece;
-        let start = offset * rows_per_piece;
-        if answers.len() == 1 {
-            out.push(answers[0].slice(start..start + size));
+        if let ([a], [c]) = (answers, &cuts[..]) {
+            out.push(a.slice(c[k]..c[k + 1]));
             continue;
         }
-        let mut buffer = BytesMut::with_capacity(size * answers.len());
-        for a in answers {
-            buffer.extend_from_slice(&a[start..start + size]);
+        let size = answers
+            .iter()
+            .zip(&cuts)
+            .map(|(_, c)| c[k + 1] - c[k])
+            .sum();
+        let mut buffer = BytesMut::with_capacity(size);
+        for (a, c) in answers.iter().zip(&cuts) {
+            buffer.extend_from_slice(&a[c[k]..c[k + 1]]);
         }
         out.push(buffer.freeze());
     }
     Ok(out)
+}
+
+/// An answer that does not hold the model's outputs.
+fn wrong_answer(name: &str, model: &ModelSpec, what: &str) -> Status {
+    Status::internal(format!(
+        "the handler of queue {name:?} answered what the v2 outputs ({}) cannot be read from: {what}",
+        names(&model.outputs)
+    ))
 }
 
 /// A client's shape as `[a, b, …]`, its first 8 dimensions and how many

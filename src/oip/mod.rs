@@ -4,6 +4,7 @@
 //! a queue's v2 model declaration ([`model`]). The front door that serves
 //! it is [`crate::api::InferenceService`].
 
+pub mod bytes;
 pub mod model;
 pub mod tensor;
 

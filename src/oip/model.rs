@@ -151,12 +151,6 @@ impl ModelSpec {
                         format!("{:?} is named twice", t.name),
                     ));
                 }
-                if t.datatype == DataType::Bytes {
-                    return Err(invalid(
-                        format!("{at}.datatype"),
-                        "BYTES has no fixed row size to batch by (send it as UINT8 of a fixed shape)",
-                    ));
-                }
                 at_most(
                     &format!("{at}.shape"),
                     t.shape.len(),
@@ -236,13 +230,6 @@ outputs = [{ name = "y", datatype = "FP32", shape = [2] }]
         assert!(
             twice.starts_with("queues.m.v2.inputs[1].name \"x\" is named twice"),
             "{twice}"
-        );
-        let bytes = check(
-            "inputs = [{ name = \"s\", datatype = \"BYTES\" }]\noutputs = [{ name = \"y\", datatype = \"FP32\" }]",
-        );
-        assert!(
-            bytes.starts_with("queues.m.v2.inputs[0].datatype BYTES"),
-            "{bytes}"
         );
         let zero = check(
             "inputs = [{ name = \"x\", datatype = \"FP32\", shape = [0] }]\noutputs = [{ name = \"y\", datatype = \"FP32\" }]",

@@ -21,6 +21,18 @@ pub type Bad = String;
 pub fn raw_of(name: &str, datatype: DataType, data: &Value) -> Result<Bytes, Bad> {
     let mut flat = Vec::new();
     flatten(data, &mut flat);
+    if datatype == DataType::Bytes {
+        // Strings, in the raw length-prefixed layout.
+        let strings = flat
+            .iter()
+            .enumerate()
+            .map(|(i, v)| {
+                v.as_str()
+                    .ok_or_else(|| format!("input {name:?}: element {i} ({v}) is not a string"))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        return crate::oip::bytes::encode(&strings).map_err(|e| format!("input {name:?}: {e}"));
+    }
     let mut out = BytesMut::with_capacity(flat.len() * datatype_width(datatype));
     for (i, v) in flat.iter().enumerate() {
         let bad = || {
@@ -49,6 +61,7 @@ pub fn raw_of(name: &str, datatype: DataType, data: &Value) -> Result<Bytes, Bad
             }
             DataType::Fp64 => out.extend_from_slice(&v.as_f64().ok_or_else(bad)?.to_le_bytes()),
             DataType::Fp16 | DataType::Bf16 | DataType::Bytes => {
+                // (BYTES was taken above.)
                 return Err(format!(
                     "input {name:?}: {} travels as binary data only (parameters.binary_data_size)",
                     datatype.as_str()
@@ -88,6 +101,15 @@ fn datatype_width(t: DataType) -> usize {
 /// Raw bytes of `datatype` as a flat JSON array (`None`: it travels as
 /// binary data only).
 pub fn json_of(datatype: DataType, raw: &[u8]) -> Option<Value> {
+    if datatype == DataType::Bytes {
+        let strings = crate::oip::bytes::decode(raw)?;
+        return Some(Value::Array(
+            strings
+                .into_iter()
+                .map(|s| Value::String(String::from_utf8_lossy(s).into_owned()))
+                .collect(),
+        ));
+    }
     let width = datatype_width(datatype);
     if width == 0 || matches!(datatype, DataType::Fp16 | DataType::Bf16) {
         return None;
@@ -372,6 +394,21 @@ mod tests {
             raw_of("x", DataType::Fp16, &json!([1]))
                 .unwrap_err()
                 .contains("binary data only")
+        );
+        let text = raw_of(
+            "s",
+            DataType::Bytes,
+            &json!([["a", ""], ["\u{e9}t\u{e9}", "z"]]),
+        )
+        .unwrap();
+        assert_eq!(
+            json_of(DataType::Bytes, &text).unwrap(),
+            json!(["a", "", "\u{e9}t\u{e9}", "z"])
+        );
+        assert!(
+            raw_of("s", DataType::Bytes, &json!([1]))
+                .unwrap_err()
+                .contains("is not a string")
         );
     }
 

@@ -122,6 +122,23 @@ print("tritonclient: metadata, readiness, several inputs and 6 malformed request
 # Triton's extensions: the model config shows the queue's batching, the
 # statistics count what ran, the index lists the models, and streaming
 # inference answers every request with its own row and id.
+# BYTES: rows of two strings (one empty, one not UTF-8), from many threads.
+texts = [np.array([[f"row {i} é".encode(), b"" if i % 2 else b"\xff\xfe"]], dtype=np.object_) for i in range(200)]
+
+
+def text_one(i):
+    if not hasattr(local, "client"):
+        local.client = grpcclient.InferenceServerClient(url=args.addr)
+    t = grpcclient.InferInput("TEXT", [1, 2], "BYTES")
+    t.set_data_from_numpy(texts[i])
+    return local.client.infer("text", [t]).as_numpy("TEXT_OUT")
+
+
+with ThreadPoolExecutor(16) as pool:
+    for i, out in enumerate(pool.map(text_one, range(len(texts)))):
+        assert out.tolist() == texts[i].tolist(), (i, out, texts[i])
+print(f"tritonclient: {len(texts)} BYTES requests (strings, empty, not UTF-8) each answered with its row")
+
 cfg = client.get_model_config("echo", as_json=True)["config"]
 assert cfg["max_batch_size"] == 64, cfg
 assert cfg["input"][0]["name"] == "INPUT0" and cfg["input"][0]["data_type"] == "TYPE_FP32", cfg
@@ -185,6 +202,12 @@ if args.http:
         r = p.get_result()
         assert r.get_response()["id"] == f"h{i}"
         np.testing.assert_allclose(r.as_numpy("OUTPUT0")[0], rows[i], rtol=1e-6)
+    for binary in (True, False):
+        t = httpclient.InferInput("TEXT", [1, 2], "BYTES")
+        t.set_data_from_numpy(np.array([[b"rest", "json é".encode()]], dtype=np.object_), binary_data=binary)
+        out = rest.infer("text", [t], outputs=[httpclient.InferRequestedOutput("TEXT_OUT", binary_data=binary)])
+        got = [x if isinstance(x, bytes) else str(x).encode() for x in out.as_numpy("TEXT_OUT").ravel()]
+        assert got == [b"rest", "json é".encode()], (binary, got)
     try:
         rest.infer("echo", [httpclient.InferInput("INPUT0", [1, 3], "FP32").set_data_from_numpy(np.zeros((1, 3), np.float32))])
         raise AssertionError("a wrong shape was not refused")
