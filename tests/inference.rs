@@ -1243,3 +1243,85 @@ handler = { kind = "kserve", endpoints = ["http://127.0.0.1:1"] }
         "{e}"
     );
 }
+
+#[tokio::test]
+async fn rest_bodies_are_charged_to_the_memory_budget_before_they_are_read() {
+    let server = TestServer::start(config(
+        r#"
+[server]
+http_addr = "127.0.0.1:0"
+max_message_bytes = 65536
+max_pending_bytes = 65536
+
+[queues.held]
+mode = "manual"
+max_batch_bytes = 50000
+v2 = { inputs = [{ name = "x", datatype = "UINT8", shape = [40000] }], outputs = [{ name = "y", datatype = "UINT8", shape = [40000] }] }
+"#,
+    ))
+    .await;
+    let tls = batchgate::tls::http_client_tls(None).unwrap();
+    let http = reqwest::Client::builder()
+        .use_preconfigured_tls(tls)
+        .build()
+        .unwrap();
+    let url = format!("http://{}/v2/models/held/infer", server.http.unwrap());
+    let request = || {
+        let header = serde_json::json!({
+            "inputs": [{ "name": "x", "datatype": "UINT8", "shape": [1, 40000], "parameters": { "binary_data_size": 40000 } }],
+        })
+        .to_string();
+        let mut body = header.clone().into_bytes();
+        body.extend(std::iter::repeat_n(7u8, 40_000));
+        http.post(&url)
+            .header("Inference-Header-Content-Length", header.len())
+            .body(body)
+            .send()
+    };
+    // The first is held in the manual queue with its 40 KB; a second
+    // finds no room in the 64 KiB budget and is refused before its body
+    // is read.
+    let first = tokio::spawn(request());
+    common::wait_until("the first request to wait in the queue", || async {
+        let depth = server.metric("batchgate_queue_depth{queue=\"held\"}").await;
+        (depth == 1.0).then_some(())
+    })
+    .await;
+    let second = request().await.unwrap();
+    assert_eq!(second.status(), 429);
+    let said: serde_json::Value = second.json().await.unwrap();
+    assert!(said["error"].as_str().unwrap().contains("memory"), "{said}");
+    // Past the largest body: refused by its Content-Length alone.
+    let huge = http
+        .post(&url)
+        .body(vec![0u8; 70_000])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(huge.status(), 413);
+    let mut control =
+        batchgate::pb::batch_control_client::BatchControlClient::new(server.channel().await);
+    control
+        .flush_queue(batchgate::pb::QueueRef {
+            name: "held".into(),
+        })
+        .await
+        .unwrap();
+    let first = first.await.unwrap().unwrap();
+    assert_eq!(first.status(), 200);
+    // Its charge given back: another fits again.
+    let again = tokio::spawn(request());
+    common::wait_until("the next request to wait in the queue", || async {
+        let depth = server.metric("batchgate_queue_depth{queue=\"held\"}").await;
+        (depth == 1.0).then_some(())
+    })
+    .await;
+    control
+        .flush_queue(batchgate::pb::QueueRef {
+            name: "held".into(),
+        })
+        .await
+        .unwrap();
+    assert_eq!(again.await.unwrap().unwrap().status(), 200, "room again");
+    server.shutdown().await;
+}

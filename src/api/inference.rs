@@ -312,6 +312,17 @@ impl GrpcInferenceService for InferenceService {
 
 /// What both sides of the protocol (gRPC and REST) answer alike.
 impl InferenceService {
+    /// A charge of `bytes` on the server's memory budget (a REST body,
+    /// before it is read).
+    ///
+    /// # Errors
+    /// RESOURCE_EXHAUSTED when the budget has no room for it.
+    pub(super) fn charge(&self, bytes: usize) -> Result<Charge, Status> {
+        let mut charge = Charge::none();
+        self.state.budget.top_up(&mut charge, bytes)?;
+        Ok(charge)
+    }
+
     /// Whether shutdown began.
     pub(super) fn stopping(&self) -> bool {
         self.state.stop_accepting.is_triggered()

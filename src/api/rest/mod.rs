@@ -21,7 +21,7 @@ use tokio_util::sync::CancellationToken;
 use tonic::{Code, Status, metadata::MetadataMap};
 
 use super::inference::InferenceService;
-use crate::{oip::pb, queue::budget::Charge};
+use crate::oip::pb;
 
 /// The header that says how long the JSON part of a body is.
 const HEADER_LENGTH: &str = "inference-header-content-length";
@@ -37,14 +37,15 @@ pub async fn serve(
     max_body: usize,
     stop: CancellationToken,
 ) -> std::io::Result<()> {
-    let app = router(service).layer(DefaultBodyLimit::max(max_body));
+    let app = router(service, max_body).layer(DefaultBodyLimit::max(max_body));
     axum::serve(listener, app)
         .with_graceful_shutdown(stop.cancelled_owned())
         .await
 }
 
-/// The routes of the protocol.
-pub fn router(service: InferenceService) -> Router {
+/// The routes of the protocol; an inference body is at most `max_body`
+/// bytes.
+pub fn router(service: InferenceService, max_body: usize) -> Router {
     Router::new()
         .route("/v2", get(server_metadata))
         .route("/v2/health/live", get(|| async { StatusCode::OK }))
@@ -73,7 +74,20 @@ pub fn router(service: InferenceService) -> Router {
         )
         .route("/v2/models/{model}/infer", post(infer))
         .route("/v2/models/{model}/versions/{version}/infer", post(infer_v))
-        .with_state(service)
+        .with_state(Door { service, max_body })
+}
+
+/// What the routes share.
+#[derive(Clone)]
+struct Door {
+    service: InferenceService,
+    max_body: usize,
+}
+
+impl axum::extract::FromRef<Door> for InferenceService {
+    fn from_ref(door: &Door) -> Self {
+        door.service.clone()
+    }
 }
 
 /// A failure as the protocol writes it.
@@ -274,25 +288,54 @@ async fn index(State(s): State<InferenceService>, body: Bytes) -> Response {
     ok_json(Value::Array(models))
 }
 
-async fn infer(
-    s: State<InferenceService>,
-    Path(m): Path<String>,
-    h: HeaderMap,
-    body: Bytes,
-) -> Response {
+async fn infer(s: State<Door>, Path(m): Path<String>, h: HeaderMap, body: Body) -> Response {
     run(&s, &m, "", &h, body).await
 }
 
 async fn infer_v(
-    s: State<InferenceService>,
+    s: State<Door>,
     Path((m, v)): Path<(String, String)>,
     h: HeaderMap,
-    body: Bytes,
+    body: Body,
 ) -> Response {
     run(&s, &m, &v, &h, body).await
 }
 
-async fn run(s: &InferenceService, m: &str, v: &str, headers: &HeaderMap, body: Bytes) -> Response {
+/// One inference: its body charged to the memory budget before it is
+/// read (its Content-Length, or the largest body when it gives none), so
+/// many large bodies at once are refused instead of buffered; the charge
+/// then covers the request's items, as a gRPC message's does.
+async fn run(door: &Door, m: &str, v: &str, headers: &HeaderMap, body: Body) -> Response {
+    let s = &door.service;
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|h| h.to_str().ok())
+        .and_then(|t| t.trim().parse::<usize>().ok());
+    if let Some(n) = declared.filter(|&n| n > door.max_body) {
+        return error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!(
+                "the body has {n} bytes; at most {} (server.max_message_bytes)",
+                door.max_body
+            ),
+        );
+    }
+    let charge = match s.charge(declared.unwrap_or(door.max_body)) {
+        Ok(c) => c,
+        Err(e) => return failed(&e),
+    };
+    let body = match axum::body::to_bytes(body, door.max_body).await {
+        Ok(b) => b,
+        Err(e) => {
+            return error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!(
+                    "the body could not be read whole (at most {} bytes): {e}",
+                    door.max_body
+                ),
+            );
+        }
+    };
     let header_len = match headers
         .get(HEADER_LENGTH)
         .map(|h| h.to_str().ok().and_then(|t| t.trim().parse::<usize>().ok()))
@@ -317,7 +360,7 @@ async fn run(s: &InferenceService, m: &str, v: &str, headers: &HeaderMap, body: 
     {
         metadata.insert("grpc-timeout", value);
     }
-    let (response, charge, _) = match s.infer(&metadata, Charge::none(), request.infer).await {
+    let (response, charge, _) = match s.infer(&metadata, charge, request.infer).await {
         Ok(r) => r,
         Err(e) => return failed(&e),
     };
