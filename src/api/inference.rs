@@ -319,8 +319,19 @@ impl InferenceService {
     /// RESOURCE_EXHAUSTED when the budget has no room for it.
     pub(super) fn charge(&self, bytes: usize) -> Result<Charge, Status> {
         let mut charge = Charge::none();
-        self.state.budget.top_up(&mut charge, bytes)?;
+        self.grow(&mut charge, bytes)?;
         Ok(charge)
+    }
+
+    /// Grows `charge` to at least `bytes`.
+    ///
+    /// # Errors
+    /// RESOURCE_EXHAUSTED when the budget has no room for it.
+    pub(super) fn grow(&self, charge: &mut Charge, bytes: usize) -> Result<(), Status> {
+        if bytes > charge.bytes() {
+            self.state.budget.top_up(charge, bytes)?;
+        }
+        Ok(())
     }
 
     /// Whether shutdown began.
@@ -396,35 +407,33 @@ impl InferenceService {
         r: pb::ModelInferRequest,
     ) -> Result<(pb::ModelInferResponse, Charge, usize), Status> {
         let started = std::time::Instant::now();
-        let metrics = (self.state.registry)
-            .model(&r.model_name)
-            .map(|(queue, _)| queue.metrics().clone());
-        let answer = self.infer_once(metadata, charge, r).await;
-        if let Some(metrics) = metrics {
-            let rows = answer
-                .as_ref()
-                .ok()
-                .and_then(|(r, _, _)| r.outputs.first())
-                .and_then(|t| t.shape.first())
-                .map_or(0, |&n| usize::try_from(n).unwrap_or(0));
-            metrics.request(answer.is_ok(), rows, started.elapsed());
-        }
+        let (queue, model) = self.model(&r.model_name, &r.model_version)?;
+        let mut rows = 0;
+        let answer = self
+            .infer_on(&queue, model, metadata, charge, r, &mut rows)
+            .await;
+        (queue.metrics()).request(answer.is_ok(), rows, started.elapsed());
         answer
     }
 
-    async fn infer_once(
+    /// [`InferenceService::infer`] on the model's queue; `rows` hears the
+    /// request's rows once they are known.
+    async fn infer_on(
         &self,
+        queue: &QueueHandle,
+        model: Arc<ModelSpec>,
         metadata: &MetadataMap,
         mut charge: Charge,
         mut r: pb::ModelInferRequest,
+        rows_seen: &mut usize,
     ) -> Result<(pb::ModelInferResponse, Charge, usize), Status> {
-        let (queue, model) = self.model(&r.model_name, &r.model_version)?;
         let name = r.model_name.clone();
         let (rows, inputs) = read_inputs(&name, &model, &mut r)?;
+        *rows_seen = rows;
         let picked = requested_outputs(&name, &model, &r)?;
         let mut call = Call::new(metadata, &r)?;
         let input_bytes = inputs.iter().map(|i| i.data.len()).sum();
-        self.admit(&queue, &model, rows, input_bytes, &mut charge)?;
+        self.admit(queue, &model, rows, input_bytes, &mut charge)?;
         let payloads = match model.rows {
             Rows::Split => (0..rows).map(|i| row_payload(&inputs, i)).collect(),
             Rows::Together => {
@@ -441,7 +450,7 @@ impl InferenceService {
                 }
             }
         };
-        let answers = run(&queue, payloads, &call).await?;
+        let answers = run(queue, payloads, &call).await?;
         let raw_output_contents = stack_outputs(&name, &model, rows, &answers, &picked)?;
         let rows = i64::try_from(rows).unwrap_or(i64::MAX);
         let bytes = raw_output_contents.iter().map(Bytes::len).sum();

@@ -33,7 +33,7 @@ pub fn raw_of(name: &str, datatype: DataType, data: &Value) -> Result<Bytes, Bad
             .collect::<Result<Vec<_>, _>>()?;
         return crate::oip::bytes::encode(&strings).map_err(|e| format!("input {name:?}: {e}"));
     }
-    let mut out = BytesMut::with_capacity(flat.len() * datatype_width(datatype));
+    let mut out = BytesMut::with_capacity(flat.len() * datatype.size());
     for (i, v) in flat.iter().enumerate() {
         let bad = || {
             format!(
@@ -87,17 +87,6 @@ fn int<T: TryFrom<i64>>(v: &Value) -> Option<T> {
     v.as_i64().and_then(|n| T::try_from(n).ok())
 }
 
-/// Bytes of one element (0 for BYTES).
-fn datatype_width(t: DataType) -> usize {
-    match t {
-        DataType::Bool | DataType::Uint8 | DataType::Int8 => 1,
-        DataType::Uint16 | DataType::Int16 | DataType::Fp16 | DataType::Bf16 => 2,
-        DataType::Uint32 | DataType::Int32 | DataType::Fp32 => 4,
-        DataType::Uint64 | DataType::Int64 | DataType::Fp64 => 8,
-        DataType::Bytes => 0,
-    }
-}
-
 /// Raw bytes of `datatype` as a flat JSON array (`None`: it travels as
 /// binary data only).
 pub fn json_of(datatype: DataType, raw: &[u8]) -> Option<Value> {
@@ -110,7 +99,7 @@ pub fn json_of(datatype: DataType, raw: &[u8]) -> Option<Value> {
                 .collect(),
         ));
     }
-    let width = datatype_width(datatype);
+    let width = datatype.size();
     if width == 0 || matches!(datatype, DataType::Fp16 | DataType::Bf16) {
         return None;
     }

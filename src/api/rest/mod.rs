@@ -320,7 +320,7 @@ async fn run(door: &Door, m: &str, v: &str, headers: &HeaderMap, body: Body) -> 
             ),
         );
     }
-    let charge = match s.charge(declared.unwrap_or(door.max_body)) {
+    let mut charge = match s.charge(declared.unwrap_or(door.max_body)) {
         Ok(c) => c,
         Err(e) => return failed(&e),
     };
@@ -354,6 +354,17 @@ async fn run(door: &Door, m: &str, v: &str, headers: &HeaderMap, body: Body) -> 
         Err(e) => return error(StatusCode::BAD_REQUEST, e),
     };
     drop(body);
+    // JSON numbers become raw bytes up to 4 times their text's size (an
+    // FP64 written "1,"): what is held now is charged too.
+    let raw = request
+        .infer
+        .raw_input_contents
+        .iter()
+        .map(Bytes::len)
+        .sum();
+    if let Err(e) = s.grow(&mut charge, raw) {
+        return failed(&e);
+    }
     let mut metadata = MetadataMap::new();
     if let Some(us) = request.timeout_us
         && let Ok(value) = format!("{}u", us.min(99_999_999)).parse()

@@ -24,6 +24,7 @@ mod request;
 
 use std::{collections::HashMap, sync::Arc, time::Duration};
 
+use backon::{BackoffBuilder, ExponentialBuilder};
 use bytes::Bytes;
 use http::{HeaderMap, HeaderName, Method};
 use tokio::{task::JoinSet, time::Instant};
@@ -58,8 +59,8 @@ struct Inner {
     keep: Vec<HeaderName>,
     timeout: Duration,
     retries: u32,
-    backoff: Duration,
-    backoff_max: Duration,
+    /// Jittered exponential backoff between tries, as the remote kinds'.
+    backoff: ExponentialBuilder,
     gate: Gate,
     metrics: Arc<Metrics>,
 }
@@ -104,8 +105,12 @@ impl Each {
                 keep,
                 timeout: config.timeout,
                 retries: config.retries,
-                backoff: config.retry_backoff,
-                backoff_max: config.retry_backoff_max,
+                backoff: ExponentialBuilder::new()
+                    .with_min_delay(config.retry_backoff)
+                    .with_max_delay(config.retry_backoff_max)
+                    .with_factor(2.0)
+                    .with_jitter()
+                    .without_max_times(),
                 gate: Gate::new(config.max_in_flight, config.rate, config.burst),
                 metrics,
             }),
@@ -154,7 +159,7 @@ impl Inner {
     /// One item's request, tried again as the module docs say.
     async fn call(&self, item: BatchItem, deadline: Instant) -> ItemResult {
         let url = self.url.fill(&item.attributes)?;
-        let mut attempt = 0;
+        let (mut attempt, mut backoff) = (0, self.backoff.build());
         loop {
             let permit = self
                 .gate
@@ -173,7 +178,10 @@ impl Inner {
             if attempt >= self.retries {
                 return Err(last);
             }
-            let wait = self.backoff(attempt).max(asked.unwrap_or_default());
+            let wait = backoff
+                .next()
+                .unwrap_or_default()
+                .max(asked.unwrap_or_default());
             if Instant::now() + wait >= deadline {
                 return Err(last);
             }
@@ -260,16 +268,6 @@ impl Inner {
         } else {
             Try::Done(Err(status))
         }
-    }
-
-    /// The wait before retry `attempt + 1`: `retry_backoff` doubled each
-    /// time up to `retry_backoff_max`, plus up to as much again at random.
-    fn backoff(&self, attempt: u32) -> Duration {
-        let base = self
-            .backoff
-            .saturating_mul(1u32 << attempt.min(20))
-            .min(self.backoff_max);
-        base + base.mul_f64(fastrand::f64())
     }
 
     fn waited(&self, cause: Cause, waited: Duration) {

@@ -33,13 +33,13 @@ pub(super) struct Stopped {
 }
 
 /// How a call went.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) enum Ran {
     Ok,
     /// Refused for what it asked (a bad item, a limit, no such job).
     Refused,
-    /// The file failed it.
-    Failed,
+    /// The file failed it (why).
+    Failed(String),
 }
 
 /// One call to the store's thread.
@@ -77,12 +77,13 @@ where
         let result = f(conn, ctx);
         let ran = match &result {
             Ok(_) => Ran::Ok,
-            Err(StoreError::Unavailable { .. }) => Ran::Failed,
+            Err(StoreError::Unavailable { reason, .. }) => Ran::Failed(reason.clone()),
             Err(_) => Ran::Refused,
         };
+        let ok = ran == Ran::Ok;
         let answer = Box::new(move |commit: Option<StoreError>| {
             let _ = tx.send(match commit {
-                Some(e) if ran == Ran::Ok => Err(e),
+                Some(e) if ok => Err(e),
                 _ => result,
             });
         });
@@ -144,8 +145,8 @@ pub(super) fn run(conn: &mut Connection, ctx: &Ctx, ops: Vec<Op>) {
         let own = match ran {
             Ran::Ok => released,
             Ran::Refused => None,
-            Ran::Failed => {
-                failed.get_or_insert_with(|| "a call failed".to_owned());
+            Ran::Failed(reason) => {
+                failed.get_or_insert(reason);
                 None
             }
         };
