@@ -1325,3 +1325,231 @@ v2 = { inputs = [{ name = "x", datatype = "UINT8", shape = [40000] }], outputs =
     assert_eq!(again.await.unwrap().unwrap().status(), 200, "room again");
     server.shutdown().await;
 }
+
+const VARIABLE: &str = r#"
+[server]
+http_addr = "127.0.0.1:0"
+
+[queues.tokens]
+max_batch_size = 16
+max_delay = "2ms"
+v2 = { inputs = [{ name = "ids", datatype = "INT64", shape = [-1], max_len = 8 }, { name = "mask", datatype = "INT8", shape = [-1, 2] }], outputs = [{ name = "ids_out", datatype = "INT64", shape = [-1], max_len = 8 }, { name = "mask_out", datatype = "INT8", shape = [-1, 2] }] }
+
+[queues.buckets]
+max_batch_size = 2
+max_delay = "1h"
+cost_attribute = "length"
+cost_buckets = [4]
+v2 = { inputs = [{ name = "ids", datatype = "INT64", shape = [-1] }], outputs = [{ name = "ids_out", datatype = "INT64", shape = [-1] }] }
+"#;
+
+fn i64s(v: &[i64]) -> Vec<u8> {
+    v.iter().flat_map(|n| n.to_le_bytes()).collect()
+}
+
+/// A request of `rows` rows of `len` token ids (and a mask of `len` x 2).
+fn tokens(model: &str, rows: i64, len: i64) -> ModelInferRequest {
+    let ids: Vec<i64> = (0..rows * len).map(|k| k * 10 + len).collect();
+    let mask: Vec<u8> = (0..rows * len * 2).map(|k| (k % 2) as u8).collect();
+    let mut inputs = vec![input("ids", "INT64", &[rows, len])];
+    let mut raw = vec![i64s(&ids)];
+    if model == "tokens" {
+        inputs.push(input("mask", "INT8", &[rows, len, 2]));
+        raw.push(mask);
+    }
+    raw_request(model, inputs, raw)
+}
+
+#[tokio::test]
+async fn variable_dimensions_keep_each_requests_shape_and_batch_by_length() {
+    let server = TestServer::start(config(VARIABLE)).await;
+    let c = client(&server).await;
+    // Requests of 1..=8 tokens, 1..=3 rows, at once: rows of different
+    // lengths share batches (each row led by its dims), and every answer
+    // has its request's shape.
+    let calls: Vec<_> = (1..=8)
+        .map(|len| {
+            let mut c = c.clone();
+            tokio::spawn(async move {
+                let rows = len % 3 + 1;
+                let sent = tokens("tokens", rows, len);
+                let got = c.model_infer(sent.clone()).await.unwrap().into_inner();
+                (sent, got)
+            })
+        })
+        .collect();
+    for call in calls {
+        let (sent, got) = call.await.unwrap();
+        assert_eq!(got.outputs[0].shape, sent.inputs[0].shape);
+        assert_eq!(got.outputs[1].shape, sent.inputs[1].shape);
+        assert_eq!(got.raw_output_contents, sent.raw_input_contents);
+    }
+    let text = server.metrics_text().await;
+    let batches = common::sample(&text, "batchgate_batch_size_count{queue=\"tokens\"}").unwrap();
+    assert!(batches < 8.0, "lengths shared batches ({batches} batches)");
+
+    // Bad variable dimensions, each named; the others go on.
+    let mut c = client(&server).await;
+    for (request, want) in [
+        (
+            tokens("tokens", 1, 0),
+            "dimension 1 (variable) is 0; it must be ≥ 1",
+        ),
+        (
+            tokens("tokens", 1, 9),
+            "dimension 1 (variable) is 9, past its max_len 8",
+        ),
+        (
+            raw_request(
+                "tokens",
+                vec![
+                    input("ids", "INT64", &[1, 2]),
+                    input("mask", "INT8", &[1, 2, 3]),
+                ],
+                vec![i64s(&[1, 2]), vec![0; 6]],
+            ),
+            "dimension 2 is 3, not 2",
+        ),
+        (
+            raw_request(
+                "tokens",
+                vec![
+                    input("ids", "INT64", &[1, 2, 2]),
+                    input("mask", "INT8", &[1, 2, 2]),
+                ],
+                vec![i64s(&[1, 2, 3, 4]), vec![0; 4]],
+            ),
+            "2 dimensions a row where the model declares 1",
+        ),
+        (
+            raw_request(
+                "tokens",
+                vec![
+                    input("ids", "INT64", &[1, 3]),
+                    input("mask", "INT8", &[1, 3, 2]),
+                ],
+                vec![i64s(&[1, 2]), vec![0; 6]],
+            ),
+            "holds 16 bytes; [1, 3] INT64 needs 24",
+        ),
+    ] {
+        let e = c.model_infer(request).await.unwrap_err();
+        assert_eq!(e.code(), Code::InvalidArgument, "{want}: {e:?}");
+        assert!(e.message().contains(want), "{want}: {}", e.message());
+    }
+    let fine = c
+        .model_infer(tokens("tokens", 2, 8))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(fine.outputs[0].shape, vec![2, 8]);
+
+    // The REST side: JSON tensors of a variable shape.
+    let rest = format!("http://{}/v2/models/tokens/infer", server.http.unwrap());
+    let body = serde_json::json!({
+        "inputs": [
+            { "name": "ids", "datatype": "INT64", "shape": [1, 3], "data": [5, 6, 7] },
+            { "name": "mask", "datatype": "INT8", "shape": [1, 3, 2], "data": [1, 0, 1, 0, 1, 0] },
+        ],
+    })
+    .to_string();
+    let tls = batchgate::tls::http_client_tls(None).unwrap();
+    let http = reqwest::Client::builder()
+        .use_preconfigured_tls(tls)
+        .build()
+        .unwrap();
+    let got: serde_json::Value = http
+        .post(&rest)
+        .body(body)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        got["outputs"][0]["shape"],
+        serde_json::json!([1, 3]),
+        "{got}"
+    );
+    assert_eq!(got["outputs"][0]["data"], serde_json::json!([5, 6, 7]));
+    let metadata: serde_json::Value = http
+        .get(format!("http://{}/v2/models/tokens", server.http.unwrap()))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        metadata["inputs"][1]["shape"],
+        serde_json::json!([-1, -1, 2])
+    );
+
+    // With cost_attribute = "length" and cost_buckets = [4], rows of 3
+    // and 5 tokens never share a batch: the two wait (a batch of 2 would
+    // have closed at once), and a row of 2 tokens closes the first's.
+    let mut long = c.clone();
+    let five = tokio::spawn(async move { long.model_infer(tokens("buckets", 1, 5)).await });
+    let mut short = c.clone();
+    let three = tokio::spawn(async move { short.model_infer(tokens("buckets", 1, 3)).await });
+    server
+        .wait_for_metric("batchgate_queue_depth{queue=\"buckets\"}", 2.0)
+        .await;
+    let two = c
+        .model_infer(tokens("buckets", 1, 2))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(two.outputs[0].shape, vec![1, 2]);
+    let three = three.await.unwrap().unwrap().into_inner();
+    assert_eq!(three.outputs[0].shape, vec![1, 3]);
+    assert!(
+        !five.is_finished(),
+        "the 5-token row waits in its own bucket"
+    );
+    five.abort();
+    server.shutdown().await;
+}
+
+#[test]
+fn variable_shapes_are_checked_at_config_time() {
+    let check = |v2: &str, handler: &str| {
+        let toml = format!("[queues.m]\nv2 = {v2}\n{handler}");
+        batchgate::config::Config::from_toml(&toml)
+            .and_then(|c| c.validate().map(|()| c))
+            .map_err(|e| e.to_string())
+    };
+    let to_kserve = check(
+        r#"{ inputs = [{ name = "t", datatype = "INT64", shape = [-1] }], outputs = [{ name = "y", datatype = "FP32" }] }"#,
+        r#"handler = { kind = "kserve", endpoints = ["http://127.0.0.1:1"] }"#,
+    )
+    .unwrap_err();
+    assert!(
+        to_kserve.contains("queues.m.handler") && to_kserve.contains("-1 dimensions"),
+        "{to_kserve}"
+    );
+    let fixed_max = check(
+        r#"{ inputs = [{ name = "t", datatype = "INT64", shape = [3], max_len = 4 }], outputs = [{ name = "y", datatype = "FP32" }] }"#,
+        "",
+    )
+    .unwrap_err();
+    assert!(
+        fixed_max.contains("queues.m.v2.inputs[0].max_len applies to -1 dimensions"),
+        "{fixed_max}"
+    );
+    let minus_two = check(
+        r#"{ inputs = [{ name = "t", datatype = "INT64", shape = [-2] }], outputs = [{ name = "y", datatype = "FP32" }] }"#,
+        "",
+    )
+    .unwrap_err();
+    assert!(
+        minus_two.contains("queues.m.v2.inputs[0].shape dimensions must be ≥ 1, or -1"),
+        "{minus_two}"
+    );
+    check(
+        r#"{ inputs = [{ name = "t", datatype = "BYTES", shape = [-1], max_len = 512 }], outputs = [{ name = "y", datatype = "FP32", shape = [-1, 4] }] }"#,
+        "",
+    )
+    .unwrap();
+}

@@ -7,14 +7,17 @@
 
 use std::{collections::HashMap, sync::Arc};
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use tokio::sync::oneshot;
 use tonic::{Request, Response, Status, metadata::MetadataMap};
 
 use super::{
     ApiState, convert,
     receive::Received,
-    tensors::{bad, read_inputs, requested_outputs, row_payload, row_shape, stack_outputs},
+    tensors::{
+        Inputs, bad, read_inputs, requested_outputs, row_payload, row_shape, stack_outputs,
+        whole_payload,
+    },
 };
 use crate::{
     error::{Refusal, quoted},
@@ -428,10 +431,20 @@ impl InferenceService {
         rows_seen: &mut usize,
     ) -> Result<(pb::ModelInferResponse, Charge, usize), Status> {
         let name = r.model_name.clone();
-        let (rows, inputs) = read_inputs(&name, &model, &mut r)?;
+        let Inputs {
+            rows,
+            inputs,
+            length,
+        } = read_inputs(&name, &model, &mut r)?;
         *rows_seen = rows;
         let picked = requested_outputs(&name, &model, &r)?;
         let mut call = Call::new(metadata, &r)?;
+        if let Some(length) = length {
+            // Variable rows: a queue batches by length with
+            // cost_attribute = "length" (and cost_buckets).
+            call.attributes
+                .insert("length".to_owned(), length.to_string());
+        }
         let input_bytes = inputs.iter().map(|i| i.data.len()).sum();
         self.admit(queue, &model, rows, input_bytes, &mut charge)?;
         let payloads = match model.rows {
@@ -439,21 +452,12 @@ impl InferenceService {
             Rows::Together => {
                 call.cost = Some(rows as u64);
                 call.attributes.insert("rows".to_owned(), rows.to_string());
-                if let [only] = &inputs[..] {
-                    vec![only.data.clone()]
-                } else {
-                    let mut payload = BytesMut::with_capacity(input_bytes);
-                    inputs
-                        .iter()
-                        .for_each(|i| payload.extend_from_slice(&i.data));
-                    vec![payload.freeze()]
-                }
+                vec![whole_payload(&inputs)]
             }
         };
         let answers = run(queue, payloads, &call).await?;
-        let raw_output_contents = stack_outputs(&name, &model, rows, &answers, &picked)?;
-        let rows = i64::try_from(rows).unwrap_or(i64::MAX);
-        let bytes = raw_output_contents.iter().map(Bytes::len).sum();
+        let stacked = stack_outputs(&name, &model, rows, &answers, &picked)?;
+        let bytes = stacked.iter().map(|o| o.data.len()).sum();
         let response = pb::ModelInferResponse {
             model_name: name,
             model_version: model.version.clone(),
@@ -461,18 +465,19 @@ impl InferenceService {
             parameters: HashMap::new(),
             outputs: picked
                 .iter()
-                .map(|&k| {
+                .zip(&stacked)
+                .map(|(&k, o)| {
                     let t = &model.outputs[k];
                     pb::model_infer_response::InferOutputTensor {
                         name: t.name.clone(),
                         datatype: t.datatype.as_str().to_owned(),
-                        shape: row_shape(rows, t),
+                        shape: o.shape.clone(),
                         parameters: HashMap::new(),
                         contents: None,
                     }
                 })
                 .collect(),
-            raw_output_contents,
+            raw_output_contents: stacked.into_iter().map(|o| o.data).collect(),
         };
         Ok((response, charge, bytes))
     }

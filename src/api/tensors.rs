@@ -7,7 +7,8 @@ use tonic::Status;
 use crate::{
     error::quoted,
     oip::{
-        DataType, ModelSpec, Rows, TensorSpec, bytes as bytes_tensor, pb, tensor::contents_to_bytes,
+        DataType, ModelSpec, Rows, TensorSpec, bytes as bytes_tensor, model::VARIABLE, pb,
+        tensor::contents_to_bytes,
     },
 };
 
@@ -20,10 +21,18 @@ pub(super) struct Input {
     /// of `row_bytes` each.
     offsets: Option<Vec<usize>>,
     row_bytes: usize,
+    /// Its variable dimensions as they lead each of its rows in a payload
+    /// (4-byte little-endian each); empty for a fixed shape.
+    pub prefix: Bytes,
+}
+
+/// Variable dimensions as they lead a row: 4-byte little-endian each.
+fn dims_prefix(dims: &[u32]) -> Bytes {
+    dims.iter().flat_map(|d| d.to_le_bytes()).collect()
 }
 
 impl Input {
-    /// Row `i`'s bytes.
+    /// Row `i`'s bytes (without the prefix).
     fn row(&self, i: usize) -> Bytes {
         match &self.offsets {
             Some(o) => self.data.slice(o[i]..o[i + 1]),
@@ -45,16 +54,23 @@ fn names(tensors: &[TensorSpec]) -> String {
 /// `[rows, the row's shape...]`.
 pub(super) fn row_shape(rows: i64, t: &TensorSpec) -> Vec<i64> {
     std::iter::once(rows)
-        .chain(
-            t.shape
-                .iter()
-                .map(|&d| i64::try_from(d).unwrap_or(i64::MAX)),
-        )
+        .chain(t.shape.iter().copied())
         .collect()
 }
 
 pub(super) fn bad(message: String) -> Status {
     Status::invalid_argument(message)
+}
+
+/// A request's inputs, checked against the model.
+pub(super) struct Inputs {
+    /// Its rows (dim 0).
+    pub rows: usize,
+    /// Each declared input, in the model's order.
+    pub inputs: Vec<Input>,
+    /// The product of the variable dimensions of the first input that has
+    /// any (a row's length), if one has.
+    pub length: Option<u64>,
 }
 
 /// A request's inputs, checked against the model: the row count and each
@@ -63,7 +79,7 @@ pub(super) fn read_inputs(
     name: &str,
     model: &ModelSpec,
     r: &mut pb::ModelInferRequest,
-) -> Result<(usize, Vec<Input>), Status> {
+) -> Result<Inputs, Status> {
     let raw = std::mem::take(&mut r.raw_input_contents);
     if !raw.is_empty() && raw.len() != r.inputs.len() {
         return Err(bad(format!(
@@ -85,6 +101,7 @@ pub(super) fn read_inputs(
         }
     }
     let mut rows: Option<(usize, &str)> = None;
+    let mut length = None;
     let mut out = Vec::with_capacity(model.inputs.len());
     for spec in &model.inputs {
         let (at, given) = r
@@ -108,16 +125,21 @@ pub(super) fn read_inputs(
             )));
         }
         let want = row_shape(-1, spec);
-        let shape_ok = given.shape.len() == want.len()
-            && given.shape.first().is_some_and(|&n| n >= 1)
-            && given.shape[1..] == want[1..];
-        if !shape_ok {
-            return Err(bad(format!(
-                "{what} has shape {}; model {name:?} takes {} (N ≥ 1 rows)",
+        let dims = match given.shape.split_first() {
+            Some((&n, row)) if n >= 1 => spec.variable_dims(row).map_err(|e| format!(": {e}")),
+            _ => Err(String::new()),
+        };
+        let dims = dims.map_err(|e| {
+            bad(format!(
+                "{what} has shape {}; model {name:?} takes {} (N ≥ 1 rows){e}",
                 shape_text(&given.shape),
-                format!("{want:?}").replace("-1", "N")
-            )));
+                shape_text(&want).replacen("-1", "N", 1)
+            ))
+        })?;
+        if length.is_none() && !dims.is_empty() {
+            length = Some(dims.iter().map(|&d| u64::from(d)).product());
         }
+        let per_row = spec.elements_with(&dims);
         let n =
             usize::try_from(given.shape[0]).map_err(|_| bad(format!("{what}: too many rows")))?;
         match rows {
@@ -127,7 +149,7 @@ pub(super) fn read_inputs(
             _ => rows = Some((n, &spec.name)),
         }
         let elements = n
-            .checked_mul(spec.row_elements())
+            .checked_mul(per_row)
             .ok_or_else(|| bad(format!("{what}: too many rows")))?;
         if spec.datatype == DataType::Bytes {
             let data = if raw.is_empty() {
@@ -146,12 +168,13 @@ pub(super) fn read_inputs(
             } else {
                 raw[at].clone()
             };
-            let offsets = bytes_tensor::row_offsets(&data, n, spec.row_elements())
+            let offsets = bytes_tensor::row_offsets(&data, n, per_row)
                 .map_err(|e| bad(format!("{what} (BYTES, raw_input_contents[{at}]): {e}")))?;
             out.push(Input {
                 data,
                 offsets: Some(offsets),
                 row_bytes: 0,
+                prefix: dims_prefix(&dims),
             });
             continue;
         }
@@ -180,10 +203,15 @@ pub(super) fn read_inputs(
         out.push(Input {
             data: bytes,
             offsets: None,
-            row_bytes: spec.row_bytes(),
+            row_bytes: per_row.saturating_mul(spec.datatype.size()),
+            prefix: dims_prefix(&dims),
         });
     }
-    Ok((rows.map_or(0, |r| r.0), out))
+    Ok(Inputs {
+        rows: rows.map_or(0, |r| r.0),
+        inputs: out,
+        length,
+    })
 }
 
 /// The outputs a request asks for, as indexes into the model's (all of
@@ -219,47 +247,98 @@ pub(super) fn requested_outputs(
 /// The payload of row `i` of every input (a slice of the request's buffer
 /// when there is one input).
 pub(super) fn row_payload(inputs: &[Input], i: usize) -> Bytes {
-    if let [only] = inputs {
+    if let [only] = inputs
+        && only.prefix.is_empty()
+    {
         return only.row(i);
     }
     let rows: Vec<Bytes> = inputs.iter().map(|input| input.row(i)).collect();
-    let mut payload = BytesMut::with_capacity(rows.iter().map(Bytes::len).sum());
-    rows.iter().for_each(|r| payload.extend_from_slice(r));
+    let size = rows.iter().map(Bytes::len).sum::<usize>()
+        + inputs.iter().map(|i| i.prefix.len()).sum::<usize>();
+    let mut payload = BytesMut::with_capacity(size);
+    for (input, row) in inputs.iter().zip(&rows) {
+        payload.extend_from_slice(&input.prefix);
+        payload.extend_from_slice(row);
+    }
     payload.freeze()
+}
+
+/// The payload of a request kept whole: every input's rows, input by
+/// input, each led by its variable dimensions.
+pub(super) fn whole_payload(inputs: &[Input]) -> Bytes {
+    if let [only] = inputs
+        && only.prefix.is_empty()
+    {
+        return only.data.clone();
+    }
+    let size = inputs.iter().map(|i| i.prefix.len() + i.data.len()).sum();
+    let mut payload = BytesMut::with_capacity(size);
+    for input in inputs {
+        payload.extend_from_slice(&input.prefix);
+        payload.extend_from_slice(&input.data);
+    }
+    payload.freeze()
+}
+
+/// One output of a response: its bytes and its shape (dim 0 included).
+#[derive(Debug)]
+pub(super) struct Output {
+    pub data: Bytes,
+    pub shape: Vec<i64>,
 }
 
 /// Cuts the answers (one per row, or one for all rows) into the requested
 /// outputs' buffers: each answer holds its rows of every output in order
-/// (numeric at their size, BYTES as length-prefixed elements).
+/// (numeric at their size, BYTES as length-prefixed elements, a variable
+/// output led by its variable dimensions, which every answer of the
+/// request must agree on).
 pub(super) fn stack_outputs(
     name: &str,
     model: &ModelSpec,
     rows: usize,
     answers: &[Bytes],
     picked: &[usize],
-) -> Result<Vec<Bytes>, Status> {
+) -> Result<Vec<Output>, Status> {
     let pieces = match model.rows {
         Rows::Split => rows,
         Rows::Together => 1,
     };
     let rows_per_piece = rows / pieces.max(1);
-    // Where each output starts in each answer, and where the last ends.
-    let mut cuts = Vec::with_capacity(answers.len());
+    // Where each output's rows start and end in each answer.
+    let mut cuts: Vec<Vec<(usize, usize)>> = Vec::with_capacity(answers.len());
+    // Each output's variable dimensions (from the first answer).
+    let mut dims: Vec<Option<Vec<u32>>> = vec![None; model.outputs.len()];
     for a in answers {
         let mut at = 0;
-        let mut starts = Vec::with_capacity(model.outputs.len() + 1);
-        for spec in &model.outputs {
-            starts.push(at);
+        let mut spans = Vec::with_capacity(model.outputs.len());
+        for (k, spec) in model.outputs.iter().enumerate() {
+            let read = read_dims(a, at, spec)
+                .map_err(|e| wrong_answer(name, model, &format!("output {:?}: {e}", spec.name)))?;
+            at += read.len() * 4;
+            match &dims[k] {
+                Some(first) if *first != read => {
+                    return Err(wrong_answer(
+                        name,
+                        model,
+                        &format!(
+                            "output {:?}: rows of one request answered variable dimensions {first:?} and {read:?} (a response tensor has one shape)",
+                            spec.name
+                        ),
+                    ));
+                }
+                Some(_) => {}
+                None => dims[k] = Some(read.clone()),
+            }
+            let elements = spec.elements_with(&read).saturating_mul(rows_per_piece);
+            let start = at;
             at = if spec.datatype == DataType::Bytes {
-                bytes_tensor::elements_end(
-                    a,
-                    at,
-                    spec.row_elements().saturating_mul(rows_per_piece),
-                )
-                .map_err(|e| wrong_answer(name, model, &format!("output {:?}: {e}", spec.name)))?
+                bytes_tensor::elements_end(a, at, elements).map_err(|e| {
+                    wrong_answer(name, model, &format!("output {:?}: {e}", spec.name))
+                })?
             } else {
-                at.saturating_add(spec.row_bytes().saturating_mul(rows_per_piece))
+                at.saturating_add(elements.saturating_mul(spec.datatype.size()))
             };
+            spans.push((start, at));
         }
         if at != a.len() {
             return Err(Status::internal(format!(
@@ -268,27 +347,52 @@ pub(super) fn stack_outputs(
                 names(&model.outputs)
             )));
         }
-        starts.push(at);
-        cuts.push(starts);
+        cuts.push(spans);
     }
+    let rows_i64 = i64::try_from(rows).unwrap_or(i64::MAX);
     let mut out = Vec::with_capacity(picked.len());
     for &k in picked {
+        let spec = &model.outputs[k];
+        let shape = std::iter::once(rows_i64)
+            .chain(spec.shape_with(dims[k].as_deref().unwrap_or_default()))
+            .collect();
         if let ([a], [c]) = (answers, &cuts[..]) {
-            out.push(a.slice(c[k]..c[k + 1]));
+            out.push(Output {
+                data: a.slice(c[k].0..c[k].1),
+                shape,
+            });
             continue;
         }
-        let size = answers
-            .iter()
-            .zip(&cuts)
-            .map(|(_, c)| c[k + 1] - c[k])
-            .sum();
+        let size = cuts.iter().map(|c| c[k].1 - c[k].0).sum();
         let mut buffer = BytesMut::with_capacity(size);
         for (a, c) in answers.iter().zip(&cuts) {
-            buffer.extend_from_slice(&a[c[k]..c[k + 1]]);
+            buffer.extend_from_slice(&a[c[k].0..c[k].1]);
         }
-        out.push(buffer.freeze());
+        out.push(Output {
+            data: buffer.freeze(),
+            shape,
+        });
     }
     Ok(out)
+}
+
+/// The variable dimensions leading `spec`'s rows at `at` in an answer
+/// (none for a fixed shape).
+fn read_dims(answer: &[u8], at: usize, spec: &TensorSpec) -> Result<Vec<u32>, String> {
+    let count = spec.shape.iter().filter(|&&d| d == VARIABLE).count();
+    let mut dims = Vec::with_capacity(count);
+    for j in 0..count {
+        let p = at + 4 * j;
+        let d = answer
+            .get(p..p + 4)
+            .ok_or_else(|| format!("its variable dimension {j} passes the end"))?;
+        let d = u32::from_le_bytes([d[0], d[1], d[2], d[3]]);
+        if d == 0 {
+            return Err(format!("its variable dimension {j} is 0"));
+        }
+        dims.push(d);
+    }
+    Ok(dims)
 }
 
 /// An answer that does not hold the model's outputs.
@@ -308,4 +412,47 @@ fn shape_text(shape: &[i64]) -> String {
     }
     let head: Vec<String> = shape[..SHOWN].iter().map(i64::to_string).collect();
     format!("[{}, … {} more]", head.join(", "), shape.len() - SHOWN)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn model() -> ModelSpec {
+        toml::from_str(
+            r#"
+inputs = [{ name = "x", datatype = "INT8", shape = [-1] }]
+outputs = [{ name = "y", datatype = "INT8", shape = [-1, 2] }]
+"#,
+        )
+        .unwrap()
+    }
+
+    fn answer(len: u32, data: &[u8]) -> Bytes {
+        len.to_le_bytes().iter().chain(data).copied().collect()
+    }
+
+    #[test]
+    fn variable_outputs_are_stacked_under_their_dims() {
+        let m = model();
+        let out =
+            stack_outputs("m", &m, 2, &[answer(1, &[1, 2]), answer(1, &[3, 4])], &[0]).unwrap();
+        assert_eq!(out[0].shape, vec![2, 1, 2]);
+        assert_eq!(&out[0].data[..], &[1, 2, 3, 4]);
+    }
+
+    #[test]
+    fn answers_with_other_dims_or_short_prefixes_are_internal_errors() {
+        let m = model();
+        let e =
+            stack_outputs("m", &m, 2, &[answer(1, &[1, 2]), answer(2, &[0; 4])], &[0]).unwrap_err();
+        assert_eq!(e.code(), tonic::Code::Internal);
+        assert!(e.message().contains("[1] and [2]"), "{}", e.message());
+        let e = stack_outputs("m", &m, 1, &[Bytes::from_static(&[1, 0])], &[0]).unwrap_err();
+        assert!(e.message().contains("passes the end"), "{}", e.message());
+        let e = stack_outputs("m", &m, 1, &[answer(0, &[])], &[0]).unwrap_err();
+        assert!(e.message().contains("is 0"), "{}", e.message());
+        let e = stack_outputs("m", &m, 1, &[answer(2, &[0; 3])], &[0]).unwrap_err();
+        assert!(e.message().contains("answered 7 bytes"), "{}", e.message());
+    }
 }

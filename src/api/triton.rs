@@ -117,10 +117,7 @@ fn dims(t: &TensorSpec) -> Vec<i64> {
     if t.shape.is_empty() {
         return vec![1];
     }
-    t.shape
-        .iter()
-        .map(|&d| i64::try_from(d).unwrap_or(i64::MAX))
-        .collect()
+    t.shape.clone()
 }
 
 /// The model config of queue `name`: its tensors, and its batching as

@@ -7,6 +7,11 @@
 //! reads it unchanged); its answer is its row of every output the same way.
 //! With `rows = "together"` a request is one item holding all its rows
 //! (input by input), answered with all its rows.
+//!
+//! A `-1` in a declared row shape is a variable dimension: each request
+//! gives its own (all its rows share it, as a tensor has one shape), and
+//! a variable tensor's rows in a payload or an answer are led by its
+//! variable dimensions, each a 4-byte little-endian integer.
 
 use serde::{Deserialize, Serialize};
 
@@ -33,24 +38,108 @@ pub struct TensorSpec {
     pub name: String,
     /// Its element type (`"FP32"`, `"INT64"`, ...).
     pub datatype: DataType,
-    /// One row's shape, each dimension ≥ 1; `[]` for one value per row.
+    /// One row's shape, each dimension ≥ 1 or `-1` (variable: each
+    /// request gives its own); `[]` for one value per row.
     #[serde(default)]
-    pub shape: Vec<u64>,
+    pub shape: Vec<i64>,
+    /// Most a variable (`-1`) dimension may be in a request (default:
+    /// whatever fits `server.max_message_bytes`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_len: Option<u64>,
 }
 
 impl TensorSpec {
-    /// Elements in one row.
+    /// Elements in one row (a variable dimension counted as 1, its least).
     pub fn row_elements(&self) -> usize {
-        self.shape
-            .iter()
-            .try_fold(1usize, |n, &d| n.checked_mul(usize::try_from(d).ok()?))
-            .unwrap_or(usize::MAX)
+        elements(self.shape.iter().map(|&d| d.max(1)))
     }
 
-    /// Bytes of one row.
+    /// Bytes of one row (a variable dimension counted as 1).
     pub fn row_bytes(&self) -> usize {
         self.row_elements().saturating_mul(self.datatype.size())
     }
+
+    /// Whether a dimension of its row is `-1`.
+    pub fn is_variable(&self) -> bool {
+        self.shape.contains(&VARIABLE)
+    }
+
+    /// Checks a request's row shape (`given`, without dim 0) against the
+    /// declared one and gives its variable dimensions, in order.
+    ///
+    /// # Errors
+    /// What is wrong, for an `INVALID_ARGUMENT`.
+    pub fn variable_dims(&self, given: &[i64]) -> Result<Vec<u32>, String> {
+        if given.len() != self.shape.len() {
+            return Err(format!(
+                "{} dimensions a row where the model declares {}",
+                given.len(),
+                self.shape.len()
+            ));
+        }
+        let mut dims = Vec::new();
+        for (k, (&g, &d)) in given.iter().zip(&self.shape).enumerate() {
+            if d != VARIABLE {
+                if g != d {
+                    return Err(format!("dimension {} is {g}, not {d}", k + 1));
+                }
+                continue;
+            }
+            let most = self.max_len.unwrap_or(u64::from(u32::MAX));
+            let len = u64::try_from(g).unwrap_or(0);
+            if len == 0 {
+                return Err(format!(
+                    "dimension {} (variable) is {g}; it must be ≥ 1",
+                    k + 1
+                ));
+            }
+            if len > most {
+                return Err(format!(
+                    "dimension {} (variable) is {g}, past its max_len {most}",
+                    k + 1
+                ));
+            }
+            dims.push(u32::try_from(len).unwrap_or(u32::MAX));
+        }
+        Ok(dims)
+    }
+
+    /// Elements of a row whose variable dimensions are `dims`.
+    pub fn elements_with(&self, dims: &[u32]) -> usize {
+        let mut vars = dims.iter();
+        elements(self.shape.iter().map(|&d| {
+            if d == VARIABLE {
+                vars.next().map_or(1, |&v| i64::from(v))
+            } else {
+                d
+            }
+        }))
+    }
+
+    /// Its row shape with `dims` in place of its variable dimensions.
+    pub fn shape_with(&self, dims: &[u32]) -> Vec<i64> {
+        let mut vars = dims.iter();
+        self.shape
+            .iter()
+            .map(|&d| {
+                if d == VARIABLE {
+                    vars.next().map_or(d, |&v| i64::from(v))
+                } else {
+                    d
+                }
+            })
+            .collect()
+    }
+}
+
+/// A variable dimension in a declared shape.
+pub const VARIABLE: i64 = -1;
+
+/// The product of `dims` (`usize::MAX` past it).
+fn elements(dims: impl Iterator<Item = i64>) -> usize {
+    dims.into_iter()
+        .try_fold(1usize, |n, d| n.checked_mul(usize::try_from(d).ok()?))
+        .unwrap_or(usize::MAX)
 }
 
 /// How a request's rows become items.
@@ -157,11 +246,20 @@ impl ModelSpec {
                     MAX_DIMS,
                     " dimensions",
                 )?;
-                if t.shape.contains(&0) {
+                if t.shape.iter().any(|&d| d < 1 && d != VARIABLE) {
                     return Err(invalid(
                         format!("{at}.shape"),
-                        "dimensions must be ≥ 1 (dim 0, the batch, is left out)",
+                        "dimensions must be ≥ 1, or -1 for a variable one (dim 0, the batch, is left out)",
                     ));
+                }
+                if t.max_len.is_some() && !t.is_variable() {
+                    return Err(invalid(
+                        format!("{at}.max_len"),
+                        "applies to -1 dimensions; the shape has none",
+                    ));
+                }
+                if t.max_len == Some(0) {
+                    return Err(invalid(format!("{at}.max_len"), "must be ≥ 1"));
                 }
                 if t.row_bytes() > max_message_bytes {
                     return Err(invalid(

@@ -26,13 +26,8 @@ use crate::{
 
 /// `[rows, the row's shape...]`.
 fn shape(rows: usize, t: &TensorSpec) -> Vec<i64> {
-    std::iter::once(rows)
-        .chain(
-            t.shape
-                .iter()
-                .map(|&d| usize::try_from(d).unwrap_or(usize::MAX)),
-        )
-        .map(|d| i64::try_from(d).unwrap_or(i64::MAX))
+    std::iter::once(i64::try_from(rows).unwrap_or(i64::MAX))
+        .chain(t.shape.iter().copied())
         .collect()
 }
 
