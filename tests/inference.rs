@@ -1553,3 +1553,63 @@ fn variable_shapes_are_checked_at_config_time() {
     )
     .unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ten_thousand_streamed_requests_are_each_answered_once() {
+    use tokio_stream::StreamExt;
+    let server = TestServer::start(config(CONFIG)).await;
+    // 10,000 requests written at once on four streams (more than a
+    // stream keeps in progress, 4,096): each answered once with its own
+    // rows; a request without an id is answered too, with an empty id (as
+    // Triton does; the client that sends none matches by content).
+    let n = 10_000;
+    let mut streams = Vec::new();
+    for s in 0..4 {
+        let mut c = client(&server).await;
+        streams.push(tokio::spawn(async move {
+            let requests = (0..n / 4).map(move |i| {
+                let k = s * (n / 4) + i;
+                ModelInferRequest {
+                    id: if k % 1000 == 0 {
+                        String::new()
+                    } else {
+                        format!("r{k}")
+                    },
+                    ..echo_rows(&[[k as f32, 1.0]])
+                }
+            });
+            let mut answers = c
+                .model_stream_infer(tokio_stream::iter(requests))
+                .await
+                .unwrap()
+                .into_inner();
+            let mut got = Vec::new();
+            while let Some(a) = answers.next().await {
+                let a = a.unwrap();
+                assert!(a.error_message.is_empty(), "{}", a.error_message);
+                let r = a.infer_response.unwrap();
+                let row = &r.raw_output_contents[0];
+                let k = f32::from_le_bytes([row[0], row[1], row[2], row[3]]) as usize;
+                let want = if k % 1000 == 0 {
+                    String::new()
+                } else {
+                    format!("r{k}")
+                };
+                assert_eq!(r.id, want);
+                got.push(k);
+            }
+            got
+        }));
+    }
+    let mut all = Vec::new();
+    for s in streams {
+        all.extend(s.await.unwrap());
+    }
+    all.sort_unstable();
+    assert_eq!(
+        all,
+        (0..n).collect::<Vec<_>>(),
+        "each request answered once"
+    );
+    server.shutdown().await;
+}
