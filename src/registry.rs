@@ -59,6 +59,17 @@ impl From<RegistryError> for tonic::Status {
     }
 }
 
+/// What the v2 front door needs of a queue, from one lookup.
+#[derive(Debug, Clone)]
+pub struct ModelEntry {
+    /// The queue.
+    pub queue: QueueHandle,
+    /// Its v2 model, if it declares one.
+    pub model: Option<Arc<ModelSpec>>,
+    /// Its policy's `priority_levels`.
+    pub priority_levels: u32,
+}
+
 /// One running queue, as the control plane sees it.
 #[derive(Debug, Clone)]
 pub struct QueueEntry {
@@ -180,12 +191,14 @@ impl Registry {
         self.read().get(name).map(|e| e.handle.clone())
     }
 
-    /// The queue of that name and the v2 model it serves: `None` if there
-    /// is no such queue, `Some((handle, None))` if it serves none.
-    pub fn model(&self, name: &str) -> Option<(QueueHandle, Option<Arc<ModelSpec>>)> {
-        self.read()
-            .get(name)
-            .map(|e| (e.handle.clone(), e.model.clone()))
+    /// The queue of that name, the v2 model it serves (`None` if it serves
+    /// none) and its priority levels; `None` if there is no such queue.
+    pub fn model(&self, name: &str) -> Option<ModelEntry> {
+        self.read().get(name).map(|e| ModelEntry {
+            queue: e.handle.clone(),
+            model: e.model.clone(),
+            priority_levels: e.config.policy.priority_levels,
+        })
     }
 
     /// The names of the queues that serve a v2 model.

@@ -787,7 +787,7 @@ async fn huge_client_strings_are_quoted_short_and_a_huge_priority_is_too_large()
                 );
             }),
             Code::InvalidArgument,
-            "parameter priority 1099511627776 is too large",
+            "parameter priority 1099511627776 is past the model's levels",
         ),
     ];
     for (what, request, code, says) in cases {
@@ -1568,9 +1568,9 @@ async fn ten_thousand_streamed_requests_are_each_answered_once() {
         let mut c = client(&server).await;
         streams.push(tokio::spawn(async move {
             let requests = (0..n / 4).map(move |i| {
-                let k = s * (n / 4) + i;
+                let k: usize = s * (n / 4) + i;
                 ModelInferRequest {
-                    id: if k % 1000 == 0 {
+                    id: if k.is_multiple_of(1000) {
                         String::new()
                     } else {
                         format!("r{k}")
@@ -1590,7 +1590,7 @@ async fn ten_thousand_streamed_requests_are_each_answered_once() {
                 let r = a.infer_response.unwrap();
                 let row = &r.raw_output_contents[0];
                 let k = f32::from_le_bytes([row[0], row[1], row[2], row[3]]) as usize;
-                let want = if k % 1000 == 0 {
+                let want = if k.is_multiple_of(1000) {
                     String::new()
                 } else {
                     format!("r{k}")
@@ -1610,6 +1610,138 @@ async fn ten_thousand_streamed_requests_are_each_answered_once() {
         all,
         (0..n).collect::<Vec<_>>(),
         "each request answered once"
+    );
+    server.shutdown().await;
+}
+
+fn with_parameter(
+    mut r: ModelInferRequest,
+    name: &str,
+    p: pb::infer_parameter::ParameterChoice,
+) -> ModelInferRequest {
+    r.parameters.insert(
+        name.into(),
+        pb::InferParameter {
+            parameter_choice: Some(p),
+        },
+    );
+    r
+}
+
+#[tokio::test]
+async fn triton_priorities_go_one_highest_and_the_timeout_parameter_is_a_deadline() {
+    use pb::infer_parameter::ParameterChoice::{Int64Param, StringParam, Uint64Param};
+    let server = TestServer::start(config(
+        r#"
+[queues.ranked]
+max_batch_size = 1
+max_in_flight_batches = 1
+priority_levels = 3
+v2 = { inputs = [{ name = "x", datatype = "FP32", shape = [2] }], outputs = [{ name = "y", datatype = "FP32", shape = [2] }] }
+"#,
+    ))
+    .await;
+    let mut c = client(&server).await;
+    let row = |v: f32| ModelInferRequest {
+        model_name: "ranked".into(),
+        ..echo_rows(&[[v, v]])
+    };
+    // ModelConfig says Triton's levels: 1..=3, a request without one in 3.
+    let config = c
+        .model_config(pb::ModelConfigRequest {
+            name: "ranked".into(),
+            version: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .config
+        .unwrap();
+    let Some(pb::model_config::SchedulingChoice::DynamicBatching(batching)) =
+        config.scheduling_choice
+    else {
+        panic!("no dynamic_batching");
+    };
+    assert_eq!(
+        (batching.priority_levels, batching.default_priority_level),
+        (3, 3)
+    );
+
+    // Paused, the queue holds: the default (0), Triton's lowest (3), its
+    // highest (1, as tritonclient sends it: uint64) and its middle (2).
+    let mut ctl =
+        batchgate::pb::batch_control_client::BatchControlClient::new(server.channel().await);
+    let queue = || batchgate::pb::QueueRef {
+        name: "ranked".into(),
+    };
+    ctl.pause_queue(queue()).await.unwrap();
+    let (tx, mut done) = tokio::sync::mpsc::unbounded_channel();
+    let sent = [
+        (0.0, None),
+        (3.0, Some(Int64Param(3))),
+        (1.0, Some(Uint64Param(1))),
+        (2.0, Some(Int64Param(2))),
+    ];
+    for (k, (v, p)) in sent.into_iter().enumerate() {
+        let request = match p {
+            Some(p) => with_parameter(row(v), "priority", p),
+            None => row(v),
+        };
+        let (mut c, tx) = (c.clone(), tx.clone());
+        tokio::spawn(async move {
+            let r = c.model_infer(request).await.unwrap().into_inner();
+            let y = f32::from_le_bytes(r.raw_output_contents[0][..4].try_into().unwrap());
+            tx.send(y).unwrap();
+        });
+        server
+            .wait_for_metric("batchgate_queue_depth{queue=\"ranked\"}", (k + 1) as f64)
+            .await;
+    }
+    ctl.resume_queue(queue()).await.unwrap();
+    let mut order = Vec::new();
+    for _ in 0..4 {
+        order.push(done.recv().await.unwrap());
+    }
+    // 1 first; the default and 3 (both the lowest) in arrival order.
+    assert_eq!(order, vec![1.0, 2.0, 0.0, 3.0]);
+
+    // Past the levels, negative or of another type: refused, named.
+    for (p, says) in [
+        (
+            Int64Param(4),
+            "parameter priority 4 is past the model's levels (Triton's convention: 1 the highest ..= 3 the lowest",
+        ),
+        (Int64Param(-2), "parameter priority must be ≥ 0, got -2"),
+        (
+            StringParam("high".into()),
+            "parameter priority must be an int64_param or uint64_param",
+        ),
+    ] {
+        let e = c
+            .model_infer(with_parameter(row(1.0), "priority", p))
+            .await
+            .unwrap_err();
+        assert_eq!(e.code(), Code::InvalidArgument);
+        assert!(e.message().contains(says), "{}", e.message());
+    }
+
+    // The timeout parameter (microseconds) is the rows' deadline: on a
+    // paused queue a row of 50 ms ends DEADLINE_EXCEEDED.
+    ctl.pause_queue(queue()).await.unwrap();
+    let e = c
+        .model_infer(with_parameter(row(1.0), "timeout", Int64Param(50_000)))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::DeadlineExceeded, "{e:?}");
+    let e = c
+        .model_infer(with_parameter(row(1.0), "timeout", Int64Param(-1)))
+        .await
+        .unwrap_err();
+    assert!(
+        e.message()
+            .contains("parameter timeout must be ≥ 0 microseconds"),
+        "{}",
+        e.message()
     );
     server.shutdown().await;
 }

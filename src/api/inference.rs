@@ -29,6 +29,7 @@ use crate::{
         Answer, Item, QueueHandle, Reply,
         budget::{Charge, item_bytes},
     },
+    registry::ModelEntry,
 };
 
 /// Items handed to a queue per command (as a stream does).
@@ -47,14 +48,22 @@ impl InferenceService {
         Self { state }
     }
 
-    /// The queue serving model `name` at `version` ("" for its own), and
-    /// its model.
-    fn model(&self, name: &str, version: &str) -> Result<(QueueHandle, Arc<ModelSpec>), Status> {
+    /// The queue serving model `name` at `version` ("" for its own), its
+    /// model and its priority levels.
+    fn model(
+        &self,
+        name: &str,
+        version: &str,
+    ) -> Result<(QueueHandle, Arc<ModelSpec>, u32), Status> {
         if self.state.stop_accepting.is_triggered() {
             // Counted and refused as for any item at shutdown.
             self.state.queue(name)?;
         }
-        let (queue, model) = self
+        let ModelEntry {
+            queue,
+            model,
+            priority_levels,
+        } = self
             .state
             .registry
             .model(name)
@@ -71,7 +80,7 @@ impl InferenceService {
                 model.version
             )));
         }
-        Ok((queue, model))
+        Ok((queue, model, priority_levels))
     }
 }
 
@@ -159,27 +168,45 @@ struct Call {
 }
 
 impl Call {
-    fn new(metadata: &MetadataMap, r: &pb::ModelInferRequest) -> Result<Self, Status> {
-        let priority = match r
-            .parameters
-            .get("priority")
-            .and_then(|p| p.parameter_choice.as_ref())
-        {
-            None => 0,
-            Some(pb::infer_parameter::ParameterChoice::Int64Param(p)) if *p < 0 => {
+    /// `levels`: the queue's priority levels, for Triton's convention.
+    fn new(metadata: &MetadataMap, r: &pb::ModelInferRequest, levels: u32) -> Result<Self, Status> {
+        use pb::infer_parameter::ParameterChoice as P;
+        let int = |name: &str| -> Result<Option<i64>, Status> {
+            match r
+                .parameters
+                .get(name)
+                .and_then(|p| p.parameter_choice.as_ref())
+            {
+                None => Ok(None),
+                Some(P::Int64Param(p)) => Ok(Some(*p)),
+                Some(P::Uint64Param(p)) => Ok(Some(i64::try_from(*p).unwrap_or(i64::MAX))),
+                Some(_) => Err(bad(format!(
+                    "parameter {name} must be an int64_param or uint64_param"
+                ))),
+            }
+        };
+        let priority = match int("priority")? {
+            None | Some(0) => 0,
+            Some(p) if p < 0 => {
                 return Err(bad(format!("parameter priority must be ≥ 0, got {p}")));
             }
-            Some(pb::infer_parameter::ParameterChoice::Int64Param(p)) => u32::try_from(*p)
-                .map_err(|_| {
-                    bad(format!(
-                        "parameter priority {p} is too large (the queue's levels are 0..priority_levels, at most {})",
-                        u32::MAX
-                    ))
-                })?,
-            Some(_) => return Err(bad("parameter priority must be an int64_param".to_owned())),
+            Some(p) => triton_priority(p, levels)?,
         };
+        let mut timeout = convert::parse_grpc_timeout(metadata);
+        match int("timeout")? {
+            None | Some(0) => {}
+            Some(us) if us < 0 => {
+                return Err(bad(format!(
+                    "parameter timeout must be ≥ 0 microseconds, got {us}"
+                )));
+            }
+            Some(us) => {
+                let given = std::time::Duration::from_micros(us.unsigned_abs());
+                timeout = Some(timeout.map_or(given, |t| t.min(given)));
+            }
+        }
         Ok(Self {
-            timeout: convert::parse_grpc_timeout(metadata),
+            timeout,
             request_id: convert::request_id(metadata),
             key: convert::header_key(metadata),
             priority,
@@ -187,6 +214,20 @@ impl Call {
             attributes: HashMap::new(),
         })
     }
+}
+
+/// Triton's request priority `p` (1 the highest ..= `levels` the lowest)
+/// as batchgate's (higher goes first, 0 the lowest).
+fn triton_priority(p: i64, levels: u32) -> Result<u32, Status> {
+    u32::try_from(p)
+        .ok()
+        .filter(|&p| p <= levels)
+        .map(|p| levels - p)
+        .ok_or_else(|| {
+            bad(format!(
+                "parameter priority {p} is past the model's levels (Triton's convention: 1 the highest ..= {levels} the lowest, 0 the default; the queue's priority_levels)"
+            ))
+        })
 }
 
 /// Hands the payloads to the queue and waits for every answer, in order
@@ -347,7 +388,7 @@ impl InferenceService {
         !self.stopping()
             && self
                 .model(name, version)
-                .is_ok_and(|(queue, _)| !queue.is_closed())
+                .is_ok_and(|(queue, _, _)| !queue.is_closed())
     }
 
     /// A model's tensors.
@@ -356,7 +397,7 @@ impl InferenceService {
         name: &str,
         version: &str,
     ) -> Result<pb::ModelMetadataResponse, Status> {
-        let (_, model) = self.model(name, version)?;
+        let (_, model, _) = self.model(name, version)?;
         Ok(pb::ModelMetadataResponse {
             name: name.to_owned(),
             versions: vec![model.version.clone()],
@@ -410,10 +451,10 @@ impl InferenceService {
         r: pb::ModelInferRequest,
     ) -> Result<(pb::ModelInferResponse, Charge, usize), Status> {
         let started = std::time::Instant::now();
-        let (queue, model) = self.model(&r.model_name, &r.model_version)?;
+        let (queue, model, levels) = self.model(&r.model_name, &r.model_version)?;
         let mut rows = 0;
         let answer = self
-            .infer_on(&queue, model, metadata, charge, r, &mut rows)
+            .infer_on(&queue, (model, levels), metadata, charge, r, &mut rows)
             .await;
         (queue.metrics()).request(answer.is_ok(), rows, started.elapsed());
         answer
@@ -424,7 +465,7 @@ impl InferenceService {
     async fn infer_on(
         &self,
         queue: &QueueHandle,
-        model: Arc<ModelSpec>,
+        (model, levels): (Arc<ModelSpec>, u32),
         metadata: &MetadataMap,
         mut charge: Charge,
         mut r: pb::ModelInferRequest,
@@ -438,7 +479,7 @@ impl InferenceService {
         } = read_inputs(&name, &model, &mut r)?;
         *rows_seen = rows;
         let picked = requested_outputs(&name, &model, &r)?;
-        let mut call = Call::new(metadata, &r)?;
+        let mut call = Call::new(metadata, &r, levels)?;
         if let Some(length) = length {
             // Variable rows: a queue batches by length with
             // cost_attribute = "length" (and cost_buckets).

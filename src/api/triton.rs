@@ -138,7 +138,9 @@ pub fn config(name: &str, entry: &QueueEntry) -> pb::ModelConfigResponse {
             .unwrap_or(u64::MAX),
         preserve_ordering: false,
         priority_levels: u64::from(policy.priority_levels),
-        default_priority_level: 0,
+        // Triton's levels are 1 (highest) ..= priority_levels; a request
+        // without one goes in the lowest, as batchgate's priority 0.
+        default_priority_level: u64::from(policy.priority_levels),
     };
     pb::ModelConfigResponse {
         config: Some(pb::ModelConfig {
@@ -217,7 +219,7 @@ pub fn index(registry: &Registry, stopping: bool, ready_only: bool) -> pb::Repos
         .model_names()
         .into_iter()
         .filter_map(|name| {
-            let (queue, model) = registry.model(&name)?;
+            let crate::registry::ModelEntry { queue, model, .. } = registry.model(&name)?;
             let ready = !stopping && !queue.is_closed();
             (ready || !ready_only).then(|| pb::repository_index_response::ModelIndex {
                 version: model.map(|m| m.version.clone()).unwrap_or_default(),

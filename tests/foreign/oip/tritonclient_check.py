@@ -117,7 +117,16 @@ refused("echo", [tensor("INPUT0", [1, 4], "FP32", f32)], "INVALID_ARGUMENT", 'ha
 # The rest is served as before.
 r = client.infer("echo", [row_input(rows[0])])
 np.testing.assert_array_equal(r.as_numpy("OUTPUT0")[0], rows[0])
-print("tritonclient: metadata, readiness, several inputs and 6 malformed requests as expected")
+# Triton's schedule parameters as tritonclient sends them: priority 1 (the
+# highest of the queue's 4 levels) and a server-side timeout in us.
+r = client.infer("echo", [row_input(rows[1])], priority=1, timeout=5_000_000)
+np.testing.assert_array_equal(r.as_numpy("OUTPUT0")[0], rows[1])
+try:
+    client.infer("echo", [row_input(rows[1])], priority=9)
+    raise AssertionError("priority 9 of 4 levels was not refused")
+except InferenceServerException as e:
+    assert "parameter priority 9 is past the model's levels" in e.message(), e.message()
+print("tritonclient: metadata, readiness, several inputs, priorities and 6 malformed requests as expected")
 
 # Triton's extensions: the model config shows the queue's batching, the
 # statistics count what ran, the index lists the models, and streaming
