@@ -2,6 +2,7 @@
 //! queue and turn answers into responses. No batching logic lives here.
 
 mod batcher;
+mod call;
 mod convert;
 mod inference;
 mod jobs;
