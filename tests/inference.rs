@@ -450,7 +450,7 @@ async fn bad_requests_get_their_status_and_the_others_go_on() {
             "answer of the wrong size",
             raw_request("wrong", vec![x(&[1, 2])], vec![f32s(&[1.0, 2.0])]),
             Code::Internal,
-            "answered 8 bytes where the v2 outputs (y) need 12",
+            "answered what the v2 outputs (y) cannot be read from: \"y\": 1 rows of it need 12 bytes, 8 are left",
         ),
     ];
     // Good requests in flight meanwhile are all served.
@@ -1227,23 +1227,6 @@ async fn bytes_tensors_travel_raw_typed_and_as_json_strings_row_by_row() {
     server.shutdown().await;
 }
 
-#[test]
-fn bytes_models_do_not_go_to_a_kserve_backend() {
-    let toml = r#"
-[queues.text]
-v2 = { inputs = [{ name = "t", datatype = "BYTES" }], outputs = [{ name = "y", datatype = "FP32" }] }
-handler = { kind = "kserve", endpoints = ["http://127.0.0.1:1"] }
-"#;
-    let e = batchgate::config::Config::from_toml(toml)
-        .and_then(|c| c.validate().map(|()| c))
-        .unwrap_err()
-        .to_string();
-    assert!(
-        e.contains("queues.text.handler") && e.contains("BYTES"),
-        "{e}"
-    );
-}
-
 #[tokio::test]
 async fn rest_bodies_are_charged_to_the_memory_budget_before_they_are_read() {
     let server = TestServer::start(config(
@@ -1520,15 +1503,6 @@ fn variable_shapes_are_checked_at_config_time() {
             .and_then(|c| c.validate().map(|()| c))
             .map_err(|e| e.to_string())
     };
-    let to_kserve = check(
-        r#"{ inputs = [{ name = "t", datatype = "INT64", shape = [-1] }], outputs = [{ name = "y", datatype = "FP32" }] }"#,
-        r#"handler = { kind = "kserve", endpoints = ["http://127.0.0.1:1"] }"#,
-    )
-    .unwrap_err();
-    assert!(
-        to_kserve.contains("queues.m.handler") && to_kserve.contains("-1 dimensions"),
-        "{to_kserve}"
-    );
     let fixed_max = check(
         r#"{ inputs = [{ name = "t", datatype = "INT64", shape = [3], max_len = 4 }], outputs = [{ name = "y", datatype = "FP32" }] }"#,
         "",

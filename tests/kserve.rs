@@ -217,3 +217,136 @@ async fn input_that_is_not_whole_rows_is_invalid_argument_with_no_endpoint_up() 
     assert_eq!(e.code(), Code::Unavailable, "{}", e.message());
     server.shutdown().await;
 }
+
+/// Text and token ids toward a v2 server: a BYTES input and a `-1` one.
+const TEXT_MODEL: &str = r#"v2 = { inputs = [{ name = "text", datatype = "BYTES", shape = [1] }, { name = "ids", datatype = "INT64", shape = [-1] }], outputs = [{ name = "text_out", datatype = "BYTES", shape = [1] }, { name = "ids_out", datatype = "INT64", shape = [-1] }] }"#;
+
+fn text_request(model: &str, text: &[u8], ids: &[i64]) -> ModelInferRequest {
+    let tensor = |name: &str, datatype: &str, shape: Vec<i64>| InferInputTensor {
+        name: name.into(),
+        datatype: datatype.into(),
+        shape,
+        parameters: HashMap::new(),
+        contents: None,
+    };
+    let mut raw_text = (text.len() as u32).to_le_bytes().to_vec();
+    raw_text.extend_from_slice(text);
+    ModelInferRequest {
+        model_name: model.into(),
+        inputs: vec![
+            tensor("text", "BYTES", vec![1, 1]),
+            tensor("ids", "INT64", vec![1, ids.len() as i64]),
+        ],
+        raw_input_contents: vec![
+            raw_text.into(),
+            ids.iter()
+                .flat_map(|v| v.to_le_bytes())
+                .collect::<Vec<u8>>()
+                .into(),
+        ],
+        ..Default::default()
+    }
+}
+
+#[tokio::test]
+async fn bytes_and_variable_rows_go_to_a_v2_server_one_model_infer_per_length() {
+    let backend = TestServer::start(config(&format!(
+        "[queues.text]\nmax_delay = \"1ms\"\n{TEXT_MODEL}\n"
+    )))
+    .await;
+    let port = backend.grpc.port();
+    let server = TestServer::start(config(&format!(
+        r#"
+[queues.front]
+max_batch_size = 8
+# Long enough that concurrent callers always meet in one batch.
+max_delay = "300ms"
+allowed_batch_sizes = [4, 8]
+{TEXT_MODEL}
+handler = {{ kind = "kserve", endpoints = ["http://127.0.0.1:{port}"], model = "text", retries = 0 }}
+"#
+    )))
+    .await;
+    let v2 = GrpcInferenceServiceClient::new(server.channel().await);
+    let requests = async |sent: Vec<(&'static [u8], Vec<i64>)>| {
+        let calls: Vec<_> = sent
+            .into_iter()
+            .map(|(text, ids)| {
+                let mut v2 = v2.clone();
+                tokio::spawn(async move {
+                    let r = v2
+                        .model_infer(text_request("front", text, &ids))
+                        .await
+                        .unwrap()
+                        .into_inner();
+                    let mut raw_text = (text.len() as u32).to_le_bytes().to_vec();
+                    raw_text.extend_from_slice(text);
+                    assert_eq!(r.outputs[0].shape, vec![1, 1]);
+                    assert_eq!(r.outputs[1].shape, vec![1, ids.len() as i64]);
+                    assert_eq!(&r.raw_output_contents[0][..], &raw_text[..]);
+                    let got: Vec<u8> = ids.iter().flat_map(|v| v.to_le_bytes()).collect();
+                    assert_eq!(&r.raw_output_contents[1][..], &got[..]);
+                })
+            })
+            .collect();
+        for call in calls {
+            call.await.unwrap();
+        }
+    };
+    let stats = async || {
+        let mut c = GrpcInferenceServiceClient::new(backend.channel().await);
+        let s = c
+            .model_statistics(batchgate::oip::pb::ModelStatisticsRequest {
+                name: "text".into(),
+                version: String::new(),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        let s = &s.model_stats[0];
+        (
+            s.inference_stats
+                .as_ref()
+                .unwrap()
+                .success
+                .as_ref()
+                .unwrap()
+                .count,
+            s.inference_count,
+        )
+    };
+    // Three rows of one length (texts empty, not UTF-8, accented): one
+    // ModelInfer of 4 rows (padded with an empty text and zero ids).
+    requests(vec![
+        (b"", vec![1, 2]),
+        (b"\xff\xfe", vec![3, 4]),
+        ("h\u{e9}llo".as_bytes(), vec![5, 6]),
+    ])
+    .await;
+    assert_eq!(stats().await, (1, 4));
+    // Lengths 2, 2 and 3 in one batch: a ModelInfer per length.
+    requests(vec![
+        (b"a", vec![1, 2]),
+        (b"b", vec![3, 4, 5]),
+        (b"c", vec![6, 7]),
+    ])
+    .await;
+    assert_eq!(stats().await, (3, 7));
+
+    // A batchgate.v1 item that is not a row of the model fails alone.
+    let mut client = server.client().await;
+    let e = client
+        .submit(submit_request("front", [1u8, 0, 0, 0]))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::InvalidArgument);
+    assert!(
+        e.message().contains(
+            "is not 1 rows of the v2 inputs: \"text\": element 0: its length 1 passes the end"
+        ),
+        "{}",
+        e.message()
+    );
+    server.shutdown().await;
+    backend.shutdown().await;
+}

@@ -7,7 +7,7 @@ use tonic::Status;
 use crate::{
     error::quoted,
     oip::{
-        DataType, ModelSpec, Rows, TensorSpec, bytes as bytes_tensor, model::VARIABLE, pb,
+        DataType, ModelSpec, Rows, TensorSpec, bytes as bytes_tensor, pb, rows,
         tensor::contents_to_bytes,
     },
 };
@@ -26,9 +26,8 @@ pub(super) struct Input {
     pub prefix: Bytes,
 }
 
-/// Variable dimensions as they lead a row: 4-byte little-endian each.
 fn dims_prefix(dims: &[u32]) -> Bytes {
-    dims.iter().flat_map(|d| d.to_le_bytes()).collect()
+    rows::dims_prefix(dims).into()
 }
 
 impl Input {
@@ -309,43 +308,25 @@ pub(super) fn stack_outputs(
     // Each output's variable dimensions (from the first answer).
     let mut dims: Vec<Option<Vec<u32>>> = vec![None; model.outputs.len()];
     for a in answers {
-        let mut at = 0;
+        let segments = rows::split(&model.outputs, a, rows_per_piece)
+            .map_err(|e| wrong_answer(name, model, &e))?;
         let mut spans = Vec::with_capacity(model.outputs.len());
-        for (k, spec) in model.outputs.iter().enumerate() {
-            let read = read_dims(a, at, spec)
-                .map_err(|e| wrong_answer(name, model, &format!("output {:?}: {e}", spec.name)))?;
-            at += read.len() * 4;
+        for (k, (spec, segment)) in model.outputs.iter().zip(segments).enumerate() {
             match &dims[k] {
-                Some(first) if *first != read => {
+                Some(first) if *first != segment.dims => {
                     return Err(wrong_answer(
                         name,
                         model,
                         &format!(
-                            "output {:?}: rows of one request answered variable dimensions {first:?} and {read:?} (a response tensor has one shape)",
-                            spec.name
+                            "output {:?}: rows of one request answered variable dimensions {first:?} and {:?} (a response tensor has one shape)",
+                            spec.name, segment.dims
                         ),
                     ));
                 }
                 Some(_) => {}
-                None => dims[k] = Some(read.clone()),
+                None => dims[k] = Some(segment.dims),
             }
-            let elements = spec.elements_with(&read).saturating_mul(rows_per_piece);
-            let start = at;
-            at = if spec.datatype == DataType::Bytes {
-                bytes_tensor::elements_end(a, at, elements).map_err(|e| {
-                    wrong_answer(name, model, &format!("output {:?}: {e}", spec.name))
-                })?
-            } else {
-                at.saturating_add(elements.saturating_mul(spec.datatype.size()))
-            };
-            spans.push((start, at));
-        }
-        if at != a.len() {
-            return Err(Status::internal(format!(
-                "the handler of queue {name:?} answered {} bytes where the v2 outputs ({}) need {at}",
-                a.len(),
-                names(&model.outputs)
-            )));
+            spans.push((segment.rows.start, segment.rows.end));
         }
         cuts.push(spans);
     }
@@ -374,25 +355,6 @@ pub(super) fn stack_outputs(
         });
     }
     Ok(out)
-}
-
-/// The variable dimensions leading `spec`'s rows at `at` in an answer
-/// (none for a fixed shape).
-fn read_dims(answer: &[u8], at: usize, spec: &TensorSpec) -> Result<Vec<u32>, String> {
-    let count = spec.shape.iter().filter(|&&d| d == VARIABLE).count();
-    let mut dims = Vec::with_capacity(count);
-    for j in 0..count {
-        let p = at + 4 * j;
-        let d = answer
-            .get(p..p + 4)
-            .ok_or_else(|| format!("its variable dimension {j} passes the end"))?;
-        let d = u32::from_le_bytes([d[0], d[1], d[2], d[3]]);
-        if d == 0 {
-            return Err(format!("its variable dimension {j} is 0"));
-        }
-        dims.push(d);
-    }
-    Ok(dims)
 }
 
 /// An answer that does not hold the model's outputs.
@@ -453,6 +415,16 @@ outputs = [{ name = "y", datatype = "INT8", shape = [-1, 2] }]
         let e = stack_outputs("m", &m, 1, &[answer(0, &[])], &[0]).unwrap_err();
         assert!(e.message().contains("is 0"), "{}", e.message());
         let e = stack_outputs("m", &m, 1, &[answer(2, &[0; 3])], &[0]).unwrap_err();
-        assert!(e.message().contains("answered 7 bytes"), "{}", e.message());
+        assert!(
+            e.message().contains("need 4 bytes, 3 are left"),
+            "{}",
+            e.message()
+        );
+        let e = stack_outputs("m", &m, 1, &[answer(1, &[0; 3])], &[0]).unwrap_err();
+        assert!(
+            e.message().contains("1 bytes left after"),
+            "{}",
+            e.message()
+        );
     }
 }

@@ -119,25 +119,6 @@ impl QueueConfig {
         self.policy.validate(path, max_message_bytes)?;
         if let Some(model) = &self.v2 {
             model.validate(path, max_message_bytes)?;
-            let bytes = model
-                .inputs
-                .iter()
-                .chain(&model.outputs)
-                .any(|t| t.datatype == crate::oip::DataType::Bytes);
-            if bytes && self.handler.kind == HandlerKind::Kserve {
-                return Err(invalid(
-                    format!("{path}.handler"),
-                    "kind \"kserve\" stacks rows of a fixed size; a v2 model with BYTES tensors goes to the other kinds (its rows travel length-prefixed in the item's payload)",
-                ));
-            }
-            let variable = (model.inputs.iter().chain(&model.outputs))
-                .any(crate::oip::TensorSpec::is_variable);
-            if variable && self.handler.kind == HandlerKind::Kserve {
-                return Err(invalid(
-                    format!("{path}.handler"),
-                    "kind \"kserve\" stacks rows of a fixed size; a v2 model with -1 dimensions goes to the other kinds (each row travels led by its dimensions)",
-                ));
-            }
         } else if self.handler.kind == HandlerKind::Kserve {
             return Err(invalid(
                 format!("{path}.handler"),

@@ -6,6 +6,7 @@
 
 pub mod bytes;
 pub mod model;
+pub mod rows;
 pub mod tensor;
 
 pub use model::{ModelSpec, Rows, TensorSpec};

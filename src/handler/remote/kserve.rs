@@ -3,7 +3,13 @@
 //! dim 0 (each item's payload is its rows of every input, input by input,
 //! as the v2 front door makes them; see [`crate::oip::model`]), and the
 //! output rows are cut back to the items. Padding rows (`pad_to`) are
-//! zeros and are dropped on the way back.
+//! zeros (empty strings for BYTES) and are dropped on the way back.
+//!
+//! BYTES rows stack as their length-prefixed elements (Triton's raw
+//! layout). Rows of `-1` dimensions stack when their dimensions agree: a
+//! call whose items differ is one ModelInfer per set of dimensions, one
+//! after the other (`cost_buckets` on the `length` attribute keeps a
+//! batch to one length, so to one ModelInfer).
 
 use std::collections::HashMap;
 
@@ -12,22 +18,23 @@ use tonic::{Status, transport::Channel};
 
 use super::{CallError, CallInput};
 use crate::{
-    contract::ItemOutput,
+    contract::{BatchItem, ItemOutput},
     oip::{
-        ModelSpec, TensorSpec,
+        DataType, ModelSpec, TensorSpec, bytes as bytes_tensor,
         pb::{
             self,
             grpc_inference_service_client::GrpcInferenceServiceClient,
             model_infer_request::{InferInputTensor, InferRequestedOutputTensor},
         },
+        rows::{self, Segment},
         tensor::contents_to_bytes,
     },
 };
 
-/// `[rows, the row's shape...]`.
-fn shape(rows: usize, t: &TensorSpec) -> Vec<i64> {
+/// `[rows, the row's shape with dims...]`.
+fn shape(rows: usize, t: &TensorSpec, dims: &[u32]) -> Vec<i64> {
     std::iter::once(i64::try_from(rows).unwrap_or(i64::MAX))
-        .chain(t.shape.iter().copied())
+        .chain(t.shape_with(dims))
         .collect()
 }
 
@@ -37,67 +44,161 @@ fn bad_answer(problem: String) -> CallError {
     )))
 }
 
-/// Why a payload of `len` bytes cannot be sent as rows of `layout`'s
-/// inputs, if it cannot: the caller's to fix, whatever the endpoints'
-/// health (checked before an endpoint is picked).
-pub(super) fn not_whole_rows(len: usize, layout: &ModelSpec) -> Option<Status> {
-    let row_bytes = layout.input_row_bytes();
-    (len == 0 || !len.is_multiple_of(row_bytes)).then(|| {
+/// An item's rows (how many, and each input's segment of its payload),
+/// or why it cannot be sent as rows of `layout`'s inputs: the caller's to
+/// fix, whatever the endpoints' health (checked before an endpoint is
+/// picked). A fixed-size model's row count is the payload's length over a
+/// row's; otherwise an item is one row, or the `rows` its attributes say
+/// (a v2 request kept whole).
+pub(super) fn read_rows(
+    item: &BatchItem,
+    layout: &ModelSpec,
+) -> Result<(usize, Vec<Segment>), Status> {
+    let len = item.payload.len();
+    let rows = if rows::fixed(&layout.inputs) {
+        let row_bytes = layout.input_row_bytes();
+        if len == 0 || !len.is_multiple_of(row_bytes) {
+            return Err(Status::invalid_argument(format!(
+                "a payload of {len} bytes is not whole rows of the v2 inputs ({row_bytes} bytes a row)"
+            )));
+        }
+        len / row_bytes
+    } else {
+        match item.attributes.get("rows").map(|r| r.parse::<usize>()) {
+            None => 1,
+            Some(Ok(n)) if n >= 1 => n,
+            Some(_) => {
+                return Err(Status::invalid_argument(
+                    "attribute rows must be a whole number ≥ 1",
+                ));
+            }
+        }
+    };
+    let segments = rows::split(&layout.inputs, &item.payload, rows).map_err(|e| {
         Status::invalid_argument(format!(
-            "a payload of {len} bytes is not whole rows of the v2 inputs ({row_bytes} bytes a row)"
+            "a payload of {len} bytes is not {rows} rows of the v2 inputs: {e}"
         ))
-    })
+    })?;
+    Ok((rows, segments))
 }
 
-/// Sends the items of `input` as one ModelInfer of `model` and delivers
-/// each item its rows of every output.
+/// One item of a call, read: its batch index, rows and segments.
+struct Sent {
+    index: usize,
+    rows: usize,
+    segments: Vec<Segment>,
+}
+
+/// Sends the items of `input` as ModelInfers of `model` (one per set of
+/// variable dimensions) and delivers each item its rows of every output.
 pub(super) async fn call(
-    mut client: GrpcInferenceServiceClient<Channel>,
+    client: GrpcInferenceServiceClient<Channel>,
     input: &CallInput<'_>,
     (model, layout): (&str, &ModelSpec),
     headers: &[(&'static str, String)],
     deliver: &mut impl FnMut(u32, Result<ItemOutput, Status>),
 ) -> Result<(), CallError> {
     let batch = input.batch;
-    let row_bytes = layout.input_row_bytes();
-    // (batch index, its rows); an item that is not whole rows fails alone.
-    let mut sent: Vec<(usize, usize)> = Vec::with_capacity(input.indexes.len());
+    // Items grouped by their inputs' variable dimensions (one group for a
+    // fixed model), in batch order; an item that is not rows fails alone.
+    let mut groups: Vec<(Vec<Vec<u32>>, Vec<Sent>)> = Vec::new();
     for &i in input.indexes {
-        let len = batch.items[i].payload.len();
-        if let Some(status) = not_whole_rows(len, layout) {
-            deliver(u32::try_from(i).unwrap_or(u32::MAX), Err(status));
-            continue;
+        let (rows, segments) = match read_rows(&batch.items[i], layout) {
+            Ok(read) => read,
+            Err(status) => {
+                deliver(u32::try_from(i).unwrap_or(u32::MAX), Err(status));
+                continue;
+            }
+        };
+        let dims: Vec<Vec<u32>> = segments.iter().map(|s| s.dims.clone()).collect();
+        let sent = Sent {
+            index: i,
+            rows,
+            segments,
+        };
+        match groups.iter_mut().find(|(d, _)| *d == dims) {
+            Some((_, items)) => items.push(sent),
+            None => groups.push((dims, vec![sent])),
         }
-        sent.push((i, len / row_bytes));
     }
-    if sent.is_empty() {
-        return Ok(());
+    // Padding to an allowed size applies to a call that is one ModelInfer.
+    let pad = match &groups[..] {
+        [(_, items)] => (input.pad_to() as usize).saturating_sub(items.len()),
+        _ => 0,
+    };
+    for (dims, items) in &groups {
+        let mut request = tonic::Request::new(request(input, (model, layout), dims, items, pad));
+        let timeout_ms = input.timeout_ms();
+        request.set_timeout(std::time::Duration::from_millis(u64::from(timeout_ms)));
+        for (name, value) in headers {
+            if let Ok(value) = value.parse() {
+                request.metadata_mut().insert(*name, value);
+            }
+        }
+        let response = client
+            .clone()
+            .model_infer(request)
+            .await
+            .map_err(CallError::from_status)?
+            .into_inner();
+        let total = items.iter().map(|s| s.rows).sum::<usize>() + pad;
+        let outputs = read_outputs(layout, total, response)?;
+        let mut start = 0;
+        for sent in items {
+            let n = sent.rows;
+            let mut payload = BytesMut::new();
+            for (bytes, offsets, dims) in &outputs {
+                payload.extend_from_slice(&rows::dims_prefix(dims));
+                payload.extend_from_slice(&bytes[offsets[start]..offsets[start + n]]);
+            }
+            start += n;
+            let output = ItemOutput {
+                payload: payload.freeze(),
+                attributes: HashMap::new(),
+            };
+            deliver(u32::try_from(sent.index).unwrap_or(u32::MAX), Ok(output));
+        }
     }
-    let rows: usize = sent.iter().map(|s| s.1).sum();
-    let pad = (input.pad_to() as usize).saturating_sub(sent.len());
-    let total = rows + pad;
+    Ok(())
+}
+
+/// The ModelInfer of one group of items (their inputs' variable
+/// dimensions `dims`), with `pad` rows of zeros after theirs.
+fn request(
+    input: &CallInput<'_>,
+    (model, layout): (&str, &ModelSpec),
+    dims: &[Vec<u32>],
+    items: &[Sent],
+    pad: usize,
+) -> pb::ModelInferRequest {
+    let batch = input.batch;
+    let total = items.iter().map(|s| s.rows).sum::<usize>() + pad;
     let mut inputs = Vec::with_capacity(layout.inputs.len());
     let mut raw = Vec::with_capacity(layout.inputs.len());
     for (k, spec) in layout.inputs.iter().enumerate() {
-        let before: usize = layout.inputs[..k].iter().map(TensorSpec::row_bytes).sum();
-        let size = spec.row_bytes();
-        let mut buffer = BytesMut::with_capacity(total * size);
-        for &(i, n) in &sent {
-            let payload = &batch.items[i].payload;
-            buffer.extend_from_slice(&payload[n * before..n * (before + size)]);
+        let size: usize = items.iter().map(|s| s.segments[k].rows.len()).sum();
+        // A padding row: zeros, which for BYTES are empty elements.
+        let pad_row = spec
+            .elements_with(&dims[k])
+            .saturating_mul(match spec.datatype {
+                DataType::Bytes => bytes_tensor::PREFIX,
+                other => other.size(),
+            });
+        let mut buffer = BytesMut::with_capacity(size + pad * pad_row);
+        for s in items {
+            buffer.extend_from_slice(&batch.items[s.index].payload[s.segments[k].rows.clone()]);
         }
-        buffer.resize(total * size, 0);
+        buffer.resize(size + pad * pad_row, 0);
         raw.push(buffer.freeze());
         inputs.push(InferInputTensor {
             name: spec.name.clone(),
             datatype: spec.datatype.as_str().to_owned(),
-            shape: shape(total, spec),
+            shape: shape(total, spec, &dims[k]),
             parameters: HashMap::new(),
             contents: None,
         });
     }
-    let timeout_ms = input.timeout_ms();
-    let mut request = tonic::Request::new(pb::ModelInferRequest {
+    pb::ModelInferRequest {
         model_name: model.to_owned(),
         model_version: String::new(),
         id: batch.id.to_string(),
@@ -112,43 +213,21 @@ pub(super) async fn call(
             })
             .collect(),
         raw_input_contents: raw,
-    });
-    request.set_timeout(std::time::Duration::from_millis(u64::from(timeout_ms)));
-    for (name, value) in headers {
-        if let Ok(value) = value.parse() {
-            request.metadata_mut().insert(*name, value);
-        }
     }
-    let response = client
-        .model_infer(request)
-        .await
-        .map_err(CallError::from_status)?
-        .into_inner();
-    let outputs = read_outputs(layout, total, response)?;
-    let mut start = 0;
-    for (i, n) in sent {
-        let mut payload = BytesMut::with_capacity(n * layout.output_row_bytes());
-        for (bytes, spec) in outputs.iter().zip(&layout.outputs) {
-            let size = spec.row_bytes();
-            payload.extend_from_slice(&bytes[start * size..(start + n) * size]);
-        }
-        start += n;
-        let output = ItemOutput {
-            payload: payload.freeze(),
-            attributes: HashMap::new(),
-        };
-        deliver(u32::try_from(i).unwrap_or(u32::MAX), Ok(output));
-    }
-    Ok(())
 }
 
+/// One output of an answer: its bytes, where each row starts (and the
+/// last ends), its variable dimensions.
+type Output = (Bytes, Vec<usize>, Vec<u32>);
+
 /// Each declared output's bytes for `rows` rows, checked against the
-/// model, raw or typed.
+/// model (raw or typed), with where each row starts and its variable
+/// dimensions.
 fn read_outputs(
     layout: &ModelSpec,
     rows: usize,
     response: pb::ModelInferResponse,
-) -> Result<Vec<Bytes>, CallError> {
+) -> Result<Vec<Output>, CallError> {
     let mut out = Vec::with_capacity(layout.outputs.len());
     for spec in &layout.outputs {
         let (at, got) = response
@@ -165,20 +244,29 @@ fn read_outputs(
                 spec.datatype.as_str()
             )));
         }
-        let want = shape(rows, spec);
-        if got.shape != want {
-            return Err(bad_answer(format!(
-                "output {:?} has shape {:?}, not {want:?}",
-                spec.name, got.shape
-            )));
-        }
-        let need = rows * spec.row_bytes();
+        let dims = match got.shape.split_first() {
+            Some((&n, row)) if usize::try_from(n) == Ok(rows) => spec.variable_dims(row).ok(),
+            _ => None,
+        };
+        let dims = dims.ok_or_else(|| {
+            bad_answer(format!(
+                "output {:?} has shape {:?}, not {:?}",
+                spec.name,
+                got.shape,
+                shape(rows, spec, &[])
+            ))
+        })?;
+        let elements = spec.elements_with(&dims).saturating_mul(rows);
         let bytes = match response.raw_output_contents.get(at) {
             Some(raw) => raw.clone(),
             None if response.raw_output_contents.is_empty() => {
                 let contents = got.contents.clone().unwrap_or_default();
-                contents_to_bytes(spec.datatype, &contents, rows * spec.row_elements())
-                    .map_err(|e| bad_answer(format!("output {:?}: {e}", spec.name)))?
+                if spec.datatype == DataType::Bytes {
+                    bytes_tensor::encode(&contents.bytes_contents)
+                } else {
+                    contents_to_bytes(spec.datatype, &contents, elements)
+                }
+                .map_err(|e| bad_answer(format!("output {:?}: {e}", spec.name)))?
             }
             None => {
                 return Err(bad_answer(format!(
@@ -188,14 +276,9 @@ fn read_outputs(
                 )));
             }
         };
-        if bytes.len() != need {
-            return Err(bad_answer(format!(
-                "output {:?} holds {} bytes, not {need}",
-                spec.name,
-                bytes.len()
-            )));
-        }
-        out.push(bytes);
+        let offsets = rows::row_offsets(spec, &dims, &bytes, rows)
+            .map_err(|e| bad_answer(format!("output {:?}: {e}", spec.name)))?;
+        out.push((bytes, offsets, dims));
     }
     Ok(out)
 }

@@ -439,14 +439,12 @@ impl Handler for Remote {
             if let Some((_, layout)) = &self.model {
                 // Input that can never work fails before any endpoint is
                 // asked, so it is INVALID_ARGUMENT even with none healthy.
-                part.retain(|&i| {
-                    match kserve::not_whole_rows(batch.items[i].payload.len(), layout) {
-                        Some(status) => {
-                            let _ = sink.send(i, Err(status));
-                            false
-                        }
-                        None => true,
+                part.retain(|&i| match kserve::read_rows(&batch.items[i], layout) {
+                    Err(status) => {
+                        let _ = sink.send(i, Err(status));
+                        false
                     }
+                    Ok(_) => true,
                 });
             }
             self.run_part(batch, sink, part).await;
