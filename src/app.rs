@@ -20,7 +20,7 @@ use tonic_health::ServingStatus;
 
 use crate::{
     api::{ApiState, BatcherService, Charged, InferenceService, JobsService},
-    config::{Config, ConfigError, JobsConfig},
+    config::{Config, ConfigError, JobsConfig, StoreKind},
     connections::Capped,
     control::{BearerAuth, ControlService},
     jobs::{
@@ -40,7 +40,7 @@ use crate::{
 
 /// Opens the job store of `[jobs]` and the runner that feeds its jobs to
 /// the queues of `registry`.
-fn open_jobs(
+async fn open_jobs(
     jobs: &JobsConfig,
     registry: &Arc<Registry>,
     metrics: &Arc<Metrics>,
@@ -51,10 +51,20 @@ fn open_jobs(
         max_open_jobs: jobs.max_open_jobs,
         max_store_bytes: jobs.max_store_bytes,
     };
-    let store = SqliteStore::open(&jobs.path, limits)?;
-    tracing::info!(path = %jobs.path.display(), "job store open");
+    let store: Arc<dyn crate::jobs::JobStore> = match jobs.store {
+        StoreKind::Sqlite => {
+            let store = SqliteStore::open(&jobs.path, limits)?;
+            tracing::info!(path = %jobs.path.display(), "job store open");
+            Arc::new(store)
+        }
+        StoreKind::Nats => {
+            let store = crate::jobs::nats::NatsStore::open(&jobs.nats, limits).await?;
+            tracing::info!(url = %jobs.nats.url, prefix = %jobs.nats.prefix, "job store open (NATS JetStream)");
+            Arc::new(store)
+        }
+    };
     Ok(Runner::new(
-        Arc::new(store),
+        store,
         jobs.clone(),
         registry.clone(),
         metrics.clone(),
@@ -235,7 +245,7 @@ pub async fn run_with(
         registry.create(name, queue)?;
     }
     let runner = match &config.jobs {
-        Some(jobs) => Some(open_jobs(jobs, &registry, &metrics)?),
+        Some(jobs) => Some(open_jobs(jobs, &registry, &metrics).await?),
         None => None,
     };
     let runner_task = runner.clone().map(|r| tokio::spawn(r.run()));

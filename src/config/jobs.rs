@@ -13,9 +13,14 @@ pub const DEFAULT_PATH: &str = "batchgate-data/jobs.sqlite3";
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct JobsConfig {
+    /// Where jobs live: `"sqlite"` (embedded, one replica) or `"nats"`
+    /// (NATS JetStream, shared by replicas).
+    pub store: StoreKind,
     /// The SQLite file (created with its directory if missing). One server
     /// process holds it at a time.
     pub path: PathBuf,
+    /// The NATS JetStream store's connection and names.
+    pub nats: NatsConfig,
     /// Items one job may hold.
     pub max_items_per_job: u64,
     /// Payload, attribute and custom_id bytes one job may hold.
@@ -38,7 +43,9 @@ pub struct JobsConfig {
 impl Default for JobsConfig {
     fn default() -> Self {
         Self {
+            store: StoreKind::Sqlite,
             path: PathBuf::from(DEFAULT_PATH),
+            nats: NatsConfig::default(),
             max_items_per_job: 10_000_000,
             max_job_bytes: 8 << 30,
             max_open_jobs: 1_000,
@@ -46,6 +53,50 @@ impl Default for JobsConfig {
             default_window: Duration::from_secs(24 * 3600),
             retention: Duration::from_secs(7 * 24 * 3600),
             max_in_flight_per_queue: 0,
+        }
+    }
+}
+
+/// Which job store.
+#[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum StoreKind {
+    /// An embedded SQLite file.
+    #[default]
+    Sqlite,
+    /// NATS JetStream, shared by every replica.
+    Nats,
+}
+
+/// `[jobs.nats]`: where the NATS server is and how the store names what it
+/// keeps there.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct NatsConfig {
+    /// The server (`nats://host:4222`; several, comma-separated).
+    pub url: String,
+    /// A credentials file (`.creds`: JWT and NKey seed).
+    pub credentials: Option<PathBuf>,
+    /// A PEM file of the CA to trust for TLS (TLS is then required).
+    pub tls_ca: Option<PathBuf>,
+    /// Prefix of the streams, buckets and subjects (one per deployment).
+    pub prefix: String,
+    /// How long a claimed item may run before another replica gets it.
+    #[serde(with = "humantime_serde")]
+    pub ack_wait: Duration,
+    /// Copies JetStream keeps of each stream and bucket (a NATS cluster).
+    pub replicas: usize,
+}
+
+impl Default for NatsConfig {
+    fn default() -> Self {
+        Self {
+            url: "nats://127.0.0.1:4222".to_owned(),
+            credentials: None,
+            tls_ca: None,
+            prefix: "batchgate".to_owned(),
+            ack_wait: Duration::from_secs(30),
+            replicas: 1,
         }
     }
 }
@@ -65,6 +116,28 @@ impl JobsConfig {
     pub fn validate(&self) -> Result<(), ConfigError> {
         if self.path.as_os_str().is_empty() {
             return Err(invalid("jobs.path", "must not be empty"));
+        }
+        let nats = &self.nats;
+        if nats.url.is_empty() {
+            return Err(invalid("jobs.nats.url", "must not be empty"));
+        }
+        let name_ok = |c: char| c.is_ascii_alphanumeric() || c == '-' || c == '_';
+        if nats.prefix.is_empty() || nats.prefix.len() > 64 || !nats.prefix.chars().all(name_ok) {
+            return Err(invalid(
+                "jobs.nats.prefix",
+                "must be 1 to 64 letters, digits, '-' or '_' (it names streams and subjects)",
+            ));
+        }
+        if nats.ack_wait < Duration::from_secs(1) {
+            return Err(invalid("jobs.nats.ack_wait", "must be at least 1s"));
+        }
+        duration_at_most(
+            "jobs.nats.ack_wait",
+            nats.ack_wait,
+            Duration::from_secs(3600),
+        )?;
+        if nats.replicas == 0 || nats.replicas > 5 {
+            return Err(invalid("jobs.nats.replicas", "must be 1 to 5"));
         }
         for (field, value, max) in [
             ("jobs.max_items_per_job", self.max_items_per_job, MAX_ITEMS),

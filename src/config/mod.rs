@@ -12,7 +12,7 @@ use crate::validation::invalid;
 mod jobs;
 mod server;
 
-pub use self::jobs::{DEFAULT_PATH as DEFAULT_JOBS_PATH, JobsConfig};
+pub use self::jobs::{DEFAULT_PATH as DEFAULT_JOBS_PATH, JobsConfig, NatsConfig, StoreKind};
 pub use self::server::{
     DEFAULT_HTTP2_CONNECTION_WINDOW, DEFAULT_HTTP2_STREAM_WINDOW, ENV_CONTROL_TOKEN, ServerConfig,
 };

@@ -13,6 +13,7 @@
 //! at the backend); an item is recorded once (exactly one result per
 //! `custom_id`).
 
+pub mod nats;
 pub mod runner;
 pub mod sqlite;
 

@@ -21,7 +21,7 @@ pub fn free_port() -> u16 {
         .port()
 }
 
-fn serve(config: &std::path::Path) -> Child {
+pub fn serve(config: &std::path::Path) -> Child {
     Command::new(env!("CARGO_BIN_EXE_batchgate"))
         .args(["serve", "--config"])
         .arg(config)
@@ -29,7 +29,11 @@ fn serve(config: &std::path::Path) -> Child {
         .env_remove("BATCHGATE_JOBS_PATH")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(if std::env::var_os("BATCHGATE_TEST_LOG").is_some() {
+            Stdio::inherit()
+        } else {
+            Stdio::null()
+        })
         .spawn()
         .unwrap()
 }

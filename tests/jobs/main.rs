@@ -7,5 +7,7 @@ mod common;
 
 mod crash;
 mod disk;
+mod nats;
+mod replicas;
 mod service;
 mod store;
