@@ -220,6 +220,11 @@ impl Runner {
             let n = jobs.iter().filter(|j| j.state == state).count();
             self.metrics.jobs(state.as_str()).set(n as f64);
         }
+        let pending: u64 = jobs
+            .iter()
+            .map(|j| j.counts.total.saturating_sub(j.counts.done()))
+            .sum();
+        self.metrics.job_items_pending().set(pending as f64);
         Ok(jobs)
     }
 

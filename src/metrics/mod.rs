@@ -312,6 +312,13 @@ impl Metrics {
             .register_gauge(&Key::from_parts(JOBS, labels), &meta)
     }
 
+    /// The gauge of job items not yet done.
+    pub fn job_items_pending(&self) -> metrics::Gauge {
+        let meta = metrics::Metadata::new(module_path!(), metrics::Level::INFO, None);
+        self.recorder
+            .register_gauge(&Key::from_name(JOB_ITEMS_PENDING), &meta)
+    }
+
     /// The counter of `queue`'s `http_each` requests that ended with
     /// `status`.
     pub fn http_each_requests(&self, queue: &str, status: &str) -> metrics::Counter {

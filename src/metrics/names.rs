@@ -67,6 +67,10 @@ pub const JOB_ITEMS_TOTAL: &str = "batchgate_job_items_total";
 pub const JOB_ITEMS_IN_FLIGHT: &str = "batchgate_job_items_in_flight";
 /// Gauge: jobs by state (open ones, and those ended still kept).
 pub const JOBS: &str = "batchgate_jobs";
+/// Gauge: items of open jobs not yet done, every queue together (with the
+/// NATS store, every replica's view of the shared jobs: what an
+/// autoscaler reads).
+pub const JOB_ITEMS_PENDING: &str = "batchgate_job_items_pending";
 /// Histogram: how long a call to the job store took (one transaction).
 pub const JOB_STORE_SECONDS: &str = "batchgate_job_store_seconds";
 /// Counter: `http_each` requests by queue and status (the HTTP status,
@@ -309,6 +313,11 @@ pub(super) const DESCRIPTIONS: &[(&str, Unit, &str)] = &[
         "Open jobs by state (queued, in_progress, cancelling), as of the job runner's last look.",
     ),
     (
+        JOB_ITEMS_PENDING,
+        Unit::Count,
+        "Items of open jobs not yet done, every queue together, as of the job runner's last look (with jobs.store = nats: the shared backlog every replica sees).",
+    ),
+    (
         JOB_STORE_SECONDS,
         Unit::Seconds,
         "How long storing a chunk of job items' answers took (one store transaction).",
@@ -357,7 +366,8 @@ pub(super) fn describe_all(recorder: &PrometheusRecorder) {
             | HTTP_EACH_RETRIES_TOTAL
             | CONFIG_RELOADS_TOTAL => recorder.describe_counter(key, Some(unit), help),
             QUEUE_DEPTH | QUEUE_MAX_ITEMS | IN_FLIGHT_BATCHES | BACKEND_IN_FLIGHT | KEY_DEPTH
-            | IDEMPOTENCY_KEYS | PENDING_BYTES | PACE_PARALLELISM | JOB_ITEMS_IN_FLIGHT | JOBS => {
+            | IDEMPOTENCY_KEYS | PENDING_BYTES | PACE_PARALLELISM | JOB_ITEMS_IN_FLIGHT | JOBS
+            | JOB_ITEMS_PENDING => {
                 recorder.describe_gauge(key, Some(unit), help);
             }
             _ => recorder.describe_histogram(key, Some(unit), help),

@@ -107,6 +107,15 @@ false
 {{- if .Values.jobs.enabled }}
 {{- $jobs := deepCopy .Values.jobs.settings }}
 {{- $_ := set $jobs "path" "/var/lib/batchgate/jobs.sqlite3" }}
+{{- if eq .Values.jobs.store "nats" }}
+{{- $n := .Values.jobs.nats }}
+{{- $nats := dict "url" $n.url "prefix" $n.prefix "ack_wait" $n.ackWait "replicas" $n.replicas }}
+{{- if $n.credentialsSecret }}
+{{- $_ := set $nats "credentials" (printf "/etc/batchgate/nats/%s" $n.credentialsKey) }}
+{{- end }}
+{{- $_ := set $jobs "store" "nats" }}
+{{- $_ := set $jobs "nats" $nats }}
+{{- end }}
 {{- $_ := set $config "jobs" $jobs }}
 {{- end }}
 {{- $config | toPrettyJson }}
