@@ -292,27 +292,48 @@ pub(super) async fn claim(inner: &Inner, id: &str, n: usize) -> StoreResult<Vec<
 }
 
 pub(super) async fn record(inner: &Inner, id: &str, done: Vec<Done>) -> StoreResult<JobInfo> {
-    let mut done = done.into_iter();
-    while let Some(d) = done.next() {
+    // Every result sent first, then their answers awaited: one round trip
+    // for the call, not one per item.
+    let mut sent = Vec::with_capacity(done.len());
+    let mut failure = None;
+    for d in done {
         let Some(held) = inner.held().remove(&(id.to_owned(), d.seq)) else {
             // Recorded already (or not claimed here).
             continue;
         };
-        if let Err(e) =
-            results::store(inner, id, (d.seq, &held.custom_id), &d.outcome, d.batch_id).await
-        {
-            // Not stored: this and the rest run again (now if NATS takes
-            // the word, else after ack_wait), wherever they are claimed.
-            let rest = std::iter::once(held)
-                .chain(done.filter_map(|d| inner.held().remove(&(id.to_owned(), d.seq))));
-            for held in rest {
-                let _ = held.message.ack_with(AckKind::Nak(None)).await;
-            }
-            return Err(e);
+        if failure.is_some() {
+            back(held).await;
+            continue;
         }
-        let _ = held.message.ack().await;
+        match results::send(inner, id, (d.seq, &held.custom_id), &d.outcome, d.batch_id).await {
+            Ok(answer) => sent.push((held, answer)),
+            Err(e) => {
+                failure = Some(e);
+                back(held).await;
+            }
+        }
     }
-    records::info(inner, id).await
+    for (held, answer) in sent {
+        match answer.await {
+            Ok(_) => {
+                let _ = held.message.ack().await;
+            }
+            Err(e) => {
+                failure.get_or_insert_with(|| inner.down("storing a result", e));
+                back(held).await;
+            }
+        }
+    }
+    match failure {
+        Some(e) => Err(e),
+        None => records::info(inner, id).await,
+    }
+}
+
+/// An item whose result was not stored: it runs again (now if NATS takes
+/// the word, else after ack_wait), wherever it is claimed.
+async fn back(held: Held) {
+    let _ = held.message.ack_with(AckKind::Nak(None)).await;
 }
 
 /// How a job's items that never ran end.

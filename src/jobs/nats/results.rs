@@ -6,7 +6,10 @@
 
 use std::collections::HashMap;
 
-use async_nats::{HeaderMap, jetstream::consumer};
+use async_nats::{
+    HeaderMap,
+    jetstream::{consumer, context::PublishAckFuture},
+};
 use base64::Engine as _;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
@@ -80,15 +83,15 @@ async fn count_now(inner: &Inner, id: &str) -> StoreResult<Counts> {
     Ok(counts)
 }
 
-/// Publishes item `seq`'s result; false if it had one already (within
-/// the duplicate window).
-pub(super) async fn store(
+/// Publishes item `seq`'s result; the answer (awaited later, so a call's
+/// results travel together) says whether it had one already.
+pub(super) async fn send(
     inner: &Inner,
     id: &str,
     (seq, custom_id): (u64, &str),
     outcome: &Outcome,
     batch_id: u64,
-) -> StoreResult<bool> {
+) -> StoreResult<PublishAckFuture> {
     let (kind, stored) = match outcome {
         Outcome::Ok {
             payload,
@@ -118,7 +121,7 @@ pub(super) async fn store(
             },
         ),
     };
-    publish(inner, id, kind, &stored).await
+    publish_only(inner, id, kind, &stored).await
 }
 
 /// An item that never ran ends as `kind` with `code` and `message`.
@@ -142,18 +145,28 @@ pub(super) async fn end(
 }
 
 async fn publish(inner: &Inner, id: &str, kind: Kind, stored: &Stored) -> StoreResult<bool> {
+    let ack = publish_only(inner, id, kind, stored)
+        .await?
+        .await
+        .map_err(|e| inner.down("storing a result", e))?;
+    Ok(!ack.duplicate)
+}
+
+async fn publish_only(
+    inner: &Inner,
+    id: &str,
+    kind: Kind,
+    stored: &Stored,
+) -> StoreResult<PublishAckFuture> {
     let mut headers = HeaderMap::new();
     headers.insert("Nats-Msg-Id", format!("{id}.{}", stored.seq).as_str());
     let subject = format!("{}.results.{id}.{}", inner.prefix, kind.letter());
     let body = serde_json::to_vec(stored).unwrap_or_default();
-    let ack = inner
+    inner
         .js
         .publish_with_headers(subject, headers, body.into())
         .await
-        .map_err(|e| inner.down("storing a result", e))?
-        .await
-        .map_err(|e| inner.down("storing a result", e))?;
-    Ok(!ack.duplicate)
+        .map_err(|e| inner.down("storing a result", e))
 }
 
 /// Job `id`'s results from `offset` (their place among its results), at
