@@ -48,6 +48,18 @@ fn free_port() -> u16 {
 impl Nats {
     /// Starts one, or `None` (with a message) where there is no binary.
     pub fn start() -> Option<Self> {
+        Self::start_with("")
+    }
+
+    /// Starts one with JetStream storage capped at `max_file_store`
+    /// bytes (a full server), or `None` as [`Nats::start`].
+    pub fn start_capped(max_file_store: u64) -> Option<Self> {
+        Self::start_with(&format!(
+            "jetstream {{ max_file_store: {max_file_store} }}\n"
+        ))
+    }
+
+    fn start_with(config: &str) -> Option<Self> {
         let Some(bin) = binary() else {
             assert!(
                 std::env::var_os("BATCHGATE_REQUIRE_NATS").is_none(),
@@ -60,6 +72,8 @@ impl Nats {
         };
         let dir = crate::store::scratch("nats");
         let port = free_port();
+        let conf = dir.join("nats.conf");
+        std::fs::write(&conf, config).expect("nats.conf");
         let mut nats = Self {
             child: spawn(&bin, port, &dir),
             port,
@@ -120,6 +134,8 @@ impl Nats {
 
 fn spawn(bin: &PathBuf, port: u16, dir: &std::path::Path) -> Child {
     Command::new(bin)
+        .arg("-c")
+        .arg(dir.join("nats.conf"))
         .args(["-js", "-a", "127.0.0.1", "-p", &port.to_string(), "-sd"])
         .arg(dir)
         .stdout(Stdio::null())

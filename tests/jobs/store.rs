@@ -560,3 +560,41 @@ async fn a_full_disk_stops_the_store_until_it_can_write_again() {
     let results = store.results(&id, 0, 100, false).await.unwrap();
     assert_eq!(results.len(), 10);
 }
+
+/// A NATS server whose JetStream storage is full: an upload past it is
+/// refused as a limit with NATS's reason, and the store goes on for what
+/// fits.
+#[tokio::test]
+async fn a_full_jetstream_refuses_the_upload_with_its_reason() {
+    let Some(nats) = crate::nats::Nats::start_capped(1 << 20) else {
+        return;
+    };
+    let store = nats.store("full", limits()).await;
+    let Begun::New(id) = store.begin(header("q")).await.unwrap() else {
+        panic!("new");
+    };
+    let big = |i: usize| NewItem {
+        custom_id: format!("b{i}"),
+        payload: vec![b'x'; 200 << 10].into(),
+        ..NewItem::default()
+    };
+    let mut refused = None;
+    for i in 0..5 {
+        if let Err(e) = store.append(&id, i, vec![big(i as usize)]).await {
+            refused = Some(e);
+            break;
+        }
+    }
+    let e = refused.expect("1 MiB of storage holds fewer than five 270 KB items");
+    assert!(
+        matches!(&e, StoreError::Limit(m) if m.contains("NATS JetStream is full")),
+        "{e}"
+    );
+    store.abort(&id).await.unwrap();
+    // What fits still runs.
+    let id = job_of(&*store, 3).await;
+    let claimed = store.claim(&id, 10).await.unwrap();
+    assert_eq!(claimed.len(), 3);
+    let job = store.record(&id, vec![ok(0), ok(1), ok(2)]).await.unwrap();
+    assert_eq!(job.state, JobState::Completed);
+}

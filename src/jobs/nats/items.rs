@@ -152,7 +152,7 @@ pub(super) async fn append(
         acks.push(ack);
     }
     for ack in acks {
-        ack.await.map_err(|e| inner.down("storing an item", e))?;
+        ack.await.map_err(|e| inner.refused("storing an item", e))?;
     }
     let added_bytes = bytes - record.bytes;
     records::update(inner, id, |r| {
@@ -319,12 +319,29 @@ pub(super) async fn record(inner: &Inner, id: &str, done: Vec<Done>) -> StoreRes
                 let _ = held.message.ack().await;
             }
             Err(e) => {
-                failure.get_or_insert_with(|| inner.down("storing a result", e));
+                failure.get_or_insert_with(|| inner.refused("storing a result", e));
                 back(held).await;
             }
         }
     }
     match failure {
+        // Nowhere to keep results: the job fails with the reason (its items
+        // that never ran end with it).
+        Some(StoreError::Limit(reason)) => {
+            records::update(inner, id, |r| {
+                if r.state().ended() {
+                    return Ok(false);
+                }
+                r.reason.clone_from(&reason);
+                r.code = FAILED_PRECONDITION;
+                r.set_state(JobState::Failed);
+                Ok(true)
+            })
+            .await?;
+            // What never ran ends failed if there is room for it now.
+            let _ = sweep(inner, id).await;
+            records::info(inner, id).await
+        }
         Some(e) => Err(e),
         None => records::info(inner, id).await,
     }

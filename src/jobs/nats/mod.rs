@@ -140,6 +140,18 @@ impl Inner {
         }
     }
 
+    /// A refused publish as the store's: past a JetStream limit (the
+    /// stream, the account or the server's storage is full) is a limit,
+    /// with NATS's reason; anything else UNAVAILABLE.
+    fn refused(&self, what: &str, e: impl std::fmt::Display) -> StoreError {
+        let text = e.to_string();
+        if full(&text) {
+            StoreError::Limit(format!("{what}: NATS JetStream is full ({text})"))
+        } else {
+            self.down(what, text)
+        }
+    }
+
     /// `f` within 10 s: a request whose answer was lost in a reconnect
     /// (a pull, a listing) fails UNAVAILABLE instead of waiting forever.
     async fn within<T>(
@@ -159,6 +171,15 @@ impl Inner {
     fn uploads(&self) -> std::sync::MutexGuard<'_, HashMap<String, HashSet<String>>> {
         self.uploads.lock().unwrap_or_else(PoisonError::into_inner)
     }
+}
+
+/// Whether a JetStream error says a limit was reached (storage, messages,
+/// bytes).
+fn full(text: &str) -> bool {
+    let text = text.to_ascii_lowercase();
+    ["insufficient", "maximum", "exceed"]
+        .iter()
+        .any(|w| text.contains(w))
 }
 
 impl NatsStore {

@@ -108,7 +108,7 @@ pub(super) async fn update(
         {
             Ok(_) => return Ok(record),
             Err(e) if e.kind() == kv::UpdateErrorKind::WrongLastRevision => {}
-            Err(e) => return Err(inner.down("changing a job", e)),
+            Err(e) => return Err(inner.refused("changing a job", e)),
         }
     }
 }
@@ -156,7 +156,7 @@ pub(super) async fn begin(inner: &Inner, job: NewJob) -> StoreResult<Begun> {
         .jobs
         .create(&id, serde_json::to_vec(&record).unwrap_or_default().into())
         .await
-        .map_err(|e| inner.down("creating a job", e))?;
+        .map_err(|e| inner.refused("creating a job", e))?;
     inner.uploads().insert(id.clone(), Default::default());
     Ok(Begun::New(id))
 }
@@ -174,7 +174,7 @@ pub(super) async fn keep_idem(inner: &Inner, record: &Record) -> StoreResult<()>
         {
             Ok(_) => {}
             Err(e) if e.kind() == kv::CreateErrorKind::AlreadyExists => {}
-            Err(e) => return Err(inner.down("keeping an idempotency key", e)),
+            Err(e) => return Err(inner.refused("keeping an idempotency key", e)),
         }
     }
     Ok(())
