@@ -91,6 +91,7 @@ pub mod cli;
 pub mod codec;
 pub mod config;
 pub mod connections;
+pub mod console;
 pub mod contract;
 pub mod control;
 pub mod dial;

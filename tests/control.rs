@@ -1316,3 +1316,77 @@ async fn churned_endpoints_and_queues_leave_no_series_behind() {
     assert!(after.contains("batchgate_items_total{queue=\"echo\",outcome=\"ok\"}"));
     server.shutdown().await;
 }
+
+/// The console on the metrics port: its page and assets from the binary,
+/// the queues as the control plane describes them (as JSON, and as
+/// server-sent events a second apart while a page is open).
+#[tokio::test]
+async fn the_console_serves_its_page_its_assets_and_live_snapshots() {
+    let server = TestServer::start(config(QUEUES)).await;
+    let base = format!("http://{}/ui", server.metrics);
+    let http = batchgate::tls::http_client_tls(None).unwrap();
+    let http = reqwest::Client::builder()
+        .use_preconfigured_tls(http)
+        .build()
+        .unwrap();
+    let page = http.get(format!("{base}/")).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    assert!(
+        page.text()
+            .await
+            .unwrap()
+            .contains("<title>batchgate console</title>")
+    );
+    for (path, kind) in [
+        ("app.js", "text/javascript"),
+        ("uplot.js", "text/javascript"),
+        ("uplot.css", "text/css"),
+        ("style.css", "text/css"),
+        ("uplot-license.txt", "text/plain"),
+    ] {
+        let r = http.get(format!("{base}/{path}")).send().await.unwrap();
+        assert_eq!(r.status(), 200, "{path}");
+        let ct = r.headers()[reqwest::header::CONTENT_TYPE]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        assert!(ct.starts_with(kind), "{path}: {ct}");
+        assert!(!r.bytes().await.unwrap().is_empty(), "{path}");
+    }
+    let missing = http.get(format!("{base}/nope.js")).send().await.unwrap();
+    assert_eq!(missing.status(), 404);
+    let snapshot: serde_json::Value = http
+        .get(format!("{base}/api/snapshot"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let names: Vec<&str> = snapshot["queues"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|q| q["name"].as_str().unwrap())
+        .collect();
+    assert!(names.contains(&"echo"), "{names:?}");
+    // Two events from the stream, each a whole snapshot.
+    let mut events = http.get(format!("{base}/api/events")).send().await.unwrap();
+    assert!(
+        events.headers()[reqwest::header::CONTENT_TYPE]
+            .to_str()
+            .unwrap()
+            .starts_with("text/event-stream")
+    );
+    let mut text = String::new();
+    while text.matches("data: ").count() < 2 {
+        let chunk = events.chunk().await.unwrap().expect("the stream goes on");
+        text.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    let first = text.split("data: ").nth(1).unwrap().lines().next().unwrap();
+    let first: serde_json::Value = serde_json::from_str(first).unwrap();
+    assert!(first["unix_ms"].as_u64().unwrap() > 0);
+    assert_eq!(first["queues"].as_array().unwrap().len(), names.len());
+    drop(events);
+    server.shutdown().await;
+}

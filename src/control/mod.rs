@@ -64,7 +64,11 @@ async fn info(name: &str, entry: &QueueEntry) -> pb::QueueInfo {
     }
 }
 
-async fn snapshot(registry: &Registry, only: &str) -> Result<Vec<pb::QueueInfo>, Status> {
+/// Every queue (or `only` that one) as the control plane describes it.
+///
+/// # Errors
+/// NOT_FOUND for an `only` that is not a queue.
+pub async fn snapshot(registry: &Registry, only: &str) -> Result<Vec<pb::QueueInfo>, Status> {
     if !only.is_empty() {
         let entry = registry.entry(only)?;
         return Ok(vec![info(only, &entry).await]);
@@ -76,7 +80,8 @@ async fn snapshot(registry: &Registry, only: &str) -> Result<Vec<pb::QueueInfo>,
     Ok(queues)
 }
 
-fn unix_ms() -> u64 {
+/// Milliseconds since the Unix epoch, now.
+pub fn unix_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))

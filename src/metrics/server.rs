@@ -12,8 +12,9 @@ use super::Metrics;
 const UPKEEP_EVERY: Duration = Duration::from_secs(1);
 
 impl Metrics {
-    /// Serves `GET /metrics` on `listener` until `shutdown` is cancelled,
-    /// folding histogram samples into buckets every second meanwhile.
+    /// Serves `GET /metrics` (and the routes of `more`, the console) on
+    /// `listener` until `shutdown` is cancelled, folding histogram samples
+    /// into buckets every second meanwhile.
     ///
     /// # Errors
     /// The listener's I/O error, if accepting fails.
@@ -21,9 +22,12 @@ impl Metrics {
         self: Arc<Self>,
         listener: TcpListener,
         shutdown: CancellationToken,
+        more: Router,
     ) -> std::io::Result<()> {
         let render = self.clone();
-        let app = Router::new().route("/metrics", get(move || async move { render.render() }));
+        let app = Router::new()
+            .route("/metrics", get(move || async move { render.render() }))
+            .merge(more);
         let upkeep = self.handle.clone();
         let stop = shutdown.clone();
         let upkeep_task = async move {

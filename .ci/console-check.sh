@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# The console in a real browser: Debian's chromium and chromedriver
+# (headless), driven by Selenium from PyPI, against the binary on its
+# embedded default config, with `batchgate bench` loading the echo queue;
+# and what an open page costs under full load (bench with and without a
+# page, one run each).
+#
+#   .ci/console-check.sh target/debug/batchgate [screenshot.png]
+set -euo pipefail
+bin=${1:?usage: console-check.sh path/to/batchgate [screenshot.png]}
+root=$(cd "$(dirname "$0")/.." && pwd)
+work=$(mktemp -d)
+shot=${2:-$work/console.png}
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends chromium chromium-driver >/dev/null
+fi
+python3 -m venv "$work/venv"
+"$work/venv/bin/pip" install -q --disable-pip-version-check 'selenium>=4.20,<5'
+
+"$bin" serve --grpc-addr 127.0.0.1:50871 --metrics-addr 127.0.0.1:9871 >"$work/server.log" 2>&1 &
+pids+=($!)
+for _ in $(seq 1 100); do (exec 3<>/dev/tcp/127.0.0.1/9871) 2>/dev/null && break; sleep 0.1; done
+
+"$bin" bench --addr http://127.0.0.1:50871 -q echo -c 64 --duration 40s --quiet >/dev/null 2>&1 &
+load=$!
+pids+=($load)
+"$work/venv/bin/python" "$root/tests/foreign/console/check.py" \
+  --url http://127.0.0.1:9871/ui/ --screenshot "$shot"
+kill "$load" 2>/dev/null || true
+wait "$load" 2>/dev/null || true
+echo "console: screenshot $shot"

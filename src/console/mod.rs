@@ -1,0 +1,133 @@
+//! The console: a page in the browser at `/ui/` on the metrics port that
+//! shows every queue live (state, depth, rates, batch sizes, handler and
+//! item times, errors) with small charts of the last five minutes.
+//!
+//! Every asset is in the binary (no network at view time): the page, its
+//! script and style (`assets/console/`) and uPlot, the charting library,
+//! vendored with its licence. The data is what the control plane's
+//! `WatchStats` sends (the same [`crate::control::snapshot`]), as JSON at
+//! `/ui/api/snapshot` and as server-sent events at `/ui/api/events`, one a
+//! second per open page and none when no page is open. The console only
+//! reads: changing a queue stays with the control plane and its token.
+
+use std::{sync::Arc, time::Duration};
+
+use axum::{
+    Router,
+    http::{StatusCode, header},
+    response::{
+        Html, IntoResponse, Redirect, Response,
+        sse::{Event, KeepAlive, Sse},
+    },
+    routing::get,
+};
+use tokio_stream::{StreamExt, wrappers::IntervalStream};
+use tokio_util::sync::CancellationToken;
+
+use crate::{control, registry::Registry};
+
+/// How often an open page gets a snapshot.
+const EVERY: Duration = Duration::from_secs(1);
+
+const INDEX: &str = include_str!("../../assets/console/index.html");
+const APP: &str = include_str!("../../assets/console/app.js");
+const STYLE: &str = include_str!("../../assets/console/style.css");
+const UPLOT_JS: &str = include_str!("../../assets/console/vendor/uplot/uPlot.iife.min.js");
+const UPLOT_CSS: &str = include_str!("../../assets/console/vendor/uplot/uPlot.min.css");
+const UPLOT_LICENSE: &str = include_str!("../../assets/console/vendor/uplot/LICENSE");
+
+fn asset(content_type: &'static str, body: &'static str) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, content_type),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+/// The console's routes; `stop` ends the open event streams (shutdown).
+pub fn router(registry: Arc<Registry>, stop: CancellationToken) -> Router {
+    let for_snapshot = registry.clone();
+    Router::new()
+        .route("/ui", get(|| async { Redirect::permanent("/ui/") }))
+        .route("/ui/", get(|| async { Html(INDEX) }))
+        .route(
+            "/ui/app.js",
+            get(|| async { asset("text/javascript; charset=utf-8", APP) }),
+        )
+        .route(
+            "/ui/style.css",
+            get(|| async { asset("text/css; charset=utf-8", STYLE) }),
+        )
+        .route(
+            "/ui/uplot.js",
+            get(|| async { asset("text/javascript; charset=utf-8", UPLOT_JS) }),
+        )
+        .route(
+            "/ui/uplot.css",
+            get(|| async { asset("text/css; charset=utf-8", UPLOT_CSS) }),
+        )
+        .route(
+            "/ui/uplot-license.txt",
+            get(|| async { asset("text/plain; charset=utf-8", UPLOT_LICENSE) }),
+        )
+        .route(
+            "/ui/api/snapshot",
+            get(move || {
+                let registry = for_snapshot.clone();
+                async move {
+                    match snapshot(&registry).await {
+                        Some(json) => asset_owned(json),
+                        None => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+                    }
+                }
+            }),
+        )
+        .route(
+            "/ui/api/events",
+            get(move || {
+                let (registry, stop) = (registry.clone(), stop.clone());
+                async move { events(registry, stop) }
+            }),
+        )
+}
+
+fn asset_owned(json: String) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "application/json"),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        json,
+    )
+        .into_response()
+}
+
+/// Every queue as `WatchStats` sends it, as JSON.
+async fn snapshot(registry: &Registry) -> Option<String> {
+    let queues = control::snapshot(registry, "").await.ok()?;
+    let snapshot = crate::pb::StatsSnapshot {
+        unix_ms: control::unix_ms(),
+        queues,
+    };
+    serde_json::to_string(&snapshot).ok()
+}
+
+/// A snapshot a second while the page is open, until shutdown.
+fn events(
+    registry: Arc<Registry>,
+    stop: CancellationToken,
+) -> Sse<impl tokio_stream::Stream<Item = Result<Event, std::convert::Infallible>>> {
+    let ticks = IntervalStream::new(tokio::time::interval(EVERY));
+    // Ends at the first tick after shutdown began.
+    let stream = ticks
+        .take_while(move |_| !stop.is_cancelled())
+        .then(move |_| {
+            let registry = registry.clone();
+            async move { snapshot(&registry).await }
+        })
+        .filter_map(|json| json.map(|j| Ok(Event::default().data(j))));
+    Sse::new(stream).keep_alive(KeepAlive::default())
+}

@@ -1,0 +1,60 @@
+"""The console in a real browser (Debian's chromium, headless, driven by
+Selenium through chromedriver): the overview lists the queues of the
+default config, and under load from `batchgate bench` the echo queue's
+items/s and its chart change. Saves a screenshot.
+
+    python check.py --url http://127.0.0.1:9464/ui/ --screenshot out.png
+"""
+import argparse
+import sys
+import time
+
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support.ui import WebDriverWait
+
+parser = argparse.ArgumentParser()
+parser.add_argument("--url", required=True)
+parser.add_argument("--screenshot", required=True)
+parser.add_argument("--queues", default="echo,sim")
+parser.add_argument("--loaded", default="echo", help="a queue under load")
+args = parser.parse_args()
+
+options = webdriver.ChromeOptions()
+options.binary_location = "/usr/bin/chromium"
+for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--window-size=1280,900"):
+    options.add_argument(flag)
+driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
+wait = WebDriverWait(driver, 20)
+try:
+    driver.get(args.url)
+    # Every queue of the config has its row and its chart.
+    for name in args.queues.split(","):
+        wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, f'tr[data-queue="{name}"]'))
+        wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, f'.chart[data-queue="{name}"] canvas'))
+    status = driver.find_element(By.ID, "status").text
+    assert status.startswith("live"), status
+
+    # Under load the loaded queue's rate is above zero, then its chart has
+    # points: its numbers change from one second to the next.
+    def rate(d):
+        cell = d.find_element(By.CSS_SELECTOR, f'tr[data-queue="{args.loaded}"] td.rate')
+        try:
+            return float(cell.text)
+        except ValueError:
+            return 0.0
+
+    wait.until(lambda d: rate(d) > 0)
+    first = rate(driver)
+    time.sleep(2.5)
+    second = rate(driver)
+    points = driver.execute_script(
+        "return document.querySelectorAll('.chart[data-queue=\"%s\"] canvas').length" % args.loaded
+    )
+    assert points >= 1
+    print(f"console: queues {args.queues} listed with charts; {args.loaded} at {first:,.0f} then {second:,.0f} items/s")
+    driver.save_screenshot(args.screenshot)
+finally:
+    driver.quit()
+sys.exit(0)
