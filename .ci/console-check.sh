@@ -1,9 +1,8 @@
 #!/usr/bin/env bash
 # The console in a real browser: Debian's chromium and chromedriver
 # (headless), driven by Selenium from PyPI, against the binary on its
-# embedded default config, with `batchgate bench` loading the echo queue;
-# and what an open page costs under full load (bench with and without a
-# page, one run each).
+# embedded default config, with `batchgate bench` loading the echo queue
+# and a job running through the sim queue.
 #
 #   .ci/console-check.sh target/debug/batchgate [screenshot.png]
 set -euo pipefail
@@ -26,15 +25,19 @@ fi
 python3 -m venv "$work/venv"
 "$work/venv/bin/pip" install -q --disable-pip-version-check 'selenium>=4.20,<5'
 
-"$bin" serve --grpc-addr 127.0.0.1:50871 --metrics-addr 127.0.0.1:9871 >"$work/server.log" 2>&1 &
+"$bin" serve --grpc-addr 127.0.0.1:50871 --metrics-addr 127.0.0.1:9871 \
+  --jobs-path "$work/jobs.sqlite3" >"$work/server.log" 2>&1 &
 pids+=($!)
 for _ in $(seq 1 100); do (exec 3<>/dev/tcp/127.0.0.1/9871) 2>/dev/null && break; sleep 0.1; done
 
 "$bin" bench --addr http://127.0.0.1:50871 -q echo -c 64 --duration 40s --quiet >/dev/null 2>&1 &
 load=$!
 pids+=($load)
+# A job of 3,000 items through the sim queue: its bar reaches 100%.
+python3 -c 'import json; [print(json.dumps({"custom_id": f"c{i}", "payload": "x"})) for i in range(3000)]' >"$work/items.jsonl"
+job=$("$bin" jobs --addr 127.0.0.1:50871 submit --queue sim "$work/items.jsonl" 2>/dev/null | tail -1)
 "$work/venv/bin/python" "$root/tests/foreign/console/check.py" \
-  --url http://127.0.0.1:9871/ui/ --screenshot "$shot"
+  --url http://127.0.0.1:9871/ui/ --screenshot "$shot" --job "$job"
 kill "$load" 2>/dev/null || true
 wait "$load" 2>/dev/null || true
 echo "console: screenshot $shot"

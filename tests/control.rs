@@ -1355,6 +1355,15 @@ async fn the_console_serves_its_page_its_assets_and_live_snapshots() {
     }
     let missing = http.get(format!("{base}/nope.js")).send().await.unwrap();
     assert_eq!(missing.status(), 404);
+    let jobs: serde_json::Value = http
+        .get(format!("{base}/api/jobs"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(jobs["enabled"], false, "no [jobs] in this config");
     let snapshot: serde_json::Value = http
         .get(format!("{base}/api/snapshot"))
         .send()

@@ -97,6 +97,58 @@ function update(snapshot) {
   status.className = "status";
 }
 
+function jobState(s) {
+  return String(s || "").replace(/^JOB_STATE_/, "").toLowerCase();
+}
+
+// The newest jobs with a progress bar each, every two seconds.
+function showJobs(body) {
+  const section = document.getElementById("jobs-section");
+  if (!body.enabled) {
+    section.hidden = true;
+    return false;
+  }
+  section.hidden = false;
+  const rows = document.querySelector("#jobs tbody");
+  rows.textContent = "";
+  for (const job of body.jobs) {
+    const c = job.counts || {};
+    const total = c.total || 0;
+    const done = (c.succeeded || 0) + (c.failed || 0) + (c.cancelled || 0) + (c.expired || 0);
+    const pct = total > 0 ? Math.floor((100 * done) / total) : 100;
+    const row = document.createElement("tr");
+    row.dataset.job = job.id;
+    const bar = document.createElement("td");
+    const progress = document.createElement("progress");
+    progress.max = 100;
+    progress.value = pct;
+    bar.appendChild(progress);
+    bar.append(" " + pct + "%");
+    bar.className = "progress";
+    bar.dataset.percent = String(pct);
+    row.append(
+      cell(job.id),
+      cell(job.queue),
+      cell(jobState(job.state)),
+      bar,
+      cell(`${done} / ${total}`),
+      cell(String(c.failed || 0), c.failed ? "errors" : ""),
+      cell(new Date(job.created_unix_ms).toLocaleTimeString()),
+    );
+    rows.appendChild(row);
+  }
+  return true;
+}
+
+function pollJobs() {
+  fetch("/ui/api/jobs")
+    .then((r) => (r.ok ? r.json() : { enabled: true, jobs: [] }))
+    .then((body) => {
+      if (showJobs(body)) setTimeout(pollJobs, 2000);
+    })
+    .catch(() => setTimeout(pollJobs, 2000));
+}
+
 function connect() {
   const events = new EventSource("/ui/api/events");
   events.onmessage = (e) => update(JSON.parse(e.data));
@@ -112,3 +164,4 @@ fetch("/ui/api/snapshot")
   .then(update)
   .catch(() => {})
   .finally(connect);
+pollJobs();

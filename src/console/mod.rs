@@ -9,6 +9,8 @@
 //! `/ui/api/snapshot` and as server-sent events at `/ui/api/events`, one a
 //! second per open page and none when no page is open. The console only
 //! reads: changing a queue stays with the control plane and its token.
+//! With jobs on, the page also lists the newest jobs with their progress
+//! (`/ui/api/jobs`, read every two seconds while the page is open).
 
 use std::{sync::Arc, time::Duration};
 
@@ -24,7 +26,14 @@ use axum::{
 use tokio_stream::{StreamExt, wrappers::IntervalStream};
 use tokio_util::sync::CancellationToken;
 
-use crate::{control, registry::Registry};
+use crate::{
+    control,
+    jobs::{Filter, runner::Runner},
+    registry::Registry,
+};
+
+/// Jobs the page lists (the newest).
+const JOBS_SHOWN: usize = 50;
 
 /// How often an open page gets a snapshot.
 const EVERY: Duration = Duration::from_secs(1);
@@ -47,8 +56,13 @@ fn asset(content_type: &'static str, body: &'static str) -> Response {
         .into_response()
 }
 
-/// The console's routes; `stop` ends the open event streams (shutdown).
-pub fn router(registry: Arc<Registry>, stop: CancellationToken) -> Router {
+/// The console's routes (`runner`: the jobs side, when jobs are on);
+/// `stop` ends the open event streams (shutdown).
+pub fn router(
+    registry: Arc<Registry>,
+    runner: Option<Arc<Runner>>,
+    stop: CancellationToken,
+) -> Router {
     let for_snapshot = registry.clone();
     Router::new()
         .route("/ui", get(|| async { Redirect::permanent("/ui/") }))
@@ -86,6 +100,13 @@ pub fn router(registry: Arc<Registry>, stop: CancellationToken) -> Router {
             }),
         )
         .route(
+            "/ui/api/jobs",
+            get(move || {
+                let runner = runner.clone();
+                async move { jobs(runner.as_deref()).await }
+            }),
+        )
+        .route(
             "/ui/api/events",
             get(move || {
                 let (registry, stop) = (registry.clone(), stop.clone());
@@ -103,6 +124,26 @@ fn asset_owned(json: String) -> Response {
         json,
     )
         .into_response()
+}
+
+/// The newest jobs as the Jobs API shows them, as JSON (`{"enabled":
+/// false}` without jobs; 503 with the store's reason when it cannot answer).
+async fn jobs(runner: Option<&Runner>) -> Response {
+    let Some(runner) = runner else {
+        return asset_owned(r#"{"enabled":false,"jobs":[]}"#.to_owned());
+    };
+    let filter = Filter {
+        limit: JOBS_SHOWN,
+        ..Filter::default()
+    };
+    match runner.store().list(filter).await {
+        Ok(list) => {
+            let jobs: Vec<crate::pb::Job> = list.iter().map(crate::api::job_pb).collect();
+            let body = serde_json::json!({ "enabled": true, "jobs": jobs });
+            asset_owned(body.to_string())
+        }
+        Err(e) => (StatusCode::SERVICE_UNAVAILABLE, e.to_string()).into_response(),
+    }
 }
 
 /// Every queue as `WatchStats` sends it, as JSON.

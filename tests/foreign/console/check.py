@@ -1,7 +1,8 @@
 """The console in a real browser (Debian's chromium, headless, driven by
 Selenium through chromedriver): the overview lists the queues of the
-default config, and under load from `batchgate bench` the echo queue's
-items/s and its chart change. Saves a screenshot.
+default config, under load from `batchgate bench` the echo queue's
+items/s and its chart change, and a job's progress bar reaches 100%.
+Saves a screenshot.
 
     python check.py --url http://127.0.0.1:9464/ui/ --screenshot out.png
 """
@@ -19,6 +20,7 @@ parser.add_argument("--url", required=True)
 parser.add_argument("--screenshot", required=True)
 parser.add_argument("--queues", default="echo,sim")
 parser.add_argument("--loaded", default="echo", help="a queue under load")
+parser.add_argument("--job", help="a job whose bar must reach 100%%")
 args = parser.parse_args()
 
 options = webdriver.ChromeOptions()
@@ -54,6 +56,12 @@ try:
     )
     assert points >= 1
     print(f"console: queues {args.queues} listed with charts; {args.loaded} at {first:,.0f} then {second:,.0f} items/s")
+    if args.job:
+        done = f'tr[data-job="{args.job}"] td.progress[data-percent="100"]'
+        WebDriverWait(driver, 60).until(lambda d: d.find_elements(By.CSS_SELECTOR, done))
+        row = driver.find_element(By.CSS_SELECTOR, f'tr[data-job="{args.job}"]').text
+        assert "completed" in row, row
+        print(f"console: job {args.job} shown at 100%, completed")
     driver.save_screenshot(args.screenshot)
 finally:
     driver.quit()
