@@ -41,3 +41,22 @@ job=$("$bin" jobs --addr 127.0.0.1:50871 submit --queue sim "$work/items.jsonl" 
 kill "$load" 2>/dev/null || true
 wait "$load" 2>/dev/null || true
 echo "console: screenshot $shot"
+
+# With a control token: changes from the page go through it, and the one
+# made there shows in `batchgate ctl describe`.
+printf 's3cret\n' >"$work/token"
+cat >"$work/token.toml" <<TOML
+[server]
+grpc_addr = "127.0.0.1:50872"
+metrics_addr = "127.0.0.1:9872"
+control_token_file = "$work/token"
+[queues.echo]
+handler = { kind = "echo" }
+TOML
+"$bin" serve --config "$work/token.toml" >"$work/token-server.log" 2>&1 &
+pids+=($!)
+for _ in $(seq 1 100); do (exec 3<>/dev/tcp/127.0.0.1/9872) 2>/dev/null && break; sleep 0.1; done
+"$work/venv/bin/python" "$root/tests/foreign/console/check.py" \
+  --url http://127.0.0.1:9872/ui/ --screenshot "$work/token.png" --queues echo --token s3cret
+"$bin" ctl --addr http://127.0.0.1:50872 --token s3cret describe echo | tee "$work/describe.txt" | head -3
+grep -qi "paused" "$work/describe.txt" || { echo "ctl describe does not show the pause made in the console"; exit 1; }

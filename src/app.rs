@@ -353,7 +353,8 @@ pub async fn run_with(
         let metrics = metrics.clone();
         let stop = metrics_stop.clone();
         let listener = listeners.metrics;
-        let console = crate::console::router(registry.clone(), runner.clone(), stop.clone());
+        let console =
+            crate::console::router(registry.clone(), runner.clone(), auth.clone(), stop.clone());
         tokio::spawn(metrics.serve(listener, stop, console))
     };
     tracing::info!(

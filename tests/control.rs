@@ -1364,6 +1364,18 @@ async fn the_console_serves_its_page_its_assets_and_live_snapshots() {
         .await
         .unwrap();
     assert_eq!(jobs["enabled"], false, "no [jobs] in this config");
+    // No control token: the console only reads.
+    let change = http
+        .post(format!("{base}/api/queues/echo/pause"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(change.status(), 403);
+    let said: serde_json::Value = change.json().await.unwrap();
+    assert!(
+        said["error"].as_str().unwrap().contains("read-only"),
+        "{said}"
+    );
     let snapshot: serde_json::Value = http
         .get(format!("{base}/api/snapshot"))
         .send()
@@ -1398,4 +1410,97 @@ async fn the_console_serves_its_page_its_assets_and_live_snapshots() {
     assert_eq!(first["queues"].as_array().unwrap().len(), names.len());
     drop(events);
     server.shutdown().await;
+}
+
+/// With a control token the console's changes go through it: refused
+/// without it or with another (the page shows the reason), done with it.
+#[tokio::test]
+async fn console_changes_need_the_control_token() {
+    let dir = std::env::temp_dir().join(format!("batchgate-console-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let token_file = dir.join("token");
+    std::fs::write(&token_file, "s3cret\n").unwrap();
+    let server = TestServer::start(config(&format!(
+        "[server]\ncontrol_token_file = \"{}\"\n{QUEUES}",
+        token_file.display()
+    )))
+    .await;
+    let base = format!("http://{}/ui", server.metrics);
+    let http = reqwest::Client::builder()
+        .use_preconfigured_tls(batchgate::tls::http_client_tls(None).unwrap())
+        .build()
+        .unwrap();
+    let writable: serde_json::Value = http
+        .get(format!("{base}/api/config"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(writable["writable"], true);
+    let post = |path: &str, token: Option<&str>| {
+        let mut r = http.post(format!("{base}/api/queues/{path}"));
+        if let Some(t) = token {
+            r = r.bearer_auth(t);
+        }
+        r.send()
+    };
+    for (token, says) in [
+        (None, "needs authorization: Bearer <token>"),
+        (Some("guess"), "wrong control token"),
+    ] {
+        let r = post("echo/pause", token).await.unwrap();
+        assert_eq!(r.status(), 401);
+        let said: serde_json::Value = r.json().await.unwrap();
+        assert!(said["error"].as_str().unwrap().contains(says), "{said}");
+    }
+    let state = |http: reqwest::Client, base: String| async move {
+        let snapshot: serde_json::Value = http
+            .get(format!("{base}/api/snapshot"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        snapshot["queues"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|q| q["name"] == "echo")
+            .unwrap()["state"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    assert_eq!(
+        state(http.clone(), base.clone()).await,
+        "active",
+        "refused changes change nothing"
+    );
+    assert_eq!(
+        post("echo/pause", Some("s3cret")).await.unwrap().status(),
+        200
+    );
+    assert_eq!(state(http.clone(), base.clone()).await, "paused");
+    assert_eq!(
+        post("echo/flush", Some("s3cret")).await.unwrap().status(),
+        200
+    );
+    assert_eq!(
+        post("echo/resume", Some("s3cret")).await.unwrap().status(),
+        200
+    );
+    assert_eq!(state(http.clone(), base.clone()).await, "active");
+    assert_eq!(
+        post("nope/pause", Some("s3cret")).await.unwrap().status(),
+        404
+    );
+    assert_eq!(
+        post("echo/explode", Some("s3cret")).await.unwrap().status(),
+        404
+    );
+    server.shutdown().await;
+    let _ = std::fs::remove_dir_all(&dir);
 }

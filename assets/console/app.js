@@ -5,6 +5,39 @@
 
 const KEEP = 300; // seconds of history per chart
 const history = new Map(); // queue -> { t: [], items: [], batch: [], depth: [], plot, last }
+let writable = false; // a control token is configured: pause, resume, flush
+
+function notice(text, ok) {
+  const n = document.getElementById("notice");
+  n.textContent = text;
+  n.className = ok ? "ok" : "";
+}
+
+// A change goes through the control plane's token; the server says why
+// it refuses one, and the page shows that.
+function act(queue, action) {
+  const token = document.getElementById("token").value.trim();
+  fetch(`/ui/api/queues/${encodeURIComponent(queue)}/${action}`, {
+    method: "POST",
+    headers: token ? { Authorization: "Bearer " + token } : {},
+  })
+    .then((r) => r.json().then((body) => ({ ok: r.ok, body })))
+    .then(({ ok, body }) => notice(ok ? `${queue}: ${action} done` : `refused: ${body.error}`, ok))
+    .catch((e) => notice("refused: " + e));
+}
+
+function actions(queue) {
+  const td = document.createElement("td");
+  td.className = "actions";
+  for (const action of ["pause", "resume", "flush"]) {
+    const b = document.createElement("button");
+    b.textContent = action;
+    b.dataset.action = action;
+    b.onclick = () => act(queue, action);
+    td.appendChild(b);
+  }
+  return td;
+}
 
 function cell(text, cls) {
   const td = document.createElement("td");
@@ -80,6 +113,7 @@ function update(snapshot) {
       cell(s.item_ms ? fixed(s.item_ms.p99, 2) : "–"),
       cell(String(errors), errors > 0 ? "errors" : ""),
     );
+    if (writable) row.appendChild(actions(q.name));
     body.appendChild(row);
     if (Number.isFinite(itemRate)) {
       h.t.push(now);
@@ -159,9 +193,17 @@ function connect() {
   };
 }
 
-fetch("/ui/api/snapshot")
+fetch("/ui/api/config")
+  .then((r) => r.json())
+  .then((c) => {
+    writable = !!c.writable;
+    document.getElementById("token-box").hidden = !writable;
+    document.querySelector("#queues th.actions").hidden = !writable;
+  })
+  .catch(() => {})
+  .finally(() => fetch("/ui/api/snapshot")
   .then((r) => r.json())
   .then(update)
   .catch(() => {})
-  .finally(connect);
+  .finally(connect));
 pollJobs();

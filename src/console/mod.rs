@@ -11,23 +11,29 @@
 //! reads: changing a queue stays with the control plane and its token.
 //! With jobs on, the page also lists the newest jobs with their progress
 //! (`/ui/api/jobs`, read every two seconds while the page is open).
+//! With a control token configured, the page can pause, resume and flush
+//! a queue ([`actions`]); without one it only reads.
+
+mod actions;
 
 use std::{sync::Arc, time::Duration};
 
 use axum::{
     Router,
+    extract::Path,
+    http::HeaderMap,
     http::{StatusCode, header},
     response::{
         Html, IntoResponse, Redirect, Response,
         sse::{Event, KeepAlive, Sse},
     },
-    routing::get,
+    routing::{get, post},
 };
 use tokio_stream::{StreamExt, wrappers::IntervalStream};
 use tokio_util::sync::CancellationToken;
 
 use crate::{
-    control,
+    control::{self, BearerAuth},
     jobs::{Filter, runner::Runner},
     registry::Registry,
 };
@@ -56,14 +62,18 @@ fn asset(content_type: &'static str, body: &'static str) -> Response {
         .into_response()
 }
 
-/// The console's routes (`runner`: the jobs side, when jobs are on);
-/// `stop` ends the open event streams (shutdown).
+/// The console's routes (`runner`: the jobs side, when jobs are on;
+/// `auth`: the control plane's token check, for changes); `stop` ends the
+/// open event streams (shutdown).
 pub fn router(
     registry: Arc<Registry>,
     runner: Option<Arc<Runner>>,
+    auth: BearerAuth,
     stop: CancellationToken,
 ) -> Router {
     let for_snapshot = registry.clone();
+    let for_actions = registry.clone();
+    let writable = auth.is_required();
     Router::new()
         .route("/ui", get(|| async { Redirect::permanent("/ui/") }))
         .route("/ui/", get(|| async { Html(INDEX) }))
@@ -97,6 +107,19 @@ pub fn router(
                         None => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
                     }
                 }
+            }),
+        )
+        .route(
+            "/ui/api/queues/{name}/{action}",
+            post(move |path: Path<(String, String)>, headers: HeaderMap| {
+                let (registry, auth) = (for_actions.clone(), auth.clone());
+                async move { actions::act(registry, auth, path, headers).await }
+            }),
+        )
+        .route(
+            "/ui/api/config",
+            get(move || async move {
+                asset_owned(serde_json::json!({ "writable": writable }).to_string())
             }),
         )
         .route(

@@ -36,26 +36,34 @@ impl BearerAuth {
     pub fn is_required(&self) -> bool {
         self.token.is_some()
     }
+
+    /// Checks an `authorization` header's value.
+    ///
+    /// # Errors
+    /// Why it is refused: none given, or the wrong token.
+    pub fn check(&self, header: Option<&str>) -> Result<(), &'static str> {
+        let Some(expected) = &self.token else {
+            return Ok(());
+        };
+        let given = header
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .ok_or("control call needs authorization: Bearer <token>")?;
+        if bool::from(given.as_bytes().ct_eq(expected)) {
+            Ok(())
+        } else {
+            Err("wrong control token")
+        }
+    }
 }
 
 impl Interceptor for BearerAuth {
     fn call(&mut self, request: Request<()>) -> Result<Request<()>, Status> {
-        let Some(expected) = &self.token else {
-            return Ok(request);
-        };
-        let given = request
+        let header = request
             .metadata()
             .get("authorization")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .ok_or_else(|| {
-                Status::unauthenticated("control call needs authorization: Bearer <token>")
-            })?;
-        if bool::from(given.as_bytes().ct_eq(expected)) {
-            Ok(request)
-        } else {
-            Err(Status::unauthenticated("wrong control token"))
-        }
+            .and_then(|v| v.to_str().ok());
+        self.check(header).map_err(Status::unauthenticated)?;
+        Ok(request)
     }
 }
 

@@ -21,6 +21,7 @@ parser.add_argument("--screenshot", required=True)
 parser.add_argument("--queues", default="echo,sim")
 parser.add_argument("--loaded", default="echo", help="a queue under load")
 parser.add_argument("--job", help="a job whose bar must reach 100%%")
+parser.add_argument("--token", help="the server's control token: check the page's changes instead")
 args = parser.parse_args()
 
 options = webdriver.ChromeOptions()
@@ -29,7 +30,37 @@ for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--window-size=1
     options.add_argument(flag)
 driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
 wait = WebDriverWait(driver, 20)
+def notice(d):
+    return d.find_element(By.ID, "notice").text
+
+
+def token_check():
+    """Changes from the page: refused without the token and with another
+    (the page says why), done with it."""
+    driver.get(args.url)
+    wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, 'tr[data-queue="echo"] button[data-action="pause"]'))
+    box = driver.find_element(By.ID, "token")
+    assert box.is_displayed()
+    pause = lambda: driver.find_element(By.CSS_SELECTOR, 'tr[data-queue="echo"] button[data-action="pause"]').click()
+    pause()
+    wait.until(lambda d: "refused" in notice(d))
+    assert "needs authorization" in notice(driver), notice(driver)
+    box.send_keys("guess")
+    pause()
+    wait.until(lambda d: "wrong control token" in notice(d))
+    box.clear()
+    box.send_keys(args.token)
+    pause()
+    wait.until(lambda d: "pause done" in notice(d))
+    wait.until(lambda d: d.find_element(By.CSS_SELECTOR, 'tr[data-queue="echo"] td:nth-child(2)').text == "paused")
+    print("console: without the token and with another the change is refused and the page says why; with it echo is paused")
+
+
 try:
+    if args.token:
+        token_check()
+        driver.save_screenshot(args.screenshot)
+        sys.exit(0)
     driver.get(args.url)
     # Every queue of the config has its row and its chart.
     for name in args.queues.split(","):
