@@ -30,8 +30,24 @@ for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--window-size=1
     options.add_argument(flag)
 driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
 wait = WebDriverWait(driver, 20)
+def text(d, selector):
+    """The text of the first element `selector` matches, read in the page in
+    one step (the table is rebuilt every second, so an element found
+    first and read after may be gone)."""
+    return d.execute_script(
+        "const e = document.querySelector(arguments[0]); return e ? e.textContent : null", selector
+    )
+
+
+def click(d, selector):
+    """Clicks the first element `selector` matches, in one step."""
+    return d.execute_script(
+        "const e = document.querySelector(arguments[0]); if (e) e.click(); return !!e", selector
+    )
+
+
 def notice(d):
-    return d.find_element(By.ID, "notice").text
+    return text(d, "#notice") or ""
 
 
 def token_check():
@@ -41,7 +57,7 @@ def token_check():
     wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, 'tr[data-queue="echo"] button[data-action="pause"]'))
     box = driver.find_element(By.ID, "token")
     assert box.is_displayed()
-    pause = lambda: driver.find_element(By.CSS_SELECTOR, 'tr[data-queue="echo"] button[data-action="pause"]').click()
+    pause = lambda: click(driver, 'tr[data-queue="echo"] button[data-action="pause"]')
     pause()
     wait.until(lambda d: "refused" in notice(d))
     assert "needs authorization" in notice(driver), notice(driver)
@@ -52,7 +68,7 @@ def token_check():
     box.send_keys(args.token)
     pause()
     wait.until(lambda d: "pause done" in notice(d))
-    wait.until(lambda d: d.find_element(By.CSS_SELECTOR, 'tr[data-queue="echo"] td:nth-child(2)').text == "paused")
+    wait.until(lambda d: text(d, 'tr[data-queue="echo"] td:nth-child(2)') == "paused")
     print("console: without the token and with another the change is refused and the page says why; with it echo is paused")
 
 
@@ -66,15 +82,13 @@ try:
     for name in args.queues.split(","):
         wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, f'tr[data-queue="{name}"]'))
         wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, f'.chart[data-queue="{name}"] canvas'))
-    status = driver.find_element(By.ID, "status").text
-    assert status.startswith("live"), status
+    wait.until(lambda d: (text(d, "#status") or "").startswith("live"))
 
     # Under load the loaded queue's rate is above zero, then its chart has
     # points: its numbers change from one second to the next.
     def rate(d):
-        cell = d.find_element(By.CSS_SELECTOR, f'tr[data-queue="{args.loaded}"] td.rate')
         try:
-            return float(cell.text)
+            return float(text(d, f'tr[data-queue="{args.loaded}"] td.rate') or "")
         except ValueError:
             return 0.0
 
@@ -90,8 +104,7 @@ try:
     if args.job:
         done = f'tr[data-job="{args.job}"] td.progress[data-percent="100"]'
         WebDriverWait(driver, 60).until(lambda d: d.find_elements(By.CSS_SELECTOR, done))
-        row = driver.find_element(By.CSS_SELECTOR, f'tr[data-job="{args.job}"]').text
-        assert "completed" in row, row
+        wait.until(lambda d: "completed" in (text(d, f'tr[data-job="{args.job}"]') or ""))
         print(f"console: job {args.job} shown at 100%, completed")
     driver.save_screenshot(args.screenshot)
 finally:
