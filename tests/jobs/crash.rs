@@ -68,27 +68,7 @@ async fn a_job_survives_a_kill_and_each_custom_id_gets_one_result() {
     let mut server = serve(&config);
     let mut jobs = connect(&url).await;
     let n = 6_000;
-    let chunks: Vec<pb::CreateJobRequest> = std::iter::once(pb::CreateJobRequest {
-        part: Some(pb::create_job_request::Part::Header(pb::JobHeader {
-            queue: "sim".into(),
-            ..Default::default()
-        })),
-    })
-    .chain((0..n).collect::<Vec<_>>().chunks(1_000).map(|c| {
-        pb::CreateJobRequest {
-            part: Some(pb::create_job_request::Part::Items(pb::JobItems {
-                items: c
-                    .iter()
-                    .map(|i| pb::JobItem {
-                        custom_id: format!("k{i}"),
-                        payload: b"x".to_vec().into(),
-                        ..Default::default()
-                    })
-                    .collect(),
-            })),
-        }
-    }))
-    .collect();
+    let chunks = super::replicas::upload(n);
     let job = jobs
         .create_job(tokio_stream::iter(chunks))
         .await

@@ -60,7 +60,9 @@ impl Drop for Replica {
     }
 }
 
-fn upload(n: usize) -> Vec<pb::CreateJobRequest> {
+/// A CreateJob upload of `n` items to the sim queue: custom_id `kI`,
+/// payload `I`, in chunks of 1,000.
+pub fn upload(n: usize) -> Vec<pb::CreateJobRequest> {
     std::iter::once(pb::CreateJobRequest {
         part: Some(pb::create_job_request::Part::Header(pb::JobHeader {
             queue: "sim".into(),
