@@ -36,6 +36,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "QueueStats",
         "Learned",
         "Percentiles",
+        "SizeBucket",
+        "KeyShare",
         "StatsSnapshot",
         "ListQueuesResponse",
         "ListEndpointsResponse",
@@ -47,6 +49,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         builder = builder.type_attribute(
             format!(".batchgate.v1.{message}"),
             "#[derive(serde::Serialize)]",
+        );
+    }
+    // The console sends a policy change as JSON (a field it does not know
+    // is refused, naming it).
+    for message in ["QueuePolicy", "BatchSizes", "KeyWeights", "CostBuckets"] {
+        builder = builder.type_attribute(
+            format!(".batchgate.v1.{message}"),
+            "#[derive(serde::Deserialize)] #[serde(deny_unknown_fields)]",
         );
     }
     // The queue state prints by name, not number.

@@ -2,14 +2,16 @@
 # The console in a real browser: Debian's chromium and chromedriver
 # (headless), driven by Selenium from PyPI, against the binary on its
 # embedded default config, with `batchgate bench` loading the echo queue
-# and a job running through the sim queue.
+# and a job running through the sim queue; then a server with a control
+# token, where the page pauses a queue, changes its policy and cancels a
+# job. Screenshots of each page go to SHOTS (default: a temporary folder).
 #
-#   .ci/console-check.sh target/debug/batchgate [screenshot.png]
+#   .ci/console-check.sh target/debug/batchgate [SHOTS]
 set -euo pipefail
-bin=${1:?usage: console-check.sh path/to/batchgate [screenshot.png]}
+bin=${1:?usage: console-check.sh path/to/batchgate [SHOTS]}
 root=$(cd "$(dirname "$0")/.." && pwd)
 work=$(mktemp -d)
-shot=${2:-$work/console.png}
+shots=${2:-$work/shots}
 pids=()
 cleanup() {
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
@@ -37,27 +39,40 @@ pids+=($load)
 python3 -c 'import json; [print(json.dumps({"custom_id": f"c{i}", "payload": "x"})) for i in range(3000)]' >"$work/items.jsonl"
 job=$("$bin" jobs --addr 127.0.0.1:50871 submit --queue sim "$work/items.jsonl" 2>/dev/null | tail -1)
 "$work/venv/bin/python" "$root/tests/foreign/console/check.py" \
-  --url http://127.0.0.1:9871/ui/ --screenshot "$shot" --job "$job"
+  --url http://127.0.0.1:9871/ui/ --shots "$shots" --job "$job" --job-items 3000
 kill "$load" 2>/dev/null || true
 wait "$load" 2>/dev/null || true
-echo "console: screenshot $shot"
 
-# With a control token: changes from the page go through it, and the one
-# made there shows in `batchgate ctl describe`.
+# With a control token: changes from the page go through it, and those
+# made there show in `batchgate ctl describe` and `batchgate jobs get`.
 printf 's3cret\n' >"$work/token"
 cat >"$work/token.toml" <<TOML
 [server]
 grpc_addr = "127.0.0.1:50872"
 metrics_addr = "127.0.0.1:9872"
 control_token_file = "$work/token"
+[jobs]
+path = "$work/token-jobs.sqlite3"
 [queues.echo]
 handler = { kind = "echo" }
+# One batch of 4 at a time, 200 ms each: a 2,000-item job runs for
+# minutes, long enough to cancel from the page.
+[queues.slow]
+max_batch_size = 4
+max_in_flight_batches = 1
+handler = { kind = "sim", base = "200ms" }
 TOML
 "$bin" serve --config "$work/token.toml" >"$work/token-server.log" 2>&1 &
 pids+=($!)
 for _ in $(seq 1 100); do (exec 3<>/dev/tcp/127.0.0.1/9872) 2>/dev/null && break; sleep 0.1; done
+python3 -c 'import json; [print(json.dumps({"custom_id": f"s{i}", "payload": "x"})) for i in range(2000)]' >"$work/slow.jsonl"
+slow=$("$bin" jobs --addr 127.0.0.1:50872 submit --queue slow "$work/slow.jsonl" 2>/dev/null | tail -1)
 "$work/venv/bin/python" "$root/tests/foreign/console/check.py" \
-  --url http://127.0.0.1:9872/ui/ --screenshot "$work/token.png" --queues echo --token s3cret
+  --url http://127.0.0.1:9872/ui/ --shots "$shots" --queues echo --token s3cret --cancel-job "$slow"
 "$bin" ctl --addr http://127.0.0.1:50872 --token s3cret describe echo >"$work/describe.txt"
 head -n 3 "$work/describe.txt"
 grep -qi "paused" "$work/describe.txt" || { echo "ctl describe does not show the pause made in the console"; exit 1; }
+grep -E "max_delay = 7ms" "$work/describe.txt" || { echo "ctl describe does not show max_delay_us = 7000 set in the console's form"; exit 1; }
+"$bin" jobs --addr 127.0.0.1:50872 get "$slow" >"$work/job.txt"
+grep -qi "cancelled" "$work/job.txt" || { echo "the job cancelled in the console is not cancelled:"; cat "$work/job.txt"; exit 1; }
+echo "console: ctl describe shows the pause and max_delay 7ms made in the page; jobs get shows $slow cancelled"

@@ -119,6 +119,8 @@ pub struct Listeners {
     pub health: Option<TcpListener>,
     /// The Open Inference Protocol's REST side, when configured.
     pub http: Option<TcpListener>,
+    /// The console on its own port, when configured.
+    pub admin: Option<TcpListener>,
 }
 
 impl Listeners {
@@ -155,6 +157,10 @@ impl Listeners {
                 Some(addr) => Some(bind("server.http_addr: cannot bind", addr).await?),
                 None => None,
             },
+            admin: match config.server.admin_addr {
+                Some(addr) => Some(bind("server.admin_addr: cannot bind", addr).await?),
+                None => None,
+            },
         })
     }
 
@@ -174,6 +180,11 @@ impl Listeners {
     /// The REST address actually bound, when configured.
     pub fn http_addr(&self) -> Option<SocketAddr> {
         self.http.as_ref().and_then(|l| l.local_addr().ok())
+    }
+
+    /// The console's own address actually bound, when configured.
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin.as_ref().and_then(|l| l.local_addr().ok())
     }
 
     /// The metrics address actually bound.
@@ -302,6 +313,7 @@ pub async fn run_with(
     let control_addr = listeners.control_addr().or(grpc_addr);
     let server_stop = CancellationToken::new();
     let http_addr = listeners.http_addr();
+    let admin_addr = listeners.admin_addr();
     let rest_server = listeners.http.map(|listener| {
         tokio::spawn(crate::api::serve_rest(
             InferenceService::new(state.clone()),
@@ -349,19 +361,36 @@ pub async fn run_with(
         )
     });
     let metrics_stop = CancellationToken::new();
+    // The console: on its own port when `admin_addr` is set, else beside
+    // `/metrics`.
+    let console = crate::console::router(
+        registry.clone(),
+        runner.clone(),
+        auth.clone(),
+        metrics_stop.clone(),
+    );
+    let (console, admin_server) = match listeners.admin {
+        Some(listener) => {
+            let stop = metrics_stop.clone().cancelled_owned();
+            let server = axum::serve(listener, console).with_graceful_shutdown(stop);
+            (
+                axum::Router::new(),
+                Some(tokio::spawn(server.into_future())),
+            )
+        }
+        None => (console, None),
+    };
     let metrics_server = {
         let metrics = metrics.clone();
         let stop = metrics_stop.clone();
-        let listener = listeners.metrics;
-        let console =
-            crate::console::router(registry.clone(), runner.clone(), auth.clone(), stop.clone());
-        tokio::spawn(metrics.serve(listener, stop, console))
+        tokio::spawn(metrics.serve(listeners.metrics, stop, console))
     };
     tracing::info!(
         grpc = ?grpc_addr,
         metrics = ?metrics_addr,
         control = ?control_addr,
         http = ?http_addr,
+        admin = ?admin_addr,
         control_token = auth.is_required(),
         queues = ?registry.names(),
         "batchgate serving"
@@ -429,6 +458,11 @@ pub async fn run_with(
     metrics_stop.cancel();
     if let Ok(Err(e)) = metrics_server.await {
         tracing::warn!(error = %e, "metrics endpoint failed");
+    }
+    if let Some(admin_server) = admin_server
+        && let Ok(Ok(Err(e))) = tokio::time::timeout(FINAL_RESPONSES_GRACE, admin_server).await
+    {
+        tracing::warn!(error = %e, "console server failed");
     }
     tracing::info!("batchgate stopped");
     served

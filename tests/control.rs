@@ -614,7 +614,7 @@ async fn watch_stats_streams_snapshots() {
         let snapshot = watch.next().await.unwrap().unwrap();
         assert!(snapshot.unix_ms > 0);
         assert_eq!(snapshot.queues.len(), 1);
-        let stats = snapshot.queues[0].stats.unwrap();
+        let stats = snapshot.queues[0].stats.clone().unwrap();
         assert_eq!(stats.items_ok, 20);
         assert!(stats.batches >= 1);
         assert!(stats.batch_size.unwrap().max >= 1.0);
@@ -1339,6 +1339,7 @@ async fn the_console_serves_its_page_its_assets_and_live_snapshots() {
     );
     for (path, kind) in [
         ("app.js", "text/javascript"),
+        ("queue.js", "text/javascript"),
         ("uplot.js", "text/javascript"),
         ("uplot.css", "text/css"),
         ("style.css", "text/css"),
@@ -1501,6 +1502,359 @@ async fn console_changes_need_the_control_token() {
         post("echo/explode", Some("s3cret")).await.unwrap().status(),
         404
     );
+    server.shutdown().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The console on `server.admin_addr`, with a control token and jobs: a
+/// queue's page data (batches by trigger, the size histogram, key shares,
+/// queue waits), a policy change from the form (as UpdateQueue) and its
+/// refusals, drain, a job's view, download and cancel, and the cap on
+/// open event streams.
+#[tokio::test]
+async fn console_queue_pages_policy_changes_jobs_and_its_own_port() {
+    use batchgate::pb::jobs_client::JobsClient;
+
+    let dir = std::env::temp_dir().join(format!("batchgate-console-admin-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("token"), "s3cret\n").unwrap();
+    let server = TestServer::start(config(&format!(
+        r#"
+[server]
+control_token_file = "{}"
+admin_addr = "127.0.0.1:0"
+[jobs]
+path = "{}"
+[queues.keyed]
+max_batch_size = 4
+max_delay = "1ms"
+key_attribute = "tenant"
+handler = {{ kind = "echo" }}
+[queues.held]
+handler = {{ kind = "echo" }}
+[queues.spare]
+handler = {{ kind = "echo" }}
+"#,
+        dir.join("token").display(),
+        dir.join("jobs.sqlite3").display()
+    )))
+    .await;
+    let admin = server.admin.expect("the console's own port");
+    let http = reqwest::Client::builder()
+        .use_preconfigured_tls(batchgate::tls::http_client_tls(None).unwrap())
+        .build()
+        .unwrap();
+    // On its own port, not beside /metrics.
+    let on_metrics = http
+        .get(format!("http://{}/ui/", server.metrics))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(on_metrics.status(), 404);
+    let base = format!("http://{admin}/ui");
+    assert_eq!(
+        http.get(format!("{base}/")).send().await.unwrap().status(),
+        200
+    );
+    assert!(
+        server
+            .metrics_text()
+            .await
+            .contains("batchgate_items_total")
+    );
+
+    // Items of three keys, 3:2:1.
+    let client = server.client().await;
+    let mut sent = Vec::new();
+    for (key, n) in [("a", 30), ("b", 20), ("c", 10)] {
+        for i in 0..n {
+            let mut r = submit("keyed", format!("{key}{i}"));
+            r.batch_key = key.into();
+            let mut c = client.clone();
+            sent.push(tokio::spawn(async move { c.submit(r).await }));
+        }
+    }
+    for s in sent {
+        s.await.unwrap().unwrap();
+    }
+    let queue = |http: reqwest::Client, base: String, name: &'static str| async move {
+        let snapshot: serde_json::Value = http
+            .get(format!("{base}/api/snapshot"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        snapshot["queues"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|q| q["name"] == name)
+            .unwrap()
+            .clone()
+    };
+    let keyed = queue(http.clone(), base.clone(), "keyed").await;
+    let stats = &keyed["stats"];
+    let batches = stats["batches"].as_u64().unwrap();
+    let by_trigger = stats["batches_by_trigger"].as_object().unwrap();
+    assert_eq!(by_trigger.len(), 8, "every trigger listed: {by_trigger:?}");
+    assert_eq!(
+        by_trigger
+            .values()
+            .map(|n| n.as_u64().unwrap())
+            .sum::<u64>(),
+        batches
+    );
+    let histogram = stats["batch_size_histogram"].as_array().unwrap();
+    assert_eq!(
+        histogram
+            .iter()
+            .map(|b| b["batches"].as_u64().unwrap())
+            .sum::<u64>(),
+        batches,
+        "every batch in one bucket: {histogram:?}"
+    );
+    assert!(
+        histogram.iter().all(|b| b["le"].as_u64().unwrap() <= 4),
+        "no batch above max_batch_size: {histogram:?}"
+    );
+    let shares: Vec<(String, u64)> = stats["key_shares"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| {
+            (
+                k["key"].as_str().unwrap().to_owned(),
+                k["items"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        shares,
+        [("a".into(), 30), ("b".into(), 20), ("c".into(), 10)],
+        "largest first"
+    );
+    assert!(stats["wait_ms"]["max"].as_f64().unwrap() >= 0.0);
+
+    // The form's fields, and a policy change as UpdateQueue.
+    let fields: serde_json::Value = http
+        .get(format!("{base}/api/fields"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        fields
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f["pb"] == "max_delay_us" && f["kind"] == "micros")
+    );
+    let change = |body: &'static str, token: Option<&'static str>| {
+        let mut r = http
+            .post(format!("{base}/api/queues/keyed/policy"))
+            .body(body);
+        if let Some(t) = token {
+            r = r.bearer_auth(t);
+        }
+        async move {
+            let r = r.send().await.unwrap();
+            let status = r.status().as_u16();
+            (status, r.json::<serde_json::Value>().await.unwrap())
+        }
+    };
+    let (status, said) = change(r#"{"max_delay_us": 7000}"#, None).await;
+    assert_eq!(status, 401, "{said}");
+    let (status, said) = change(r#"{"max_delay_us": 7000}"#, Some("s3cret")).await;
+    assert_eq!(status, 200, "{said}");
+    assert_eq!(said["queue"]["policy"]["max_delay_us"], 7000);
+    let described = queue(http.clone(), base.clone(), "keyed").await;
+    assert_eq!(described["policy"]["max_delay_us"], 7000);
+    for (body, code, says) in [
+        (r#"{"max_delay": 7}"#, 400, "unknown field `max_delay`"),
+        (r#"{"max_delay_us": "soon"}"#, 400, "not a policy change"),
+        (r#"{"mode": "bogus"}"#, 400, "is not one of"),
+        ("not json", 400, "not a policy change"),
+    ] {
+        let (status, said) = change(body, Some("s3cret")).await;
+        assert_eq!(status, code, "{body}: {said}");
+        assert!(
+            said["error"].as_str().unwrap().contains(says),
+            "{body}: {said}"
+        );
+    }
+    let missing = http
+        .post(format!("{base}/api/queues/nope/policy"))
+        .bearer_auth("s3cret")
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(missing.status(), 404);
+
+    // Drain from the page.
+    let drained = http
+        .post(format!("{base}/api/queues/spare/drain"))
+        .bearer_auth("s3cret")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(drained.status(), 200);
+    let spare = queue(http.clone(), base.clone(), "spare").await;
+    assert!(
+        ["draining", "drained"].contains(&spare["state"].as_str().unwrap()),
+        "{spare}"
+    );
+
+    // Jobs: one run to the end and downloaded, one cancelled.
+    let mut jobs = JobsClient::new(server.channel().await);
+    let upload = |queue: &str, n: usize| {
+        let header = batchgate::pb::CreateJobRequest {
+            part: Some(batchgate::pb::create_job_request::Part::Header(
+                batchgate::pb::JobHeader {
+                    queue: queue.into(),
+                    ..Default::default()
+                },
+            )),
+        };
+        let items = batchgate::pb::CreateJobRequest {
+            part: Some(batchgate::pb::create_job_request::Part::Items(
+                batchgate::pb::JobItems {
+                    items: (0..n)
+                        .map(|i| batchgate::pb::JobItem {
+                            custom_id: format!("c{i}"),
+                            payload: format!("p{i}").into_bytes().into(),
+                            ..Default::default()
+                        })
+                        .collect(),
+                },
+            )),
+        };
+        tokio_stream::iter(vec![header, items])
+    };
+    let done = jobs
+        .create_job(upload("keyed", 50))
+        .await
+        .unwrap()
+        .into_inner();
+    let view = |id: String| {
+        let (http, base) = (http.clone(), base.clone());
+        async move {
+            http.get(format!("{base}/api/jobs/{id}"))
+                .send()
+                .await
+                .unwrap()
+                .json::<serde_json::Value>()
+                .await
+                .unwrap()
+        }
+    };
+    let job = common::wait_until("the job to complete", || {
+        let view = view(done.id.clone());
+        async move {
+            let v = view.await;
+            (v["job"]["state"] == "completed").then_some(v)
+        }
+    })
+    .await;
+    assert_eq!(job["job"]["counts"]["succeeded"], 50);
+    assert_eq!(job["errors"].as_array().unwrap().len(), 0);
+    let download = format!("{base}/api/jobs/{}/results", done.id);
+    assert_eq!(
+        http.get(&download).send().await.unwrap().status(),
+        401,
+        "results are the users' data: the token is needed"
+    );
+    let file = http
+        .get(&download)
+        .bearer_auth("s3cret")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(file.status(), 200);
+    assert!(
+        file.headers()[reqwest::header::CONTENT_DISPOSITION]
+            .to_str()
+            .unwrap()
+            .contains(".jsonl")
+    );
+    let text = file.text().await.unwrap();
+    let lines: HashSet<String> = text
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            format!(
+                "{}={}",
+                v["custom_id"].as_str().unwrap(),
+                v["payload"].as_str().unwrap()
+            )
+        })
+        .collect();
+    assert_eq!(lines.len(), 50);
+    assert!(lines.contains("c7=p7"), "{lines:?}");
+
+    let paused = http
+        .post(format!("{base}/api/queues/held/pause"))
+        .bearer_auth("s3cret")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(paused.status(), 200);
+    let held = jobs
+        .create_job(upload("held", 10))
+        .await
+        .unwrap()
+        .into_inner();
+    let cancel = format!("{base}/api/jobs/{}/cancel", held.id);
+    assert_eq!(http.post(&cancel).send().await.unwrap().status(), 401);
+    let cancelled = http
+        .post(&cancel)
+        .bearer_auth("s3cret")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(cancelled.status(), 200);
+    let job = common::wait_until("the job to end cancelled", || {
+        let view = view(held.id.clone());
+        async move {
+            let v = view.await;
+            (v["job"]["state"] == "cancelled").then_some(v)
+        }
+    })
+    .await;
+    assert_eq!(job["job"]["counts"]["cancelled"], 10, "{job}");
+    let unknown = http
+        .get(format!("{base}/api/jobs/job_nope"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unknown.status(), 404);
+
+    // At most MAX_EVENT_STREAMS pages follow the events at once.
+    let mut open = Vec::new();
+    for _ in 0..batchgate::console::MAX_EVENT_STREAMS {
+        let r = http.get(format!("{base}/api/events")).send().await.unwrap();
+        assert_eq!(r.status(), 200);
+        open.push(r);
+    }
+    let refused = http.get(format!("{base}/api/events")).send().await.unwrap();
+    assert_eq!(refused.status(), 503);
+    drop(open.pop());
+    let again = common::wait_until("a page's place to free", || {
+        let http = http.clone();
+        let url = format!("{base}/api/events");
+        async move {
+            let r = http.get(url).send().await.unwrap();
+            (r.status() == 200).then_some(r)
+        }
+    })
+    .await;
+    drop(again);
+    drop(open);
     server.shutdown().await;
     let _ = std::fs::remove_dir_all(&dir);
 }

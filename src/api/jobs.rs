@@ -51,7 +51,7 @@ impl JobsService {
 }
 
 /// The store's error as a status.
-fn status(e: StoreError) -> Status {
+pub fn status(e: StoreError) -> Status {
     match e {
         StoreError::NotFound(_) => Status::not_found(e.to_string()),
         StoreError::BadItem { .. } => Status::invalid_argument(e.to_string()),
@@ -95,7 +95,8 @@ pub fn job_pb(job: &JobInfo) -> pb::Job {
     }
 }
 
-fn result_pb(r: JobResult) -> pb::JobResult {
+/// A stored result as protobuf.
+pub fn result_pb(r: JobResult) -> pb::JobResult {
     let (payload, attributes, code, message) = match r.outcome {
         Outcome::Ok {
             payload,
@@ -421,6 +422,30 @@ impl Jobs for JobsService {
         });
         Ok(Response::new(stream))
     }
+}
+
+/// A result as its JSON line.
+pub fn result_line(r: &pb::JobResult) -> serde_json::Value {
+    use base64::Engine;
+    use serde_json::json;
+    if r.code != 0 {
+        let code = tonic::Code::from(r.code);
+        return json!({
+            "custom_id": r.custom_id,
+            "error": {"code": crate::error::code_name(code), "message": r.message},
+        });
+    }
+    let mut line = match std::str::from_utf8(&r.payload) {
+        Ok(text) => json!({"custom_id": r.custom_id, "payload": text}),
+        Err(_) => json!({
+            "custom_id": r.custom_id,
+            "payload_b64": base64::engine::general_purpose::STANDARD.encode(&r.payload),
+        }),
+    };
+    if !r.attributes.is_empty() {
+        line["attributes"] = json!(r.attributes);
+    }
+    line
 }
 
 /// A stream fed by `f` through a small channel (it waits while the client

@@ -19,9 +19,10 @@ use tokio_util::task::TaskTracker;
 pub use self::batcher::BatcherService;
 pub use self::convert::{parse_grpc_timeout, stream_response, submit_response};
 pub use self::inference::InferenceService;
-pub use self::jobs::{JobsService, job_pb};
+pub use self::jobs::{JobsService, job_pb, result_line, result_pb, status as job_status};
 pub use self::receive::Charged;
 use self::receive::Keep;
+pub use self::rest::failed as http_failure;
 pub use self::rest::serve as serve_rest;
 use crate::{
     error::Refusal,

@@ -96,6 +96,10 @@ pub struct ServerConfig {
     /// unset: not served.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub http_addr: Option<SocketAddr>,
+    /// The console (`/ui/`) on a port of its own; unset: on the metrics
+    /// port.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub admin_addr: Option<SocketAddr>,
     /// TLS for the gRPC and control listeners; unset: plaintext.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tls: Option<TlsConfig>,
@@ -125,6 +129,7 @@ impl Default for ServerConfig {
             control_token_file: None,
             health_addr: None,
             http_addr: None,
+            admin_addr: None,
             tls: None,
         }
     }
@@ -284,18 +289,27 @@ impl ServerConfig {
                 "must differ from server.grpc_addr and server.metrics_addr",
             ));
         }
+        let others = [
+            Some(s.grpc_addr),
+            Some(s.metrics_addr),
+            s.control_addr,
+            s.health_addr,
+        ];
         if let Some(http) = s.http_addr
             && http.port() != 0
-            && [
-                Some(s.grpc_addr),
-                Some(s.metrics_addr),
-                s.control_addr,
-                s.health_addr,
-            ]
-            .contains(&Some(http))
+            && others.contains(&Some(http))
         {
             return Err(invalid(
                 "server.http_addr",
+                "must differ from the server's other addresses",
+            ));
+        }
+        if let Some(admin) = s.admin_addr
+            && admin.port() != 0
+            && (others.contains(&Some(admin)) || s.http_addr == Some(admin))
+        {
+            return Err(invalid(
+                "server.admin_addr",
                 "must differ from the server's other addresses",
             ));
         }

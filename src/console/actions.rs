@@ -1,6 +1,7 @@
-//! What the console may change: pause, resume and flush a queue, through
-//! the control plane's token. Without a `server.control_token` the console
-//! is read-only (403 saying how to allow changes); with one, a change must
+//! What the console may change, through the control plane's token: pause,
+//! resume, flush and drain a queue, a policy change (as `UpdateQueue`), a
+//! job's cancel. Without a `server.control_token` the console is
+//! read-only (403 saying how to allow changes); with one, a change must
 //! carry `authorization: Bearer <token>` (401 otherwise), which the page
 //! asks for and keeps for the tab.
 
@@ -13,10 +14,10 @@ use axum::{
 };
 use serde_json::json;
 
-use crate::{control::BearerAuth, queue::Command, registry::Registry};
+use crate::{control::BearerAuth, pb, queue::Command, registry::Registry};
 
 /// A change's answer: its status and `{"error": ...}` or `{"ok": ...}`.
-fn answer(status: StatusCode, body: serde_json::Value) -> Response {
+pub(super) fn answer(status: StatusCode, body: serde_json::Value) -> Response {
     (
         status,
         [(header::CONTENT_TYPE, "application/json")],
@@ -25,24 +26,39 @@ fn answer(status: StatusCode, body: serde_json::Value) -> Response {
         .into_response()
 }
 
-/// `POST /ui/api/queues/{name}/{action}`.
+/// Why a change may not go ahead, as the answer to send instead: 403 the
+/// console is read-only (no token configured), 401 the request does not
+/// carry the token (with the reason); none when it may.
+pub(super) fn refused(auth: &BearerAuth, headers: &HeaderMap) -> Option<Response> {
+    if !auth.is_required() {
+        return Some(answer(
+            StatusCode::FORBIDDEN,
+            json!({ "error": "the console is read-only: set server.control_token to change queues and jobs from it (it then asks for the token)" }),
+        ));
+    }
+    unauthorized(auth, headers)
+}
+
+/// 401 with the reason when the request lacks the token and one is
+/// configured (a read of job results: open without a token configured).
+pub(super) fn unauthorized(auth: &BearerAuth, headers: &HeaderMap) -> Option<Response> {
+    let given = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    auth.check(given)
+        .err()
+        .map(|why| answer(StatusCode::UNAUTHORIZED, json!({ "error": why })))
+}
+
+/// `POST /ui/api/queues/{name}/{action}`: pause, resume, flush or drain.
 pub async fn act(
     registry: Arc<Registry>,
     auth: BearerAuth,
     Path((name, action)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Response {
-    if !auth.is_required() {
-        return answer(
-            StatusCode::FORBIDDEN,
-            json!({ "error": "the console is read-only: set server.control_token to change queues from it (it then asks for the token)" }),
-        );
-    }
-    let given = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok());
-    if let Err(why) = auth.check(given) {
-        return answer(StatusCode::UNAUTHORIZED, json!({ "error": why }));
+    if let Some(refused) = refused(&auth, &headers) {
+        return refused;
     }
     let Ok(entry) = registry.entry(&name) else {
         return answer(
@@ -54,10 +70,14 @@ pub async fn act(
         "pause" => entry.handle.control(Command::Pause).await.map(|()| 0),
         "resume" => entry.handle.control(Command::Resume).await.map(|()| 0),
         "flush" => entry.handle.flush().await,
+        "drain" => {
+            entry.handle.drain().await;
+            Ok(0)
+        }
         _ => {
             return answer(
                 StatusCode::NOT_FOUND,
-                json!({ "error": "the actions are pause, resume and flush" }),
+                json!({ "error": "the actions are pause, resume, flush, drain and policy" }),
             );
         }
     };
@@ -69,3 +89,49 @@ pub async fn act(
         ),
     }
 }
+
+/// `POST /ui/api/queues/{name}/policy` with the fields to change as
+/// `QueuePolicy` JSON (e.g. `{"max_delay_us": 2000}`): sent as
+/// `UpdateQueue`, answered with the queue as the control plane describes
+/// it, or the control plane's refusal as HTTP.
+pub async fn policy(
+    registry: Arc<Registry>,
+    auth: BearerAuth,
+    name: String,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    if let Some(refused) = refused(&auth, &headers) {
+        return refused;
+    }
+    let change: pb::QueuePolicy = match serde_json::from_slice(&body) {
+        Ok(change) => change,
+        Err(e) => {
+            return answer(
+                StatusCode::BAD_REQUEST,
+                json!({ "error": format!("not a policy change: {e}") }),
+            );
+        }
+    };
+    match crate::control::update(&registry, &name, Some(change), None).await {
+        Ok(info) => answer(StatusCode::OK, json!({ "ok": "policy", "queue": info })),
+        Err(status) => crate::api::http_failure(&status),
+    }
+}
+
+macro_rules! field_list {
+    (; $(($name:ident, $pb:ident, $kind:ident, $help:literal)),* $(,)?) => {
+        /// The policy's fields for the form: config name, `QueuePolicy`
+        /// name, how the value travels, help.
+        pub fn fields() -> serde_json::Value {
+            json!([ $( {
+                "name": stringify!($name),
+                "pb": stringify!($pb),
+                "kind": stringify!($kind),
+                "help": $help,
+            }, )* ])
+        }
+    };
+}
+
+crate::policy_fields!(field_list);

@@ -9,12 +9,19 @@
 //! `/ui/api/snapshot` and as server-sent events at `/ui/api/events`, one a
 //! second per open page and none when no page is open. The console only
 //! reads: changing a queue stays with the control plane and its token.
-//! With jobs on, the page also lists the newest jobs with their progress
-//! (`/ui/api/jobs`, read every two seconds while the page is open).
-//! With a control token configured, the page can pause, resume and flush
-//! a queue ([`actions`]); without one it only reads.
+//! A queue's own page (`#/queue/NAME`) charts its batch sizes, what
+//! closes its batches, queue wait against handler time, what target mode
+//! learned, cost and padding, batch keys' shares and its endpoints, from
+//! the same snapshots. With jobs on, the page lists the newest jobs with
+//! their progress ([`jobs`], read every two seconds while the page is
+//! open), a job's errors and its results as a download.
+//! With a control token configured, the page can pause, resume, flush and
+//! drain a queue, change its policy and cancel a job ([`actions`]);
+//! without one it only reads. At most [`MAX_EVENT_STREAMS`] pages get live
+//! updates at once (more get 503 and retry).
 
 mod actions;
+mod jobs;
 
 use std::{sync::Arc, time::Duration};
 
@@ -34,18 +41,19 @@ use tokio_util::sync::CancellationToken;
 
 use crate::{
     control::{self, BearerAuth},
-    jobs::{Filter, runner::Runner},
+    jobs::runner::Runner,
     registry::Registry,
 };
 
-/// Jobs the page lists (the newest).
-const JOBS_SHOWN: usize = 50;
+/// Pages that may follow `/ui/api/events` at once.
+pub const MAX_EVENT_STREAMS: usize = 32;
 
 /// How often an open page gets a snapshot.
 const EVERY: Duration = Duration::from_secs(1);
 
 const INDEX: &str = include_str!("../../assets/console/index.html");
 const APP: &str = include_str!("../../assets/console/app.js");
+const QUEUE: &str = include_str!("../../assets/console/queue.js");
 const STYLE: &str = include_str!("../../assets/console/style.css");
 const UPLOT_JS: &str = include_str!("../../assets/console/vendor/uplot/uPlot.iife.min.js");
 const UPLOT_CSS: &str = include_str!("../../assets/console/vendor/uplot/uPlot.min.css");
@@ -72,14 +80,22 @@ pub fn router(
     stop: CancellationToken,
 ) -> Router {
     let for_snapshot = registry.clone();
-    let for_actions = registry.clone();
+    let (for_actions, for_policy) = (registry.clone(), registry.clone());
     let writable = auth.is_required();
+    let (auth_q, auth_p, auth_c, auth_d) = (auth.clone(), auth.clone(), auth.clone(), auth);
+    let (runner_list, runner_one, runner_cancel, runner_download) =
+        (runner.clone(), runner.clone(), runner.clone(), runner);
+    let streams = Arc::new(tokio::sync::Semaphore::new(MAX_EVENT_STREAMS));
     Router::new()
         .route("/ui", get(|| async { Redirect::permanent("/ui/") }))
         .route("/ui/", get(|| async { Html(INDEX) }))
         .route(
             "/ui/app.js",
             get(|| async { asset("text/javascript; charset=utf-8", APP) }),
+        )
+        .route(
+            "/ui/queue.js",
+            get(|| async { asset("text/javascript; charset=utf-8", QUEUE) }),
         )
         .route(
             "/ui/style.css",
@@ -110,9 +126,18 @@ pub fn router(
             }),
         )
         .route(
+            "/ui/api/queues/{name}/policy",
+            post(
+                move |Path(name): Path<String>, headers: HeaderMap, body: axum::body::Bytes| {
+                    let (registry, auth) = (for_policy.clone(), auth_p.clone());
+                    async move { actions::policy(registry, auth, name, headers, body).await }
+                },
+            ),
+        )
+        .route(
             "/ui/api/queues/{name}/{action}",
             post(move |path: Path<(String, String)>, headers: HeaderMap| {
-                let (registry, auth) = (for_actions.clone(), auth.clone());
+                let (registry, auth) = (for_actions.clone(), auth_q.clone());
                 async move { actions::act(registry, auth, path, headers).await }
             }),
         )
@@ -123,17 +148,52 @@ pub fn router(
             }),
         )
         .route(
+            "/ui/api/fields",
+            get(|| async { asset_owned(actions::fields().to_string()) }),
+        )
+        .route(
             "/ui/api/jobs",
             get(move || {
-                let runner = runner.clone();
-                async move { jobs(runner.as_deref()).await }
+                let runner = runner_list.clone();
+                async move { jobs::list(runner.as_deref()).await }
+            }),
+        )
+        .route(
+            "/ui/api/jobs/{id}",
+            get(move |Path(id): Path<String>| {
+                let runner = runner_one.clone();
+                async move { jobs::one(runner.as_deref(), &id).await }
+            }),
+        )
+        .route(
+            "/ui/api/jobs/{id}/cancel",
+            post(move |Path(id): Path<String>, headers: HeaderMap| {
+                let (runner, auth) = (runner_cancel.clone(), auth_c.clone());
+                async move { jobs::cancel(runner, auth, id, headers).await }
+            }),
+        )
+        .route(
+            "/ui/api/jobs/{id}/results",
+            get(move |Path(id): Path<String>, headers: HeaderMap| {
+                let (runner, auth) = (runner_download.clone(), auth_d.clone());
+                async move { jobs::download(runner, auth, id, headers).await }
             }),
         )
         .route(
             "/ui/api/events",
             get(move || {
                 let (registry, stop) = (registry.clone(), stop.clone());
-                async move { events(registry, stop) }
+                let streams = streams.clone();
+                async move {
+                    match streams.try_acquire_owned() {
+                        Ok(permit) => events(registry, stop, permit).into_response(),
+                        Err(_) => (
+                            StatusCode::SERVICE_UNAVAILABLE,
+                            format!("{MAX_EVENT_STREAMS} console pages are open already"),
+                        )
+                            .into_response(),
+                    }
+                }
             }),
         )
 }
@@ -149,26 +209,6 @@ fn asset_owned(json: String) -> Response {
         .into_response()
 }
 
-/// The newest jobs as the Jobs API shows them, as JSON (`{"enabled":
-/// false}` without jobs; 503 with the store's reason when it cannot answer).
-async fn jobs(runner: Option<&Runner>) -> Response {
-    let Some(runner) = runner else {
-        return asset_owned(r#"{"enabled":false,"jobs":[]}"#.to_owned());
-    };
-    let filter = Filter {
-        limit: JOBS_SHOWN,
-        ..Filter::default()
-    };
-    match runner.store().list(filter).await {
-        Ok(list) => {
-            let jobs: Vec<crate::pb::Job> = list.iter().map(crate::api::job_pb).collect();
-            let body = serde_json::json!({ "enabled": true, "jobs": jobs });
-            asset_owned(body.to_string())
-        }
-        Err(e) => (StatusCode::SERVICE_UNAVAILABLE, e.to_string()).into_response(),
-    }
-}
-
 /// Every queue as `WatchStats` sends it, as JSON.
 async fn snapshot(registry: &Registry) -> Option<String> {
     let queues = control::snapshot(registry, "").await.ok()?;
@@ -179,10 +219,12 @@ async fn snapshot(registry: &Registry) -> Option<String> {
     serde_json::to_string(&snapshot).ok()
 }
 
-/// A snapshot a second while the page is open, until shutdown.
+/// A snapshot a second while the page is open, until shutdown; the page
+/// holds `permit` (one of [`MAX_EVENT_STREAMS`]) until it goes.
 fn events(
     registry: Arc<Registry>,
     stop: CancellationToken,
+    permit: tokio::sync::OwnedSemaphorePermit,
 ) -> Sse<impl tokio_stream::Stream<Item = Result<Event, std::convert::Infallible>>> {
     let ticks = IntervalStream::new(tokio::time::interval(EVERY));
     // Ends at the first tick after shutdown began.
@@ -190,6 +232,7 @@ fn events(
         .take_while(move |_| !stop.is_cancelled())
         .then(move |_| {
             let registry = registry.clone();
+            let _held = &permit;
             async move { snapshot(&registry).await }
         })
         .filter_map(|json| json.map(|j| Ok(Event::default().data(j))));

@@ -340,6 +340,24 @@ pub fn stats(actor: Option<ActorStats>, counts: QueueCounts) -> pb::QueueStats {
         batch_size: Some(percentiles(counts.batch_size)),
         handler_ms: Some(percentiles(counts.handler_ms)),
         item_ms: Some(percentiles(counts.item_ms)),
+        batches_by_trigger: crate::contract::Trigger::ALL
+            .iter()
+            .zip(counts.by_trigger)
+            .map(|(t, n)| (t.as_str().to_owned(), n))
+            .collect(),
+        wait_ms: Some(percentiles(counts.wait_ms)),
+        batch_cost: Some(percentiles(counts.batch_cost)),
+        padding_ratio: Some(percentiles(counts.padding_ratio)),
+        batch_size_histogram: counts
+            .size_histogram
+            .into_iter()
+            .map(|(le, batches)| pb::SizeBucket { le, batches })
+            .collect(),
+        key_shares: counts
+            .key_shares
+            .into_iter()
+            .map(|(key, items)| pb::KeyShare { key, items })
+            .collect(),
     }
 }
 

@@ -80,6 +80,29 @@ pub async fn snapshot(registry: &Registry, only: &str) -> Result<Vec<pb::QueueIn
     Ok(queues)
 }
 
+/// Changes the fields `policy` sets (and the handler, when given) of
+/// queue `name`, as `UpdateQueue` does.
+///
+/// # Errors
+/// What `UpdateQueue` answers: INVALID_ARGUMENT for a bad value, NOT_FOUND
+/// for no such queue, FAILED_PRECONDITION for a change the queue refuses.
+pub async fn update(
+    registry: &Registry,
+    name: &str,
+    policy: Option<pb::QueuePolicy>,
+    handler: Option<pb::HandlerSpec>,
+) -> Result<pb::QueueInfo, Status> {
+    let change = convert::PolicyChange::new(policy)?;
+    let handler = match handler {
+        Some(spec) => Some(convert::handler_config(Some(spec))?),
+        None => None,
+    };
+    let replaced = handler.is_some();
+    let entry = registry.update(name, |c| change.apply(c), handler).await?;
+    tracing::info!(queue = %name, handler = replaced, "queue updated");
+    Ok(info(name, &entry).await)
+}
+
 /// Milliseconds since the Unix epoch, now.
 pub fn unix_ms() -> u64 {
     SystemTime::now()
@@ -151,18 +174,9 @@ impl BatchControl for ControlService {
         r: Request<pb::UpdateQueueRequest>,
     ) -> Result<Response<pb::QueueInfo>, Status> {
         let r = r.into_inner();
-        let change = convert::PolicyChange::new(r.policy)?;
-        let handler = match r.handler {
-            Some(spec) => Some(convert::handler_config(Some(spec))?),
-            None => None,
-        };
-        let replaced = handler.is_some();
-        let entry = self
-            .registry
-            .update(&r.name, |c| change.apply(c), handler)
-            .await?;
-        tracing::info!(queue = %r.name, handler = replaced, "queue updated");
-        Ok(Response::new(info(&r.name, &entry).await))
+        update(&self.registry, &r.name, r.policy, r.handler)
+            .await
+            .map(Response::new)
     }
 
     async fn delete_queue(

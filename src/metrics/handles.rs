@@ -14,7 +14,7 @@ use metrics::{Counter, Gauge, Histogram};
 use super::{
     buckets::DurationHistogram,
     names::{CallOutcome, KeyOutcome, Outcome},
-    recent::{Percentiles, QueueCounts, RECENT, Recent, push_capped},
+    recent::{Dispatched, Percentiles, QueueCounts, RECENT, Recent, push_capped},
 };
 use crate::contract::Trigger;
 
@@ -143,8 +143,8 @@ pub struct QueueMetrics {
     pub idempotency_keys: Gauge,
     /// Readable copies of the item counters, by [`Outcome::ALL`](super::Outcome::ALL) order.
     pub(super) counts: [AtomicU64; 6],
-    /// Readable copy of the batch counter.
-    pub(super) batches_count: AtomicU64,
+    /// Readable copies of the batch counters, by [`Trigger::ALL`] order.
+    pub(super) by_trigger: [AtomicU64; Trigger::ALL.len()],
     /// Cumulative times, for Triton's model statistics.
     pub(super) totals: Totals,
     /// The most recent batches, for percentiles in the control API.
@@ -174,10 +174,10 @@ impl QueueMetrics {
     }
 
     /// Counts one batch dispatched by `trigger`.
-    pub fn batch(&self, trigger: Trigger) {
+    fn batch(&self, trigger: Trigger) {
         let i = Trigger::ALL.iter().position(|t| *t == trigger).unwrap_or(0);
         self.batches[i].increment(1);
-        self.batches_count.fetch_add(1, Ordering::Relaxed);
+        self.by_trigger[i].fetch_add(1, Ordering::Relaxed);
     }
 
     /// Keeps a finished batch's size, handler time and item times for the
@@ -222,10 +222,20 @@ impl QueueMetrics {
         (items, depth)
     }
 
-    /// Counts `n` items dispatched after waiting `queue_ns` in all.
-    pub fn dispatched(&self, n: usize, queue_ns: u64) {
-        self.totals.queued.fetch_add(n as u64, Ordering::Relaxed);
-        self.totals.queue_ns.fetch_add(queue_ns, Ordering::Relaxed);
+    /// Counts a dispatched batch (its trigger, items and their waits) and
+    /// keeps its wait, cost, padding and key for the recent series.
+    pub fn dispatched(&self, d: &Dispatched) {
+        self.batch(d.trigger);
+        self.totals
+            .queued
+            .fetch_add(d.items as u64, Ordering::Relaxed);
+        self.totals
+            .queue_ns
+            .fetch_add(d.queued_ns, Ordering::Relaxed);
+        self.recent
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .dispatched(d);
     }
 
     /// The cumulative times so far.
@@ -264,12 +274,19 @@ impl QueueMetrics {
     /// Counters and recent percentiles.
     pub fn counts(&self) -> QueueCounts {
         let recent = self.recent.lock().unwrap_or_else(PoisonError::into_inner);
+        let by_trigger = std::array::from_fn(|i| self.by_trigger[i].load(Ordering::Relaxed));
         QueueCounts {
             items: std::array::from_fn(|i| self.counts[i].load(Ordering::Relaxed)),
-            batches: self.batches_count.load(Ordering::Relaxed),
+            batches: by_trigger.iter().sum(),
+            by_trigger,
             batch_size: Percentiles::of(&recent.batch_sizes),
             handler_ms: Percentiles::of(&recent.handler_ms),
             item_ms: Percentiles::of(&recent.item_ms),
+            wait_ms: Percentiles::of(&recent.wait_ms),
+            batch_cost: Percentiles::of(&recent.cost),
+            padding_ratio: Percentiles::of(&recent.padding),
+            size_histogram: recent.size_histogram(),
+            key_shares: recent.key_shares(),
         }
     }
 }

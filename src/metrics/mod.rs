@@ -26,7 +26,7 @@ mod server;
 use std::{
     collections::BTreeMap,
     fmt::Write as _,
-    sync::{Arc, Mutex, PoisonError, Weak, atomic::AtomicU64},
+    sync::{Arc, Mutex, PoisonError, Weak},
 };
 
 use metrics::{Key, Label, Recorder};
@@ -38,7 +38,7 @@ use self::buckets::{DurationHistogram, SECONDS_BUCKETS};
 pub use self::{
     handles::{DnsMetrics, EndpointMetrics, ItemTimings, QueueMetrics, QueueTotals, ReloadMetrics},
     names::*,
-    recent::{Percentiles, QueueCounts},
+    recent::{Dispatched, OTHER_KEY, Percentiles, QueueCounts},
 };
 use crate::contract::Trigger;
 
@@ -242,7 +242,7 @@ impl Metrics {
                 .map(|o| counter(IDEMPOTENT_ITEMS_TOTAL, ("outcome", o.as_str()))),
             idempotency_keys: gauge(IDEMPOTENCY_KEYS),
             counts: Default::default(),
-            batches_count: AtomicU64::new(0),
+            by_trigger: Default::default(),
             totals: Default::default(),
             recent: Mutex::default(),
             name: queue.to_owned(),

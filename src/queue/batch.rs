@@ -34,7 +34,7 @@ use crate::{
     contract::{Batch, ItemResult, ResultSink, SinkError, Trigger},
     error::Refusal,
     handler::Handler,
-    metrics::{Outcome, QueueMetrics, buckets::LocalDurations},
+    metrics::{Dispatched, Outcome, QueueMetrics, buckets::LocalDurations},
     ready::ready_now,
 };
 
@@ -373,14 +373,21 @@ pub(crate) fn assemble(
         }));
     }
     waits.flush_into(&metrics.timings.queue_wait);
-    metrics.dispatched(batch_items.len(), queued_total);
-    metrics.batch(trigger);
     metrics.batch_size.record(batch_items.len() as f64);
     let batch_cost = cost::clamp(tally.cost(model, pad_to));
     metrics.batch_cost.record(batch_cost as f64);
-    if let Some(ratio) = tally.padding_ratio(pad_to) {
+    let padding = tally.padding_ratio(pad_to);
+    if let Some(ratio) = padding {
         metrics.padding_ratio.record(ratio);
     }
+    metrics.dispatched(&Dispatched {
+        items: batch_items.len(),
+        queued_ns: queued_total,
+        trigger,
+        cost: batch_cost,
+        padding,
+        key: key.clone(),
+    });
     let sink = BatchSink {
         state: Mutex::new(SinkState::new(id, trigger, now, slots, metrics)),
     };

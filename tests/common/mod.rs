@@ -30,6 +30,8 @@ pub struct TestServer {
     /// The REST side's address, when configured.
     #[allow(dead_code)]
     pub http: Option<SocketAddr>,
+    /// The console's own address, when configured.
+    pub admin: Option<SocketAddr>,
     stop: Option<oneshot::Sender<()>>,
     task: JoinHandle<Result<(), AppError>>,
 }
@@ -44,6 +46,9 @@ pub fn config(toml: &str) -> Config {
     }
     if config.server.http_addr.is_some() {
         config.server.http_addr = Some("127.0.0.1:0".parse().unwrap());
+    }
+    if config.server.admin_addr.is_some() {
+        config.server.admin_addr = Some("127.0.0.1:0".parse().unwrap());
     }
     config.validate().expect("test config is valid");
     config
@@ -65,6 +70,7 @@ impl TestServer {
         let metrics = listeners.metrics_addr().unwrap();
         let control = listeners.control_addr();
         let http = listeners.http_addr();
+        let admin = listeners.admin_addr();
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(app::run_with(
             config,
@@ -79,6 +85,7 @@ impl TestServer {
             metrics,
             control,
             http,
+            admin,
             stop: Some(stop),
             task,
         }

@@ -107,8 +107,8 @@ fn with_json(status: StatusCode, v: &Value) -> Response {
         .into_response()
 }
 
-/// A gRPC status as an HTTP one.
-fn failed(s: &Status) -> Response {
+/// A gRPC status as an HTTP one, with the protocol's `{"error": ...}`.
+pub fn failed(s: &Status) -> Response {
     let code = match s.code() {
         Code::InvalidArgument | Code::OutOfRange | Code::FailedPrecondition => {
             StatusCode::BAD_REQUEST

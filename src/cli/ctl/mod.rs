@@ -264,7 +264,7 @@ async fn queues_all(args: &CtlArgs, replicas: Vec<String>) -> Result<(), Status>
             match answer {
                 Ok(list) => {
                     for q in &list.queues {
-                        let stats = q.stats.unwrap_or_default();
+                        let stats = q.stats.clone().unwrap_or_default();
                         t.add_row(vec![
                             replica.clone(),
                             q.name.clone(),

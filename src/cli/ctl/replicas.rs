@@ -72,7 +72,7 @@ pub fn totals(
     for (_, answer) in per_replica {
         let Ok(list) = answer else { continue };
         for q in &list.queues {
-            let s = q.stats.unwrap_or_default();
+            let s = q.stats.clone().unwrap_or_default();
             let t = sums.entry(q.name.clone()).or_default();
             t.replicas += 1;
             t.depth += s.depth;

@@ -64,7 +64,7 @@ pub(super) fn print_queue_table(queues: &[pb::QueueInfo]) {
         "ITEM p99 ms",
     ]);
     for q in queues {
-        let stats = q.stats.unwrap_or_default();
+        let stats = q.stats.clone().unwrap_or_default();
         t.add_row(vec![
             q.name.clone(),
             pb::queue_state_name(q.state).to_owned(),

@@ -64,7 +64,7 @@ fn print_watch_table(queues: &[pb::QueueInfo], previous: Option<(f64, &[pb::Queu
         "ITEM p99 ms",
     ]);
     for q in queues {
-        let stats = q.stats.unwrap_or_default();
+        let stats = q.stats.clone().unwrap_or_default();
         let rate = |pick: fn(&pb::QueueStats) -> u64| -> String {
             let Some((seconds, before)) = previous else {
                 return "-".to_owned();
@@ -72,7 +72,7 @@ fn print_watch_table(queues: &[pb::QueueInfo], previous: Option<(f64, &[pb::Queu
             let Some(old) = before.iter().find(|b| b.name == q.name) else {
                 return "-".to_owned();
             };
-            let delta = pick(&stats).saturating_sub(pick(&old.stats.unwrap_or_default()));
+            let delta = pick(&stats).saturating_sub(pick(&old.stats.clone().unwrap_or_default()));
             format!("{:.1}", delta as f64 / seconds.max(1e-9))
         };
         t.add_row(vec![

@@ -11,8 +11,6 @@ use std::{
     time::Duration,
 };
 
-use base64::Engine;
-use serde_json::{Value, json};
 use tokio_stream::StreamExt;
 use tonic::transport::Channel;
 
@@ -234,7 +232,7 @@ async fn execute(args: &JobsArgs, client: &mut JobsClient<Channel>) -> Result<Ex
             let mut out = std::io::BufWriter::new(std::io::stdout().lock());
             while let Some(result) = results.next().await {
                 use std::io::Write;
-                let line = result_json(&result?);
+                let line = crate::api::result_line(&result?);
                 if writeln!(out, "{line}").is_err() {
                     break;
                 }
@@ -405,26 +403,4 @@ fn show(job: &pb::Job, json: bool) {
     } else {
         outln!("{}", job_line(job));
     }
-}
-
-/// A result as its JSON line.
-fn result_json(r: &pb::JobResult) -> Value {
-    if r.code != 0 {
-        let code = tonic::Code::from(r.code);
-        return json!({
-            "custom_id": r.custom_id,
-            "error": {"code": output::code_name(code), "message": r.message},
-        });
-    }
-    let mut line = match std::str::from_utf8(&r.payload) {
-        Ok(text) => json!({"custom_id": r.custom_id, "payload": text}),
-        Err(_) => json!({
-            "custom_id": r.custom_id,
-            "payload_b64": base64::engine::general_purpose::STANDARD.encode(&r.payload),
-        }),
-    };
-    if !r.attributes.is_empty() {
-        line["attributes"] = json!(r.attributes);
-    }
-    line
 }

@@ -399,3 +399,20 @@ fn handler_fields_of_another_kind_are_refused() {
         .to_string();
     assert!(err.contains("colour"), "{err}");
 }
+
+#[test]
+fn the_consoles_own_port_must_be_a_port_of_its_own() {
+    for clash in ["127.0.0.1:9464", "127.0.0.1:50051", "127.0.0.1:8000"] {
+        let err = first_error(&format!(
+            "[server]\nhttp_addr = \"127.0.0.1:8000\"\nadmin_addr = \"{clash}\"\n"
+        ));
+        assert_eq!(
+            err, "server.admin_addr must differ from the server's other addresses",
+            "{clash}"
+        );
+    }
+    assert_eq!(
+        first_error("[server]\nadmin_addr = \"127.0.0.1:9465\"\n"),
+        "valid"
+    );
+}

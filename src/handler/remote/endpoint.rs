@@ -123,6 +123,8 @@ pub struct Endpoint {
     pub(super) batches_ok: AtomicU64,
     /// Calls that failed.
     pub(super) batches_failed: AtomicU64,
+    /// Times ejected.
+    pub(super) ejections: AtomicU64,
     /// From the config file rather than registered at runtime.
     pub(super) configured: bool,
     /// The parallelism it declared (0: none).
@@ -161,6 +163,7 @@ impl Endpoint {
             failures_in_a_row: AtomicU32::new(0),
             batches_ok: AtomicU64::new(0),
             batches_failed: AtomicU64::new(0),
+            ejections: AtomicU64::new(0),
             configured,
             parallelism: AtomicUsize::new(0),
             removed: AtomicBool::new(false),
@@ -202,6 +205,8 @@ impl Endpoint {
             configured: self.configured,
             parallelism: u32::try_from(self.parallelism.load(Ordering::Relaxed))
                 .unwrap_or(u32::MAX),
+            ejections: self.ejections.load(Ordering::Relaxed),
+            rtt_ms: lock(&self.rtt).decayed(now) / 1e6,
         }
     }
 

@@ -308,6 +308,7 @@ impl EndpointPool {
                     endpoint.failures_in_a_row.store(0, Ordering::Relaxed);
                     *lock(&endpoint.ejected_until) = Some(Instant::now() + self.settings.eject_for);
                     endpoint.metrics.ejections.increment(1);
+                    endpoint.ejections.fetch_add(1, Ordering::Relaxed);
                     self.changed.notify_waiters();
                     tracing::warn!(
                         queue = %self.queue,
