@@ -127,8 +127,11 @@ function remember(h, q, now) {
   const s = q.stats || {};
   const items = (s.items_ok || 0) + (s.items_error || 0);
   const triggers = s.batches_by_trigger || {};
+  // Items that came in: those that ended since, plus the change in depth.
+  const ended = items + (s.items_timeout || 0) + (s.items_cancelled || 0) + (s.items_rejected || 0) + (s.items_shed || 0);
   const point = {
     items,
+    arrived: ended + (s.depth || 0),
     batches: s.batches || 0,
     shed: s.items_shed || 0,
     failed: (s.items_error || 0) + (s.items_timeout || 0),
@@ -138,6 +141,7 @@ function remember(h, q, now) {
   if (h.last && now > h.last.t) {
     const dt = now - h.last.t;
     rates.items = (items - h.last.items) / dt;
+    rates.arrived = Math.max(0, (point.arrived - h.last.arrived) / dt);
     rates.batches = (point.batches - h.last.batches) / dt;
     rates.shed = (point.shed - h.last.shed) / dt;
     for (const t of TRIGGERS) rates["trigger_" + t] = ((triggers[t] || 0) - (h.last.triggers[t] || 0)) / dt;
@@ -189,7 +193,14 @@ function update(snapshot) {
     }
     remember(h, q, now);
     const r = h.rates;
-    const errors = (s.items_error || 0) + (s.items_timeout || 0) + (s.items_rejected || 0) + (s.items_shed || 0);
+    const byCode = [
+      ["error", s.items_error],
+      ["timeout", s.items_timeout],
+      ["rejected", s.items_rejected],
+      ["shed", s.items_shed],
+      ["cancelled", s.items_cancelled],
+    ].filter(([, n]) => n > 0);
+    const errors = byCode.reduce((a, [, n]) => a + n, 0);
     const state = stateName(q.state);
     const row = document.createElement("tr");
     row.dataset.queue = q.name;
@@ -200,12 +211,13 @@ function update(snapshot) {
       cell(p.mode || "size"),
       cell(String(s.depth || 0)),
       cell(String(s.in_flight_batches || 0)),
+      cell(fixed(r.arrived, 0)),
       cell(fixed(r.items, 0), "rate"),
       cell(fixed(r.batches, 1)),
       cell(`${fixed(mean, 1)} / ${s.batch_size ? fixed(s.batch_size.p99, 0) : "–"}`),
       cell(pair(s.wait_ms, 2)),
       cell(pair(s.handler_ms, 2)),
-      cell(String(errors), errors > 0 ? "errors" : ""),
+      cell(byCode.length ? byCode.map(([k, n]) => `${n} ${k}`).join(" · ") : "0", errors > 0 ? "errors" : ""),
     );
     if (bg.writable) {
       const td = cell("", "actions");
