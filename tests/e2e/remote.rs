@@ -2,7 +2,7 @@
 //! routing, per-item errors, retries, bisection, killed endpoints, deadlines,
 //! malformed responses and the streaming variant.
 
-mod common;
+use crate::common;
 
 use std::{
     collections::{HashMap, HashSet},

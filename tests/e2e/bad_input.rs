@@ -1,7 +1,7 @@
 //! Every kind of bad input gets its documented status, over real gRPC, and
 //! never disturbs other items or the stream it came on.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

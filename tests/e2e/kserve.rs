@@ -4,7 +4,7 @@
 //! back to their items; padding rows are dropped; an item that is not
 //! whole rows fails alone; a malformed answer fails the call INTERNAL.
 
-mod common;
+use crate::common;
 
 use std::collections::HashMap;
 

@@ -5,7 +5,7 @@
 //! backend that changes speed is followed; a batch whose task dies does
 //! not leave its slot taken.
 
-mod common;
+use crate::common;
 
 use std::{
     collections::HashMap,

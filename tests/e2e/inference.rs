@@ -3,7 +3,7 @@
 //! stacked in order; every malformed request gets INVALID_ARGUMENT or
 //! NOT_FOUND naming what is wrong, and the others are served.
 
-mod common;
+use crate::common;
 
 use std::collections::HashMap;
 

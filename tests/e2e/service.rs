@@ -1,7 +1,7 @@
 //! End to end over real gRPC: Submit, StreamSubmit, health, reflection and
 //! /metrics, against a server on 127.0.0.1.
 
-mod common;
+use crate::common;
 
 use std::collections::{HashMap, HashSet};
 

@@ -2,7 +2,7 @@
 //! changes adds and removes endpoints, a failed lookup keeps the last good
 //! set, and a real lookup of `localhost` serves items end to end.
 
-mod common;
+use crate::common;
 
 use std::{
     net::SocketAddr,

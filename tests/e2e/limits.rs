@@ -3,7 +3,7 @@
 //! (not queued, not hung), and a connection past `max_connections` is
 //! closed while the open ones are served; closing one makes room.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

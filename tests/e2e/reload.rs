@@ -4,7 +4,7 @@
 //! ConfigMap-style symlink swap is seen,
 //! and under load no accepted item is lost or answered twice.
 
-mod common;
+use crate::common;
 
 use std::{
     collections::HashSet,

@@ -4,7 +4,7 @@
 //! batchgate talks TLS to a remote gRPC backend, and `http_each` calls an
 //! HTTPS API its `tls_ca_file` vouches for (and refuses one it does not).
 
-mod common;
+use crate::common;
 
 use std::{path::PathBuf, sync::Arc};
 

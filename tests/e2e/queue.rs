@@ -2,7 +2,7 @@
 //! deterministic to the microsecond. A fake handler reports each batch it
 //! gets over a channel and, when gated, holds it until the test says so.
 
-mod common;
+use crate::common;
 
 use std::{collections::HashMap, sync::Arc, time::Duration};
 

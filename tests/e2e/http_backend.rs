@@ -2,7 +2,7 @@
 //! shapes, per-item errors, retries on 503, bisection on 400, malformed
 //! bodies, and raw JSON payloads; `each` has the `http_each` kind.
 
-mod common;
+use crate::common;
 
 use std::{
     collections::HashMap,
@@ -233,5 +233,4 @@ async fn each_batch_holds_one_key_and_the_backend_is_told_which() {
     server.shutdown().await;
 }
 
-#[path = "http_backend/each.rs"]
 mod each;

@@ -5,7 +5,7 @@
 //! past capacity, and at 2x and 5x the capacity the accepted items meet
 //! the target while the rest are refused at once.
 
-mod common;
+use crate::common;
 
 use std::{
     collections::HashMap,

@@ -2,7 +2,7 @@
 //! refused UNAVAILABLE, queued and in-flight items finish, and nothing
 //! accepted goes unanswered, even under load or when the grace runs out.
 
-mod common;
+use crate::common;
 
 use std::{collections::BTreeSet, sync::Arc};
 

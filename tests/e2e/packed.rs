@@ -4,7 +4,7 @@
 //! answer: each fails the call's items INTERNAL with the fault, exactly
 //! once, and the next batch is served.
 
-mod common;
+use crate::common;
 
 use std::{
     collections::HashMap,

@@ -1,7 +1,7 @@
 //! The BatchControl service over real gRPC: every RPC, a live policy change
 //! under load, endpoints and leases, stats, and the bearer token.
 
-mod common;
+use crate::common;
 
 use std::collections::HashSet;
 

@@ -1,7 +1,7 @@
 //! The `batchgate` binary as a user runs it: exit codes, messages, and the
 //! client subcommands against a real server.
 
-mod common;
+use crate::common;
 
 use std::{
     io::Write,
