@@ -9,6 +9,7 @@
 mod ctl;
 mod jobs;
 mod output;
+mod reference;
 mod serve;
 mod stream;
 mod submit;
@@ -56,6 +57,9 @@ pub enum Command {
     BareEcho(crate::bench::BareEchoArgs),
     /// Draw latency vs throughput of `bench --json` lines as an SVG.
     BenchChart(crate::bench::chart::ChartArgs),
+    /// Print the configuration reference (every field: type, default,
+    /// bounds, help) as Markdown, as docs/config-reference.md has it.
+    ConfigReference,
 }
 
 /// Parses a command line; on an error prints it and gives the exit code:
@@ -98,6 +102,10 @@ pub async fn run(cli: Cli) -> ExitCode {
         Command::Bench(args) => crate::bench::run(args).await,
         Command::BareEcho(args) => crate::bench::bare_echo(args).await,
         Command::BenchChart(args) => crate::bench::chart::run(args),
+        Command::ConfigReference => {
+            print!("{}", reference::markdown());
+            ExitCode::SUCCESS
+        }
     }
 }
 

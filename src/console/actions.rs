@@ -119,19 +119,11 @@ pub async fn policy(
     }
 }
 
-macro_rules! field_list {
-    (; $(($name:ident, $pb:ident, $kind:ident, $help:literal)),* $(,)?) => {
-        /// The policy's fields for the form: config name, `QueuePolicy`
-        /// name, how the value travels, help.
-        pub fn fields() -> serde_json::Value {
-            json!([ $( {
-                "name": stringify!($name),
-                "pb": stringify!($pb),
-                "kind": stringify!($kind),
-                "help": $help,
-            }, )* ])
-        }
-    };
+/// The policy's fields for the form: config name, `QueuePolicy` name, how
+/// the value travels, help.
+pub fn fields() -> serde_json::Value {
+    crate::queue::POLICY_FIELDS
+        .iter()
+        .map(|f| json!({ "name": f.name, "pb": f.pb, "kind": f.kind, "help": f.help }))
+        .collect()
 }
-
-crate::policy_fields!(field_list);

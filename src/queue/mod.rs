@@ -68,7 +68,10 @@ pub use self::{
         StreamLink, StreamReply,
     },
     pace::Pace,
-    policy::{Decision, Mode, Named, PendingView, Policy, check_item, decide, item_cost},
+    policy::{
+        Decision, Mode, Named, POLICY_FIELDS, PendingView, Policy, PolicyField, check_item, decide,
+        item_cost,
+    },
 };
 use crate::{
     error::Refusal,

@@ -864,3 +864,27 @@ async fn jobs_submit_wait_ends_with_the_id_alone_and_results_come_back() {
     );
     server.shutdown().await;
 }
+
+/// docs/config-reference.md is what `batchgate config-reference` prints:
+/// a field added, renamed or re-documented without regenerating it fails
+/// here (regenerate: `cargo run -- config-reference > docs/config-reference.md`).
+#[test]
+fn the_checked_in_config_reference_is_what_the_binary_prints() {
+    let out = batchgate().arg("config-reference").output().unwrap();
+    assert!(out.status.success());
+    let printed = String::from_utf8(out.stdout).unwrap();
+    let checked_in = include_str!("../../docs/config-reference.md");
+    assert!(
+        printed == checked_in,
+        "docs/config-reference.md differs from `batchgate config-reference`: regenerate it with\n  cargo run -- config-reference > docs/config-reference.md"
+    );
+    for field in [
+        "`grpc_addr`",
+        "`max_batch_size`",
+        "`ack_wait`",
+        "`keep_headers`",
+        "`admin_addr`",
+    ] {
+        assert!(printed.contains(field), "{field} is listed");
+    }
+}

@@ -10,6 +10,7 @@ mod raw;
 
 pub use self::each::Rate;
 pub(crate) use self::raw::RawHandler;
+pub use self::raw::fields_of;
 use crate::validation::{ConfigError, at_most, duration_at_most, invalid, quoted};
 
 /// Upper bounds of the handler fields.

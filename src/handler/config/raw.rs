@@ -103,7 +103,7 @@ pub(crate) struct RawHandler {
 }
 
 /// The handler fields each kind takes (besides `kind`).
-fn fields_of(kind: HandlerKind) -> &'static [&'static str] {
+pub fn fields_of(kind: HandlerKind) -> &'static [&'static str] {
     match kind {
         HandlerKind::Echo => &[],
         HandlerKind::Sim => &["base", "per_item", "per_cost", "padded"],

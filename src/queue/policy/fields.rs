@@ -69,3 +69,30 @@ macro_rules! policy_fields {
         }
     };
 }
+
+/// One policy field as the table writes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PolicyField {
+    /// Its name in the config (and in [`Policy`](super::Policy)).
+    pub name: &'static str,
+    /// Its name in the control API's `QueuePolicy`.
+    pub pb: &'static str,
+    /// How its value travels (see [`policy_fields!`]).
+    pub kind: &'static str,
+    /// Its help.
+    pub help: &'static str,
+}
+
+macro_rules! field_table {
+    (; $(($name:ident, $pb:ident, $kind:ident, $help:literal)),* $(,)?) => {
+        /// Every policy field, in the table's order.
+        pub const FIELDS: &[PolicyField] = &[ $( PolicyField {
+            name: stringify!($name),
+            pb: stringify!($pb),
+            kind: stringify!($kind),
+            help: $help,
+        }, )* ];
+    };
+}
+
+crate::policy_fields!(field_table);

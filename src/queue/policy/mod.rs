@@ -35,6 +35,7 @@ mod fields;
 pub use self::{
     checks::{MAX_IDEMPOTENCY_KEY_BYTES, MAX_KEY_BYTES},
     data::{Mode, Named, Policy},
+    fields::{FIELDS as POLICY_FIELDS, PolicyField},
 };
 pub use crate::contract::Trigger;
 use std::time::Duration;
