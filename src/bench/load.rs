@@ -20,7 +20,7 @@ use tokio::{sync::mpsc, task::JoinSet, time::Instant};
 use tokio_stream::{StreamExt, wrappers::ReceiverStream};
 use tonic::transport::Channel;
 
-pub use super::tally::{BatchSizeCounts, Tally};
+pub use super::tally::{BatchSizeCounts, WorkerTally};
 use crate::{
     oip::{self, pb::grpc_inference_service_client::GrpcInferenceServiceClient},
     pb::{self, batcher_client::BatcherClient, stream_response::Outcome},
@@ -84,7 +84,11 @@ impl Progress {
 
 /// Runs the plan over `channels` (connections), returning the merged tally
 /// and the measured wall time.
-pub async fn run(plan: Plan, channels: Vec<Channel>, progress: Arc<Progress>) -> (Tally, Duration) {
+pub async fn run(
+    plan: Plan,
+    channels: Vec<Channel>,
+    progress: Arc<Progress>,
+) -> (WorkerTally, Duration) {
     let start = Instant::now();
     let window = Window {
         measure_from: start + plan.warmup,
@@ -115,7 +119,7 @@ pub async fn run(plan: Plan, channels: Vec<Channel>, progress: Arc<Progress>) ->
             ));
         }
     }
-    let mut total = Tally::new();
+    let mut total = WorkerTally::new();
     while let Some(done) = workers.join_next().await {
         if let Ok(tally) = done {
             total.merge(tally);
@@ -250,8 +254,8 @@ async fn unary_worker(
     pacer: Option<Arc<Pacer>>,
     (window, worker): (Window, usize),
     progress: Arc<Progress>,
-) -> Tally {
-    let mut tally = Tally::new();
+) -> WorkerTally {
+    let mut tally = WorkerTally::new();
     let mut rng = fastrand::Rng::with_seed(worker as u64);
     loop {
         let intended = match &pacer {
@@ -288,8 +292,8 @@ async fn stream_worker(
     window: Window,
     worker: usize,
     progress: Arc<Progress>,
-) -> Tally {
-    let mut tally = Tally::new();
+) -> WorkerTally {
+    let mut tally = WorkerTally::new();
     let slots = plan.concurrency.max(1);
     // Send time of the item in each slot (ns since `origin`); a slot's id is
     // reused only after its answer came back.

@@ -4,7 +4,7 @@ use std::{collections::BTreeMap, time::Duration};
 
 use serde::{Deserialize, Serialize};
 
-use super::load::Tally;
+use super::load::WorkerTally;
 
 /// A CSV field, quoted when it needs to be.
 fn csv_field(text: &str) -> String {
@@ -101,7 +101,7 @@ impl Report {
         label: String,
         plan: &super::load::Plan,
         connections: usize,
-        tally: &Tally,
+        tally: &WorkerTally,
         measured: Duration,
         cpu: Duration,
         wall: Duration,

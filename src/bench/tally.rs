@@ -9,7 +9,7 @@ use crate::pb;
 
 /// What one worker measured.
 #[derive(Debug)]
-pub struct Tally {
+pub struct WorkerTally {
     /// Latency of each successful item, microseconds.
     pub latency_us: Histogram<u64>,
     /// Batch size each successful item rode in, counted exactly (sizes are
@@ -24,7 +24,7 @@ pub struct Tally {
     pub errors: BTreeMap<String, u64>,
 }
 
-impl Tally {
+impl WorkerTally {
     pub(super) fn new() -> Self {
         Self {
             latency_us: Histogram::new_with_bounds(1, 60_000_000, 3)
@@ -61,7 +61,7 @@ impl Tally {
     }
 
     /// Adds another worker's tally.
-    pub fn merge(&mut self, other: Tally) {
+    pub fn merge(&mut self, other: WorkerTally) {
         let _ = self.latency_us.add(&other.latency_us);
         self.batch_sizes.merge(&other.batch_sizes);
         self.ok += other.ok;

@@ -151,10 +151,13 @@ fn duration_text(us: u64) -> String {
     if us == 0 {
         return "0s".to_owned();
     }
-    UNITS.iter().find(|(unit, _)| us % unit == 0).map_or_else(
-        || format!("{us}us"),
-        |(unit, name)| format!("{}{name}", us / unit),
-    )
+    UNITS
+        .iter()
+        .find(|(unit, _)| us.is_multiple_of(*unit))
+        .map_or_else(
+            || format!("{us}us"),
+            |(unit, name)| format!("{}{name}", us / unit),
+        )
 }
 
 /// The bounds validation puts on a whole number or a duration written

@@ -5,7 +5,7 @@
 //! has room, and stores each item's answer as the job's result. The store
 //! is a trait about jobs (not about a database): [`sqlite`] is the
 //! embedded one; one shared by replicas can sit behind the same trait and
-//! the same conformance tests (`tests/jobs_store.rs`).
+//! the same conformance tests (`tests/jobs/store.rs`).
 //!
 //! Guarantees: a job exists only once every item is stored (`begin`,
 //! `append`, then `seal`; a job never sealed is gone after a restart); an

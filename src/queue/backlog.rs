@@ -12,7 +12,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use super::{
-    cost::{CostModel, Tally},
+    cost::{CostModel, CostTally},
     item::Item,
     pending::{Pending, Waiting},
 };
@@ -207,7 +207,7 @@ impl Backlog {
         let max_items = limit.items;
         let mut items = Vec::with_capacity(max_items.min(self.pending.len()));
         let mut bytes = 0;
-        let mut cost = Tally::default();
+        let mut cost = CostTally::default();
         let mut dropped = Dropped::default();
         // Whether an online item was taken: without top-up, background
         // items then stay for a batch of their own.

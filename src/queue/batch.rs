@@ -26,7 +26,7 @@ use tokio_util::sync::CancellationToken;
 use tonic::Status;
 
 use super::{
-    cost::{self, CostModel, Tally},
+    cost::{self, CostModel, CostTally},
     item::{Answer, BatchFacts, Gathered, Reply},
     pending::Waiting,
 };
@@ -40,7 +40,7 @@ use crate::{
 
 /// An item's way back, held until its result arrives.
 #[derive(Debug)]
-struct Slot {
+struct ReplySlot {
     /// Where the answer goes.
     reply: Reply,
     /// How long it waited for dispatch, nanoseconds (its end-to-end time is
@@ -77,7 +77,7 @@ struct SinkState {
     /// When the batch was dispatched.
     dispatched_at: Instant,
     /// One slot per item; `None` once answered.
-    slots: Vec<Option<Slot>>,
+    slots: Vec<Option<ReplySlot>>,
     /// Slots still `Some`.
     open: usize,
     /// End-to-end time of each item answered so far, nanoseconds.
@@ -147,7 +147,7 @@ impl SinkState {
         id: u64,
         trigger: Trigger,
         dispatched_at: Instant,
-        slots: Vec<Option<Slot>>,
+        slots: Vec<Option<ReplySlot>>,
         metrics: Arc<QueueMetrics>,
     ) -> Self {
         let info = BatchFacts {
@@ -219,7 +219,7 @@ impl SinkState {
         nanos(self.dispatched_at.elapsed())
     }
 
-    fn answer(&mut self, slot: Slot, result: ItemResult, handler_ns: u64) {
+    fn answer(&mut self, slot: ReplySlot, result: ItemResult, handler_ns: u64) {
         let info = BatchFacts {
             queued_us: slot.queued_ns / 1_000,
             handler_us: handler_ns / 1_000,
@@ -334,7 +334,7 @@ pub(crate) struct Head {
     /// The batch key its items share.
     pub key: Option<Arc<str>>,
     /// Its items' costs.
-    pub cost: Tally,
+    pub cost: CostTally,
 }
 
 /// Builds the batch and its sink from the items leaving a queue; `model`
@@ -365,7 +365,7 @@ pub(crate) fn assemble(
         queued_total = queued_total.saturating_add(queued_ns);
         deadline = deadline.min(d.deadline);
         batch_items.push(d.item);
-        slots.push(Some(Slot {
+        slots.push(Some(ReplySlot {
             reply: d.reply,
             queued_ns,
             answer_by: d.answer_by,

@@ -27,7 +27,7 @@ use crate::error::Refusal;
 /// What the server holds per unanswered item beside its payload and
 /// attributes, bytes. Measured, not guessed: the RSS growth of 1M held
 /// one-byte rows of one ModelInfer was 511-513 bytes a row in a release
-/// build on x86_64 (`measure_item_overhead` in tests/inference.rs prints
+/// build on x86_64 (`measure_item_overhead` in tests/e2e/inference.rs prints
 /// it), so 512 holds for every item path's queued state.
 pub const ITEM_OVERHEAD_BYTES: usize = 512;
 

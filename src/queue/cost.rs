@@ -94,7 +94,7 @@ named!(Oversize, "oversize", (Refuse, "refuse"), (Alone, "alone"));
 
 /// A running account of costs: their sum and the largest one.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Tally {
+pub struct CostTally {
     /// Items counted.
     pub n: usize,
     /// Their costs added (u128: 10^7 items of 2^53 each cannot overflow).
@@ -103,7 +103,7 @@ pub struct Tally {
     pub max: u64,
 }
 
-impl Tally {
+impl CostTally {
     /// The tally with one more item of `cost`.
     pub fn with(self, cost: u64) -> Self {
         Self {
@@ -175,14 +175,16 @@ mod tests {
 
     #[test]
     fn sum_and_padded_costs() {
-        let t = [3, 10, 5].into_iter().fold(Tally::default(), Tally::with);
+        let t = [3, 10, 5]
+            .into_iter()
+            .fold(CostTally::default(), CostTally::with);
         assert_eq!(t.cost(CostModel::Sum, None), 18);
         assert_eq!(t.cost(CostModel::Padded, None), 30);
         assert_eq!(t.cost(CostModel::Padded, Some(4)), 40);
         assert_eq!(t.padding_ratio(None), Some(30.0 / 18.0));
-        assert_eq!(Tally::default().with(0).padding_ratio(None), None);
+        assert_eq!(CostTally::default().with(0).padding_ratio(None), None);
         // No overflow at the limits.
-        let big = Tally::default().with(MAX_COST).with(MAX_COST);
+        let big = CostTally::default().with(MAX_COST).with(MAX_COST);
         assert_eq!(
             big.cost(CostModel::Padded, Some(1_000_000)),
             u128::from(MAX_COST) * 1_000_000

@@ -63,7 +63,7 @@ struct Booked {
 /// A slot of the backend: its batches, oldest first, and when its last
 /// batch ended.
 #[derive(Debug, Clone, Default)]
-struct Slot {
+struct BackendSlot {
     booked: VecDeque<Booked>,
     freed: Option<Instant>,
 }
@@ -72,7 +72,7 @@ struct Slot {
 /// batches; any after them are closing (their batches end, then they go).
 #[derive(Debug, Clone)]
 pub struct Slots {
-    slots: Vec<Slot>,
+    slots: Vec<BackendSlot>,
     open: usize,
 }
 
@@ -81,7 +81,7 @@ impl Slots {
     pub fn new(parallelism: usize) -> Self {
         let open = parallelism.clamp(1, MAX_SLOTS);
         Self {
-            slots: vec![Slot::default(); open],
+            slots: vec![BackendSlot::default(); open],
             open,
         }
     }
@@ -97,7 +97,7 @@ impl Slots {
     pub fn resize(&mut self, parallelism: usize) {
         let p = parallelism.clamp(1, MAX_SLOTS);
         while self.slots.len() < p {
-            self.slots.push(Slot::default());
+            self.slots.push(BackendSlot::default());
         }
         while self.slots.len() > p {
             let Some(idle) = self.slots.iter().rposition(|s| s.booked.is_empty()) else {
@@ -109,7 +109,7 @@ impl Slots {
     }
 
     /// The slots that take batches.
-    fn taking(&self) -> &[Slot] {
+    fn taking(&self) -> &[BackendSlot] {
         &self.slots[..self.open.min(self.slots.len())]
     }
 

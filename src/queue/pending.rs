@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, VecDeque};
 use tokio::time::Instant;
 
 use super::{
-    cost::Tally,
+    cost::CostTally,
     item::{BACKGROUND, Reply},
 };
 use crate::contract::BatchItem;
@@ -102,8 +102,8 @@ impl Pending {
     }
 
     /// The pending items' costs, when they are kept.
-    pub fn tally(&self) -> Option<Tally> {
-        self.book.as_ref().map(|b| Tally {
+    pub fn tally(&self) -> Option<CostTally> {
+        self.book.as_ref().map(|b| CostTally {
             n: self.len,
             sum: b.sum,
             max: b.max(),

@@ -17,7 +17,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 #[derive(Debug)]
 pub(super) struct Load {
     /// One slot per shard.
-    slots: Box<[Slot]>,
+    slots: Box<[ShardLoad]>,
     /// The queue's `max_queue_items`, for checks before an item is built.
     limit: AtomicUsize,
 }
@@ -26,7 +26,7 @@ pub(super) struct Load {
 /// by one actor and read by the others).
 #[derive(Debug, Default)]
 #[repr(align(128))]
-struct Slot {
+struct ShardLoad {
     /// Items pending.
     depth: AtomicUsize,
     /// Batches in flight.
@@ -37,7 +37,7 @@ impl Load {
     /// The load of `shards` idle shards.
     pub(super) fn new(shards: usize) -> Self {
         Self {
-            slots: (0..shards).map(|_| Slot::default()).collect(),
+            slots: (0..shards).map(|_| ShardLoad::default()).collect(),
             limit: AtomicUsize::new(usize::MAX),
         }
     }

@@ -105,7 +105,18 @@ async fn shutdown_under_load_leaves_no_accepted_item_unanswered() {
 
     while let Some(done) = unary.join_next().await {
         let (_, status) = done.unwrap();
-        assert_eq!(status.code(), Code::Unavailable, "{status:?}");
+        // The server refuses a call UNAVAILABLE once shutdown began; a call
+        // the client had not yet sent when the server closed the connection
+        // (after its last answer) ends in the client's own transport error,
+        // CANCELLED "connection closed", never read by the server. The
+        // server itself never answers CANCELLED.
+        let never_sent = status.code() == Code::Cancelled
+            && std::error::Error::source(&status)
+                .is_some_and(|e| e.downcast_ref::<tonic::transport::Error>().is_some());
+        assert!(
+            status.code() == Code::Unavailable || never_sent,
+            "{status:?}"
+        );
     }
     while let Some(done) = streams.join_next().await {
         let (ids, codes, end) = done.unwrap();

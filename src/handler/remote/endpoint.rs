@@ -7,7 +7,7 @@
 //! writes each item's result as it arrives and a retry carries only the
 //! items still open, so the call stays with the batch and only the choice
 //! of endpoint is tower's.
-//! - [`Slot`] is ready while the endpoint is neither ejected nor removed;
+//! - [`EndpointService`] is ready while the endpoint is neither ejected nor removed;
 //!   a full endpoint stays ready, its tickets wait for a slot, and its load
 //!   says how long they would wait.
 //! - Its [`Load`] is the expected time of one more call: the endpoint's
@@ -309,7 +309,7 @@ pub struct Pick;
 pub struct Removed;
 
 /// The balancer's service for one endpoint (see the module docs).
-pub struct Slot {
+pub struct EndpointService {
     endpoint: Arc<Endpoint>,
     /// Wakes the balancer when an ejection ends.
     ejection: Option<Pin<Box<Sleep>>>,
@@ -317,7 +317,7 @@ pub struct Slot {
     penalty: Duration,
 }
 
-impl Slot {
+impl EndpointService {
     /// The balancer's service for `endpoint`, a failure counting against
     /// it for `penalty`.
     pub(super) fn new(endpoint: Arc<Endpoint>, penalty: Duration) -> Self {
@@ -329,7 +329,7 @@ impl Slot {
     }
 }
 
-impl Service<Pick> for Slot {
+impl Service<Pick> for EndpointService {
     type Response = Ticket;
     type Error = Removed;
     type Future = std::future::Ready<Result<Ticket, Removed>>;
@@ -357,7 +357,7 @@ impl Service<Pick> for Slot {
     }
 }
 
-impl Load for Slot {
+impl Load for EndpointService {
     /// (failed recently, expected call time in ns): compared in that order.
     type Metric = (bool, f64);
 
@@ -369,7 +369,7 @@ impl Load for Slot {
 }
 
 /// The balancer's view of the endpoint set changes.
-pub(super) type Change = tower::discover::Change<String, Slot>;
+pub(super) type Change = tower::discover::Change<String, EndpointService>;
 /// What the balancer reads the changes from.
 pub(super) type Changes =
     tokio_stream::wrappers::UnboundedReceiverStream<Result<Change, Infallible>>;

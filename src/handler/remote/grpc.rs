@@ -3,7 +3,10 @@
 
 use tonic::Status;
 
-use super::{CallError, CallInput, item_error, packed};
+use super::{
+    call::{CallError, CallInput, item_error},
+    packed,
+};
 use crate::{
     contract::ItemOutput,
     handler::config::Encoding,

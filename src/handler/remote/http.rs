@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use tonic::Status;
 
-use super::{CallError, CallInput, item_error};
+use super::call::{CallError, CallInput, item_error};
 use crate::contract::ItemOutput;
 
 #[derive(Serialize)]

@@ -16,7 +16,7 @@ use std::collections::HashMap;
 use bytes::{Bytes, BytesMut};
 use tonic::{Status, transport::Channel};
 
-use super::{CallError, CallInput};
+use super::call::{CallError, CallInput};
 use crate::{
     contract::{BatchItem, ItemOutput},
     oip::{

@@ -24,6 +24,7 @@
 //! Items are answered the moment their result arrives, so a retry or a
 //! bisection never answers an item twice.
 
+mod call;
 mod conn;
 mod dns;
 mod endpoint;
@@ -37,9 +38,10 @@ use std::{sync::Arc, time::Duration};
 
 use backon::{BackoffBuilder, ExponentialBuilder};
 use tokio::time::Instant;
-use tonic::{Code, Status};
+use tonic::Status;
 use tracing::Instrument;
 
+use self::call::{CallError, CallInput};
 pub(crate) use self::conn::Conn;
 pub use self::{
     dns::{Resolve, SystemResolver},
@@ -59,83 +61,6 @@ use crate::{
 const DEADLINE_MARGIN: Duration = Duration::from_millis(1);
 /// Largest response accepted from a gRPC backend.
 const MAX_BACKEND_MESSAGE: usize = 64 * 1024 * 1024;
-
-/// Why a call to an endpoint did not deliver every result.
-#[derive(Debug)]
-pub(crate) enum CallError {
-    /// The endpoint could not serve it: retry elsewhere.
-    Retry(Status),
-    /// The deadline passed.
-    Deadline(Status),
-    /// The backend refused the batch as a whole.
-    Rejected(Status),
-    /// The backend's answer is malformed as a whole.
-    BadAnswer(Status),
-}
-
-impl CallError {
-    /// Sorts a gRPC status from a backend call into the rules above.
-    fn from_status(status: Status) -> Self {
-        // tonic's channel enforces the grpc-timeout it sends and reports
-        // the cut as CANCELLED "Timeout expired": that is our deadline.
-        if status.code() == Code::Cancelled
-            && status.message() == tonic::TimeoutExpired(()).to_string()
-        {
-            return CallError::Deadline(status);
-        }
-        match status.code() {
-            Code::Unavailable | Code::ResourceExhausted | Code::Aborted | Code::Cancelled => {
-                CallError::Retry(status)
-            }
-            // hyper/h2 failures (reset, broken connection) surface as UNKNOWN.
-            Code::Unknown
-                if status.message().contains("transport") || status.message().contains("h2") =>
-            {
-                CallError::Retry(status)
-            }
-            Code::DeadlineExceeded => CallError::Deadline(status),
-            _ => CallError::Rejected(status),
-        }
-    }
-}
-
-/// What one call sends.
-pub(crate) struct CallInput<'a> {
-    /// The whole batch.
-    pub batch: &'a Batch,
-    /// The items of it this call carries (sorted).
-    pub indexes: &'a [usize],
-    /// When the call must be over.
-    pub deadline: Instant,
-}
-
-impl CallInput<'_> {
-    /// Milliseconds left until the deadline.
-    fn timeout_ms(&self) -> u32 {
-        let left = self.deadline.saturating_duration_since(Instant::now());
-        u32::try_from(left.as_millis()).unwrap_or(u32::MAX)
-    }
-
-    /// The size the backend should pad this call's items to (0: none). A
-    /// call with part of a batch (a retry after some answers, a bisection)
-    /// carries no padding request.
-    fn pad_to(&self) -> u32 {
-        match self.batch.pad_to {
-            Some(n) if self.indexes.len() == self.batch.items.len() => {
-                u32::try_from(n).unwrap_or(u32::MAX)
-            }
-            _ => 0,
-        }
-    }
-
-    /// The trace id of item `i`.
-    fn trace_id(&self, i: usize) -> String {
-        match &self.batch.items[i].trace_id {
-            Some(id) => id.clone(),
-            None => format!("{}.{i}", self.batch.id),
-        }
-    }
-}
 
 /// A handler whose batches go to remote endpoints.
 #[derive(Debug)]
@@ -404,15 +329,6 @@ impl Remote {
             span.record("otel.status_code", "ERROR");
         }
         result
-    }
-}
-
-/// A backend's per-item error as a status (a "failure" with code OK makes
-/// no sense and becomes UNKNOWN).
-pub(crate) fn item_error(code: i32, message: String) -> Status {
-    match Code::from(code) {
-        Code::Ok => Status::unknown(message),
-        code => Status::new(code, message),
     }
 }
 

@@ -184,7 +184,7 @@ impl Actor {
         let pad_to = policy::pad_to(policy, items.len());
         let tally = items
             .iter()
-            .fold(cost::Tally::default(), |t, w| t.with(w.item.cost));
+            .fold(cost::CostTally::default(), |t, w| t.with(w.item.cost));
         let batch_cost = cost::clamp(tally.cost(policy.cost_model, pad_to));
         let units = if policy.budgeted() {
             usize::try_from(batch_cost).unwrap_or(usize::MAX)

@@ -24,7 +24,7 @@ use tower::{Service, ServiceExt, balance::p2c::Balance};
 
 use super::{
     Conn,
-    endpoint::{Change, Changes, Endpoint, Lease, Pick, Slot, Waited, lock},
+    endpoint::{Change, Changes, Endpoint, EndpointService, Lease, Pick, Waited, lock},
 };
 use crate::{
     handler::config::HandlerKind,
@@ -166,7 +166,7 @@ impl EndpointPool {
             .parallelism
             .store(self.settings.parallelism, Ordering::Relaxed);
         let info = endpoint.info(now);
-        let service = Slot::new(endpoint.clone(), self.settings.eject_for);
+        let service = EndpointService::new(endpoint.clone(), self.settings.eject_for);
         let _ = self
             .changes
             .send(Ok(Change::Insert(address.to_owned(), service)));
