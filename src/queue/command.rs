@@ -5,7 +5,11 @@ use std::sync::Arc;
 use tokio::sync::oneshot;
 
 use super::{item::Item, policy::Policy};
-use crate::{handler::Handler, metrics::QueueMetrics};
+use crate::{
+    error::Refusal,
+    handler::Handler,
+    metrics::{Outcome, QueueMetrics},
+};
 
 /// Commands a queue actor takes.
 #[derive(Debug)]
@@ -102,8 +106,8 @@ impl Command {
     /// answers.
     pub(super) fn refuse(self, queue: &str, metrics: &QueueMetrics, paused: bool) {
         match self {
-            Command::Submit(item) => super::refuse_gone(queue, metrics, [item]),
-            Command::SubmitMany(items) => super::refuse_gone(queue, metrics, items),
+            Command::Submit(item) => refuse_gone(queue, metrics, [item]),
+            Command::SubmitMany(items) => refuse_gone(queue, metrics, items),
             Command::Flush(reply) => {
                 let _ = reply.send(0);
             }
@@ -123,5 +127,23 @@ impl Command {
             }
             Command::Pause | Command::Resume | Command::Update(..) => {}
         }
+    }
+}
+
+/// Answers items a queue that has stopped can no longer take: UNAVAILABLE,
+/// counted as rejected.
+pub(super) fn refuse_gone(
+    queue: &str,
+    metrics: &QueueMetrics,
+    items: impl IntoIterator<Item = Item>,
+) {
+    let status = tonic::Status::from(Refusal::Draining(queue.to_owned()));
+    let mut n = 0;
+    for item in items {
+        item.reply.err(status.clone(), None);
+        n += 1;
+    }
+    if n > 0 {
+        metrics.items(Outcome::Rejected, n);
     }
 }

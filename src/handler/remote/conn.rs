@@ -3,12 +3,14 @@
 
 use tonic::Status;
 
-use super::MAX_BACKEND_MESSAGE;
 use crate::{
     handler::config::HandlerKind,
     oip::pb::grpc_inference_service_client::GrpcInferenceServiceClient,
     pb::backend_client::BackendClient,
 };
+
+/// Largest response accepted from a gRPC backend.
+const MAX_BACKEND_MESSAGE: usize = 64 * 1024 * 1024;
 
 /// How one endpoint is reached.
 #[derive(Debug, Clone)]

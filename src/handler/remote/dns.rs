@@ -13,7 +13,8 @@ use std::{
     time::Duration,
 };
 
-use super::{BoxFuture, EndpointPool};
+use super::EndpointPool;
+use crate::handler::BoxFuture;
 use crate::{handler::config::DnsName, metrics::DnsMetrics};
 
 /// Looks names up; the seam tests replace.
