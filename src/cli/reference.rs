@@ -18,7 +18,7 @@ use crate::{
 const SERVER_SRC: &str = include_str!("../config/server.rs");
 const TLS_SRC: &str = include_str!("../tls.rs");
 const JOBS_SRC: &str = include_str!("../config/jobs.rs");
-const HANDLER_SRC: &str = include_str!("../handler/config/mod.rs");
+const HANDLER_SRC: &str = include_str!("../handler/config/settings.rs");
 
 /// The handler kinds, in the order the reference lists them.
 const KINDS: [HandlerKind; 6] = [
