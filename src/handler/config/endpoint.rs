@@ -69,6 +69,7 @@ pub fn validate_endpoint(url: &str) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::handler::config::{HandlerConfig, HandlerKind};
 
     #[test]
     fn endpoint_urls_need_a_host_and_a_real_port() {
