@@ -225,7 +225,14 @@ class QueueInfo(_message.Message):
     def __init__(self, name: _Optional[str] = ..., state: _Optional[_Union[QueueState, str]] = ..., policy: _Optional[_Union[QueuePolicy, _Mapping]] = ..., handler: _Optional[_Union[HandlerSpec, _Mapping]] = ..., endpoints: _Optional[_Iterable[_Union[EndpointInfo, _Mapping]]] = ..., stats: _Optional[_Union[QueueStats, _Mapping]] = ...) -> None: ...
 
 class QueueStats(_message.Message):
-    __slots__ = ("depth", "in_flight_batches", "items_ok", "items_error", "items_rejected", "items_timeout", "items_cancelled", "batches", "batch_size", "handler_ms", "item_ms", "items_shed", "learned")
+    __slots__ = ("depth", "in_flight_batches", "items_ok", "items_error", "items_rejected", "items_timeout", "items_cancelled", "batches", "batch_size", "handler_ms", "item_ms", "items_shed", "learned", "batches_by_trigger", "wait_ms", "batch_cost", "padding_ratio", "batch_size_histogram", "key_shares")
+    class BatchesByTriggerEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: int
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[int] = ...) -> None: ...
     DEPTH_FIELD_NUMBER: _ClassVar[int]
     IN_FLIGHT_BATCHES_FIELD_NUMBER: _ClassVar[int]
     ITEMS_OK_FIELD_NUMBER: _ClassVar[int]
@@ -239,6 +246,12 @@ class QueueStats(_message.Message):
     ITEM_MS_FIELD_NUMBER: _ClassVar[int]
     ITEMS_SHED_FIELD_NUMBER: _ClassVar[int]
     LEARNED_FIELD_NUMBER: _ClassVar[int]
+    BATCHES_BY_TRIGGER_FIELD_NUMBER: _ClassVar[int]
+    WAIT_MS_FIELD_NUMBER: _ClassVar[int]
+    BATCH_COST_FIELD_NUMBER: _ClassVar[int]
+    PADDING_RATIO_FIELD_NUMBER: _ClassVar[int]
+    BATCH_SIZE_HISTOGRAM_FIELD_NUMBER: _ClassVar[int]
+    KEY_SHARES_FIELD_NUMBER: _ClassVar[int]
     depth: int
     in_flight_batches: int
     items_ok: int
@@ -252,7 +265,29 @@ class QueueStats(_message.Message):
     item_ms: Percentiles
     items_shed: int
     learned: Learned
-    def __init__(self, depth: _Optional[int] = ..., in_flight_batches: _Optional[int] = ..., items_ok: _Optional[int] = ..., items_error: _Optional[int] = ..., items_rejected: _Optional[int] = ..., items_timeout: _Optional[int] = ..., items_cancelled: _Optional[int] = ..., batches: _Optional[int] = ..., batch_size: _Optional[_Union[Percentiles, _Mapping]] = ..., handler_ms: _Optional[_Union[Percentiles, _Mapping]] = ..., item_ms: _Optional[_Union[Percentiles, _Mapping]] = ..., items_shed: _Optional[int] = ..., learned: _Optional[_Union[Learned, _Mapping]] = ...) -> None: ...
+    batches_by_trigger: _containers.ScalarMap[str, int]
+    wait_ms: Percentiles
+    batch_cost: Percentiles
+    padding_ratio: Percentiles
+    batch_size_histogram: _containers.RepeatedCompositeFieldContainer[SizeBucket]
+    key_shares: _containers.RepeatedCompositeFieldContainer[KeyShare]
+    def __init__(self, depth: _Optional[int] = ..., in_flight_batches: _Optional[int] = ..., items_ok: _Optional[int] = ..., items_error: _Optional[int] = ..., items_rejected: _Optional[int] = ..., items_timeout: _Optional[int] = ..., items_cancelled: _Optional[int] = ..., batches: _Optional[int] = ..., batch_size: _Optional[_Union[Percentiles, _Mapping]] = ..., handler_ms: _Optional[_Union[Percentiles, _Mapping]] = ..., item_ms: _Optional[_Union[Percentiles, _Mapping]] = ..., items_shed: _Optional[int] = ..., learned: _Optional[_Union[Learned, _Mapping]] = ..., batches_by_trigger: _Optional[_Mapping[str, int]] = ..., wait_ms: _Optional[_Union[Percentiles, _Mapping]] = ..., batch_cost: _Optional[_Union[Percentiles, _Mapping]] = ..., padding_ratio: _Optional[_Union[Percentiles, _Mapping]] = ..., batch_size_histogram: _Optional[_Iterable[_Union[SizeBucket, _Mapping]]] = ..., key_shares: _Optional[_Iterable[_Union[KeyShare, _Mapping]]] = ...) -> None: ...
+
+class SizeBucket(_message.Message):
+    __slots__ = ("le", "batches")
+    LE_FIELD_NUMBER: _ClassVar[int]
+    BATCHES_FIELD_NUMBER: _ClassVar[int]
+    le: int
+    batches: int
+    def __init__(self, le: _Optional[int] = ..., batches: _Optional[int] = ...) -> None: ...
+
+class KeyShare(_message.Message):
+    __slots__ = ("key", "items")
+    KEY_FIELD_NUMBER: _ClassVar[int]
+    ITEMS_FIELD_NUMBER: _ClassVar[int]
+    key: str
+    items: int
+    def __init__(self, key: _Optional[str] = ..., items: _Optional[int] = ...) -> None: ...
 
 class Learned(_message.Message):
     __slots__ = ("base_us", "per_item_ns", "samples", "arrivals_per_sec", "batch_cap", "parallelism", "parallelism_learned", "backend_idle", "backend_wait_us")
@@ -317,7 +352,7 @@ class DeregisterEndpointResponse(_message.Message):
     def __init__(self) -> None: ...
 
 class EndpointInfo(_message.Message):
-    __slots__ = ("address", "max_in_flight", "in_flight", "lease_remaining_ms", "ejected_for_ms", "batches_ok", "batches_failed", "configured", "parallelism")
+    __slots__ = ("address", "max_in_flight", "in_flight", "lease_remaining_ms", "ejected_for_ms", "batches_ok", "batches_failed", "configured", "parallelism", "ejections", "rtt_ms")
     ADDRESS_FIELD_NUMBER: _ClassVar[int]
     MAX_IN_FLIGHT_FIELD_NUMBER: _ClassVar[int]
     IN_FLIGHT_FIELD_NUMBER: _ClassVar[int]
@@ -327,6 +362,8 @@ class EndpointInfo(_message.Message):
     BATCHES_FAILED_FIELD_NUMBER: _ClassVar[int]
     CONFIGURED_FIELD_NUMBER: _ClassVar[int]
     PARALLELISM_FIELD_NUMBER: _ClassVar[int]
+    EJECTIONS_FIELD_NUMBER: _ClassVar[int]
+    RTT_MS_FIELD_NUMBER: _ClassVar[int]
     address: str
     max_in_flight: int
     in_flight: int
@@ -336,7 +373,9 @@ class EndpointInfo(_message.Message):
     batches_failed: int
     configured: bool
     parallelism: int
-    def __init__(self, address: _Optional[str] = ..., max_in_flight: _Optional[int] = ..., in_flight: _Optional[int] = ..., lease_remaining_ms: _Optional[int] = ..., ejected_for_ms: _Optional[int] = ..., batches_ok: _Optional[int] = ..., batches_failed: _Optional[int] = ..., configured: _Optional[bool] = ..., parallelism: _Optional[int] = ...) -> None: ...
+    ejections: int
+    rtt_ms: float
+    def __init__(self, address: _Optional[str] = ..., max_in_flight: _Optional[int] = ..., in_flight: _Optional[int] = ..., lease_remaining_ms: _Optional[int] = ..., ejected_for_ms: _Optional[int] = ..., batches_ok: _Optional[int] = ..., batches_failed: _Optional[int] = ..., configured: _Optional[bool] = ..., parallelism: _Optional[int] = ..., ejections: _Optional[int] = ..., rtt_ms: _Optional[float] = ...) -> None: ...
 
 class ListEndpointsResponse(_message.Message):
     __slots__ = ("endpoints",)
