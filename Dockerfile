@@ -6,11 +6,10 @@
 # vendored by a build dependency, so nothing else is needed).
 FROM rust:1.95-bookworm AS build
 WORKDIR /src
-COPY Cargo.toml Cargo.lock build.rs ./
+COPY Cargo.toml Cargo.lock ./
 COPY proto ./proto
-COPY src ./src
+COPY crates ./crates
 COPY examples ./examples
-COPY benches ./benches
 RUN cargo build --release --locked --bin batchgate \
  && cp target/release/batchgate /batchgate
 

@@ -1,13 +1,17 @@
 #!/usr/bin/env python3
-"""Checks batchgate's module layering: every `crate::<module>` reference in
-src/ is an arrow from the file's top-level module to that module, and no
+"""Checks batchgate's layering, crate by crate (crates/*/src): every
+`crate::<module>` reference is an arrow from the file's top-level module to
+that module, and no
 arrows may form a cycle (a module importing a module that imports it back,
 directly or around a loop). The same holds one level down and below:
 within a module, the arrows between its inner modules (`super::x`,
 `crate::a::x`, `self::x`, use trees included) may not form a cycle either
 (a child using its parent, or a parent its child, is no arrow). Also:
 handlers never reach into the queue, the queue never touches protobuf
-(`pb::`), and no file under src/ is longer than MAX_LINES.
+(`pb::`), and no file under a crate's src/ is longer than MAX_LINES.
+Between crates (their Cargo.toml): the server (`batchgate`) depends on no
+other crate of the workspace, and only tests, benches and the test-support
+crate itself depend on `batchgate-test-support`.
 
     python3 .ci/layers.py          # prints the arrows; exits 1 on a violation
 """
@@ -16,13 +20,15 @@ import pathlib
 import re
 import sys
 
-SRC = pathlib.Path(__file__).resolve().parent.parent / "src"
-# The crate's roots, and the test-only fuzz harness that drives the whole
-# crate from above (its targets' case budget is `crate::fuzz_cases` in lib).
+REPO = pathlib.Path(__file__).resolve().parent.parent
+CRATES = REPO / "crates"
+# The crate being checked: its src/, and what `crate::<name>` may name (a
+# module; a function or macro of lib.rs is no arrow). Set by check().
+SRC = CRATES / "server" / "src"
+MODULES = set()
+# A crate's roots, and the server's test-only fuzz harness that drives the
+# whole crate from above (its case budget is `crate::fuzz_cases` in lib).
 ROOTS = {"lib", "main", "fuzz"}
-# What `crate::<name>` may name: a module (a function or macro of lib.rs is
-# no arrow).
-MODULES = {p.stem for p in SRC.glob("*.rs")} | {p.name for p in SRC.iterdir() if p.is_dir()}
 # Longest file under src/.
 MAX_LINES = 500
 
@@ -150,10 +156,40 @@ def referenced(text):
     return names
 
 
+def crate_boundaries():
+    """The Cargo.toml rules between the workspace's crates."""
+    problems = []
+    for manifest in sorted(CRATES.glob("*/Cargo.toml")):
+        text = manifest.read_text()
+        name = re.search(r'^name = "([^"]+)"', text, re.M).group(1)
+        sections = re.split(r"^\[", text, flags=re.M)
+        deps = "".join(sec for sec in sections if sec.startswith("dependencies]"))
+        used = set(re.findall(r"^(batchgate[a-z-]*)[ .=]", deps, re.M))
+        if name == "batchgate" and used:
+            problems.append(f"{manifest.relative_to(REPO)}: the server depends on {sorted(used)}")
+        if name != "batchgate-test-support" and "batchgate-test-support" in used:
+            problems.append(f"{manifest.relative_to(REPO)}: test-support outside [dev-dependencies]")
+        print(f"{name:>24} -> {', '.join(sorted(used)) or '(no workspace crate)'}")
+    return problems
+
+
 def main():
+    global SRC, MODULES
+    problems = crate_boundaries()
+    for src in sorted(CRATES.glob("*/src")):
+        SRC = src
+        MODULES = {p.stem for p in SRC.glob("*.rs")} | {p.name for p in SRC.iterdir() if p.is_dir()}
+        print(f"== {src.relative_to(REPO)}")
+        problems += check(sorted(SRC.rglob("*.rs")))
+    for p in problems:
+        print(f"LAYERING: {p}", file=sys.stderr)
+    sys.exit(1 if problems else 0)
+
+
+def check(files):
+    """The module rules within one crate; returns the problems."""
     arrows = {}
     problems = []
-    files = sorted(SRC.rglob("*.rs"))
     for path in files:
         lines = path.read_text().count("\n")
         if lines > MAX_LINES:
@@ -199,9 +235,7 @@ def main():
     for module in sorted(arrows):
         print(f"{module:>10} -> {', '.join(sorted(arrows[module]))}")
     print(f"{sum(len(v) for v in inner.values())} arrows between inner modules")
-    for p in problems:
-        print(f"LAYERING: {p}", file=sys.stderr)
-    sys.exit(1 if problems else 0)
+    return problems
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The cost of OpenTelemetry traces: the same server with traces off and on
-# (exporting over OTLP/gRPC to examples/otlp_sink.rs, which only counts),
+# (exporting over OTLP/gRPC to crates/bench/examples/otlp_sink.rs, which only counts),
 # alternating, in one run. Unary Submit (a span per call, a batch span with
 # a link per call) and StreamSubmit (a span per stream, a batch span per
 # batch), echo handler, batches of 64, max_delay 2 ms.

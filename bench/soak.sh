@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The soak: a long run at 80% of measured capacity with faults on a timer.
 #
-# - Load (examples/soak.rs): half unary Submit calls, half items over 4
+# - Load (crates/bench/examples/soak.rs): half unary Submit calls, half items over 4
 #   StreamSubmit streams, batch keys t0..t3, every item with an idempotency
 #   key and a payload of its own, so each answer is checked against its item.
 # - Queue `soak`: batches of 64 within 2 ms to a remote gRPC backend with two
