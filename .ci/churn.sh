@@ -32,12 +32,12 @@ MALLOC_ARENA_MAX=2 MALLOC_MMAP_THRESHOLD_=131072 \
   prlimit --as=$((as_cap_mb * 1024 * 1024)) \
   "$bin" serve --config "$root/tests/foreign/churn/batchgate.toml" >"$work/server.log" 2>&1 &
 pid=$!
-ready() { (exec 3<>"/dev/tcp/127.0.0.1/50091") 2>/dev/null; }
+ready() { (exec 3<>"/dev/tcp/127.0.0.1/20091") 2>/dev/null; }
 for _ in $(seq 1 100); do ready && break; sleep 0.1; done
 
 status=0
 PYTHONPATH="$work/gen" "$work/venv/bin/python" "$root/tests/foreign/churn/drill.py" \
-  --addr 127.0.0.1:50091 --metrics 127.0.0.1:9491 --pid "$pid" --rss-cap-mb "$rss_cap_mb" || status=1
+  --addr 127.0.0.1:20091 --metrics 127.0.0.1:9491 --pid "$pid" --rss-cap-mb "$rss_cap_mb" || status=1
 grep -E '^Vm(Peak|HWM)' "/proc/$pid/status" | tr -s ' ' || true
 if ! kill -0 "$pid" 2>/dev/null; then
   echo "batchgate died under the ${as_cap_mb} MiB address-space cap" >&2

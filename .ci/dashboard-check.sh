@@ -24,7 +24,7 @@ promtool check rules "$chart/alerts/batchgate-rules.yaml"
 # is down (backend metrics, retries, ejections).
 cat >"$work/batchgate.toml" <<'TOML'
 [server]
-grpc_addr = "127.0.0.1:50451"
+grpc_addr = "127.0.0.1:20451"
 metrics_addr = "127.0.0.1:9651"
 
 [queues.sim]
@@ -52,7 +52,7 @@ handler = { kind = "grpc", endpoints = ["http://127.0.0.1:9"], retries = 1, retr
 TOML
 "$bin" serve --config "$work/batchgate.toml" >"$work/batchgate.log" 2>&1 &
 pids+=($!)
-for _ in $(seq 1 100); do ready 50451 && break; sleep 0.1; done
+for _ in $(seq 1 100); do ready 20451 && break; sleep 0.1; done
 
 cat >"$work/prometheus.yml" <<YAML
 global:
@@ -70,15 +70,15 @@ prometheus --config.file="$work/prometheus.yml" --storage.tsdb.path="$work/tsdb"
 pids+=($!)
 
 # Load for the whole check.
-"$bin" bench --addr http://127.0.0.1:50451 -q sim --mode stream -c 256 --duration 60s --warmup 0s --quiet >/dev/null 2>&1 &
+"$bin" bench --addr http://127.0.0.1:20451 -q sim --mode stream -c 256 --duration 60s --warmup 0s --quiet >/dev/null 2>&1 &
 pids+=($!)
-"$bin" bench --addr http://127.0.0.1:50451 -q keyed --mode stream -c 256 --batch-key tenant-a --duration 60s --warmup 0s --quiet >/dev/null 2>&1 &
+"$bin" bench --addr http://127.0.0.1:20451 -q keyed --mode stream -c 256 --batch-key tenant-a --duration 60s --warmup 0s --quiet >/dev/null 2>&1 &
 pids+=($!)
-"$bin" bench --addr http://127.0.0.1:50451 -q keyed --mode unary -c 64 --batch-key tenant-b --duration 60s --warmup 0s --quiet >/dev/null 2>&1 &
+"$bin" bench --addr http://127.0.0.1:20451 -q keyed --mode unary -c 64 --batch-key tenant-b --duration 60s --warmup 0s --quiet >/dev/null 2>&1 &
 pids+=($!)
-"$bin" bench --addr http://127.0.0.1:50451 -q shed --mode stream -c 2048 --duration 60s --warmup 0s --quiet >/dev/null 2>&1 &
+"$bin" bench --addr http://127.0.0.1:20451 -q shed --mode stream -c 2048 --duration 60s --warmup 0s --quiet >/dev/null 2>&1 &
 pids+=($!)
-"$bin" bench --addr http://127.0.0.1:50451 -q remote --mode unary -c 4 --duration 60s --warmup 0s --quiet >/dev/null 2>&1 &
+"$bin" bench --addr http://127.0.0.1:20451 -q remote --mode unary -c 4 --duration 60s --warmup 0s --quiet >/dev/null 2>&1 &
 pids+=($!)
 
 python3 - "$chart" <<'PY'

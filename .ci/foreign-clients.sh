@@ -24,13 +24,13 @@ node --version
 
 "$bin" serve --config "$root/tests/foreign/backpressure.toml" >"$work/server.log" 2>&1 &
 pid=$!
-ready() { (exec 3<>"/dev/tcp/127.0.0.1/50081") 2>/dev/null; }
+ready() { (exec 3<>"/dev/tcp/127.0.0.1/20081") 2>/dev/null; }
 for _ in $(seq 1 100); do ready && break; sleep 0.1; done
 
 status=0
 PYTHONPATH="$work/gen" "$work/venv/bin/python" "$root/tests/foreign/python/backpressure.py" \
-  --addr 127.0.0.1:50081 --items 20000 || status=1
-node "$root/tests/foreign/node/backpressure.js" --addr 127.0.0.1:50081 --items 20000 || status=1
+  --addr 127.0.0.1:20081 --items 20000 || status=1
+node "$root/tests/foreign/node/backpressure.js" --addr 127.0.0.1:20081 --items 20000 || status=1
 if [ "$status" -ne 0 ] || grep -q "failed serving connection: http2 error" "$work/server.log"; then
   echo "--- server log"; cat "$work/server.log"
   exit 1

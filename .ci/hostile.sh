@@ -19,11 +19,11 @@ python3 -m venv "$work/venv"
 "$work/venv/bin/pip" install -q --disable-pip-version-check 'h2>=4.1,<5'
 "$bin" serve --config "$root/tests/foreign/hostile/batchgate.toml" >"$work/server.log" 2>&1 &
 pid=$!
-ready() { (exec 3<>"/dev/tcp/127.0.0.1/50085") 2>/dev/null; }
+ready() { (exec 3<>"/dev/tcp/127.0.0.1/20085") 2>/dev/null; }
 for _ in $(seq 1 100); do ready && break; sleep 0.1; done
 idle=$(( $(ulimit -n) > 12000 ? 10000 : $(ulimit -n) - 2000 ))
 if ! "$work/venv/bin/python" "$root/tests/foreign/hostile/attacks.py" \
-  --addr 127.0.0.1:50085 --pid "$pid" --rss-mib 256 --idle "$idle"; then
+  --addr 127.0.0.1:20085 --pid "$pid" --rss-mib 256 --idle "$idle"; then
   echo "--- server log (last lines)"; grep -v DEBUG "$work/server.log" | tail -30
   exit 1
 fi

@@ -4,7 +4,7 @@
 # with promtool, and checks a clean SIGTERM exit.
 set -euo pipefail
 bin=${1:?usage: live-check.sh path/to/batchgate}
-grpc=127.0.0.1:${BATCHGATE_CI_GRPC_PORT:-50151}
+grpc=127.0.0.1:${BATCHGATE_CI_GRPC_PORT:-20151}
 metrics=127.0.0.1:${BATCHGATE_CI_METRICS_PORT:-9564}
 work=$(mktemp -d)
 trap 'kill "$pid" 2>/dev/null || true; rm -rf "$work"' EXIT

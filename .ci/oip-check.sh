@@ -22,7 +22,7 @@ python3 -m venv "$work/venv"
 
 "$bin" serve --config "$root/tests/foreign/oip/batchgate.toml" >"$work/server.log" 2>&1 &
 pid=$!
-ready() { (exec 3<>"/dev/tcp/127.0.0.1/50083") 2>/dev/null; }
+ready() { (exec 3<>"/dev/tcp/127.0.0.1/20083") 2>/dev/null; }
 for _ in $(seq 1 100); do ready && break; sleep 0.1; done
 (cd "$root/tests/foreign/oip/mlserver" && exec "$work/venv/bin/mlserver" start . >"$work/mlserver.log" 2>&1) &
 ml=$!
@@ -30,11 +30,11 @@ disown "$ml"
 
 status=0
 "$work/venv/bin/python" "$root/tests/foreign/oip/tritonclient_check.py" \
-  --addr 127.0.0.1:50083 --metrics 127.0.0.1:9483 --http 127.0.0.1:8083 || status=1
+  --addr 127.0.0.1:20083 --metrics 127.0.0.1:9483 --http 127.0.0.1:8083 || status=1
 ml_ready() { (exec 3<>"/dev/tcp/127.0.0.1/18091") 2>/dev/null; }
 for _ in $(seq 1 600); do ml_ready && break; sleep 0.1; done
 "$work/venv/bin/python" "$root/tests/foreign/oip/mlserver_check.py" \
-  --addr 127.0.0.1:50083 --metrics 127.0.0.1:9483 --mlserver-pid "$ml" || status=1
+  --addr 127.0.0.1:20083 --metrics 127.0.0.1:9483 --mlserver-pid "$ml" || status=1
 if [ "$status" -ne 0 ]; then
   echo "--- server log"; tail -50 "$work/server.log"
   echo "--- mlserver log"; tail -50 "$work/mlserver.log"

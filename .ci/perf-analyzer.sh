@@ -31,7 +31,7 @@ export LD_LIBRARY_PATH
 
 "$bin" serve --config "$root/tests/foreign/oip/batchgate.toml" >"$work/server.log" 2>&1 &
 pid=$!
-for _ in $(seq 1 100); do (exec 3<>"/dev/tcp/127.0.0.1/50083") 2>/dev/null && break; sleep 0.1; done
+for _ in $(seq 1 100); do (exec 3<>"/dev/tcp/127.0.0.1/20083") 2>/dev/null && break; sleep 0.1; done
 
 status=0
 check() { # NAME MODEL ARGS...: runs perf_analyzer, wants client and server figures
@@ -46,7 +46,7 @@ check() { # NAME MODEL ARGS...: runs perf_analyzer, wants client and server figu
   echo "perf_analyzer $name: $(grep -E '^Concurrency' "$work/$name.txt" | tail -1)"
   grep -E "Avg request latency" "$work/$name.txt" | sed 's/^ */  server: /'
 }
-grpc=(-u 127.0.0.1:50083 -i grpc)
+grpc=(-u 127.0.0.1:20083 -i grpc)
 "$work/venv/bin/python" - "$work/tokens.json" <<'EOF'
 import json, random, sys
 random.seed(7)

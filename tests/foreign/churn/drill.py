@@ -16,7 +16,7 @@ batchgate (started by .ci/churn.sh under an address-space cap):
 
 Prints the figures and exits 1 if any check fails.
 
-    python drill.py --addr 127.0.0.1:50091 --metrics 127.0.0.1:9491 --pid PID --rss-cap-mb 512
+    python drill.py --addr 127.0.0.1:20091 --metrics 127.0.0.1:9491 --pid PID --rss-cap-mb 512
 """
 
 import argparse

@@ -6,7 +6,7 @@ connections. During each: the server stays up, its RSS (from /proc) stays
 under --rss-mib, and a well-behaved client on another connection is
 answered within 1 s.
 
-    python attacks.py --addr 127.0.0.1:50085 --pid PID
+    python attacks.py --addr 127.0.0.1:20085 --pid PID
 """
 
 import argparse

@@ -6,7 +6,7 @@
 // the stream ends OK and that every unrelated call succeeded. Exits 1
 // otherwise.
 //
-//   node backpressure.js --addr 127.0.0.1:50081 --items 20000
+//   node backpressure.js --addr 127.0.0.1:20081 --items 20000
 'use strict';
 
 const path = require('node:path');
@@ -141,7 +141,7 @@ async function streamCase(channelOptions, addr, queue, items, pause) {
 }
 
 async function main() {
-  const addr = arg('addr', '127.0.0.1:50081');
+  const addr = arg('addr', '127.0.0.1:20081');
   const items = Number(arg('items', '20000'));
   const options = {};
   const problems = [

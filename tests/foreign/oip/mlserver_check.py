@@ -5,7 +5,7 @@ threads answered exactly (y = 2x) in shared batches; then MLServer is
 killed mid-run and every request ends once, with its exact answer or
 UNAVAILABLE, and batchgate counts each item once.
 
-    python mlserver_check.py --addr 127.0.0.1:50083 --metrics 127.0.0.1:9483 --mlserver-pid PID
+    python mlserver_check.py --addr 127.0.0.1:20083 --metrics 127.0.0.1:9483 --mlserver-pid PID
 """
 
 import argparse

@@ -5,7 +5,7 @@ row and batched along dim 0 (from /metrics), several inputs of different
 types, and every malformed request refused with its status while the
 others go on.
 
-    python tritonclient_check.py --addr 127.0.0.1:50083 --metrics 127.0.0.1:9483
+    python tritonclient_check.py --addr 127.0.0.1:20083 --metrics 127.0.0.1:9483
 """
 
 import argparse

@@ -5,7 +5,7 @@ queue slower than the client, and into a paused queue that is resumed after
 Checks that every id is answered exactly once with its own payload, that the
 stream ends OK and that every unrelated call succeeded. Exits 1 otherwise.
 
-    python backpressure.py --addr 127.0.0.1:50081 --items 20000
+    python backpressure.py --addr 127.0.0.1:20081 --items 20000
 """
 
 import argparse
@@ -103,7 +103,7 @@ def stream_case(channel, queue, items, pause):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--addr", default="127.0.0.1:50081")
+    parser.add_argument("--addr", default="127.0.0.1:20081")
     parser.add_argument("--items", type=int, default=20000)
     args = parser.parse_args()
 
