@@ -64,11 +64,8 @@ impl Recent {
             push_capped(&mut self.padding, ratio);
         }
         if let Some(key) = &d.key {
-            if self.keys.len() == RECENT {
-                self.keys.pop_front();
-            }
             let n = u32::try_from(d.items).unwrap_or(u32::MAX);
-            self.keys.push_back((key.clone(), n));
+            push_capped(&mut self.keys, (key.clone(), n));
         }
     }
 
@@ -114,7 +111,7 @@ impl Recent {
     }
 }
 
-pub(super) fn push_capped(ring: &mut VecDeque<f64>, value: f64) {
+pub(super) fn push_capped<T>(ring: &mut VecDeque<T>, value: T) {
     if ring.len() == RECENT {
         ring.pop_front();
     }
