@@ -9,8 +9,9 @@ within a module, the arrows between its inner modules (`super::x`,
 (a child using its parent, or a parent its child, is no arrow). Also:
 handlers never reach into the queue, the queue never touches protobuf
 (`pb::`), and no file under a crate's src/ is longer than MAX_LINES.
-Between crates (their Cargo.toml): the server (`batchgate`) depends on no
-other crate of the workspace, and only tests, benches and the test-support
+Between crates (their Cargo.toml): the wire types (`batchgate-proto`)
+depend on no other crate of the workspace and the server (`batchgate`) on
+none but them, and only tests, benches and the test-support
 crate itself depend on `batchgate-test-support`.
 
     python3 .ci/layers.py          # prints the arrows; exits 1 on a violation
@@ -165,7 +166,9 @@ def crate_boundaries():
         sections = re.split(r"^\[", text, flags=re.M)
         deps = "".join(sec for sec in sections if sec.startswith("dependencies]"))
         used = set(re.findall(r"^(batchgate[a-z-]*)[ .=]", deps, re.M))
-        if name == "batchgate" and used:
+        if name == "batchgate-proto" and used:
+            problems.append(f"{manifest.relative_to(REPO)}: the wire types depend on {sorted(used)}")
+        if name == "batchgate" and used - {"batchgate-proto"}:
             problems.append(f"{manifest.relative_to(REPO)}: the server depends on {sorted(used)}")
         if name != "batchgate-test-support" and "batchgate-test-support" in used:
             problems.append(f"{manifest.relative_to(REPO)}: test-support outside [dev-dependencies]")

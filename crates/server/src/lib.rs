@@ -43,7 +43,8 @@
 //! - [`tls`]: certificates from files for servers, backends and the CLI.
 //! - [`stdout`]: output of the client subcommands (the `batchgate-cli`
 //!   crate has the command line, `batchgate-bench` the load generator).
-//! - [`pb`]: the generated protobuf code; [`codec`]: its codec.
+//! - [`pb`]: the generated protobuf code (the `batchgate-proto` crate, with
+//!   its codec).
 //! - [`oip`]: the Open Inference Protocol (KServe v2): its generated code,
 //!   tensor datatypes and a queue's `v2` model declaration.
 //!
@@ -88,7 +89,6 @@ pub(crate) fn fuzz_cases() -> u32 {
 
 pub mod api;
 pub mod app;
-pub mod codec;
 pub mod config;
 pub mod connections;
 pub mod console;

@@ -12,8 +12,6 @@ pub mod tensor;
 pub use model::{ModelSpec, Rows, TensorSpec};
 pub use tensor::DataType;
 
-/// The generated code of `proto/inference/grpc_predict_v2.proto`.
-#[allow(missing_docs, clippy::all, clippy::pedantic)]
-pub mod pb {
-    tonic::include_proto!("inference");
-}
+/// The generated code of `proto/inference/grpc_predict_v2.proto` (from the
+/// `batchgate-proto` crate).
+pub use batchgate_proto::inference as pb;

@@ -62,11 +62,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // The queue state prints by name, not number.
     builder = builder.field_attribute(
         ".batchgate.v1.QueueInfo.state",
-        "#[serde(serialize_with = \"crate::pb::serialize_queue_state\")]",
+        "#[serde(serialize_with = \"crate::names::serialize_queue_state\")]",
     );
     builder = builder.field_attribute(
         ".batchgate.v1.Job.state",
-        "#[serde(serialize_with = \"crate::pb::serialize_job_state\")]",
+        "#[serde(serialize_with = \"crate::names::serialize_job_state\")]",
     );
     // Undecodable messages are INVALID_ARGUMENT, not prost's INTERNAL.
     builder
