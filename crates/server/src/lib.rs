@@ -100,6 +100,7 @@ pub mod error;
 mod fuzz;
 pub mod handler;
 pub mod jobs;
+pub mod limits;
 pub mod metrics;
 pub mod oip;
 pub mod otel;

@@ -1,8 +1,8 @@
 //! What makes a configuration field unusable: [`ConfigError`], and the
-//! checks each layer's validation uses for the fields it owns (the queue
+//! helpers each layer's validation uses for the fields it owns (the queue
 //! its policy, the handler its settings, the server its listeners).
 
-use std::{fmt, time::Duration};
+use std::fmt;
 
 /// A configuration that cannot run: which field, and what is wrong with it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -23,35 +23,6 @@ pub(crate) fn invalid(field: impl fmt::Display, problem: impl Into<String>) -> C
         field: field.to_string(),
         problem: problem.into(),
     }
-}
-
-/// Checks `value <= max` for field `field`.
-pub(crate) fn at_most<T: PartialOrd + fmt::Debug>(
-    field: &str,
-    value: T,
-    max: T,
-    unit: &str,
-) -> Result<(), ConfigError> {
-    if value > max {
-        return Err(invalid(field, format!("must be ≤ {max:?}{unit}")));
-    }
-    Ok(())
-}
-
-/// Checks that a duration is at most `max`, printing it as the config
-/// writes durations.
-pub(crate) fn duration_at_most(
-    field: &str,
-    value: Duration,
-    max: Duration,
-) -> Result<(), ConfigError> {
-    if value > max {
-        return Err(invalid(
-            field,
-            format!("must be ≤ {}", humantime::format_duration(max)),
-        ));
-    }
-    Ok(())
 }
 
 /// A policy setting chosen by name (`cost_model = "padded"`), as the

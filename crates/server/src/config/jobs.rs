@@ -4,7 +4,10 @@ use std::{path::PathBuf, time::Duration};
 
 use serde::{Deserialize, Serialize};
 
-use crate::validation::{ConfigError, at_most, duration_at_most, invalid};
+use crate::{
+    limits::jobs as limits,
+    validation::{ConfigError, invalid},
+};
 
 /// Default store file, relative to the server's working directory.
 pub const DEFAULT_PATH: &str = "batchgate-data/jobs.sqlite3";
@@ -101,13 +104,6 @@ impl Default for NatsConfig {
     }
 }
 
-/// Bounds of the limits.
-const MAX_ITEMS: u64 = 1 << 32;
-const MAX_BYTES: u64 = 1 << 44;
-const MAX_WINDOW: Duration = Duration::from_secs(30 * 24 * 3600);
-const MAX_RETENTION: Duration = Duration::from_secs(365 * 24 * 3600);
-const MAX_IN_FLIGHT: usize = 1 << 20;
-
 impl JobsConfig {
     /// Checks every field.
     ///
@@ -128,43 +124,31 @@ impl JobsConfig {
                 "must be 1 to 64 letters, digits, '-' or '_' (it names streams and subjects)",
             ));
         }
-        if nats.ack_wait < Duration::from_secs(1) {
-            return Err(invalid("jobs.nats.ack_wait", "must be at least 1s"));
-        }
-        duration_at_most(
-            "jobs.nats.ack_wait",
-            nats.ack_wait,
-            Duration::from_secs(3600),
-        )?;
-        if nats.replicas == 0 || nats.replicas > 5 {
-            return Err(invalid("jobs.nats.replicas", "must be 1 to 5"));
-        }
-        for (field, value, max) in [
-            ("jobs.max_items_per_job", self.max_items_per_job, MAX_ITEMS),
-            ("jobs.max_job_bytes", self.max_job_bytes, MAX_BYTES),
-            ("jobs.max_open_jobs", self.max_open_jobs, MAX_ITEMS),
-            ("jobs.max_store_bytes", self.max_store_bytes, MAX_BYTES),
+        limits::ACK_WAIT.check("jobs.nats.ack_wait", nats.ack_wait)?;
+        limits::NATS_REPLICAS.check("jobs.nats.replicas", nats.replicas)?;
+        for (field, value, bound) in [
+            (
+                "jobs.max_items_per_job",
+                self.max_items_per_job,
+                limits::ITEMS,
+            ),
+            ("jobs.max_job_bytes", self.max_job_bytes, limits::BYTES),
+            ("jobs.max_open_jobs", self.max_open_jobs, limits::ITEMS),
+            ("jobs.max_store_bytes", self.max_store_bytes, limits::BYTES),
         ] {
-            if value == 0 {
-                return Err(invalid(field, "must be ≥ 1"));
-            }
-            at_most(field, value, max, "")?;
+            bound.check(field, value)?;
         }
         if self.default_window.is_zero() {
             return Err(invalid("jobs.default_window", "must be more than 0s"));
         }
-        duration_at_most("jobs.default_window", self.default_window, MAX_WINDOW)?;
-        duration_at_most("jobs.retention", self.retention, MAX_RETENTION)?;
-        at_most(
-            "jobs.max_in_flight_per_queue",
-            self.max_in_flight_per_queue,
-            MAX_IN_FLIGHT,
-            "",
-        )
+        limits::WINDOW.check("jobs.default_window", self.default_window)?;
+        limits::RETENTION.check("jobs.retention", self.retention)?;
+        limits::IN_FLIGHT_PER_QUEUE
+            .check("jobs.max_in_flight_per_queue", self.max_in_flight_per_queue)
     }
 
     /// The longest completion window a job may ask for.
     pub fn max_window(&self) -> Duration {
-        MAX_WINDOW
+        limits::WINDOW.max
     }
 }

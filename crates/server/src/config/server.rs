@@ -6,7 +6,10 @@ use std::{net::SocketAddr, time::Duration};
 use serde::{Deserialize, Serialize};
 
 use super::{LogFormat, TlsConfig};
-use crate::validation::{ConfigError, at_most, duration_at_most, invalid};
+use crate::{
+    limits::server as limits,
+    validation::{ConfigError, invalid},
+};
 
 /// Default HTTP/2 stream window (bytes); see [`ServerConfig::http2_stream_window`].
 pub const DEFAULT_HTTP2_STREAM_WINDOW: u32 = 64 * 1024;
@@ -14,10 +17,8 @@ pub const DEFAULT_HTTP2_STREAM_WINDOW: u32 = 64 * 1024;
 /// [`ServerConfig::http2_connection_window`].
 pub const DEFAULT_HTTP2_CONNECTION_WINDOW: u32 = 32 * 1024 * 1024;
 
-/// Smallest HTTP/2 window accepted (bytes).
-const MIN_HTTP2_WINDOW: u32 = 1024;
 /// Largest HTTP/2 window (bytes): 2^31 - 1, the protocol's limit.
-const MAX_HTTP2_WINDOW: u32 = (1 << 31) - 1;
+const MAX_HTTP2_WINDOW: u32 = limits::HTTP2_WINDOW.max;
 
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
@@ -135,74 +136,45 @@ impl Default for ServerConfig {
     }
 }
 
-/// Upper bounds of the server fields.
-mod limits {
-    use std::time::Duration;
-
-    /// `shutdown_grace`.
-    pub const MAX_SHORT: Duration = Duration::from_secs(3600);
-    /// `server.stream_window`.
-    pub const MAX_STREAM_WINDOW: usize = 1 << 20;
-    /// `server.max_message_bytes`.
-    pub const MAX_MESSAGE_BYTES: usize = 1 << 30;
-    /// `server.max_pending_bytes`.
-    pub const MAX_PENDING_BYTES: usize = 1 << 40;
-}
-
 /// Checks the transport limits of `server` (see the README's Limits).
 fn validate_transport(s: &ServerConfig) -> Result<(), ConfigError> {
-    let range = |field: &str, value: u64, lo: u64, hi: u64| {
-        if (lo..=hi).contains(&value) {
-            Ok(())
-        } else {
-            Err(invalid(
-                format!("server.{field}"),
-                format!("must be in {lo} ..= {hi}, got {value}"),
-            ))
-        }
-    };
     let n = |v: usize| u64::try_from(v).unwrap_or(u64::MAX);
-    range(
-        "max_concurrent_streams",
-        s.max_concurrent_streams.into(),
-        1,
-        65_536,
-    )?;
-    range(
-        "max_header_list_bytes",
-        s.max_header_list_bytes.into(),
-        1024,
-        16 << 20,
-    )?;
-    range(
-        "max_pending_reset_streams",
-        n(s.max_pending_reset_streams),
-        1,
-        10_000,
-    )?;
-    range(
-        "max_error_reset_streams",
-        n(s.max_error_reset_streams),
-        1,
-        100_000,
-    )?;
-    range(
-        "max_requests_per_connection",
-        n(s.max_requests_per_connection),
-        1,
-        65_536,
-    )?;
-    range("max_connections", n(s.max_connections), 1, 1_000_000)?;
-    duration_at_most(
-        "server.keepalive_interval",
-        s.keepalive_interval,
-        limits::MAX_SHORT,
-    )?;
-    duration_at_most(
-        "server.keepalive_timeout",
-        s.keepalive_timeout,
-        limits::MAX_SHORT,
-    )?;
+    for (field, value, bound) in [
+        (
+            "max_concurrent_streams",
+            u64::from(s.max_concurrent_streams),
+            limits::MAX_CONCURRENT_STREAMS,
+        ),
+        (
+            "max_header_list_bytes",
+            u64::from(s.max_header_list_bytes),
+            limits::MAX_HEADER_LIST_BYTES,
+        ),
+        (
+            "max_pending_reset_streams",
+            n(s.max_pending_reset_streams),
+            limits::MAX_PENDING_RESET_STREAMS,
+        ),
+        (
+            "max_error_reset_streams",
+            n(s.max_error_reset_streams),
+            limits::MAX_ERROR_RESET_STREAMS,
+        ),
+        (
+            "max_requests_per_connection",
+            n(s.max_requests_per_connection),
+            limits::MAX_REQUESTS_PER_CONNECTION,
+        ),
+        (
+            "max_connections",
+            n(s.max_connections),
+            limits::MAX_CONNECTIONS,
+        ),
+    ] {
+        bound.check(&format!("server.{field}"), value)?;
+    }
+    limits::SHORT.check("server.keepalive_interval", s.keepalive_interval)?;
+    limits::SHORT.check("server.keepalive_timeout", s.keepalive_timeout)?;
     if !s.keepalive_interval.is_zero() && s.keepalive_timeout.is_zero() {
         return Err(invalid(
             "server.keepalive_timeout",
@@ -224,28 +196,9 @@ impl ServerConfig {
     /// [`ConfigError::Invalid`] naming the first bad `server.` field.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let s = self;
-        if s.stream_window == 0 {
-            return Err(invalid("server.stream_window", "must be ≥ 1"));
-        }
-        at_most(
-            "server.stream_window",
-            s.stream_window,
-            limits::MAX_STREAM_WINDOW,
-            "",
-        )?;
-        at_most(
-            "server.max_message_bytes",
-            s.max_message_bytes,
-            limits::MAX_MESSAGE_BYTES,
-            " bytes",
-        )?;
-        duration_at_most("server.shutdown_grace", s.shutdown_grace, limits::MAX_SHORT)?;
-        if !(MIN_HTTP2_WINDOW..=MAX_HTTP2_WINDOW).contains(&s.http2_stream_window) {
-            return Err(invalid(
-                "server.http2_stream_window",
-                format!("must be between {MIN_HTTP2_WINDOW} and {MAX_HTTP2_WINDOW} bytes"),
-            ));
-        }
+        limits::STREAM_WINDOW.check("server.stream_window", s.stream_window)?;
+        limits::SHORT.check("server.shutdown_grace", s.shutdown_grace)?;
+        limits::HTTP2_WINDOW.check("server.http2_stream_window", s.http2_stream_window)?;
         if !(s.http2_stream_window..=MAX_HTTP2_WINDOW).contains(&s.http2_connection_window) {
             return Err(invalid(
                 "server.http2_connection_window",
@@ -256,9 +209,7 @@ impl ServerConfig {
             ));
         }
         validate_transport(s)?;
-        if s.max_message_bytes < 1024 {
-            return Err(invalid("server.max_message_bytes", "must be ≥ 1024"));
-        }
+        limits::MAX_MESSAGE_BYTES.check("server.max_message_bytes", s.max_message_bytes)?;
         if s.max_pending_bytes < s.max_message_bytes {
             return Err(invalid(
                 "server.max_pending_bytes",
@@ -268,12 +219,7 @@ impl ServerConfig {
                 ),
             ));
         }
-        at_most(
-            "server.max_pending_bytes",
-            s.max_pending_bytes,
-            limits::MAX_PENDING_BYTES,
-            " bytes",
-        )?;
+        limits::MAX_PENDING_BYTES.check("server.max_pending_bytes", s.max_pending_bytes)?;
         if s.grpc_addr.port() != 0 && s.grpc_addr == s.metrics_addr {
             return Err(invalid(
                 "server.metrics_addr",

@@ -14,7 +14,7 @@ use super::{
 use crate::{
     config::{HandlerKind, QueueConfig},
     error::quoted,
-    handler::config::limits::{MAX_IN_FLIGHT, MAX_TIMEOUT},
+    limits::handler as limits,
     pb::{self, batch_control_server::BatchControl},
     queue::Command,
     registry::Registry,
@@ -175,24 +175,26 @@ impl BatchControl for ControlService {
             }
         }
         // The bounds of the config's fields.
-        if r.max_in_flight as usize > MAX_IN_FLIGHT {
+        let (in_flight, timeout) = (limits::MAX_IN_FLIGHT.max, limits::TIMEOUT.max);
+        if r.max_in_flight as usize > in_flight {
             return Err(Status::invalid_argument(format!(
-                "max_in_flight {} must be ≤ {MAX_IN_FLIGHT} (0: the handler's default)",
+                "max_in_flight {} must be ≤ {in_flight} (0: the handler's default)",
                 r.max_in_flight
             )));
         }
-        if r.parallelism as usize > MAX_IN_FLIGHT {
+        if r.parallelism as usize > limits::PARALLELISM.max {
             return Err(Status::invalid_argument(format!(
-                "parallelism {} must be ≤ {MAX_IN_FLIGHT} (0: not said)",
-                r.parallelism
+                "parallelism {} must be ≤ {} (0: not said)",
+                r.parallelism,
+                limits::PARALLELISM.max
             )));
         }
         let lease = (r.lease_ttl_ms > 0).then(|| Duration::from_millis(r.lease_ttl_ms));
-        if lease.is_some_and(|ttl| ttl > MAX_TIMEOUT) {
+        if lease.is_some_and(|ttl| ttl > timeout) {
             return Err(Status::invalid_argument(format!(
                 "lease_ttl_ms {} must be ≤ {} (a day; 0: no lease)",
                 r.lease_ttl_ms,
-                MAX_TIMEOUT.as_millis()
+                timeout.as_millis()
             )));
         }
         let mut info = pool.register(&r.address, r.max_in_flight as usize, lease, false)?;

@@ -16,18 +16,13 @@
 use serde::{Deserialize, Serialize};
 
 use super::tensor::DataType;
-use crate::validation::{ConfigError, at_most, invalid};
+use crate::{
+    limits::model as limits,
+    validation::{ConfigError, invalid},
+};
 
-/// Most inputs or outputs of a model.
-pub const MAX_TENSORS: usize = 64;
-/// Most dimensions of a tensor's row.
-pub const MAX_DIMS: usize = 16;
-/// Longest tensor name or version, bytes.
-pub const MAX_NAME_BYTES: usize = 256;
 /// Default of `max_rows_per_request`: what one request may bring.
 pub const DEFAULT_MAX_ROWS_PER_REQUEST: usize = 65_536;
-/// Most `max_rows_per_request` may be set to.
-pub const MAX_ROWS_PER_REQUEST: usize = 1_048_576;
 
 /// One tensor of a model: its name, element type and the shape of one row
 /// (without dim 0).
@@ -203,49 +198,27 @@ impl ModelSpec {
         if self.version.is_empty() {
             return Err(invalid(field("version"), "must not be empty"));
         }
-        at_most(
-            &field("version"),
-            self.version.len(),
-            MAX_NAME_BYTES,
-            " bytes",
-        )?;
-        if self.max_rows_per_request == 0 {
-            return Err(invalid(field("max_rows_per_request"), "must be ≥ 1"));
-        }
-        at_most(
-            &field("max_rows_per_request"),
-            self.max_rows_per_request,
-            MAX_ROWS_PER_REQUEST,
-            " rows",
-        )?;
+        limits::NAME_BYTES.check(&field("version"), self.version.len())?;
+        limits::ROWS_PER_REQUEST
+            .check(&field("max_rows_per_request"), self.max_rows_per_request)?;
         for (what, tensors) in [("inputs", &self.inputs), ("outputs", &self.outputs)] {
             if tensors.is_empty() {
                 return Err(invalid(field(what), "must name at least one tensor"));
             }
-            at_most(&field(what), tensors.len(), MAX_TENSORS, " tensors")?;
+            limits::TENSORS.check(&field(what), tensors.len())?;
             for (i, t) in tensors.iter().enumerate() {
                 let at = format!("{}[{i}]", field(what));
                 if t.name.is_empty() {
                     return Err(invalid(format!("{at}.name"), "must not be empty"));
                 }
-                at_most(
-                    &format!("{at}.name"),
-                    t.name.len(),
-                    MAX_NAME_BYTES,
-                    " bytes",
-                )?;
+                limits::NAME_BYTES.check(&format!("{at}.name"), t.name.len())?;
                 if tensors[..i].iter().any(|o| o.name == t.name) {
                     return Err(invalid(
                         format!("{at}.name"),
                         format!("{:?} is named twice", t.name),
                     ));
                 }
-                at_most(
-                    &format!("{at}.shape"),
-                    t.shape.len(),
-                    MAX_DIMS,
-                    " dimensions",
-                )?;
+                limits::DIMS.check(&format!("{at}.shape"), t.shape.len())?;
                 if t.shape.iter().any(|&d| d < 1 && d != VARIABLE) {
                     return Err(invalid(
                         format!("{at}.shape"),

@@ -24,9 +24,7 @@ use serde::{Deserialize, Serialize};
 use crate::validation::Named;
 
 /// The largest cost an item or a budget may have: 2^53.
-pub const MAX_COST: u64 = 1 << 53;
-/// Most entries of `cost_buckets`.
-pub const MAX_BUCKETS: usize = 64;
+pub const MAX_COST: u64 = crate::limits::queue::COST.max;
 
 /// Where an item's cost comes from when neither its request nor the
 /// queue's `cost_attribute` gives one.

@@ -145,31 +145,31 @@ fn every_field_has_a_sane_upper_bound() {
     let cases = [
         (
             "[server]\nmax_concurrent_streams = 0\n",
-            "server.max_concurrent_streams must be in 1 ..= 65536, got 0",
+            "server.max_concurrent_streams must be ≥ 1",
         ),
         (
             "[server]\nmax_concurrent_streams = 100000\n",
-            "server.max_concurrent_streams must be in 1 ..= 65536, got 100000",
+            "server.max_concurrent_streams must be ≤ 65536",
         ),
         (
             "[server]\nmax_header_list_bytes = 100\n",
-            "server.max_header_list_bytes must be in 1024 ..= 16777216, got 100",
+            "server.max_header_list_bytes must be ≥ 1024",
         ),
         (
             "[server]\nmax_pending_reset_streams = 0\n",
-            "server.max_pending_reset_streams must be in 1 ..= 10000, got 0",
+            "server.max_pending_reset_streams must be ≥ 1",
         ),
         (
             "[server]\nmax_error_reset_streams = 1000000\n",
-            "server.max_error_reset_streams must be in 1 ..= 100000, got 1000000",
+            "server.max_error_reset_streams must be ≤ 100000",
         ),
         (
             "[server]\nmax_requests_per_connection = 0\n",
-            "server.max_requests_per_connection must be in 1 ..= 65536, got 0",
+            "server.max_requests_per_connection must be ≥ 1",
         ),
         (
             "[server]\nmax_connections = 0\n",
-            "server.max_connections must be in 1 ..= 1000000, got 0",
+            "server.max_connections must be ≥ 1",
         ),
         (
             "[server]\nkeepalive_interval = \"2h\"\n",
@@ -257,7 +257,7 @@ fn every_field_has_a_sane_upper_bound() {
         ),
         (
             "[server]\nhttp2_stream_window = 100\n",
-            "server.http2_stream_window must be between 1024 and 2147483647 bytes",
+            "server.http2_stream_window must be ≥ 1024",
         ),
         (
             "[server]\nhttp2_stream_window = 1048576\nhttp2_connection_window = 65536\n",

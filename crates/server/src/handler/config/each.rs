@@ -5,14 +5,13 @@ use std::{fmt, str::FromStr, time::Duration};
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use crate::validation::{ConfigError, at_most, invalid, quoted};
+use crate::{
+    limits::handler as limits,
+    validation::{ConfigError, invalid, quoted},
+};
 
-/// Most requests a `rate` may allow per second, and most `burst`.
-pub const MAX_RATE_PER_SECOND: f64 = 1_000_000.0;
-/// Most `headers` and `keep_headers`.
-pub const MAX_HEADERS: usize = 64;
-/// Longest `url` template, bytes.
-pub const MAX_URL: usize = 8 * 1024;
+/// Most requests a `rate` may allow per second.
+pub const MAX_RATE_PER_SECOND: f64 = limits::RATE_PER_SECOND.max;
 /// The methods an `http_each` request may use.
 pub const METHODS: [&str; 7] = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"];
 
@@ -146,7 +145,7 @@ pub fn validate(
             "is required (the URL each item requests, with {attribute} placeholders)",
         ));
     }
-    at_most(&field("url"), url.len(), MAX_URL, " bytes")?;
+    limits::URL_BYTES.check(&field("url"), url.len())?;
     let base = url.replace(['{', '}'], "");
     super::validate_endpoint(&base).map_err(|e| invalid(field("url"), e))?;
     placeholders(url).map_err(|e| invalid(field("url"), e))?;
@@ -167,7 +166,7 @@ pub fn validate(
             format!("{} is not one of {}", quoted(method), METHODS.join(", ")),
         ));
     }
-    at_most(&field("headers"), headers.len(), MAX_HEADERS, " headers")?;
+    limits::HEADERS.check(&field("headers"), headers.len())?;
     for (name, value) in headers {
         if http::HeaderName::from_bytes(name.as_bytes()).is_err() {
             return Err(invalid(
@@ -183,16 +182,8 @@ pub fn validate(
             ));
         }
     }
-    if burst == 0 {
-        return Err(invalid(field("burst"), "must be ≥ 1"));
-    }
-    at_most(&field("burst"), f64::from(burst), MAX_RATE_PER_SECOND, "")?;
-    at_most(
-        &field("keep_headers"),
-        keep_headers.len(),
-        MAX_HEADERS,
-        " headers",
-    )?;
+    limits::BURST.check(&field("burst"), burst)?;
+    limits::HEADERS.check(&field("keep_headers"), keep_headers.len())?;
     for name in keep_headers {
         if http::HeaderName::from_bytes(name.as_bytes()).is_err() {
             return Err(invalid(

@@ -4,7 +4,6 @@
 pub mod each;
 mod endpoint;
 mod kind;
-pub mod limits;
 mod raw;
 mod settings;
 

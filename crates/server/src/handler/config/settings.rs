@@ -8,9 +8,11 @@ use serde::{Deserialize, Serialize};
 use super::{
     Encoding, HandlerKind, Rate, RawHandler, each,
     endpoint::{DnsName, validate_endpoint},
-    limits,
 };
-use crate::validation::{ConfigError, at_most, duration_at_most, invalid};
+use crate::{
+    limits::handler as limits,
+    validation::{ConfigError, invalid},
+};
 
 /// Which handler processes a queue's batches, and its settings. A field
 /// that does not apply to the kind is refused when the config is read (a
@@ -150,9 +152,9 @@ impl HandlerConfig {
     pub fn validate(&self, path: &str) -> Result<(), ConfigError> {
         let field = |name: &str| format!("{path}.{name}");
         if self.kind == HandlerKind::Sim {
-            duration_at_most(&field("base"), self.base, limits::MAX_SHORT)?;
-            duration_at_most(&field("per_item"), self.per_item, limits::MAX_SHORT)?;
-            duration_at_most(&field("per_cost"), self.per_cost, limits::MAX_SHORT)?;
+            limits::SHORT.check(&field("base"), self.base)?;
+            limits::SHORT.check(&field("per_item"), self.per_item)?;
+            limits::SHORT.check(&field("per_cost"), self.per_cost)?;
         }
         if self.kind == HandlerKind::HttpEach {
             each::validate(
@@ -166,53 +168,24 @@ impl HandlerConfig {
         } else if !self.kind.is_remote() {
             return Ok(());
         }
-        at_most(&field("model"), self.model.len(), 256, " bytes")?;
-        if self.max_in_flight == 0 {
-            return Err(invalid(field("max_in_flight"), "must be ≥ 1"));
-        }
-        at_most(
-            &field("max_in_flight"),
-            self.max_in_flight,
-            limits::MAX_IN_FLIGHT,
-            "",
-        )?;
-        at_most(
-            &field("parallelism"),
-            self.parallelism,
-            limits::MAX_IN_FLIGHT,
-            "",
-        )?;
+        limits::MODEL_BYTES.check(&field("model"), self.model.len())?;
+        limits::MAX_IN_FLIGHT.check(&field("max_in_flight"), self.max_in_flight)?;
+        limits::PARALLELISM.check(&field("parallelism"), self.parallelism)?;
         if self.timeout.is_zero() {
             return Err(invalid(field("timeout"), "must be > 0"));
         }
-        duration_at_most(&field("timeout"), self.timeout, limits::MAX_TIMEOUT)?;
-        at_most(&field("retries"), self.retries, limits::MAX_RETRIES, "")?;
-        duration_at_most(
-            &field("retry_backoff"),
-            self.retry_backoff,
-            limits::MAX_SHORT,
-        )?;
-        duration_at_most(
-            &field("retry_backoff_max"),
-            self.retry_backoff_max,
-            limits::MAX_SHORT,
-        )?;
+        limits::TIMEOUT.check(&field("timeout"), self.timeout)?;
+        limits::RETRIES.check(&field("retries"), self.retries)?;
+        limits::SHORT.check(&field("retry_backoff"), self.retry_backoff)?;
+        limits::SHORT.check(&field("retry_backoff_max"), self.retry_backoff_max)?;
         if self.retry_backoff > self.retry_backoff_max {
             return Err(invalid(
                 field("retry_backoff"),
                 "must be ≤ retry_backoff_max",
             ));
         }
-        if self.eject_after == 0 {
-            return Err(invalid(field("eject_after"), "must be ≥ 1"));
-        }
-        at_most(
-            &field("eject_after"),
-            self.eject_after,
-            limits::MAX_EJECT_AFTER,
-            "",
-        )?;
-        duration_at_most(&field("eject_for"), self.eject_for, limits::MAX_TIMEOUT)?;
+        limits::EJECT_AFTER.check(&field("eject_after"), self.eject_after)?;
+        limits::TIMEOUT.check(&field("eject_for"), self.eject_for)?;
         for (i, endpoint) in self.endpoints.iter().enumerate() {
             let checked = match DnsName::parse(endpoint) {
                 Some(_) if !self.kind.is_grpc() => Err(format!(
@@ -226,11 +199,7 @@ impl HandlerConfig {
         if self.resolve_every < std::time::Duration::from_millis(10) {
             return Err(invalid(field("resolve_every"), "must be ≥ 10ms"));
         }
-        duration_at_most(
-            &field("resolve_every"),
-            self.resolve_every,
-            limits::MAX_SHORT,
-        )?;
+        limits::SHORT.check(&field("resolve_every"), self.resolve_every)?;
         Ok(())
     }
 }
