@@ -18,7 +18,8 @@
 //! # Modules
 //! - [`config`]: reads the configuration file and maps it onto the types
 //!   each layer owns (policy in [`queue`], handler settings in [`handler`],
-//!   TLS in [`tls`]); [`validation`]: the error and checks they share.
+//!   TLS in [`tls`]); [`validation`]: the error they share; [`limits`]:
+//!   every bound of a configured number, in one table, with one range check.
 //! - [`app`]: wiring and ordered shutdown; [`connections`]: the cap on a
 //!   listener's open connections.
 //! - [`api`]: the tonic services (convert, enqueue, answer; no logic).
