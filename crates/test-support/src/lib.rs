@@ -1,8 +1,10 @@
 //! A real batchgate server on 127.0.0.1 (port 0) for integration tests, and
-//! the generated clients to talk to it.
+//! the generated clients to talk to it; fake backends served (backend.rs,
+//! upper.rs) and a queue without a server (queue.rs).
 
 #![allow(dead_code)]
 
+pub mod backend;
 pub mod queue;
 pub mod upper;
 

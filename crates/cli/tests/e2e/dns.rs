@@ -14,11 +14,8 @@ use batchgate::{
     config::{HandlerConfig, HandlerKind},
     handler::{BoxFuture, Remote, remote::Resolve, remote::SystemResolver},
     metrics::Metrics,
-    pb::backend_server::BackendServer,
 };
 use common::{TestServer, config};
-use tokio::net::TcpListener;
-use tokio_stream::wrappers::TcpListenerStream;
 
 /// A resolver whose answer the test sets: addresses, or a failure.
 #[derive(Debug)]
@@ -156,13 +153,7 @@ async fn the_system_resolver_finds_localhost() {
 
 #[tokio::test]
 async fn a_queue_served_through_a_real_lookup_of_localhost() {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    tokio::spawn(
-        tonic::transport::Server::builder()
-            .add_service(BackendServer::new(common::upper::Upper))
-            .serve_with_incoming(TcpListenerStream::new(listener)),
-    );
+    let port = common::backend::serve(common::upper::Upper).await.port();
     // localhost may also resolve to ::1, where nothing listens: that
     // endpoint fails and its batches are retried on 127.0.0.1.
     let server = TestServer::start(config(&format!(

@@ -14,15 +14,11 @@ use std::{
 
 use batchgate::pb::{
     self, BatchRequest, BatchResponse, ItemError, ItemMeta, ItemOutput, ItemResult, PackedError,
-    PackedItems,
-    backend_server::{Backend, BackendServer},
-    item_result::Outcome,
-    stream_response,
+    PackedItems, backend_server::Backend, item_result::Outcome, stream_response,
 };
 use bytes::Bytes;
 use common::{TestServer, config};
-use tokio::net::TcpListener;
-use tokio_stream::{Stream, wrappers::TcpListenerStream};
+use tokio_stream::Stream;
 use tonic::{Code, Request, Response, Status};
 
 /// How the fake answers a packed request.
@@ -228,15 +224,7 @@ async fn start_backend(reply: Reply) -> (SocketAddr, Arc<Fake>) {
         reply,
         seen: Mutex::new(Vec::new()),
     });
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let service = BackendServer::new(Svc(fake.clone()));
-    tokio::spawn(
-        tonic::transport::Server::builder()
-            .add_service(service)
-            .serve_with_incoming(TcpListenerStream::new(listener)),
-    );
-    (addr, fake)
+    (common::backend::serve(Svc(fake.clone())).await, fake)
 }
 
 async fn start_server(addr: SocketAddr, policy: &str, handler: &str) -> TestServer {

@@ -6,7 +6,6 @@ use crate::common;
 
 use std::{
     collections::{HashMap, HashSet},
-    net::SocketAddr,
     sync::{
         Arc, Mutex,
         atomic::{AtomicU32, Ordering},
@@ -16,13 +15,11 @@ use std::{
 
 use batchgate::pb::{
     self, BackendItem, BatchRequest, BatchResponse, ItemError, ItemOutput, ItemResult,
-    backend_server::{Backend, BackendServer},
-    item_result::Outcome,
-    stream_response,
+    backend_server::Backend, item_result::Outcome, stream_response,
 };
-use common::{TestServer, config};
-use tokio::{net::TcpListener, sync::Notify};
-use tokio_stream::{Stream, wrappers::TcpListenerStream};
+use common::{TestServer, backend::Killable, config};
+use tokio::sync::Notify;
+use tokio_stream::Stream;
 use tonic::{Code, Request, Response, Status};
 
 /// How the fake backend behaves.
@@ -187,52 +184,27 @@ fn async_stream(
 /// A fake backend on its own runtime, so `kill` drops every connection at
 /// once, like a crashed process.
 struct Running {
-    addr: SocketAddr,
     fake: Arc<Fake>,
-    runtime: Option<tokio::runtime::Runtime>,
+    server: Killable,
 }
 
-impl Running {
-    fn url(&self) -> String {
-        format!("http://{}", self.addr)
-    }
-
-    fn kill(&mut self) {
-        if let Some(rt) = self.runtime.take() {
-            rt.shutdown_background();
-        }
+impl std::ops::Deref for Running {
+    type Target = Killable;
+    fn deref(&self) -> &Killable {
+        &self.server
     }
 }
 
-impl Drop for Running {
-    fn drop(&mut self) {
-        self.kill();
+impl std::ops::DerefMut for Running {
+    fn deref_mut(&mut self) -> &mut Killable {
+        &mut self.server
     }
 }
 
 fn start_backend(fake: Fake) -> Running {
     let fake = Arc::new(fake);
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .unwrap();
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.set_nonblocking(true).unwrap();
-    let addr = listener.local_addr().unwrap();
-    let service = BackendServer::new(Svc(fake.clone()));
-    runtime.spawn(async move {
-        let listener = TcpListener::from_std(listener).unwrap();
-        tonic::transport::Server::builder()
-            .add_service(service)
-            .serve_with_incoming(TcpListenerStream::new(listener))
-            .await
-    });
-    Running {
-        addr,
-        fake,
-        runtime: Some(runtime),
-    }
+    let server = Killable::start(Svc(fake.clone()));
+    Running { fake, server }
 }
 
 fn named(name: &str) -> Fake {
