@@ -4,7 +4,7 @@
 
 use tokio::time::Instant;
 
-use super::Actor;
+use super::state::Actor;
 use crate::{
     error::Refusal,
     metrics::Outcome,
@@ -66,8 +66,7 @@ impl Actor {
                 // background items only fill what batches leave.
                 if self.spec.policy.mode.adaptive() && item.priority != BACKGROUND {
                     let units = if self.spec.policy.budgeted() { cost } else { 1 };
-                    self.rate
-                        .add(now, usize::try_from(units).unwrap_or(usize::MAX));
+                    (self.learner).arrived(now, usize::try_from(units).unwrap_or(usize::MAX));
                 }
                 self.lanes.get_mut(lane).backlog.push_item(
                     item,
@@ -91,12 +90,12 @@ impl Actor {
     /// given the queue ahead of it and the learned handler time.
     pub(super) fn shed_check(&self, item: &Item) -> Result<(), Refusal> {
         let policy = &self.spec.policy;
-        if self.fit.samples() < target::SHED_AFTER_SAMPLES {
+        if self.learner.samples() < target::SHED_AFTER_SAMPLES {
             return Ok(());
         }
         let pending = self.lanes.all().iter().map(|l| self.units(l)).sum();
         let predicted =
-            target::predicted_wait(policy, self.fit.line(), pending, self.in_flight.len());
+            target::predicted_wait(policy, self.learner.line(), pending, self.in_flight.len());
         let limit = target::shed_limit(policy, item.timeout.unwrap_or(policy.item_timeout));
         match predicted {
             Some(predicted) if predicted > limit => Err(Refusal::Shed {

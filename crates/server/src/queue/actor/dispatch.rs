@@ -6,7 +6,7 @@ use std::sync::atomic::Ordering;
 use tokio::time::Instant;
 use tracing::Instrument;
 
-use super::{Actor, NextBatch};
+use super::state::{Actor, NextBatch};
 use crate::{
     otel,
     queue::{
@@ -16,7 +16,7 @@ use crate::{
         lanes::Lane,
         pending::Waiting,
         policy::{self, Decision, Mode, PendingView, Take, Trigger},
-        target::{self, Known, Verdict},
+        target::{self, Verdict},
     },
     ready::ready_now,
 };
@@ -43,7 +43,7 @@ impl Actor {
     /// `max_in_flight_batches`).
     pub(super) fn paced_parallelism(&self) -> usize {
         self.declared_parallelism()
-            .unwrap_or_else(|| self.climb.parallelism())
+            .unwrap_or_else(|| self.learner.climbing())
     }
 
     /// Whether the handler can take a batch now.
@@ -56,7 +56,7 @@ impl Actor {
             };
         }
         let parallelism = self.paced_parallelism();
-        let line = self.fit.line();
+        let line = self.learner.line();
         let Some(slots) = &mut self.slots else {
             return Room::Full(None);
         };
@@ -127,14 +127,8 @@ impl Actor {
         let len = match policy.mode {
             Mode::Manual => return None,
             Mode::Auto => None,
-            Mode::Target => Some(target::batch_limit(
-                policy,
-                Known {
-                    line: self.fit.line(),
-                    rate: self.rate.per_sec(now),
-                },
-            )),
-            Mode::Aimd => Some(self.aimd_size),
+            Mode::Target => Some(target::batch_limit(policy, self.learner.known(now))),
+            Mode::Aimd => Some(self.learner.aimd_size()),
         };
         Some((Trigger::Pace, len))
     }
@@ -227,10 +221,7 @@ impl Actor {
         let policy = &self.spec.policy;
         match policy.mode {
             Mode::Target => {
-                let known = Known {
-                    line: self.fit.line(),
-                    rate: self.rate.per_sec(now),
-                };
+                let known = self.learner.known(now);
                 let age = now.saturating_duration_since(pending.oldest().unwrap_or(now));
                 let units = self.units(lane);
                 return match target::decide(policy, known, units, age) {
@@ -240,8 +231,9 @@ impl Actor {
                 };
             }
             Mode::Aimd => {
-                let len = pending.len().min(self.aimd_size);
-                let trigger = if len == self.aimd_size {
+                let cap = self.learner.aimd_size();
+                let len = pending.len().min(cap);
+                let trigger = if len == cap {
                     Trigger::Size
                 } else {
                     Trigger::Target
@@ -338,11 +330,11 @@ impl Actor {
             Ok(None) => {
                 let task = self.in_flight.spawn(async move { (id, run.await) });
                 let units = self.fit_units(size, cost);
-                let line = self.fit.line();
+                let line = self.learner.line();
                 if let Some(slots) = &mut self.slots {
                     if let Some(idle) = slots.book(id, units, now, line) {
                         self.spec.metrics.pace_idle.record(idle.as_secs_f64());
-                        self.climb.idle(idle);
+                        self.learner.idle(idle);
                     }
                     self.tasks.insert(task.id(), id);
                 }

@@ -1,7 +1,7 @@
 //! Batch keys: which lane an item's key leads to (made on first use, up to
 //! `max_keys`), and the per-key depth gauges.
 
-use super::Actor;
+use super::state::Actor;
 use crate::{
     error::Refusal,
     queue::{
