@@ -1,6 +1,7 @@
 use std::{collections::HashMap, time::Duration};
 
 use super::*;
+use crate::error::Refusal;
 use crate::{
     queue::cost::{CostModel, CostSource, MAX_COST, Oversize},
     validation::{ConfigError, Named},
