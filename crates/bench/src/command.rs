@@ -321,7 +321,7 @@ async fn run_one(
 
     let cpu_before = process_cpu();
     let wall = std::time::Instant::now();
-    let (tally, measured) = super::load::run(plan.clone(), channels.to_vec(), progress).await;
+    let (tally, measured) = super::load::drive(plan.clone(), channels.to_vec(), progress).await;
     let (cpu, wall) = (process_cpu().saturating_sub(cpu_before), wall.elapsed());
     if let Some(t) = ticker {
         t.abort();

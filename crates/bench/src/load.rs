@@ -84,7 +84,7 @@ impl Progress {
 
 /// Runs the plan over `channels` (connections), returning the merged tally
 /// and the measured wall time.
-pub async fn run(
+pub async fn drive(
     plan: Plan,
     channels: Vec<Channel>,
     progress: Arc<Progress>,

@@ -97,7 +97,7 @@ impl PreciseTimer {
         let thread = shared.clone();
         std::thread::Builder::new()
             .name("batchgate-timer".into())
-            .spawn(move || run(&thread))?;
+            .spawn(move || wake_loop(&thread))?;
         Ok(Self { shared })
     }
 
@@ -142,7 +142,7 @@ impl Drop for PreciseTimer {
     }
 }
 
-fn run(shared: &Shared) {
+fn wake_loop(shared: &Shared) {
     let mut state = shared.lock();
     loop {
         if state.stopped {

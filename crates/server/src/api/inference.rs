@@ -138,7 +138,11 @@ fn metadata_of(t: &TensorSpec) -> pb::model_metadata_response::TensorMetadata {
 
 /// Hands the payloads to the queue and waits for every answer, in order
 /// (the call holds their charge).
-async fn run(queue: &QueueHandle, payloads: Vec<Bytes>, call: &Call) -> Result<Vec<Bytes>, Status> {
+async fn submit_rows(
+    queue: &QueueHandle,
+    payloads: Vec<Bytes>,
+    call: &Call,
+) -> Result<Vec<Bytes>, Status> {
     let mut waiting = Vec::with_capacity(payloads.len());
     let mut payloads = payloads.into_iter().peekable();
     while payloads.peek().is_some() {
@@ -402,7 +406,7 @@ impl InferenceService {
                 vec![whole_payload(&inputs)]
             }
         };
-        let answers = run(queue, payloads, &call).await?;
+        let answers = submit_rows(queue, payloads, &call).await?;
         let stacked = stack_outputs(&name, &model, rows, &answers, &picked)?;
         let bytes = stacked.iter().map(|o| o.data.len()).sum();
         let response = pb::ModelInferResponse {

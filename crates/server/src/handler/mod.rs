@@ -2,7 +2,7 @@
 //!
 //! Every kind of backend (the built-in ones here; remote gRPC and HTTP
 //! backends later) implements [`Handler`]. A handler reads the batch and
-//! answers items through the [`ResultSink`] in any order, as soon as each
+//! answers items through the [`ResultSink`](crate::contract::ResultSink) in any order, as soon as each
 //! result exists; batchgate forwards each answer to its caller at once.
 //!
 //! Contract:

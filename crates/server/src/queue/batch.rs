@@ -9,7 +9,7 @@
 //! hanging.
 //!
 //! The queue owns every item's deadline, before dispatch (the backlog) and
-//! after it (here): while the handler runs, [`run`] answers each item whose
+//! after it (here): while the handler runs, [`process`] answers each item whose
 //! deadline passes DEADLINE_EXCEEDED with the same message the backlog
 //! uses, and the handler's late result for it is refused as
 //! [`SinkError::Expired`]. That is why the sink's state sits behind a lock
@@ -54,7 +54,7 @@ struct ReplySlot {
 }
 
 /// The queue's side of a batch's answers: the sink's state, behind a lock
-/// shared by the handler's [`SinkHandle`] and the deadline watch of [`run`].
+/// shared by the handler's [`SinkHandle`] and the deadline watch of [`process`].
 #[derive(Debug)]
 pub struct BatchSink {
     /// The state; locked once per answering call.
@@ -408,7 +408,7 @@ pub(crate) fn assemble(
 /// a handler error fails the items it left unanswered with that status, a
 /// handler that forgets items fails them INTERNAL, and `abort` (the end of
 /// the shutdown grace) fails them UNAVAILABLE.
-pub(crate) async fn run(
+pub(crate) async fn process(
     handler: Arc<dyn Handler>,
     batch: Batch,
     sink: BatchSink,

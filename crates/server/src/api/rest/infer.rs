@@ -37,7 +37,7 @@ pub(super) async fn infer(
     h: HeaderMap,
     body: Body,
 ) -> Response {
-    run(&s, &m, "", &h, body).await
+    submit(&s, &m, "", &h, body).await
 }
 
 pub(super) async fn infer_v(
@@ -46,14 +46,14 @@ pub(super) async fn infer_v(
     h: HeaderMap,
     body: Body,
 ) -> Response {
-    run(&s, &m, &v, &h, body).await
+    submit(&s, &m, &v, &h, body).await
 }
 
 /// One inference: its body charged to the memory budget before it is
 /// read (its Content-Length, or the largest body when it gives none), so
 /// many large bodies at once are refused instead of buffered; the charge
 /// then covers the request's items, as a gRPC message's does.
-async fn run(door: &Door, m: &str, v: &str, headers: &HeaderMap, body: Body) -> Response {
+async fn submit(door: &Door, m: &str, v: &str, headers: &HeaderMap, body: Body) -> Response {
     let s = &door.service;
     let declared = headers
         .get(header::CONTENT_LENGTH)

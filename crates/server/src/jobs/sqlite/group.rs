@@ -46,7 +46,7 @@ pub(super) enum Ran {
 pub(super) trait Call: Send {
     /// Runs it; how it went, and what answers its caller once the group's
     /// transaction has committed (or failed to).
-    fn run(self: Box<Self>, conn: &Connection, ctx: &Ctx) -> (Ran, Answer);
+    fn apply(self: Box<Self>, conn: &Connection, ctx: &Ctx) -> (Ran, Answer);
     /// Answers its caller with `error` without running it.
     fn refuse(self: Box<Self>, error: StoreError);
     /// Whether it runs on its own, outside any transaction, even when the
@@ -72,7 +72,7 @@ where
     T: Send + 'static,
     F: FnOnce(&Connection, &Ctx) -> StoreResult<T> + Send + 'static,
 {
-    fn run(self: Box<Self>, conn: &Connection, ctx: &Ctx) -> (Ran, Answer) {
+    fn apply(self: Box<Self>, conn: &Connection, ctx: &Ctx) -> (Ran, Answer) {
         let CallOf { f, tx, .. } = *self;
         let result = f(conn, ctx);
         let ran = match &result {
@@ -102,10 +102,10 @@ where
 /// Runs `ops` in one transaction, each in its own savepoint (one that
 /// fails is undone alone), then answers them all. A stopped store first
 /// tries to start again, or refuses them.
-pub(super) fn run(conn: &mut Connection, ctx: &Ctx, ops: Vec<Op>) {
+pub(super) fn apply_all(conn: &mut Connection, ctx: &Ctx, ops: Vec<Op>) {
     let (alone, ops): (Vec<Op>, Vec<Op>) = ops.into_iter().partition(|op| op.alone());
     for op in alone {
-        op.run(conn, ctx).1(None);
+        op.apply(conn, ctx).1(None);
     }
     if ops.is_empty() {
         return;
@@ -134,7 +134,7 @@ pub(super) fn run(conn: &mut Connection, ctx: &Ctx, ops: Vec<Op>) {
             op.refuse(sql(ctx, &e));
             continue;
         }
-        let (ran, answer) = op.run(&tx, ctx);
+        let (ran, answer) = op.apply(&tx, ctx);
         // A call that did not go well is undone alone.
         if ran != Ran::Ok
             && let Err(e) = savepoint(&tx, "ROLLBACK TO call")

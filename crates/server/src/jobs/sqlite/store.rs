@@ -134,7 +134,7 @@ impl SqliteStore {
                             Err(_) => break,
                         }
                     }
-                    super::group::run(&mut conn, &ctx, ops);
+                    super::group::apply_all(&mut conn, &ctx, ops);
                 }
             })
             .map_err(|e| fail(format!("cannot start its thread: {e}")))?;

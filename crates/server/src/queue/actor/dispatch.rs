@@ -313,7 +313,7 @@ impl Actor {
             )
         });
         let mut run = Box::pin(
-            batch::run(spec.handler.clone(), batch, sink, spec.abort.clone()).instrument(span),
+            batch::process(spec.handler.clone(), batch, sink, spec.abort.clone()).instrument(span),
         );
         // A handler that finishes at once (echo) is done here, without a
         // task of its own; one that must wait goes on as a task.

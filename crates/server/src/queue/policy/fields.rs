@@ -3,7 +3,7 @@
 
 /// The policy fields, written once for every place that lists them one by
 /// one (the control API's `QueuePolicy` both ways, `ctl`'s flags and its
-/// `describe`): name in [`Policy`], name in `QueuePolicy`, kind (how the
+/// `describe`): name in [`Policy`](super::Policy), name in `QueuePolicy`, kind (how the
 /// value travels: `count` u32, `bytes` u64, `micros`/`millis` a duration
 /// in those units, `flag` bool, `mode` a name, `levels` u32, `sizes` a
 /// list of counts, `text` a string, `weights` a map of key to weight) and the help
