@@ -172,64 +172,8 @@ pub fn read_request(
         .iter()
         .enumerate()
     {
-        let field = |k: &str| t.get(k);
-        let name = field("name")
-            .and_then(Value::as_str)
-            .ok_or(format!("inputs[{i}] has no \"name\""))?;
-        let datatype_name = field("datatype")
-            .and_then(Value::as_str)
-            .ok_or(format!("input {name:?} has no \"datatype\""))?;
-        let shape = field("shape")
-            .and_then(Value::as_array)
-            .ok_or(format!("input {name:?} has no \"shape\""))?
-            .iter()
-            .map(|d| {
-                d.as_i64().ok_or(format!(
-                    "input {name:?}: the shape holds {d}, not a whole number"
-                ))
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        let binary_size = field("parameters")
-            .and_then(|p| p.get("binary_data_size"))
-            .map(|n| {
-                n.as_u64()
-                    .and_then(|n| usize::try_from(n).ok())
-                    .ok_or(format!(
-                        "input {name:?}: binary_data_size {n} is not a size"
-                    ))
-            })
-            .transpose()?;
-        let bytes = match (binary_size, field("data")) {
-            (Some(size), _) => {
-                let end = binary_at
-                    .checked_add(size)
-                    .filter(|&e| e <= body.len())
-                    .ok_or(format!(
-                        "input {name:?}: binary_data_size {size} passes the end of the body ({} bytes of binary data left)",
-                        body.len() - binary_at
-                    ))?;
-                let b = body.slice(binary_at..end);
-                binary_at = end;
-                b
-            }
-            (None, Some(data)) => {
-                let datatype = DataType::parse(datatype_name).ok_or(format!(
-                    "input {name:?}: unknown datatype {datatype_name:?}"
-                ))?;
-                raw_of(name, datatype, data)?
-            }
-            (None, None) => {
-                return Err(format!(
-                    "input {name:?} has neither \"data\" nor binary data"
-                ));
-            }
-        };
-        inputs.push(pb::model_infer_request::InferInputTensor {
-            name: name.to_owned(),
-            datatype: datatype_name.to_owned(),
-            shape,
-            ..Default::default()
-        });
+        let (input, bytes) = read_input(i, t, body, &mut binary_at)?;
+        inputs.push(input);
         raw.push(bytes);
     }
     if binary_at != body.len() {
@@ -242,6 +186,107 @@ pub fn read_request(
         .get("binary_data_output")
         .and_then(Value::as_bool)
         .unwrap_or(false);
+    let (outputs, binary) = read_outputs(object)?;
+    let (parameters, timeout_us) = read_parameters(params)?;
+    Ok(Request {
+        infer: pb::ModelInferRequest {
+            model_name: model.to_owned(),
+            model_version: version.to_owned(),
+            id: object
+                .get("id")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned(),
+            parameters,
+            inputs,
+            outputs,
+            raw_input_contents: raw,
+        },
+        binary,
+        all_binary,
+        timeout_us,
+    })
+}
+
+/// Input `i` of a request, `t`, and its contents: from its JSON `data`, or
+/// the next `binary_data_size` bytes of the body after `binary_at`.
+fn read_input(
+    i: usize,
+    t: &Value,
+    body: &Bytes,
+    binary_at: &mut usize,
+) -> Result<(pb::model_infer_request::InferInputTensor, Bytes), Bad> {
+    let field = |k: &str| t.get(k);
+    let name = field("name")
+        .and_then(Value::as_str)
+        .ok_or(format!("inputs[{i}] has no \"name\""))?;
+    let datatype_name = field("datatype")
+        .and_then(Value::as_str)
+        .ok_or(format!("input {name:?} has no \"datatype\""))?;
+    let shape = field("shape")
+        .and_then(Value::as_array)
+        .ok_or(format!("input {name:?} has no \"shape\""))?
+        .iter()
+        .map(|d| {
+            d.as_i64().ok_or(format!(
+                "input {name:?}: the shape holds {d}, not a whole number"
+            ))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let binary_size = field("parameters")
+        .and_then(|p| p.get("binary_data_size"))
+        .map(|n| {
+            n.as_u64()
+                .and_then(|n| usize::try_from(n).ok())
+                .ok_or(format!(
+                    "input {name:?}: binary_data_size {n} is not a size"
+                ))
+        })
+        .transpose()?;
+    let bytes = match (binary_size, field("data")) {
+        (Some(size), _) => {
+            let end = binary_at
+                .checked_add(size)
+                .filter(|&e| e <= body.len())
+                .ok_or(format!(
+                    "input {name:?}: binary_data_size {size} passes the end of the body ({} bytes of binary data left)",
+                    body.len() - *binary_at
+                ))?;
+            let b = body.slice(*binary_at..end);
+            *binary_at = end;
+            b
+        }
+        (None, Some(data)) => {
+            let datatype = DataType::parse(datatype_name).ok_or(format!(
+                "input {name:?}: unknown datatype {datatype_name:?}"
+            ))?;
+            raw_of(name, datatype, data)?
+        }
+        (None, None) => {
+            return Err(format!(
+                "input {name:?} has neither \"data\" nor binary data"
+            ));
+        }
+    };
+    let input = pb::model_infer_request::InferInputTensor {
+        name: name.to_owned(),
+        datatype: datatype_name.to_owned(),
+        shape,
+        ..Default::default()
+    };
+    Ok((input, bytes))
+}
+
+/// The outputs a request asks for, and those of them asked as binary data.
+fn read_outputs(
+    object: &Map<String, Value>,
+) -> Result<
+    (
+        Vec<pb::model_infer_request::InferRequestedOutputTensor>,
+        Vec<String>,
+    ),
+    Bad,
+> {
     let mut binary = Vec::new();
     let mut outputs = Vec::new();
     for (i, o) in object
@@ -268,6 +313,20 @@ pub fn read_request(
             ..Default::default()
         });
     }
+    Ok((outputs, binary))
+}
+
+/// A request's `priority` (as the gRPC side's parameter) and `timeout`
+/// (microseconds).
+fn read_parameters(
+    params: &Map<String, Value>,
+) -> Result<
+    (
+        std::collections::HashMap<String, pb::InferParameter>,
+        Option<u64>,
+    ),
+    Bad,
+> {
     let mut parameters = std::collections::HashMap::new();
     if let Some(p) = params.get("priority") {
         let p = p
@@ -287,24 +346,7 @@ pub fn read_request(
                 .ok_or(format!("parameter timeout {t} is not microseconds"))
         })
         .transpose()?;
-    Ok(Request {
-        infer: pb::ModelInferRequest {
-            model_name: model.to_owned(),
-            model_version: version.to_owned(),
-            id: object
-                .get("id")
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_owned(),
-            parameters,
-            inputs,
-            outputs,
-            raw_input_contents: raw,
-        },
-        binary,
-        all_binary,
-        timeout_us,
-    })
+    Ok((parameters, timeout_us))
 }
 
 /// A gRPC answer as a REST body: the JSON header, and the binary data
