@@ -20,16 +20,16 @@
 //! - `turn`: the loop (admit → dispatch → wait) and taking commands;
 //! - `commands`: what each [`Command`](super::command::Command) does;
 //! - `admit`: whether and where an item joins;
-//! - `keys`: lanes by batch key, their gauges;
+//! - `batch_keys`: lanes by batch key (not idempotency keys), their gauges;
 //! - `dispatch`: which batch is due, taking and launching it;
 //! - `learner`: the adaptive modes' and pacing's fit, rate, size cap and
 //!   climb;
 //! - `learn`: feeding it each finished batch, and what GetQueue shows.
 
 mod admit;
+mod batch_keys;
 mod commands;
 mod dispatch;
-mod keys;
 mod learn;
 mod learner;
 mod state;
