@@ -11,5 +11,5 @@ pub mod server;
 pub mod upper;
 
 pub use self::server::{
-    TestServer, config, metrics_text, sample, stream_all, submit_request, wait_until,
+    TestServer, assert_status, config, metrics_text, sample, stream_all, submit_request, wait_until,
 };

@@ -230,3 +230,15 @@ pub async fn stream_all(
         .collect()
         .await
 }
+
+/// Asserts that `status` has `code` and a message containing `part`,
+/// showing the message when it does not.
+#[track_caller]
+pub fn assert_status(status: &tonic::Status, code: tonic::Code, part: &str) {
+    assert_eq!(status.code(), code, "{status:?}");
+    assert!(
+        status.message().contains(part),
+        "{:?} does not say {part:?}",
+        status.message()
+    );
+}

@@ -327,8 +327,7 @@ async fn without_a_jobs_table_the_service_says_how_to_turn_it_on() {
         .get_job(pb::JobRef { id: "job_1".into() })
         .await
         .unwrap_err();
-    assert_eq!(e.code(), Code::FailedPrecondition);
-    assert!(e.message().contains("[jobs]"), "{e:?}");
+    common::assert_status(&e, Code::FailedPrecondition, "[jobs]");
     server.shutdown().await;
 }
 
