@@ -147,11 +147,43 @@ pub(super) fn read_inputs(
             }
             _ => rows = Some((n, &spec.name)),
         }
-        let elements = n
-            .checked_mul(per_row)
-            .ok_or_else(|| bad(format!("{what}: too many rows")))?;
-        if spec.datatype == DataType::Bytes {
-            let data = if raw.is_empty() {
+        let buffer = (!raw.is_empty()).then(|| &raw[at]);
+        out.push(input_of(
+            &what,
+            spec,
+            given,
+            (at, buffer),
+            n,
+            per_row,
+            &dims,
+        )?);
+    }
+    Ok(Inputs {
+        rows: rows.map_or(0, |r| r.0),
+        inputs: out,
+        length,
+    })
+}
+
+/// The contents of one input, `given` for `spec`: `n` rows of `per_row`
+/// elements (`dims` its variable dimensions), from its buffer in
+/// raw_input_contents (`raw`: its index there, and the buffer when the
+/// request uses them) or from its typed contents.
+fn input_of(
+    what: &str,
+    spec: &TensorSpec,
+    given: &pb::model_infer_request::InferInputTensor,
+    raw: (usize, Option<&Bytes>),
+    n: usize,
+    per_row: usize,
+    dims: &[u32],
+) -> Result<Input, Status> {
+    let elements = n
+        .checked_mul(per_row)
+        .ok_or_else(|| bad(format!("{what}: too many rows")))?;
+    if spec.datatype == DataType::Bytes {
+        let data = match raw.1 {
+            None => {
                 let elements_given = given
                     .contents
                     .as_ref()
@@ -164,30 +196,32 @@ pub(super) fn read_inputs(
                     )));
                 }
                 bytes_tensor::encode(elements_given).map_err(|e| bad(format!("{what}: {e}")))?
-            } else {
-                raw[at].clone()
-            };
-            let offsets = bytes_tensor::row_offsets(&data, n, per_row)
-                .map_err(|e| bad(format!("{what} (BYTES, raw_input_contents[{at}]): {e}")))?;
-            out.push(Input {
-                data,
-                offsets: Some(offsets),
-                row_bytes: 0,
-                prefix: dims_prefix(&dims),
-            });
-            continue;
-        }
-        let bytes = if raw.is_empty() {
+            }
+            Some(buffer) => buffer.clone(),
+        };
+        let at = raw.0;
+        let offsets = bytes_tensor::row_offsets(&data, n, per_row)
+            .map_err(|e| bad(format!("{what} (BYTES, raw_input_contents[{at}]): {e}")))?;
+        return Ok(Input {
+            data,
+            offsets: Some(offsets),
+            row_bytes: 0,
+            prefix: dims_prefix(dims),
+        });
+    }
+    let bytes = match raw.1 {
+        None => {
             let contents = given.contents.clone().unwrap_or_default();
             contents_to_bytes(spec.datatype, &contents, elements)
                 .map_err(|e| bad(format!("{what}: {e}")))?
-        } else {
+        }
+        Some(buffer) => {
+            let at = raw.0;
             if given.contents.is_some() {
                 return Err(bad(format!(
                     "{what} has contents while the request uses raw_input_contents"
                 )));
             }
-            let buffer = raw[at].clone();
             let need = elements.saturating_mul(spec.datatype.size());
             if buffer.len() != need {
                 return Err(bad(format!(
@@ -197,19 +231,14 @@ pub(super) fn read_inputs(
                     spec.datatype.as_str()
                 )));
             }
-            buffer
-        };
-        out.push(Input {
-            data: bytes,
-            offsets: None,
-            row_bytes: per_row.saturating_mul(spec.datatype.size()),
-            prefix: dims_prefix(&dims),
-        });
-    }
-    Ok(Inputs {
-        rows: rows.map_or(0, |r| r.0),
-        inputs: out,
-        length,
+            buffer.clone()
+        }
+    };
+    Ok(Input {
+        data: bytes,
+        offsets: None,
+        row_bytes: per_row.saturating_mul(spec.datatype.size()),
+        prefix: dims_prefix(dims),
     })
 }
 
