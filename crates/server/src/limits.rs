@@ -80,13 +80,7 @@ impl<T: Shown> Bound<T> {
     }
 }
 
-/// Up to `max`, zero included.
-const fn up_to<T: Shown>(zero: T, max: T) -> Bound<T> {
-    Bound::new(zero, max)
-}
-
-const SECOND: u64 = 1;
-const HOUR: u64 = 3600 * SECOND;
+const HOUR: u64 = 3600;
 const DAY: u64 = 24 * HOUR;
 const NO_TIME: Duration = Duration::ZERO;
 
@@ -101,7 +95,7 @@ pub mod server {
     /// `max_pending_bytes` (at least `max_message_bytes` too).
     pub const MAX_PENDING_BYTES: Bound<usize> = Bound::new(1024, 1 << 40).unit(" bytes");
     /// `shutdown_grace`, `keepalive_interval`, `keepalive_timeout`.
-    pub const SHORT: Bound<Duration> = up_to(NO_TIME, Duration::from_secs(HOUR));
+    pub const SHORT: Bound<Duration> = Bound::new(NO_TIME, Duration::from_secs(HOUR));
     /// `http2_stream_window` (and the most `http2_connection_window`).
     pub const HTTP2_WINDOW: Bound<u32> = Bound::new(1024, (1 << 31) - 1).unit(" bytes");
     /// `max_concurrent_streams`.
@@ -125,9 +119,9 @@ pub mod queue {
     /// `max_batch_size`.
     pub const MAX_BATCH_SIZE: Bound<usize> = Bound::new(1, 1_000_000);
     /// `max_delay`.
-    pub const MAX_DELAY: Bound<Duration> = up_to(NO_TIME, Duration::from_secs(HOUR));
+    pub const MAX_DELAY: Bound<Duration> = Bound::new(NO_TIME, Duration::from_secs(HOUR));
     /// `item_timeout` and `target_latency`.
-    pub const TIMEOUT: Bound<Duration> = up_to(NO_TIME, Duration::from_secs(DAY));
+    pub const TIMEOUT: Bound<Duration> = Bound::new(NO_TIME, Duration::from_secs(DAY));
     /// `max_queue_items`.
     pub const MAX_QUEUE_ITEMS: Bound<usize> = Bound::new(1, 10_000_000);
     /// `max_in_flight_batches`.
@@ -135,28 +129,28 @@ pub mod queue {
     /// `priority_levels` (each is a FIFO of its own).
     pub const PRIORITY_LEVELS: Bound<u32> = Bound::new(1, 64);
     /// Entries of `allowed_batch_sizes`.
-    pub const ALLOWED_SIZES: Bound<usize> = up_to(0, 64).unit(" entries");
+    pub const ALLOWED_SIZES: Bound<usize> = Bound::new(0, 64).unit(" entries");
     /// `shards`.
     pub const SHARDS: Bound<usize> = Bound::new(1, 64);
     /// `max_keys`.
     pub const MAX_KEYS: Bound<usize> = Bound::new(1, 100_000);
     /// Entries of `weights` (each named key has metric series of its own).
-    pub const NAMED_KEYS: Bound<usize> = up_to(0, 256).unit(" entries");
+    pub const NAMED_KEYS: Bound<usize> = Bound::new(0, 256).unit(" entries");
     /// A weight.
     pub const WEIGHT: Bound<u32> = Bound::new(1, 1000);
     /// Bytes of a batch key, of `key_attribute` and of `cost_attribute`.
-    pub const KEY_BYTES: Bound<usize> = up_to(0, 256).unit(" bytes");
+    pub const KEY_BYTES: Bound<usize> = Bound::new(0, 256).unit(" bytes");
     /// Bytes of an idempotency key.
-    pub const IDEMPOTENCY_KEY_BYTES: Bound<usize> = up_to(0, 256).unit(" bytes");
+    pub const IDEMPOTENCY_KEY_BYTES: Bound<usize> = Bound::new(0, 256).unit(" bytes");
     /// `idempotency_window`.
-    pub const IDEMPOTENCY_WINDOW: Bound<Duration> = up_to(NO_TIME, Duration::from_secs(DAY));
+    pub const IDEMPOTENCY_WINDOW: Bound<Duration> = Bound::new(NO_TIME, Duration::from_secs(DAY));
     /// `idempotency_max_keys`.
     pub const IDEMPOTENCY_KEYS: Bound<usize> = Bound::new(1, 10_000_000);
     /// `max_batch_cost`, an item's cost and a cost bucket's bound: 2^53,
     /// so a sum of costs is exact in an f64.
-    pub const COST: Bound<u64> = up_to(0, 1 << 53);
+    pub const COST: Bound<u64> = Bound::new(0, 1 << 53);
     /// Entries of `cost_buckets`.
-    pub const COST_BUCKETS: Bound<usize> = up_to(0, 64).unit(" entries");
+    pub const COST_BUCKETS: Bound<usize> = Bound::new(0, 64).unit(" entries");
 }
 
 /// A queue's handler.
@@ -164,24 +158,24 @@ pub mod handler {
     use super::*;
 
     /// `timeout` (more than 0) and `eject_for`.
-    pub const TIMEOUT: Bound<Duration> = up_to(NO_TIME, Duration::from_secs(DAY));
+    pub const TIMEOUT: Bound<Duration> = Bound::new(NO_TIME, Duration::from_secs(DAY));
     /// `retry_backoff`, `retry_backoff_max`, sim `base`, `per_item`,
     /// `per_cost`, and `resolve_every` (at least 10ms).
-    pub const SHORT: Bound<Duration> = up_to(NO_TIME, Duration::from_secs(HOUR));
+    pub const SHORT: Bound<Duration> = Bound::new(NO_TIME, Duration::from_secs(HOUR));
     /// `max_in_flight`.
     pub const MAX_IN_FLIGHT: Bound<usize> = Bound::new(1, 1024);
     /// `parallelism` (0: not said).
-    pub const PARALLELISM: Bound<usize> = up_to(0, 1024);
+    pub const PARALLELISM: Bound<usize> = Bound::new(0, 1024);
     /// `retries`.
-    pub const RETRIES: Bound<u32> = up_to(0, 100);
+    pub const RETRIES: Bound<u32> = Bound::new(0, 100);
     /// `eject_after`.
     pub const EJECT_AFTER: Bound<u32> = Bound::new(1, 10_000);
     /// kserve `model`, bytes.
-    pub const MODEL_BYTES: Bound<usize> = up_to(0, 256).unit(" bytes");
+    pub const MODEL_BYTES: Bound<usize> = Bound::new(0, 256).unit(" bytes");
     /// http_each `url` template, bytes.
-    pub const URL_BYTES: Bound<usize> = up_to(0, 8 * 1024).unit(" bytes");
+    pub const URL_BYTES: Bound<usize> = Bound::new(0, 8 * 1024).unit(" bytes");
     /// http_each `headers` and `keep_headers`.
-    pub const HEADERS: Bound<usize> = up_to(0, 64).unit(" headers");
+    pub const HEADERS: Bound<usize> = Bound::new(0, 64).unit(" headers");
     /// http_each requests per second a `rate` may allow.
     pub const RATE_PER_SECOND: Bound<f64> = Bound::new(0.0, 1_000_000.0);
     /// http_each `burst`.
@@ -197,14 +191,14 @@ pub mod jobs {
     /// `max_job_bytes` and `max_store_bytes`.
     pub const BYTES: Bound<u64> = Bound::new(1, 1 << 44);
     /// `default_window` (more than 0) and a job's completion window.
-    pub const WINDOW: Bound<Duration> = up_to(NO_TIME, Duration::from_secs(30 * DAY));
+    pub const WINDOW: Bound<Duration> = Bound::new(NO_TIME, Duration::from_secs(30 * DAY));
     /// `retention`.
-    pub const RETENTION: Bound<Duration> = up_to(NO_TIME, Duration::from_secs(365 * DAY));
+    pub const RETENTION: Bound<Duration> = Bound::new(NO_TIME, Duration::from_secs(365 * DAY));
     /// `max_in_flight_per_queue`.
-    pub const IN_FLIGHT_PER_QUEUE: Bound<usize> = up_to(0, 1 << 20);
+    pub const IN_FLIGHT_PER_QUEUE: Bound<usize> = Bound::new(0, 1 << 20);
     /// `nats.ack_wait`.
     pub const ACK_WAIT: Bound<Duration> =
-        Bound::new(Duration::from_secs(SECOND), Duration::from_secs(HOUR));
+        Bound::new(Duration::from_secs(1), Duration::from_secs(HOUR));
     /// `nats.replicas` (JetStream's most).
     pub const NATS_REPLICAS: Bound<usize> = Bound::new(1, 5);
 }
@@ -214,11 +208,11 @@ pub mod model {
     use super::*;
 
     /// Tensors of `inputs` and of `outputs`.
-    pub const TENSORS: Bound<usize> = up_to(0, 64).unit(" tensors");
+    pub const TENSORS: Bound<usize> = Bound::new(0, 64).unit(" tensors");
     /// Dimensions of a tensor's `shape`.
-    pub const DIMS: Bound<usize> = up_to(0, 16).unit(" dimensions");
+    pub const DIMS: Bound<usize> = Bound::new(0, 16).unit(" dimensions");
     /// Bytes of a tensor's name and of `version`.
-    pub const NAME_BYTES: Bound<usize> = up_to(0, 256).unit(" bytes");
+    pub const NAME_BYTES: Bound<usize> = Bound::new(0, 256).unit(" bytes");
     /// `max_rows_per_request`.
     pub const ROWS_PER_REQUEST: Bound<usize> = Bound::new(1, 1_048_576).unit(" rows");
 }
